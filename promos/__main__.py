@@ -1,0 +1,3 @@
+from promos.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from promos import __version__, migrate
+from promos.auth import service as auth_service
+from promos.auth.credentials import Authenticator
+from promos.auth.router import router as auth_router
+from promos.clock import Clock, utc_now
+from promos.codes.issuer import Issuer
+from promos.codes.router import router as codes_router
+from promos.compat import ango
+from promos.db import Database
+from promos.health import router as health_router
+from promos.http.errors import install_handlers
+from promos.http.fastpath import FastPath
+from promos.http.limits import BodyLimit
+from promos.settings import Settings
+from promos.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    """A Promos app for these settings. Nothing connects until the app starts."""
+    database = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    state = AppState(
+        settings=settings,
+        database=database,
+        clock=clock,
+        authenticator=Authenticator(
+            database, clock, cache_seconds=settings.auth_cache_seconds
+        ),
+        issuer=Issuer(
+            database,
+            clock,
+            group_size=settings.issue_batch_size,
+            concurrency=settings.issue_concurrency,
+            linger_seconds=settings.issue_linger_ms / 1000,
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await prepare_database(state)
+        try:
+            yield
+        finally:
+            await state.issuer.drain()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Promos",
+        version=__version__,
+        summary="Code pools, promo codes, referrals and in-game offers.",
+        lifespan=lifespan,
+    )
+    app.state.promos = state
+    install_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(codes_router)
+    if settings.compat_ango:
+        app.include_router(ango.router)
+    app.add_middleware(
+        BodyLimit,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+    )
+    if settings.fast_path:
+        routes = ango.fast_routes(state) if settings.compat_ango else {}
+        app.add_middleware(FastPath, routes=routes, max_body=settings.max_body_bytes)
+    return app
+
+
+async def prepare_database(state: AppState) -> None:
+    """Migrate an embedded SQLite database; require a migrated PostgreSQL; bootstrap the admin."""
+    engine = state.database.engine
+    if state.database.is_sqlite:
+        await migrate.upgrade(engine)
+    else:
+        await migrate.ensure_migrated(engine)
+    settings = state.settings
+    if settings.admin_user and settings.admin_password:
+        async with state.database.begin() as conn:
+            created = await auth_service.bootstrap_admin(
+                conn,
+                username=settings.admin_user,
+                password=settings.admin_password.get_secret_value(),
+                now=state.clock(),
+            )
+        if created is not None:
+            log.info("created the first admin user %r", created.username)
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn's workers call: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,1 @@
+"""Users, roles, sign-in tokens, API keys and HTTP Basic."""

@@ -1,0 +1,124 @@
+"""Turn an ``Authorization`` (or ``X-API-Key``) header into a ``Principal``, cheaply.
+
+Bearer tokens and API keys are looked up by SHA-256 digest; Basic passwords go through
+argon2 once. A verified header is then trusted for ``cache_seconds`` without asking the
+database again, and concurrent first requests with the same header share one check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+
+from promos.auth import service
+from promos.auth.errors import CredentialRequired, InvalidCredentials
+from promos.auth.service import Principal
+from promos.clock import Clock
+from promos.db import Database
+
+MAX_CACHED = 10_000
+
+
+class Authenticator:
+    """Checks credentials for every router, with a short-lived cache of verified ones."""
+
+    def __init__(
+        self, database: Database, clock: Clock, *, cache_seconds: float
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+
+    async def authenticate(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> Principal:
+        """The caller, or ``CredentialRequired`` / ``InvalidCredentials``."""
+        header = authorization or (f"Bearer {api_key}" if api_key else None)
+        if not header:
+            raise CredentialRequired(
+                "this route needs a credential: a Bearer token or API key, or HTTP Basic"
+            )
+        key = hashlib.sha256(header.encode()).hexdigest()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        waiting = self._inflight.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            principal = await self._verify(header)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(principal)
+            self._remember(key, principal)
+            return principal
+        finally:
+            del self._inflight[key]
+
+    def forget_all(self) -> None:
+        """Drop every cached credential (after a revocation made in this process)."""
+        self._cache.clear()
+
+    def _remember(self, key: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self._ttl, principal)
+
+    async def _verify(self, header: str) -> Principal:
+        scheme, _, value = header.partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        if scheme == "basic":
+            username, password = _basic_pair(value)
+            return await self._with_conn(lambda conn: _basic(conn, username, password))
+        if scheme == "bearer" and value.startswith(service.API_KEY_PREFIX):
+            return await self._with_conn(
+                lambda conn: service.principal_for_api_key(conn, value)
+            )
+        if scheme == "bearer" and value.startswith(service.TOKEN_PREFIX):
+            now = self._clock()
+            return await self._with_conn(
+                lambda conn: service.principal_for_token(conn, value, now=now)
+            )
+        raise InvalidCredentials(
+            "unsupported credential: send 'Authorization: Bearer <token or API key>' "
+            "or 'Authorization: Basic <base64 user:password>'"
+        )
+
+    async def _with_conn(
+        self, check: Callable[[service.AsyncConnection], Awaitable[Principal]]
+    ) -> Principal:
+        async with self._database.begin() as conn:
+            return await check(conn)
+
+
+async def _basic(
+    conn: service.AsyncConnection, username: str, password: str
+) -> Principal:
+    user = await service.verify_password(conn, username, password)
+    return Principal("user", user.id, user.username, user.role)
+
+
+def _basic_pair(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidCredentials(
+            "the Basic credential is not valid base64 of user:password"
+        ) from None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        raise InvalidCredentials("the Basic credential must be user:password")
+    return username, password

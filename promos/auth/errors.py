@@ -1,0 +1,39 @@
+"""Authentication and user administration errors."""
+
+from __future__ import annotations
+
+from promos.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+
+
+class CredentialRequired(Unauthenticated):
+    code = "credential_required"
+
+
+class AdminRequired(PermissionDenied):
+    code = "admin_required"
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class WeakPassword(InvalidInput):
+    code = "weak_password"

@@ -1,0 +1,126 @@
+"""Sign-in, who-am-I, and the admin's users and API keys, under ``/v1``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response, status
+
+from promos.auth import service
+from promos.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyOut,
+    NewApiKeyOut,
+    SignIn,
+    TokenOut,
+    UserCreate,
+    UserOut,
+    WhoAmI,
+)
+from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+
+router = APIRouter(prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}})
+
+
+@router.post("/auth/tokens", status_code=status.HTTP_201_CREATED)
+async def sign_in(body: SignIn, state: State) -> TokenOut:
+    """Exchange a user name and password for a bearer token."""
+    async with state.database.begin() as conn:
+        issued = await service.sign_in(
+            conn,
+            username=body.login,
+            password=body.password,
+            ttl=timedelta(seconds=state.settings.token_ttl_seconds),
+            now=state.clock(),
+        )
+    return TokenOut(
+        token=issued.token, expires_at=issued.expires_at, user=UserOut.of(issued.user)
+    )
+
+
+@router.get("/auth/me")
+async def who_am_i(principal: CurrentPrincipal) -> WhoAmI:
+    """The caller's identity and role."""
+    return WhoAmI.of(principal)
+
+
+@router.delete("/auth/tokens/current", status_code=status.HTTP_204_NO_CONTENT)
+async def sign_out(request: Request, state: State, _: CurrentPrincipal) -> Response:
+    """Revoke the bearer token this request was made with."""
+    scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.startswith(service.TOKEN_PREFIX):
+        async with state.database.begin() as conn:
+            await service.revoke_token(conn, token.strip(), now=state.clock())
+        state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def create_user(body: UserCreate, state: State, _: AdminPrincipal) -> UserOut:
+    async with state.database.begin() as conn:
+        user = await service.create_user(
+            conn,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            now=state.clock(),
+        )
+    return UserOut.of(user)
+
+
+@router.get("/users", responses={403: {"model": ErrorBody}})
+async def list_users(state: State, _: AdminPrincipal) -> list[UserOut]:
+    async with state.database.begin() as conn:
+        return [UserOut.of(u) for u in await service.list_users(conn)]
+
+
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def disable_user(user_id: int, state: State, _: AdminPrincipal) -> Response:
+    """Disable a user: their tokens and password stop working."""
+    async with state.database.begin() as conn:
+        await service.disable_user(conn, user_id, now=state.clock())
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"model": ErrorBody}},
+)
+async def create_api_key(
+    body: ApiKeyCreate, state: State, _: AdminPrincipal
+) -> NewApiKeyOut:
+    """A key for a service; its secret is in this response and nowhere else."""
+    async with state.database.begin() as conn:
+        new = await service.create_api_key(
+            conn, name=body.name, role=body.role, now=state.clock()
+        )
+    return NewApiKeyOut(**ApiKeyOut.of(new.key).model_dump(), key=new.secret)
+
+
+@router.get("/api-keys", responses={403: {"model": ErrorBody}})
+async def list_api_keys(state: State, _: AdminPrincipal) -> list[ApiKeyOut]:
+    async with state.database.begin() as conn:
+        return [ApiKeyOut.of(k) for k in await service.list_api_keys(conn)]
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def revoke_api_key(key_id: int, state: State, _: AdminPrincipal) -> Response:
+    async with state.database.begin() as conn:
+        await service.revoke_api_key(conn, key_id, now=state.clock())
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

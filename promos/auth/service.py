@@ -1,0 +1,294 @@
+"""Users, passwords (argon2), sign-in tokens and API keys (SHA-256 digests of random secrets)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.auth.errors import (
+    ApiKeyNotFound,
+    InvalidCredentials,
+    UserExists,
+    UserNotFound,
+    WeakPassword,
+)
+from promos.auth.tables import api_keys, tokens, users
+
+Role = Literal["admin", "sales"]
+TOKEN_PREFIX = "pt_"
+API_KEY_PREFIX = "pk_"
+MIN_PASSWORD_LENGTH = 8
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps sign-in time the same either way.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user (by password or token) or an API key."""
+
+    kind: Literal["user", "api_key"]
+    id: int
+    name: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def credential_id(self) -> str:
+        """A loggable name for the credential, never the secret."""
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    role: Role
+    created_at: datetime
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    prefix: str
+    role: Role
+    created_at: datetime
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    """A freshly created key: ``secret`` is shown this once and stored only as a digest."""
+
+    key: ApiKey
+    secret: str
+
+
+def digest(secret: str) -> str:
+    """The stored form of a token or API key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        row.id, row.username, row.role, row.created_at, row.disabled_at is not None
+    )
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return ApiKey(
+        row.id,
+        row.name,
+        row.prefix,
+        row.role,
+        row.created_at,
+        row.revoked_at is not None,
+    )
+
+
+async def create_user(
+    conn: AsyncConnection, *, username: str, password: str, role: Role, now: datetime
+) -> User:
+    """A new user with an argon2 hash of the password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters long"
+        )
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(
+                users.insert()
+                .values(
+                    username=username,
+                    password_hash=await asyncio.to_thread(_hasher.hash, password),
+                    role=role,
+                    created_at=now,
+                )
+                .returning(users.c.id)
+            )
+    except IntegrityError:
+        raise UserExists(f"user {username!r} already exists") from None
+    return User(result.scalar_one(), username, role, now, False)
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return int(
+        (await conn.execute(select(func.count()).select_from(users))).scalar_one()
+    )
+
+
+async def list_users(conn: AsyncConnection) -> list[User]:
+    return [
+        _user(row) for row in await conn.execute(select(users).order_by(users.c.id))
+    ]
+
+
+async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> None:
+    """Disable a user; their tokens and Basic credentials stop working."""
+    result = await conn.execute(
+        update(users).where(users.c.id == user_id).values(disabled_at=now)
+    )
+    if result.rowcount == 0:
+        raise UserNotFound(f"user {user_id} does not exist")
+
+
+async def verify_password(conn: AsyncConnection, username: str, password: str) -> User:
+    """The enabled user with that name and password, or ``InvalidCredentials``."""
+    row = (
+        await conn.execute(select(users).where(users.c.username == username))
+    ).first()
+    try:
+        # argon2 is deliberately slow; off the event loop it does not stall other requests.
+        await asyncio.to_thread(
+            _hasher.verify,
+            row.password_hash if row is not None else _DUMMY_HASH,
+            password,
+        )
+    except (VerificationError, InvalidHashError):
+        raise InvalidCredentials("wrong user name or password") from None
+    if row is None or row.disabled_at is not None:
+        raise InvalidCredentials("wrong user name or password")
+    return _user(row)
+
+
+async def sign_in(
+    conn: AsyncConnection,
+    *,
+    username: str,
+    password: str,
+    ttl: timedelta,
+    now: datetime,
+) -> IssuedToken:
+    """Check a password and hand out an opaque bearer token that expires after ``ttl``."""
+    user = await verify_password(conn, username, password)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = now + ttl
+    await conn.execute(
+        tokens.insert().values(
+            digest=digest(token), user_id=user.id, created_at=now, expires_at=expires_at
+        )
+    )
+    return IssuedToken(token=token, expires_at=expires_at, user=user)
+
+
+async def revoke_token(conn: AsyncConnection, token: str, *, now: datetime) -> None:
+    await conn.execute(
+        update(tokens)
+        .where(tokens.c.digest == digest(token), tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def principal_for_token(
+    conn: AsyncConnection, token: str, *, now: datetime
+) -> Principal:
+    row = (
+        await conn.execute(
+            select(users.c.id, users.c.username, users.c.role)
+            .select_from(tokens.join(users, tokens.c.user_id == users.c.id))
+            .where(
+                tokens.c.digest == digest(token),
+                tokens.c.revoked_at.is_(None),
+                tokens.c.expires_at > now,
+                users.c.disabled_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        raise InvalidCredentials("the token is unknown, expired or revoked")
+    return Principal("user", row.id, row.username, row.role)
+
+
+async def create_api_key(
+    conn: AsyncConnection, *, name: str, role: Role, now: datetime
+) -> NewApiKey:
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    prefix = secret[:10]
+    key_id = (
+        await conn.execute(
+            api_keys.insert()
+            .values(
+                name=name,
+                prefix=prefix,
+                digest=digest(secret),
+                role=role,
+                created_at=now,
+            )
+            .returning(api_keys.c.id)
+        )
+    ).scalar_one()
+    return NewApiKey(ApiKey(key_id, name, prefix, role, now, False), secret)
+
+
+async def list_api_keys(conn: AsyncConnection) -> list[ApiKey]:
+    return [
+        _api_key(row)
+        for row in await conn.execute(select(api_keys).order_by(api_keys.c.id))
+    ]
+
+
+async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -> None:
+    result = await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if result.rowcount == 0:
+        exists = (
+            await conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id))
+        ).first()
+        if exists is None:
+            raise ApiKeyNotFound(f"API key {key_id} does not exist")
+
+
+async def principal_for_api_key(conn: AsyncConnection, secret: str) -> Principal:
+    row = (
+        await conn.execute(
+            select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
+                api_keys.c.digest == digest(secret), api_keys.c.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise InvalidCredentials("the API key is unknown or revoked")
+    return Principal("api_key", row.id, row.name, row.role)
+
+
+async def bootstrap_admin(
+    conn: AsyncConnection, *, username: str, password: str, now: datetime
+) -> User | None:
+    """Create the first admin, only when no user exists yet."""
+    if await count_users(conn) > 0:
+        return None
+    return await create_user(
+        conn, username=username, password=password, role="admin", now=now
+    )
+
+
+def same_secret(a: str, b: str) -> bool:
+    """Compare secrets in constant time."""
+    return hmac.compare_digest(a.encode(), b.encode())

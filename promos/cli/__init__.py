@@ -1,0 +1,30 @@
+"""The ``promos`` command: one group, one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from promos import __version__
+from promos.cli.api_keys import api_keys
+from promos.cli.codes import codes
+from promos.cli.demo import demo
+from promos.cli.migrate import migrate
+from promos.cli.serve import serve
+from promos.cli.users import users
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="promos")
+def main() -> None:
+    """Promos: code pools, promo codes, referrals and in-game offers.
+
+    Settings come from PROMOS_* environment variables (see README.md).
+    """
+
+
+main.add_command(serve)
+main.add_command(migrate)
+main.add_command(users)
+main.add_command(api_keys)
+main.add_command(codes)
+main.add_command(demo)

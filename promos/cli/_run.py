@@ -1,0 +1,44 @@
+"""Running one async unit of work against the configured database, for CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from promos import migrate
+from promos.db import Database
+from promos.errors import PromosError
+from promos.settings import Settings
+
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Open the database (migrating an embedded SQLite one), run ``work``, close it."""
+    config = settings()
+
+    async def main() -> T:
+        database = Database(config.database_url, pool_size=2, max_overflow=0)
+        try:
+            if database.is_sqlite:
+                await migrate.upgrade(database.engine)
+            else:
+                await migrate.ensure_migrated(database.engine)
+            return await work(database, config)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except PromosError as exc:
+        raise click.ClickException(exc.message) from None

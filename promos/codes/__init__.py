@@ -1,0 +1,1 @@
+"""Code pools: batches of pre-loaded unique codes, issued one per request."""

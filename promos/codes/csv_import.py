@@ -1,0 +1,149 @@
+"""Reading code files: CSV with a header, one code per row, streamed row by row."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.codes.errors import InvalidCsv
+from promos.codes.service import Batch, Rules, add_codes, create_batch
+
+MAX_CODE_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRow:
+    line: int
+    client_id: UUID | None
+    code: str
+
+
+def read_rows(lines: Iterable[str]) -> Iterator[CodeRow]:
+    """Rows of a file whose header is ``client_id,code`` or just ``code``.
+
+    Rows are numbered as a spreadsheet shows them: the header is row 1. Blank lines are
+    skipped; anything else malformed fails with ``InvalidCsv`` naming the row.
+    """
+    reader = csv.reader(_decoded(lines), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InvalidCsv(
+                "the file is empty: it needs a header row client_id,code",
+                details={"row": 1},
+            )
+        names = [h.strip().lower() for h in header]
+        if names not in (["client_id", "code"], ["code"]):
+            raise InvalidCsv(
+                f"row 1: the header must be client_id,code (or code), not {','.join(header)!r}",
+                details={"row": 1},
+            )
+        with_client = len(names) == 2
+        for fields in reader:
+            line = reader.line_num
+            if not fields or fields == [""]:
+                continue
+            yield _row(line, fields, with_client)
+    except csv.Error as exc:
+        raise InvalidCsv(
+            f"row {reader.line_num}: {exc}", details={"row": reader.line_num}
+        ) from None
+
+
+def _decoded(lines: Iterable[str]) -> Iterator[str]:
+    line = 1
+    try:
+        for text in lines:
+            yield text
+            line += 1
+    except UnicodeDecodeError:
+        raise InvalidCsv(
+            f"row {line}: the file is not UTF-8 text", details={"row": line}
+        ) from None
+
+
+def _row(line: int, fields: list[str], with_client: bool) -> CodeRow:
+    expected = 2 if with_client else 1
+    if len(fields) != expected:
+        raise InvalidCsv(
+            f"row {line}: expected {expected} field(s), found {len(fields)}",
+            details={"row": line},
+        )
+    client_id: UUID | None = None
+    if with_client:
+        try:
+            client_id = UUID(fields[0].strip())
+        except ValueError:
+            raise InvalidCsv(
+                f"row {line}: client_id {fields[0]!r} is not a UUID",
+                details={"row": line},
+            ) from None
+    code = fields[-1].strip()
+    if not code:
+        raise InvalidCsv(f"row {line}: the code is empty", details={"row": line})
+    if len(code) > MAX_CODE_LENGTH:
+        raise InvalidCsv(
+            f"row {line}: the code is longer than {MAX_CODE_LENGTH} characters",
+            details={"row": line},
+        )
+    return CodeRow(line, client_id, code)
+
+
+def _of_client(rows: Iterable[CodeRow], client_id: UUID) -> Iterator[tuple[int, str]]:
+    for row in rows:
+        if row.client_id is not None and row.client_id != client_id:
+            raise InvalidCsv(
+                f"row {row.line}: client_id {row.client_id} differs from the batch's client "
+                f"{client_id}: a batch belongs to one client",
+                details={"row": row.line},
+            )
+        yield row.line, row.code
+
+
+async def import_batch(
+    conn: AsyncConnection,
+    lines: Iterable[str],
+    *,
+    name: str,
+    rules: Rules,
+    now: datetime,
+    client_id: UUID | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Batch, int]:
+    """Create a batch from a code file; its client is ``client_id`` or the file's first row's."""
+    rows = read_rows(lines)
+    first = next(rows, None)
+    if first is None:
+        raise InvalidCsv("the file has no codes, only a header", details={"row": 2})
+    owner = client_id or first.client_id
+    if owner is None:
+        raise InvalidCsv(
+            "the file has no client_id column: name the client", details={"row": 1}
+        )
+    batch = await create_batch(conn, client_id=owner, name=name, rules=rules, now=now)
+    added = await add_codes(
+        conn, batch, _of_client(chain([first], rows), owner), on_progress=on_progress
+    )
+    return batch, added
+
+
+async def import_into(
+    conn: AsyncConnection,
+    batch: Batch,
+    lines: Iterable[str],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Add a code file's codes to an existing batch."""
+    return await add_codes(
+        conn,
+        batch,
+        _of_client(read_rows(lines), batch.client_id),
+        on_progress=on_progress,
+    )

@@ -1,0 +1,138 @@
+"""Serve concurrent issue requests in groups: one transaction (and one commit) per group.
+
+A request waits only while every allowed transaction is busy; the requests that arrive
+meanwhile leave together in the next one. At low load a request leaves at once, alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from promos.clock import Clock
+from promos.codes.service import IssuedCode, IssueRequest, issue_codes
+from promos.db import Database
+from promos.errors import PromosError
+
+log = logging.getLogger(__name__)
+
+
+class Issuer:
+    """Issues codes for many concurrent callers through ``issue_codes``, in groups."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        group_size: int = 32,
+        concurrency: int = 4,
+        linger_seconds: float = 0.0,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._group_size = group_size
+        # SQLite has one writer: more than one transaction at a time would only queue there.
+        self._concurrency = 1 if database.is_sqlite else concurrency
+        self._linger = linger_seconds
+        self._pending: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]] = []
+        self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def issue(self, request: IssueRequest) -> IssuedCode:
+        """Issue one code; raises the request's ``PromosError`` if it cannot be issued."""
+        future: asyncio.Future[IssuedCode] = asyncio.get_running_loop().create_future()
+        if request.idempotency_key is not None:
+            # A retried request may race its own first attempt: it goes alone, so that a
+            # unique-key conflict can be retried without failing anybody else's request.
+            self._start([(request, future)], retry_conflict=True)
+        else:
+            self._pending.append((request, future))
+            self._dispatch()
+        return await future
+
+    async def drain(self) -> None:
+        """Wait until every accepted request has its answer (for a graceful shutdown)."""
+        while self._pending or self._tasks:
+            self._dispatch(force=True)
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
+
+    def _dispatch(self, *, force: bool = False) -> None:
+        if self._linger and not force and len(self._pending) < self._group_size:
+            if self._timer is None and self._pending:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._linger, self._on_timer)
+            return
+        while self._pending and self._running < self._concurrency:
+            group = self._pending[: self._group_size]
+            del self._pending[: self._group_size]
+            self._start(group, retry_conflict=False)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch(force=True)
+
+    def _start(
+        self,
+        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]],
+        *,
+        retry_conflict: bool,
+    ) -> None:
+        self._running += 1
+        task = asyncio.get_running_loop().create_task(self._run(group, retry_conflict))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._running -= 1
+        if self._pending:
+            self._dispatch(force=True)
+
+    async def _run(
+        self,
+        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]],
+        retry_conflict: bool,
+    ) -> None:
+        requests = [request for request, _ in group]
+        attempts = 2 if retry_conflict else 1
+        for attempt in range(attempts):
+            try:
+                async with self._database.begin() as conn:
+                    outcomes = await issue_codes(conn, requests, now=self._clock())
+            except IntegrityError:
+                if attempt + 1 < attempts:
+                    continue  # the first attempt committed meanwhile: this time it is replayed
+                self._fail(group, "issue transaction failed on a conflict")
+                return
+            except Exception:
+                self._fail(group, "issue transaction failed")
+                return
+            except BaseException:
+                self._fail(group, "issue transaction was cancelled")
+                raise
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, PromosError):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            return
+
+    @staticmethod
+    def _fail(
+        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]], why: str
+    ) -> None:
+        log.exception(why)
+        for _, future in group:
+            if not future.done():
+                future.set_exception(IssueFailed(why))
+
+
+class IssueFailed(Exception):
+    """The database failed the transaction a request was in: the request issued nothing."""

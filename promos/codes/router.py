@@ -1,0 +1,171 @@
+"""The native code pool API under ``/v1``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, File, Header, Query, UploadFile, status
+
+from promos.codes import csv_import, service
+from promos.codes.schemas import (
+    BatchCreate,
+    BatchOut,
+    BatchPage,
+    ImportOut,
+    IssuedOut,
+    IssuedPage,
+    IssueIn,
+    StatsOut,
+)
+from promos.codes.service import IssueRequest
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.http.uploads import text_lines
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["code pools"],
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key returns the same code instead of a second one.",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post("/batches", status_code=status.HTTP_201_CREATED)
+async def create_batch(
+    body: BatchCreate, state: State, _: CurrentPrincipal
+) -> BatchOut:
+    """Create an empty batch for a client (the client needs no registering first)."""
+    rules = body.rules.to_rules()
+    async with state.database.begin() as conn:
+        batch = await service.create_batch(
+            conn,
+            client_id=body.client_id,
+            name=body.name,
+            rules=rules,
+            now=state.clock(),
+        )
+    return BatchOut.of(batch)
+
+
+@router.get("/batches")
+async def list_batches(
+    state: State,
+    _: CurrentPrincipal,
+    client_id: UUID | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> BatchPage:
+    """Batches, oldest first, optionally of one client."""
+    async with state.database.begin() as conn:
+        found = await service.list_batches(
+            conn, client_id=client_id, limit=limit, offset=offset
+        )
+    return BatchPage(items=[BatchOut.of(b) for b in found], limit=limit, offset=offset)
+
+
+@router.get("/batches/{batch_id}", responses={404: {"model": ErrorBody}})
+async def get_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
+    async with state.database.begin() as conn:
+        return BatchOut.of(await service.get_batch(conn, batch_id))
+
+
+@router.get("/batches/{batch_id}/stats", responses={404: {"model": ErrorBody}})
+async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> StatsOut:
+    """How many codes the batch holds, how many were issued, how many are left."""
+    async with state.database.begin() as conn:
+        return StatsOut.of(await service.batch_stats(conn, batch_id))
+
+
+@router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
+async def expire_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
+    """Stop issuing from the batch, without touching its codes."""
+    async with state.database.begin() as conn:
+        return BatchOut.of(await service.expire_batch(conn, batch_id))
+
+
+@router.post(
+    "/batches/{batch_id}/codes",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+        413: {"model": ErrorBody},
+    },
+)
+async def upload_codes(
+    batch_id: UUID,
+    state: State,
+    _: CurrentPrincipal,
+    file: Annotated[
+        UploadFile, File(description="CSV with header `code` or `client_id,code`")
+    ],
+) -> ImportOut:
+    """Add a CSV file's codes to the batch: all of them, or none if any row is wrong."""
+    async with state.database.begin() as conn:
+        batch = await service.get_batch(conn, batch_id)
+        added = await csv_import.import_into(conn, batch, text_lines(file))
+    return ImportOut(batch_id=batch_id, added=added)
+
+
+@router.post(
+    "/batches/{batch_id}/issues",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: {"model": ErrorBody, "description": "customer_limit_reached"},
+        404: {"model": ErrorBody, "description": "batch_not_found"},
+        409: {
+            "model": ErrorBody,
+            "description": "pool_exhausted or idempotency_key_reused",
+        },
+        410: {"model": ErrorBody, "description": "batch_expired"},
+    },
+)
+async def issue_code(
+    batch_id: UUID,
+    body: IssueIn,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> IssuedOut:
+    """Issue one code of the batch to a customer, under the batch's rules."""
+    issued = await state.issuer.issue(
+        IssueRequest(batch_id, body.client_id, body.customer_id, idempotency_key)
+    )
+    return IssuedOut.of(issued)
+
+
+@router.get("/customers/{customer_id}/codes")
+async def customer_codes(
+    customer_id: str,
+    state: State,
+    _: CurrentPrincipal,
+    client_id: UUID | None = None,
+    batch_id: UUID | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> IssuedPage:
+    """The codes issued to a customer, newest first."""
+    async with state.database.begin() as conn:
+        found = await service.customer_codes(
+            conn,
+            customer_id=customer_id,
+            client_id=client_id,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
+        )
+    return IssuedPage(
+        items=[IssuedOut.of(i) for i in found], limit=limit, offset=offset
+    )

@@ -1,0 +1,127 @@
+"""Request and response bodies of the code pool API (native ``/v1``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from promos.codes.service import Batch, BatchStats, IssuedCode, Rules
+
+CustomerId = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=r"^[^\s]+$", examples=["customer-42"]),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RulesIn(Strict):
+    max_per_customer: Annotated[int | None, Field(ge=1)] = None
+    time_limit_days: Annotated[int | None, Field(ge=1)] = None
+
+    def to_rules(self) -> Rules:
+        return Rules.from_json(
+            {
+                k: v
+                for k, v in (
+                    ("maxpercustomer", self.max_per_customer),
+                    ("timelimit", self.time_limit_days),
+                )
+                if v is not None
+            }
+        )
+
+
+class RulesOut(BaseModel):
+    max_per_customer: int | None
+    time_limit_days: int | None
+
+
+class BatchCreate(Strict):
+    client_id: Annotated[UUID, Field(strict=False)]
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    rules: RulesIn = RulesIn()
+
+
+class BatchOut(BaseModel):
+    id: UUID
+    client_id: UUID
+    name: str
+    rules: RulesOut
+    expired: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchOut:
+        return cls(
+            id=batch.id,
+            client_id=batch.client_id,
+            name=batch.name,
+            rules=RulesOut(
+                max_per_customer=batch.rules.max_per_customer,
+                time_limit_days=batch.rules.time_limit_days,
+            ),
+            expired=batch.expired,
+            created_at=batch.created_at,
+        )
+
+
+class BatchPage(BaseModel):
+    items: list[BatchOut]
+    limit: int
+    offset: int
+
+
+class StatsOut(BaseModel):
+    batch_id: UUID
+    total: int
+    issued: int
+    left: int
+
+    @classmethod
+    def of(cls, stats: BatchStats) -> StatsOut:
+        return cls(
+            batch_id=stats.batch_id,
+            total=stats.total,
+            issued=stats.issued,
+            left=stats.left,
+        )
+
+
+class IssueIn(Strict):
+    client_id: Annotated[UUID, Field(strict=False)]
+    customer_id: CustomerId
+
+
+class IssuedOut(BaseModel):
+    code: str
+    batch_id: UUID
+    client_id: UUID
+    customer_id: str
+    issued_at: datetime
+
+    @classmethod
+    def of(cls, issued: IssuedCode) -> IssuedOut:
+        return cls(
+            code=issued.code,
+            batch_id=issued.batch_id,
+            client_id=issued.client_id,
+            customer_id=issued.customer_id,
+            issued_at=issued.issued_at,
+        )
+
+
+class IssuedPage(BaseModel):
+    items: list[IssuedOut]
+    limit: int
+    offset: int
+
+
+class ImportOut(BaseModel):
+    batch_id: UUID
+    added: int

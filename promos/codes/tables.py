@@ -1,0 +1,98 @@
+"""Code pools: clients, batches, their codes, and the per-customer locks of rule batches.
+
+A code row is also the record of its issue: a code is issued at most once, ever, so the
+customer, time and idempotency key of that issue live on the code itself.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+
+from promos.db import BigIntId, UTCDateTime, metadata
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("client_id", Uuid, ForeignKey("clients.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("max_per_customer", Integer, nullable=True),
+    Column("time_limit_days", Integer, nullable=True),
+    Column("expired", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "max_per_customer IS NULL OR max_per_customer > 0", name="max_positive"
+    ),
+    CheckConstraint(
+        "time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"
+    ),
+)
+
+codes = Table(
+    "codes",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=False),
+    Column("client_id", Uuid, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("customer_id", String(255), nullable=True),
+    Column("issued_at", UTCDateTime, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    UniqueConstraint("client_id", "code", name="uq_codes_client_code"),
+    # The free codes of a batch, in order: issuing walks this index and nothing else.
+    Index(
+        "ix_codes_free",
+        "batch_id",
+        "id",
+        postgresql_where=text("issued_at IS NULL"),
+        sqlite_where=text("issued_at IS NULL"),
+    ),
+    # A customer's codes, and the per-customer rule count within a time window.
+    Index(
+        "ix_codes_customer",
+        "customer_id",
+        "batch_id",
+        "issued_at",
+        postgresql_where=text("customer_id IS NOT NULL"),
+        sqlite_where=text("customer_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_codes_idempotency",
+        "batch_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+# One row per (batch, customer) of a batch with rules. Issuing locks it first, so that two
+# requests for the same customer take turns and the rule is counted on committed issues.
+customer_locks = Table(
+    "customer_locks",
+    metadata,
+    Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
+    Column("customer_id", String(255), primary_key=True),
+    Column("locked_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Routers that serve the seed systems' HTTP APIs unchanged, on top of the same services."""

@@ -1,0 +1,200 @@
+"""Ango's HTTP API (seed 000), exactly at its paths: issue ("redeem"), batches, CSV upload.
+
+Errors are Ango-style ``{"error": "<message>"}`` with the status of the domain error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import Scope
+
+from promos.auth.service import Principal
+from promos.codes import csv_import, service
+from promos.codes.errors import InvalidRules
+from promos.codes.issuer import IssueFailed
+from promos.codes.service import IssueRequest, Rules
+from promos.errors import PromosError
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
+from promos.http.fastpath import FastEndpoint
+from promos.http.responses import JSON
+from promos.http.uploads import text_lines
+from promos.state import AppState
+
+REDEEM_PATH = "/api/v1/code/redeem"
+
+
+class AngoError(BaseModel):
+    error: str
+
+
+def ango_error(status: int, exc: PromosError) -> Response:
+    return JSON({"error": exc.message}, status_code=status, headers=headers_for(exc))
+
+
+router = APIRouter(
+    tags=["Ango (compat)"],
+    route_class=error_route_class(ango_error),
+    responses={401: {"model": AngoError}, 422: {"model": AngoError}},
+)
+
+
+class RedeemIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    batchid: UUID
+    clientid: UUID
+    customerid: UUID
+
+
+class RedeemOut(BaseModel):
+    code: str
+
+
+class AngoRules(BaseModel):
+    maxpercustomer: int | None = None
+    timelimit: Annotated[int | None, Field(description="days")] = None
+
+
+class AngoBatch(BaseModel):
+    id: UUID
+    name: str
+    rules: AngoRules
+    expired: bool
+
+
+class UploadOut(BaseModel):
+    message: str
+    batch_id: UUID
+    count: int
+
+
+async def redeem_code(
+    state: AppState, body: RedeemIn, idempotency_key: str | None
+) -> str:
+    issued = await state.issuer.issue(
+        IssueRequest(body.batchid, body.clientid, str(body.customerid), idempotency_key)
+    )
+    return issued.code
+
+
+@router.post(
+    REDEEM_PATH,
+    responses={
+        403: {
+            "model": AngoError,
+            "description": "the batch's per-customer rule is not met",
+        },
+        404: {"model": AngoError, "description": "unknown batch"},
+        409: {"model": AngoError, "description": "no codes left"},
+        410: {"model": AngoError, "description": "the batch has expired"},
+    },
+)
+async def redeem(
+    body: RedeemIn,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=255)
+    ] = None,
+) -> RedeemOut:
+    """Hand one unused code of the batch to the customer ("redeem" in Ango's words)."""
+    return RedeemOut(code=await redeem_code(state, body, idempotency_key))
+
+
+@router.get("/api/v1/batches")
+async def batches(state: State, _: CurrentPrincipal) -> list[AngoBatch]:
+    """Every batch with its rules and whether it has expired."""
+    async with state.database.begin() as conn:
+        found = await service.list_batches(conn)
+    return [
+        AngoBatch(
+            id=b.id,
+            name=b.name,
+            rules=AngoRules(**b.rules.to_json()),
+            expired=b.expired,
+        )
+        for b in found
+    ]
+
+
+@router.post("/api/v1/codes/upload", responses={409: {"model": AngoError}})
+async def upload(
+    state: State,
+    _: CurrentPrincipal,
+    file: Annotated[UploadFile, File(description="CSV with the header client_id,code")],
+    batch_name: Annotated[str, Form(min_length=1, max_length=255)],
+    rules: Annotated[
+        str | None, Form(description='e.g. {"maxpercustomer":2,"timelimit":30}')
+    ] = None,
+) -> UploadOut:
+    """Create a batch from a CSV file: every code is stored, or none if any row is wrong."""
+    parsed = _rules(rules)
+    async with state.database.begin() as conn:
+        batch, count = await csv_import.import_batch(
+            conn, text_lines(file), name=batch_name, rules=parsed, now=state.clock()
+        )
+    return UploadOut(
+        message="Codes uploaded successfully", batch_id=batch.id, count=count
+    )
+
+
+def _rules(raw: str | None) -> Rules:
+    if raw is None or not raw.strip():
+        return Rules()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRules(
+            'rules must be a JSON object, e.g. {"maxpercustomer":2}'
+        ) from None
+    return Rules.from_json(data)
+
+
+def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
+    """The redeem route without the framework's per-request cost (same model, same checks)."""
+
+    async def redeem_fast(
+        _scope: Scope, body: bytes, headers: Mapping[bytes, bytes]
+    ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        try:
+            principal: Principal = await state.authenticator.authenticate(
+                _header(headers, b"authorization"), _header(headers, b"x-api-key")
+            )
+            del principal
+            try:
+                payload = RedeemIn.model_validate_json(body)
+            except ValidationError as exc:
+                raise invalid_input(exc.errors()) from None
+            key = _header(headers, b"idempotency-key")
+            if key is not None and not 0 < len(key) <= 255:
+                raise invalid_input(
+                    [
+                        {
+                            "loc": ("header", "Idempotency-Key"),
+                            "msg": "1 to 255 characters",
+                            "type": "string_length",
+                        }
+                    ]
+                )
+            return 200, {"code": await redeem_code(state, payload, key)}, []
+        except PromosError as exc:
+            extra = [
+                (k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()
+            ]
+            return status_for(exc), {"error": exc.message}, extra
+        except IssueFailed as exc:
+            return 503, {"error": str(exc)}, [(b"retry-after", b"1")]
+
+    return {("POST", REDEEM_PATH): redeem_fast}
+
+
+def _header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value is not None else None

@@ -1,0 +1,50 @@
+"""Domain errors. They know nothing of HTTP; ``promos.http.errors`` maps them in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PromosError(Exception):
+    """Base of every error a caller can cause; ``code`` is stable and machine-readable."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(PromosError):
+    code = "invalid_input"
+
+
+class NotFound(PromosError):
+    code = "not_found"
+
+
+class Conflict(PromosError):
+    code = "conflict"
+
+
+class Gone(PromosError):
+    code = "gone"
+
+
+class Unauthenticated(PromosError):
+    code = "unauthenticated"
+
+
+class PermissionDenied(PromosError):
+    code = "permission_denied"
+
+
+class RuleViolation(PromosError):
+    """A business rule forbids the operation for this caller right now."""
+
+    code = "rule_violation"
+
+
+class PayloadTooLarge(PromosError):
+    code = "payload_too_large"

@@ -1,0 +1,46 @@
+"""``GET /healthcheck``: the app is up and its database answers (Offers' documented shape)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from promos.http.deps import State
+from promos.http.responses import JSON
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+class Healthy(BaseModel):
+    healthy: bool
+
+
+class Unhealthy(BaseModel):
+    healthy: bool
+    error: str
+    code: str
+    description: str
+
+
+@router.get("/healthcheck", responses={500: {"model": Unhealthy}})
+async def healthcheck(state: State) -> JSON:
+    """200 with ``{"healthy": true}`` when the database answers, 500 otherwise."""
+    try:
+        async with state.database.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        log.warning("healthcheck: database unreachable: %s", type(exc).__name__)
+        return JSON(
+            {
+                "healthy": False,
+                "error": "DatabaseError",
+                "code": "OFF-000",
+                "description": f"the database is unreachable ({type(exc).__name__})",
+            },
+            status_code=500,
+        )
+    return JSON({"healthy": True})

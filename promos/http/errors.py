@@ -1,0 +1,162 @@
+"""The one place where domain errors become HTTP statuses, and the native error shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from promos.http.responses import JSON
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from promos.codes.issuer import IssueFailed
+from promos.errors import (
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    PromosError,
+    RuleViolation,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: Sequence[tuple[type[PromosError], int]] = (
+    (InvalidInput, 422),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (RuleViolation, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+    (PayloadTooLarge, 413),
+)
+
+
+def status_for(exc: PromosError) -> int:
+    """The HTTP status of a domain error."""
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def headers_for(exc: PromosError) -> dict[str, str]:
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": 'Basic realm="promos", Bearer'}
+    return {}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The native API's one error shape."""
+
+    error: ErrorDetail
+
+
+def invalid_input(errors: Sequence[Any]) -> InvalidInput:
+    """A readable ``InvalidInput`` from pydantic's validation errors."""
+    clean = jsonable_encoder(
+        [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+    )
+    parts = []
+    for e in clean:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return InvalidInput("; ".join(parts) or "invalid input", details=clean)
+
+
+def as_domain_error(exc: Exception) -> PromosError | None:
+    """Domain errors as they are, validation errors as ``InvalidInput``; else ``None``."""
+    if isinstance(exc, PromosError):
+        return exc
+    if isinstance(exc, RequestValidationError | ValidationError):
+        return invalid_input(exc.errors())
+    return None
+
+
+def native_body(exc: PromosError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
+
+
+Renderer = Callable[[int, PromosError], Response]
+
+
+def native_response(status: int, exc: PromosError) -> Response:
+    return JSON(native_body(exc), status_code=status, headers=headers_for(exc))
+
+
+def error_route_class(render: Renderer) -> type[APIRoute]:
+    """A route class whose errors are rendered by ``render`` (the compat routers' own shapes)."""
+
+    class ErrorRenderingRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:
+                    error = as_domain_error(exc)
+                    if error is None:
+                        raise
+                    return render(status_for(error), error)
+
+            return handle
+
+    return ErrorRenderingRoute
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Native error shape for everything that no route class rendered itself."""
+
+    async def on_domain(_: Request, exc: Exception) -> Response:
+        error = as_domain_error(exc)
+        assert error is not None
+        return native_response(status_for(error), error)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        body = {
+            "error": {
+                "code": codes.get(exc.status_code, "http_error"),
+                "message": str(exc.detail),
+                "details": None,
+            }
+        }
+        return JSON(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unavailable(_: Request, exc: Exception) -> Response:
+        body = {"error": {"code": "unavailable", "message": str(exc), "details": None}}
+        return JSON(body, status_code=503, headers={"Retry-After": "1"})
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = {
+            "error": {
+                "code": "internal",
+                "message": "internal server error",
+                "details": None,
+            }
+        }
+        return JSON(body, status_code=500)
+
+    app.add_exception_handler(PromosError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_domain)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(IssueFailed, on_unavailable)
+    app.add_exception_handler(Exception, on_unexpected)

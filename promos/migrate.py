@@ -1,0 +1,60 @@
+"""Schema migrations with Alembic, driven by the app's own database connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from promos.errors import PromosError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class NotMigrated(PromosError):
+    code = "not_migrated"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the package's migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Bring the schema up to the newest revision."""
+
+    def run(connection: Connection) -> None:
+        command.upgrade(alembic_config(connection), "head")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Refuse to go on with a schema older (or newer) than this code expects."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise NotMigrated(
+            f"the database schema is at revision {current or 'none'}, this Promos needs "
+            f"{head}: run `promos migrate` (with the same PROMOS_DATABASE_URL) first"
+        )

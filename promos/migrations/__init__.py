@@ -1,0 +1,1 @@
+"""Alembic migrations, run with the app's own settings (``promos migrate``)."""

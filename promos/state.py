@@ -1,0 +1,20 @@
+"""What one running app holds: settings, database, clock and the shared services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from promos.auth.credentials import Authenticator
+from promos.clock import Clock
+from promos.codes.issuer import Issuer
+from promos.db import Database
+from promos.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    database: Database
+    clock: Clock
+    authenticator: Authenticator
+    issuer: Issuer
