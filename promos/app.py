@@ -38,9 +38,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         settings=settings,
         database=database,
         clock=clock,
-        authenticator=Authenticator(
-            database, clock, cache_seconds=settings.auth_cache_seconds
-        ),
+        authenticator=Authenticator(database, clock, cache_seconds=settings.auth_cache_seconds),
         issuer=Issuer(
             database,
             clock,

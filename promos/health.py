@@ -32,7 +32,7 @@ async def healthcheck(state: State) -> JSON:
     try:
         async with state.database.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is unhealthy
         log.warning("healthcheck: database unreachable: %s", type(exc).__name__)
         return JSON(
             {

@@ -17,17 +17,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    database_url: Annotated[
-        str, Field(validation_alias=_alias("DATABASE_URL", "DATABASE_URL"))
-    ] = "sqlite:///promos.db"
+    database_url: Annotated[str, Field(validation_alias=_alias("DATABASE_URL", "DATABASE_URL"))] = (
+        "sqlite:///promos.db"
+    )
     host: Annotated[str, Field(validation_alias=_alias("HOST"))] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535, validation_alias=_alias("PORT"))] = 8000
     workers: Annotated[int, Field(ge=1, le=256, validation_alias=_alias("WORKERS"))] = 1
     log_level: Annotated[str, Field(validation_alias=_alias("LOG_LEVEL"))] = "info"
 
-    admin_user: Annotated[str | None, Field(validation_alias=_alias("ADMIN_USER"))] = (
-        None
-    )
+    admin_user: Annotated[str | None, Field(validation_alias=_alias("ADMIN_USER"))] = None
     admin_password: Annotated[
         SecretStr | None, Field(validation_alias=_alias("ADMIN_PASSWORD"))
     ] = None
@@ -40,16 +38,14 @@ class Settings(BaseSettings):
         float, Field(ge=0, le=300, validation_alias=_alias("AUTH_CACHE_SECONDS"))
     ] = 10.0
 
-    db_pool_size: Annotated[
-        int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))
-    ] = 16
+    db_pool_size: Annotated[int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))] = 16
     db_max_overflow: Annotated[
         int, Field(ge=0, le=512, validation_alias=_alias("DB_MAX_OVERFLOW"))
     ] = 4
 
-    max_body_bytes: Annotated[
-        int, Field(ge=1024, validation_alias=_alias("MAX_BODY_BYTES"))
-    ] = 64 * 1024
+    max_body_bytes: Annotated[int, Field(ge=1024, validation_alias=_alias("MAX_BODY_BYTES"))] = (
+        64 * 1024
+    )
     max_upload_bytes: Annotated[
         int, Field(ge=1024, validation_alias=_alias("MAX_UPLOAD_BYTES"))
     ] = 1024 * 1024 * 1024

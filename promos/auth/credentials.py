@@ -14,6 +14,8 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from promos.auth import service
 from promos.auth.errors import CredentialRequired, InvalidCredentials
 from promos.auth.service import Principal
@@ -26,9 +28,7 @@ MAX_CACHED = 10_000
 class Authenticator:
     """Checks credentials for every router, with a short-lived cache of verified ones."""
 
-    def __init__(
-        self, database: Database, clock: Clock, *, cache_seconds: float
-    ) -> None:
+    def __init__(self, database: Database, clock: Clock, *, cache_seconds: float) -> None:
         self._database = database
         self._clock = clock
         self._ttl = cache_seconds
@@ -84,9 +84,7 @@ class Authenticator:
             username, password = _basic_pair(value)
             return await self._with_conn(lambda conn: _basic(conn, username, password))
         if scheme == "bearer" and value.startswith(service.API_KEY_PREFIX):
-            return await self._with_conn(
-                lambda conn: service.principal_for_api_key(conn, value)
-            )
+            return await self._with_conn(lambda conn: service.principal_for_api_key(conn, value))
         if scheme == "bearer" and value.startswith(service.TOKEN_PREFIX):
             now = self._clock()
             return await self._with_conn(
@@ -98,15 +96,13 @@ class Authenticator:
         )
 
     async def _with_conn(
-        self, check: Callable[[service.AsyncConnection], Awaitable[Principal]]
+        self, check: Callable[[AsyncConnection], Awaitable[Principal]]
     ) -> Principal:
         async with self._database.begin() as conn:
             return await check(conn)
 
 
-async def _basic(
-    conn: service.AsyncConnection, username: str, password: str
-) -> Principal:
+async def _basic(conn: AsyncConnection, username: str, password: str) -> Principal:
     user = await service.verify_password(conn, username, password)
     return Principal("user", user.id, user.username, user.role)
 

@@ -34,9 +34,7 @@ async def sign_in(body: SignIn, state: State) -> TokenOut:
             ttl=timedelta(seconds=state.settings.token_ttl_seconds),
             now=state.clock(),
         )
-    return TokenOut(
-        token=issued.token, expires_at=issued.expires_at, user=UserOut.of(issued.user)
-    )
+    return TokenOut(token=issued.token, expires_at=issued.expires_at, user=UserOut.of(issued.user))
 
 
 @router.get("/auth/me")
@@ -97,14 +95,10 @@ async def disable_user(user_id: int, state: State, _: AdminPrincipal) -> Respons
     status_code=status.HTTP_201_CREATED,
     responses={403: {"model": ErrorBody}},
 )
-async def create_api_key(
-    body: ApiKeyCreate, state: State, _: AdminPrincipal
-) -> NewApiKeyOut:
+async def create_api_key(body: ApiKeyCreate, state: State, _: AdminPrincipal) -> NewApiKeyOut:
     """A key for a service; its secret is in this response and nowhere else."""
     async with state.database.begin() as conn:
-        new = await service.create_api_key(
-            conn, name=body.name, role=body.role, now=state.clock()
-        )
+        new = await service.create_api_key(conn, name=body.name, role=body.role, now=state.clock())
     return NewApiKeyOut(**ApiKeyOut.of(new.key).model_dump(), key=new.secret)
 
 

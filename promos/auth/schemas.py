@@ -95,6 +95,4 @@ class ApiKeyOut(BaseModel):
 
 
 class NewApiKeyOut(ApiKeyOut):
-    key: Annotated[
-        str, Field(description="The secret; shown this once, stored only as a digest")
-    ]
+    key: Annotated[str, Field(description="The secret; shown this once, stored only as a digest")]

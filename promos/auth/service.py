@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,7 +26,7 @@ from promos.auth.errors import (
 from promos.auth.tables import api_keys, tokens, users
 
 Role = Literal["admin", "sales"]
-TOKEN_PREFIX = "pt_"
+TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
 
@@ -93,13 +93,11 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _user(row: Row[Any]) -> User:
-    return User(
-        row.id, row.username, row.role, row.created_at, row.disabled_at is not None
-    )
+def _user(row: Any) -> User:
+    return User(row.id, row.username, row.role, row.created_at, row.disabled_at is not None)
 
 
-def _api_key(row: Row[Any]) -> ApiKey:
+def _api_key(row: Any) -> ApiKey:
     return ApiKey(
         row.id,
         row.name,
@@ -115,9 +113,7 @@ async def create_user(
 ) -> User:
     """A new user with an argon2 hash of the password."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(
-            f"the password must be at least {MIN_PASSWORD_LENGTH} characters long"
-        )
+        raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
     try:
         async with conn.begin_nested():
             result = await conn.execute(
@@ -132,35 +128,27 @@ async def create_user(
             )
     except IntegrityError:
         raise UserExists(f"user {username!r} already exists") from None
-    return User(result.scalar_one(), username, role, now, False)
+    return User(result.scalar_one(), username, role, now, disabled=False)
 
 
 async def count_users(conn: AsyncConnection) -> int:
-    return int(
-        (await conn.execute(select(func.count()).select_from(users))).scalar_one()
-    )
+    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
-    return [
-        _user(row) for row in await conn.execute(select(users).order_by(users.c.id))
-    ]
+    return [_user(row) for row in await conn.execute(select(users).order_by(users.c.id))]
 
 
 async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> None:
     """Disable a user; their tokens and Basic credentials stop working."""
-    result = await conn.execute(
-        update(users).where(users.c.id == user_id).values(disabled_at=now)
-    )
+    result = await conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=now))
     if result.rowcount == 0:
         raise UserNotFound(f"user {user_id} does not exist")
 
 
 async def verify_password(conn: AsyncConnection, username: str, password: str) -> User:
     """The enabled user with that name and password, or ``InvalidCredentials``."""
-    row = (
-        await conn.execute(select(users).where(users.c.username == username))
-    ).first()
+    row = (await conn.execute(select(users).where(users.c.username == username))).first()
     try:
         # argon2 is deliberately slow; off the event loop it does not stall other requests.
         await asyncio.to_thread(
@@ -203,9 +191,7 @@ async def revoke_token(conn: AsyncConnection, token: str, *, now: datetime) -> N
     )
 
 
-async def principal_for_token(
-    conn: AsyncConnection, token: str, *, now: datetime
-) -> Principal:
+async def principal_for_token(conn: AsyncConnection, token: str, *, now: datetime) -> Principal:
     row = (
         await conn.execute(
             select(users.c.id, users.c.username, users.c.role)
@@ -241,14 +227,11 @@ async def create_api_key(
             .returning(api_keys.c.id)
         )
     ).scalar_one()
-    return NewApiKey(ApiKey(key_id, name, prefix, role, now, False), secret)
+    return NewApiKey(ApiKey(key_id, name, prefix, role, now, revoked=False), secret)
 
 
 async def list_api_keys(conn: AsyncConnection) -> list[ApiKey]:
-    return [
-        _api_key(row)
-        for row in await conn.execute(select(api_keys).order_by(api_keys.c.id))
-    ]
+    return [_api_key(row) for row in await conn.execute(select(api_keys).order_by(api_keys.c.id))]
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -> None:
@@ -258,9 +241,7 @@ async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -
         .values(revoked_at=now)
     )
     if result.rowcount == 0:
-        exists = (
-            await conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id))
-        ).first()
+        exists = (await conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id))).first()
         if exists is None:
             raise ApiKeyNotFound(f"API key {key_id} does not exist")
 
@@ -284,9 +265,7 @@ async def bootstrap_admin(
     """Create the first admin, only when no user exists yet."""
     if await count_users(conn) > 0:
         return None
-    return await create_user(
-        conn, username=username, password=password, role="admin", now=now
-    )
+    return await create_user(conn, username=username, password=password, role="admin", now=now)
 
 
 def same_secret(a: str, b: str) -> bool:

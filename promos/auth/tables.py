@@ -32,9 +32,7 @@ tokens = Table(
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     # SHA-256 of a 256-bit random secret: a fast digest is safe for a secret of that entropy.
     Column("digest", String(64), nullable=False, unique=True),
-    Column(
-        "user_id", BigIntId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", BigIntId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),

@@ -33,15 +33,9 @@ def codes() -> None:
 @codes.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--batch", "batch_name", required=True, help="Name of the new batch")
-@click.option(
-    "--client", "client_id", required=True, type=click.UUID, help="The client's UUID"
-)
-@click.option(
-    "--rules", "rules_json", help='e.g. \'{"maxpercustomer": 2, "timelimit": 30}\''
-)
-def import_codes(
-    file: Path, batch_name: str, client_id: UUID, rules_json: str | None
-) -> None:
+@click.option("--client", "client_id", required=True, type=click.UUID, help="The client's UUID")
+@click.option("--rules", "rules_json", help='e.g. \'{"maxpercustomer": 2, "timelimit": 30}\'')
+def import_codes(file: Path, batch_name: str, client_id: UUID, rules_json: str | None) -> None:
     """Import FILE (CSV, header `code` or `client_id,code`) as a new batch: all rows or none."""
     try:
         rules = Rules.from_json(orjson.loads(rules_json) if rules_json else None)

@@ -20,9 +20,7 @@ DEMO_CODES = 1000
 
 
 @click.command()
-@click.option(
-    "--codes", "count", default=DEMO_CODES, show_default=True, help="How many codes"
-)
+@click.option("--codes", "count", default=DEMO_CODES, show_default=True, help="How many codes")
 def demo(count: int) -> None:
     """Create a demo batch (2 codes per customer every 30 days) and an API key to try it with."""
 
@@ -36,13 +34,9 @@ def demo(count: int) -> None:
                 rules=Rules(max_per_customer=2, time_limit_days=30),
                 now=now,
             )
-            rows = (
-                (i + 2, f"DEMO-{secrets.token_hex(4).upper()}") for i in range(count)
-            )
+            rows = ((i + 2, f"DEMO-{secrets.token_hex(4).upper()}") for i in range(count))
             await codes_service.add_codes(conn, batch, rows)
-            key = await auth_service.create_api_key(
-                conn, name="demo", role="sales", now=now
-            )
+            key = await auth_service.create_api_key(conn, name="demo", role="sales", now=now)
         return batch, key.secret
 
     batch, secret = run(work)
@@ -50,7 +44,8 @@ def demo(count: int) -> None:
     base = f"http://{config.host}:{config.port}"
     customer = uuid4()
     click.echo(
-        f"""Demo batch {batch.id} with {count} codes for client {DEMO_CLIENT}: 2 codes per customer every 30 days.
+        f"""Demo batch {batch.id} with {count} codes for client {DEMO_CLIENT}.
+Its rule: 2 codes per customer every 30 days.
 API key (shown once): {secret}
 
 Start the service in another terminal (`make serve` or `promos serve`), then:

@@ -15,12 +15,8 @@ from promos.errors import PromosError
 
 @click.command()
 @click.option("--host", help="Address to listen on [default: PROMOS_HOST or 127.0.0.1]")
-@click.option(
-    "--port", type=int, help="Port to listen on [default: PROMOS_PORT or 8000]"
-)
-@click.option(
-    "--workers", type=int, help="Worker processes [default: PROMOS_WORKERS or 1]"
-)
+@click.option("--port", type=int, help="Port to listen on [default: PROMOS_PORT or 8000]")
+@click.option("--workers", type=int, help="Worker processes [default: PROMOS_WORKERS or 1]")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API. An embedded SQLite database is migrated first; PostgreSQL must be."""
     config = settings()

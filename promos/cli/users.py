@@ -20,9 +20,7 @@ def users() -> None:
 @users.command("create")
 @click.option("--username", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@click.option(
-    "--role", type=click.Choice(["admin", "sales"]), default="admin", show_default=True
-)
+@click.option("--role", type=click.Choice(["admin", "sales"]), default="admin", show_default=True)
 def create(username: str, password: str, role: service.Role) -> None:
     """Create a user with a password (asked for when not given)."""
 

@@ -44,7 +44,7 @@ def read_rows(lines: Iterable[str]) -> Iterator[CodeRow]:
                 f"row 1: the header must be client_id,code (or code), not {','.join(header)!r}",
                 details={"row": 1},
             )
-        with_client = len(names) == 2
+        with_client = names == ["client_id", "code"]
         for fields in reader:
             line = reader.line_num
             if not fields or fields == [""]:
@@ -63,9 +63,7 @@ def _decoded(lines: Iterable[str]) -> Iterator[str]:
             yield text
             line += 1
     except UnicodeDecodeError:
-        raise InvalidCsv(
-            f"row {line}: the file is not UTF-8 text", details={"row": line}
-        ) from None
+        raise InvalidCsv(f"row {line}: the file is not UTF-8 text", details={"row": line}) from None
 
 
 def _row(line: int, fields: list[str], with_client: bool) -> CodeRow:
@@ -123,9 +121,7 @@ async def import_batch(
         raise InvalidCsv("the file has no codes, only a header", details={"row": 2})
     owner = client_id or first.client_id
     if owner is None:
-        raise InvalidCsv(
-            "the file has no client_id column: name the client", details={"row": 1}
-        )
+        raise InvalidCsv("the file has no client_id column: name the client", details={"row": 1})
     batch = await create_batch(conn, client_id=owner, name=name, rules=rules, now=now)
     added = await add_codes(
         conn, batch, _of_client(chain([first], rows), owner), on_progress=on_progress

@@ -104,16 +104,17 @@ class Issuer:
             try:
                 async with self._database.begin() as conn:
                     outcomes = await issue_codes(conn, requests, now=self._clock())
-            except IntegrityError:
+            except IntegrityError as exc:
                 if attempt + 1 < attempts:
                     continue  # the first attempt committed meanwhile: this time it is replayed
-                self._fail(group, "issue transaction failed on a conflict")
+                self._fail(group, "issue transaction failed on a conflict", exc)
                 return
-            except Exception:
-                self._fail(group, "issue transaction failed")
+            # Whatever failed the transaction fails its requests, and only those.
+            except Exception as exc:  # noqa: BLE001
+                self._fail(group, "issue transaction failed", exc)
                 return
-            except BaseException:
-                self._fail(group, "issue transaction was cancelled")
+            except BaseException as exc:
+                self._fail(group, "issue transaction was cancelled", exc)
                 raise
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 if future.done():
@@ -126,9 +127,11 @@ class Issuer:
 
     @staticmethod
     def _fail(
-        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]], why: str
+        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]],
+        why: str,
+        exc: BaseException,
     ) -> None:
-        log.exception(why)
+        log.error(why, exc_info=exc)
         for _, future in group:
             if not future.done():
                 future.set_exception(IssueFailed(why))

@@ -43,9 +43,7 @@ Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED)
-async def create_batch(
-    body: BatchCreate, state: State, _: CurrentPrincipal
-) -> BatchOut:
+async def create_batch(body: BatchCreate, state: State, _: CurrentPrincipal) -> BatchOut:
     """Create an empty batch for a client (the client needs no registering first)."""
     rules = body.rules.to_rules()
     async with state.database.begin() as conn:
@@ -69,9 +67,7 @@ async def list_batches(
 ) -> BatchPage:
     """Batches, oldest first, optionally of one client."""
     async with state.database.begin() as conn:
-        found = await service.list_batches(
-            conn, client_id=client_id, limit=limit, offset=offset
-        )
+        found = await service.list_batches(conn, client_id=client_id, limit=limit, offset=offset)
     return BatchPage(items=[BatchOut.of(b) for b in found], limit=limit, offset=offset)
 
 
@@ -108,9 +104,7 @@ async def upload_codes(
     batch_id: UUID,
     state: State,
     _: CurrentPrincipal,
-    file: Annotated[
-        UploadFile, File(description="CSV with header `code` or `client_id,code`")
-    ],
+    file: Annotated[UploadFile, File(description="CSV with header `code` or `client_id,code`")],
 ) -> ImportOut:
     """Add a CSV file's codes to the batch: all of them, or none if any row is wrong."""
     async with state.database.begin() as conn:
@@ -135,6 +129,7 @@ async def upload_codes(
 async def issue_code(
     batch_id: UUID,
     body: IssueIn,
+    *,
     state: State,
     _: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
@@ -149,6 +144,7 @@ async def issue_code(
 @router.get("/customers/{customer_id}/codes")
 async def customer_codes(
     customer_id: str,
+    *,
     state: State,
     _: CurrentPrincipal,
     client_id: UUID | None = None,
@@ -166,6 +162,4 @@ async def customer_codes(
             limit=limit,
             offset=offset,
         )
-    return IssuedPage(
-        items=[IssuedOut.of(i) for i in found], limit=limit, offset=offset
-    )
+    return IssuedPage(items=[IssuedOut.of(i) for i in found], limit=limit, offset=offset)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,7 +32,7 @@ IMPORT_CHUNK_ROWS = 5000
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """At most ``max_per_customer`` codes per customer, counted over the last ``time_limit_days``."""
+    """At most ``max_per_customer`` codes per customer within the last ``time_limit_days``."""
 
     max_per_customer: int | None = None
     time_limit_days: int | None = None
@@ -57,9 +57,7 @@ class Rules:
             ):
                 raise InvalidRules(f"{name} must be a whole number of at least 1")
         if days is not None and max_per is None:
-            raise InvalidRules(
-                "timelimit needs maxpercustomer: it is the window that limit counts"
-            )
+            raise InvalidRules("timelimit needs maxpercustomer: it is the window that limit counts")
         return cls(max_per_customer=max_per, time_limit_days=days)
 
     def to_json(self) -> dict[str, int]:
@@ -118,7 +116,7 @@ _BATCH_COLUMNS = (
 )
 
 
-def _batch(row: Row[Any]) -> Batch:
+def _batch(row: Any) -> Batch:
     return Batch(
         id=row.id,
         client_id=row.client_id,
@@ -129,9 +127,7 @@ def _batch(row: Row[Any]) -> Batch:
     )
 
 
-async def ensure_client(
-    conn: AsyncConnection, client_id: UUID, *, now: datetime
-) -> None:
+async def ensure_client(conn: AsyncConnection, client_id: UUID, *, now: datetime) -> None:
     """Know a client from now on: clients are the integrator's own ids, never registered first."""
     insert = insert_for(conn)
     await conn.execute(
@@ -167,9 +163,7 @@ async def create_batch(
 
 
 async def get_batch(conn: AsyncConnection, batch_id: UUID) -> Batch:
-    row = (
-        await conn.execute(select(*_BATCH_COLUMNS).where(batches.c.id == batch_id))
-    ).first()
+    row = (await conn.execute(select(*_BATCH_COLUMNS).where(batches.c.id == batch_id))).first()
     if row is None:
         raise BatchNotFound(f"batch {batch_id} does not exist")
     return _batch(row)
@@ -183,11 +177,7 @@ async def list_batches(
     offset: int = 0,
 ) -> list[Batch]:
     """Batches, oldest first."""
-    query = (
-        select(*_BATCH_COLUMNS)
-        .order_by(batches.c.created_at, batches.c.id)
-        .offset(offset)
-    )
+    query = select(*_BATCH_COLUMNS).order_by(batches.c.created_at, batches.c.id).offset(offset)
     if client_id is not None:
         query = query.where(batches.c.client_id == client_id)
     if limit is not None:
@@ -209,15 +199,11 @@ async def batch_stats(conn: AsyncConnection, batch_id: UUID) -> BatchStats:
     await get_batch(conn, batch_id)
     row = (
         await conn.execute(
-            select(func.count(), func.count(codes.c.issued_at)).where(
-                codes.c.batch_id == batch_id
-            )
+            select(func.count(), func.count(codes.c.issued_at)).where(codes.c.batch_id == batch_id)
         )
     ).one()
     total, issued = int(row[0]), int(row[1])
-    return BatchStats(
-        batch_id=batch_id, total=total, issued=issued, left=total - issued
-    )
+    return BatchStats(batch_id=batch_id, total=total, issued=issued, left=total - issued)
 
 
 async def add_codes(
@@ -247,13 +233,8 @@ async def add_codes(
     return added
 
 
-async def _insert_chunk(
-    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]]
-) -> int:
-    values = [
-        {"batch_id": batch.id, "client_id": batch.client_id, "code": c}
-        for _, c in chunk
-    ]
+async def _insert_chunk(conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]]) -> int:
+    values = [{"batch_id": batch.id, "client_id": batch.client_id, "code": c} for _, c in chunk]
     # A savepoint per chunk lets a duplicate be traced to its row before the upload fails.
     savepoint = await conn.begin_nested()
     try:
@@ -327,14 +308,14 @@ async def issue_codes(
     await _take_codes(conn, requests, granted, results, now=now)
     for i, first in replays:
         outcome = results[first]
-        assert outcome is not None
-        results[i] = (
-            _replay(requests[i], outcome)
-            if isinstance(outcome, IssuedCode)
-            else outcome
-        )
-    assert all(r is not None for r in results)
-    return results  # type: ignore[return-value]
+        results[i] = _replay(requests[i], outcome) if isinstance(outcome, IssuedCode) else outcome
+    return [_decided(outcome) for outcome in results]
+
+
+def _decided(outcome: IssuedCode | PromosError | None) -> IssuedCode | PromosError:
+    if outcome is None:
+        raise RuntimeError("issue_codes left a request without an outcome")
+    return outcome
 
 
 def _replay(req: IssueRequest, issued: IssuedCode) -> IssuedCode | PromosError:
@@ -416,10 +397,7 @@ async def _apply_rules(
         customers = sorted({requests[i].customer_id for i in indices})
         insert = insert_for(conn)
         lock = insert(customer_locks).values(
-            [
-                {"batch_id": batch_id, "customer_id": c, "locked_at": now}
-                for c in customers
-            ]
+            [{"batch_id": batch_id, "customer_id": c, "locked_at": now} for c in customers]
         )
         await conn.execute(
             lock.on_conflict_do_update(
@@ -439,16 +417,12 @@ async def _apply_rules(
         if rules.time_limit_days is not None:
             since = now - timedelta(days=rules.time_limit_days)
             count_query = count_query.where(codes.c.issued_at > since)
-        counts: dict[str, int] = {
-            row[0]: int(row[1]) for row in await conn.execute(count_query)
-        }
+        counts: dict[str, int] = {row[0]: int(row[1]) for row in await conn.execute(count_query)}
         for i in indices:
             customer = requests[i].customer_id
             if counts.get(customer, 0) >= rules.max_per_customer:
                 window = (
-                    f" in {rules.time_limit_days} days"
-                    if rules.time_limit_days is not None
-                    else ""
+                    f" in {rules.time_limit_days} days" if rules.time_limit_days is not None else ""
                 )
                 results[i] = CustomerLimitReached(
                     f"customer {customer} already has {rules.max_per_customer} "

@@ -41,12 +41,8 @@ batches = Table(
     Column("time_limit_days", Integer, nullable=True),
     Column("expired", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
-    CheckConstraint(
-        "max_per_customer IS NULL OR max_per_customer > 0", name="max_positive"
-    ),
-    CheckConstraint(
-        "time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"
-    ),
+    CheckConstraint("max_per_customer IS NULL OR max_per_customer > 0", name="max_positive"),
+    CheckConstraint("time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"),
 )
 
 codes = Table(

@@ -28,6 +28,7 @@ from promos.http.uploads import text_lines
 from promos.state import AppState
 
 REDEEM_PATH = "/api/v1/code/redeem"
+MAX_KEY_LENGTH = 255
 
 
 class AngoError(BaseModel):
@@ -75,9 +76,7 @@ class UploadOut(BaseModel):
     count: int
 
 
-async def redeem_code(
-    state: AppState, body: RedeemIn, idempotency_key: str | None
-) -> str:
+async def redeem_code(state: AppState, body: RedeemIn, idempotency_key: str | None) -> str:
     issued = await state.issuer.issue(
         IssueRequest(body.batchid, body.clientid, str(body.customerid), idempotency_key)
     )
@@ -100,9 +99,7 @@ async def redeem(
     body: RedeemIn,
     state: State,
     _: CurrentPrincipal,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255)
-    ] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> RedeemOut:
     """Hand one unused code of the batch to the customer ("redeem" in Ango's words)."""
     return RedeemOut(code=await redeem_code(state, body, idempotency_key))
@@ -140,9 +137,7 @@ async def upload(
         batch, count = await csv_import.import_batch(
             conn, text_lines(file), name=batch_name, rules=parsed, now=state.clock()
         )
-    return UploadOut(
-        message="Codes uploaded successfully", batch_id=batch.id, count=count
-    )
+    return UploadOut(message="Codes uploaded successfully", batch_id=batch.id, count=count)
 
 
 def _rules(raw: str | None) -> Rules:
@@ -151,9 +146,7 @@ def _rules(raw: str | None) -> Rules:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise InvalidRules(
-            'rules must be a JSON object, e.g. {"maxpercustomer":2}'
-        ) from None
+        raise InvalidRules('rules must be a JSON object, e.g. {"maxpercustomer":2}') from None
     return Rules.from_json(data)
 
 
@@ -173,7 +166,7 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
             except ValidationError as exc:
                 raise invalid_input(exc.errors()) from None
             key = _header(headers, b"idempotency-key")
-            if key is not None and not 0 < len(key) <= 255:
+            if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
                 raise invalid_input(
                     [
                         {
@@ -185,9 +178,7 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
                 )
             return 200, {"code": await redeem_code(state, payload, key)}, []
         except PromosError as exc:
-            extra = [
-                (k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()
-            ]
+            extra = [(k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()]
             return status_for(exc), {"error": exc.message}, extra
         except IssueFailed as exc:
             return 503, {"error": str(exc)}, [(b"retry-after", b"1")]

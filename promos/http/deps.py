@@ -28,9 +28,7 @@ State = Annotated[AppState, Depends(get_state)]
 async def current_principal(
     request: Request,
     state: State,
-    _bearer_doc: Annotated[
-        HTTPAuthorizationCredentials | None, Security(_bearer)
-    ] = None,
+    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     _basic_doc: Annotated[HTTPBasicCredentials | None, Security(_basic)] = None,
 ) -> Principal:
     """The authenticated caller; 401 without a valid credential."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from promos.http.responses import JSON
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,6 +25,7 @@ from promos.errors import (
     RuleViolation,
     Unauthenticated,
 )
+from promos.http.responses import JSON
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def error_route_class(render: Renderer) -> type[APIRoute]:
     """A route class whose errors are rendered by ``render`` (the compat routers' own shapes)."""
 
     class ErrorRenderingRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def handle(request: Request) -> Response:
@@ -123,13 +123,15 @@ def error_route_class(render: Renderer) -> type[APIRoute]:
 def install_handlers(app: FastAPI) -> None:
     """Native error shape for everything that no route class rendered itself."""
 
-    async def on_domain(_: Request, exc: Exception) -> Response:
+    async def on_domain(request: Request, exc: Exception) -> Response:
         error = as_domain_error(exc)
-        assert error is not None
+        if error is None:
+            return await on_unexpected(request, exc)
         return native_response(status_for(error), error)
 
-    async def on_http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+    async def on_http(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, StarletteHTTPException):
+            return await on_unexpected(request, exc)
         codes = {404: "not_found", 405: "method_not_allowed"}
         body = {
             "error": {
@@ -145,7 +147,7 @@ def install_handlers(app: FastAPI) -> None:
         return JSON(body, status_code=503, headers={"Retry-After": "1"})
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         body = {
             "error": {
                 "code": "internal",

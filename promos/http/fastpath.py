@@ -51,7 +51,8 @@ class FastPath:
         try:
             body = await read_body(receive, self._max_body)
         except PayloadTooLarge as exc:
-            status, payload, extra = 413, {"error": exc.message}, []
+            status, payload = 413, {"error": exc.message}
+            extra: list[tuple[bytes, bytes]] = []
         else:
             status, payload, extra = await endpoint(scope, body, headers)
         data = orjson.dumps(payload)

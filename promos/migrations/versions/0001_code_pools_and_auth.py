@@ -31,9 +31,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('admin', 'sales')", name=op.f("ck_api_keys_role_known")
-        ),
+        sa.CheckConstraint("role IN ('admin', 'sales')", name=op.f("ck_api_keys_role_known")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("digest", name=op.f("uq_api_keys_digest")),
     )
@@ -57,9 +55,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('admin', 'sales')", name=op.f("ck_users_role_known")
-        ),
+        sa.CheckConstraint("role IN ('admin', 'sales')", name=op.f("ck_users_role_known")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -70,9 +66,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("max_per_customer", sa.Integer(), nullable=True),
         sa.Column("time_limit_days", sa.Integer(), nullable=True),
-        sa.Column(
-            "expired", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("expired", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "max_per_customer IS NULL OR max_per_customer > 0",
@@ -87,9 +81,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
     )
-    op.create_index(
-        op.f("ix_batches_client_id"), "batches", ["client_id"], unique=False
-    )
+    op.create_index(op.f("ix_batches_client_id"), "batches", ["client_id"], unique=False)
     op.create_table(
         "tokens",
         sa.Column(
@@ -170,9 +162,7 @@ def upgrade() -> None:
             ["batches.id"],
             name=op.f("fk_customer_locks_batch_id_batches"),
         ),
-        sa.PrimaryKeyConstraint(
-            "batch_id", "customer_id", name=op.f("pk_customer_locks")
-        ),
+        sa.PrimaryKeyConstraint("batch_id", "customer_id", name=op.f("pk_customer_locks")),
     )
 
 

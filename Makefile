@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make serve` and `make test`. Each builds .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv serve test lint format demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Promos needs Python 3.11 or newer" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+serve: venv
+	$(BIN)/promos serve
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check promos tests bench
+	$(BIN)/ruff format --check promos tests bench
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix promos tests bench
+	$(BIN)/ruff format promos tests bench
+
+demo: venv
+	$(BIN)/promos demo
+
+bench: venv
+	$(BIN)/python bench/issue_codes.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,105 @@
+"""Real ``promos serve`` processes for the tests that need several OS processes at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+STARTUP_SECONDS = 20.0
+STOP_SECONDS = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_env(database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a server process: this test's database, and small pools."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMOS_")}
+    env.update(
+        PROMOS_DATABASE_URL=database_url,
+        PROMOS_LOG_LEVEL="warning",
+        PROMOS_AUTH_CACHE_SECONDS="60",
+        # Three servers and the test's own app share one PostgreSQL (max_connections 100).
+        PROMOS_DB_POOL_SIZE="6",
+        PROMOS_DB_MAX_OVERFLOW="0",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(settings)
+    return env
+
+
+@contextmanager
+def running_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[list[Server]]:
+    """Start ``count`` servers, wait until each answers its healthcheck, stop them all after."""
+    with ExitStack() as stack:
+        servers = []
+        for n in range(count):
+            port = free_port()
+            log = log_dir / f"server-{n}.log"
+            out = stack.enter_context(log.open("wb"))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "promos", "serve", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(_stop, process)
+            servers.append(Server(f"http://127.0.0.1:{port}", process, log))
+        for server in servers:
+            _wait_healthy(server)
+        yield servers
+
+
+def _wait_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    with httpx.Client(base_url=server.url, timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(
+                    f"server {server.url} exited with {server.process.returncode}:\n"
+                    + server.log.read_text(errors="replace")
+                )
+            try:
+                if http.get("/healthcheck").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(
+        f"server {server.url} did not become healthy within {STARTUP_SECONDS:.0f} s:\n"
+        + server.log.read_text(errors="replace")
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_SECONDS)

@@ -1,0 +1,207 @@
+"""The rules that must hold under real concurrency, proven against PostgreSQL.
+
+Every test fires its requests at once (``asyncio.gather``) and then checks both what the
+callers were told and what the database holds: a code is issued at most once, per-customer
+rules hold for concurrent requests of one customer, and concurrent retries with one
+Idempotency-Key get one code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from promos.codes import service
+from promos.codes.service import Batch, BatchStats, Rules
+from promos.codes.tables import codes
+from promos.db import Database
+from tests._servers import Server, running_servers, server_env
+from tests.factories.codes import CLIENT, make_batch
+
+pytestmark = pytest.mark.postgres_only
+
+REDEEM = "/api/v1/code/redeem"
+
+
+def redeem(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    batch: Batch,
+    customer: UUID,
+    *,
+    key: str | None = None,
+) -> Any:
+    """One Ango redeem request (a coroutine, to be gathered with the others)."""
+    headers = dict(auth) if key is None else {**auth, "Idempotency-Key": key}
+    body = {"batchid": str(batch.id), "clientid": str(CLIENT), "customerid": str(customer)}
+    return http.post(REDEEM, json=body, headers=headers)
+
+
+def issued_to(
+    customers: list[UUID], responses: list[httpx.Response]
+) -> dict[str, str]:
+    """Code -> customer, as the callers were told; fails if two callers got one code."""
+    handed = [
+        (r.json()["code"], str(c))
+        for c, r in zip(customers, responses, strict=True)
+        if r.status_code == 200
+    ]
+    codes_handed = [code for code, _ in handed]
+    assert len(set(codes_handed)) == len(codes_handed), "a code was handed out twice"
+    return dict(handed)
+
+
+async def issued_in_db(database: Database, batch: Batch) -> dict[str, str]:
+    """Code -> customer, as the database records the batch's issues."""
+    async with database.begin() as conn:
+        rows = await conn.execute(
+            select(codes.c.code, codes.c.customer_id).where(
+                codes.c.batch_id == batch.id, codes.c.issued_at.is_not(None)
+            )
+        )
+        return {row.code: row.customer_id for row in rows}
+
+
+async def stats(database: Database, batch: Batch) -> BatchStats:
+    async with database.begin() as conn:
+        return await service.batch_stats(conn, batch.id)
+
+
+def statuses(responses: list[httpx.Response]) -> Counter[int]:
+    return Counter(r.status_code for r in responses)
+
+
+async def test_four_hundred_concurrent_requests_for_three_hundred_codes_issue_each_code_once(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=300)
+    customers = [uuid4() for _ in range(400)]
+
+    responses = await asyncio.gather(*(redeem(client, auth, batch, c) for c in customers))
+
+    assert statuses(responses) == {200: 300, 409: 100}
+    assert {r.json()["error"] for r in responses if r.status_code == 409} == {
+        f"batch {batch.id} has no codes left"
+    }
+    handed = issued_to(customers, responses)
+    assert await issued_in_db(database, batch) == handed
+    assert await stats(database, batch) == BatchStats(batch.id, total=300, issued=300, left=0)
+
+
+async def test_thirty_concurrent_requests_for_one_customer_get_exactly_two_codes(
+    client, database, clock, auth
+):
+    rules = Rules(max_per_customer=2, time_limit_days=30)
+    batch = await make_batch(database, now=clock(), codes=50, rules=rules)
+    customer = uuid4()
+    customers = [customer] * 30
+
+    responses = await asyncio.gather(*(redeem(client, auth, batch, c) for c in customers))
+
+    assert statuses(responses) == {200: 2, 403: 28}
+    handed = issued_to(customers, responses)
+    assert await issued_in_db(database, batch) == handed
+    assert set(handed.values()) == {str(customer)}
+    assert await stats(database, batch) == BatchStats(batch.id, total=50, issued=2, left=48)
+
+
+async def test_fifty_customers_with_five_concurrent_requests_each_get_exactly_one_code_each(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=300, rules=Rules(max_per_customer=1))
+    fifty = [uuid4() for _ in range(50)]
+    customers = [c for _ in range(5) for c in fifty]  # each customer's five requests interleaved
+
+    responses = await asyncio.gather(*(redeem(client, auth, batch, c) for c in customers))
+
+    assert statuses(responses) == {200: 50, 403: 200}
+    handed = issued_to(customers, responses)
+    in_db = await issued_in_db(database, batch)
+    assert in_db == handed
+    assert Counter(in_db.values()) == {str(c): 1 for c in fifty}
+
+
+async def test_twenty_concurrent_retries_with_one_idempotency_key_get_one_code(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=50)
+    customer = uuid4()
+
+    responses = await asyncio.gather(
+        *(redeem(client, auth, batch, customer, key="order-1") for _ in range(20))
+    )
+
+    assert statuses(responses) == {200: 20}
+    assert len({r.json()["code"] for r in responses}) == 1
+    assert await issued_in_db(database, batch) == {responses[0].json()["code"]: str(customer)}
+
+
+async def test_concurrent_retries_with_one_idempotency_key_get_one_code_under_a_customer_limit(
+    client, database, clock, auth
+):
+    """The customer's limit is the retried request's own code: retries replay it, not 403."""
+    batch = await make_batch(database, now=clock(), codes=50, rules=Rules(max_per_customer=1))
+    customer = uuid4()
+
+    responses = await asyncio.gather(
+        *(redeem(client, auth, batch, customer, key="order-1") for _ in range(20))
+    )
+
+    assert statuses(responses) == {200: 20}
+    assert len({r.json()["code"] for r in responses}) == 1
+    assert await issued_in_db(database, batch) == {responses[0].json()["code"]: str(customer)}
+
+
+async def test_concurrent_retries_with_one_idempotency_key_get_one_code_when_few_codes_are_left(
+    client, database, clock, auth
+):
+    """The retries' code is the one the first attempt took: retries replay it, not 409."""
+    batch = await make_batch(database, now=clock(), codes=5)
+    customer = uuid4()
+
+    responses = await asyncio.gather(
+        *(redeem(client, auth, batch, customer, key="order-1") for _ in range(20))
+    )
+
+    assert statuses(responses) == {200: 20}
+    assert len({r.json()["code"] for r in responses}) == 1
+    assert await issued_in_db(database, batch) == {responses[0].json()["code"]: str(customer)}
+
+
+@pytest.fixture
+def servers(database_url: str, tmp_path: Path) -> Any:
+    """Three ``promos serve`` processes on this test's PostgreSQL database."""
+    with running_servers(3, server_env(database_url), tmp_path) as started:
+        yield started
+
+
+async def test_three_server_processes_issue_each_code_once_and_hold_the_customer_limit(
+    servers: list[Server], database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=500, rules=Rules(max_per_customer=2))
+    # 300 customers may get 600 codes, the pool holds 500; every customer asks each server.
+    customers = [uuid4() for _ in range(300)]
+    limits = httpx.Limits(max_connections=64)
+    async with (
+        httpx.AsyncClient(base_url=servers[0].url, limits=limits, timeout=30) as one,
+        httpx.AsyncClient(base_url=servers[1].url, limits=limits, timeout=30) as two,
+        httpx.AsyncClient(base_url=servers[2].url, limits=limits, timeout=30) as three,
+    ):
+        asked = [(http, c) for c in customers for http in (one, two, three)]
+        responses = await asyncio.gather(*(redeem(http, auth, batch, c) for http, c in asked))
+
+    count = statuses(responses)
+    assert count[200] == 500, count
+    assert count[200] + count[403] + count[409] == 900, count
+    handed = issued_to([c for _, c in asked], responses)
+    in_db = await issued_in_db(database, batch)
+    assert in_db == handed
+    assert max(Counter(in_db.values()).values()) == 2
+    assert await stats(database, batch) == BatchStats(batch.id, total=500, issued=500, left=0)
