@@ -77,7 +77,11 @@ def postgres_url() -> Iterator[str | None]:
             pytest.fail(f"PostgreSQL is mandatory in CI and unreachable at {PG_URL}: {exc}")
         yield None
         return
-    url = str(make_url(admin_dsn).set(database=name, drivername="postgresql+asyncpg").render_as_string(hide_password=False))
+    url = str(
+        make_url(admin_dsn)
+        .set(database=name, drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
+    )
     asyncio.run(_migrate(url))
     yield url
 
@@ -184,5 +188,7 @@ ADMIN_PASSWORD = "correct horse battery staple"
 @pytest.fixture
 async def admin_auth(database: Database, clock: FakeClock) -> dict[str, str]:
     """HTTP Basic headers of an admin user."""
-    user = await make_user(database, username="root", password=ADMIN_PASSWORD, role="admin", now=clock())
+    user = await make_user(
+        database, username="root", password=ADMIN_PASSWORD, role="admin", now=clock()
+    )
     return {"Authorization": httpx.BasicAuth(user.username, ADMIN_PASSWORD)._auth_header}

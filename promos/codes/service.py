@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +25,7 @@ from promos.codes.errors import (
     PoolExhausted,
 )
 from promos.codes.tables import batches, clients, codes, customer_locks
-from promos.db import insert_for
+from promos.db import UTCDateTime, insert_for
 from promos.errors import PromosError
 
 IMPORT_CHUNK_ROWS = 5000
@@ -217,24 +218,34 @@ async def add_codes(
 
     The caller's transaction makes the whole import all-or-nothing.
     """
+    last = (
+        await conn.execute(
+            select(func.coalesce(func.max(codes.c.seq), 0)).where(codes.c.batch_id == batch.id)
+        )
+    ).scalar_one()
     added = 0
     chunk: list[tuple[int, str]] = []
     for item in rows:
         chunk.append(item)
         if len(chunk) >= IMPORT_CHUNK_ROWS:
-            added += await _insert_chunk(conn, batch, chunk)
+            added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
             chunk = []
             if on_progress is not None:
                 on_progress(added)
     if chunk:
-        added += await _insert_chunk(conn, batch, chunk)
+        added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
         if on_progress is not None:
             on_progress(added)
     return added
 
 
-async def _insert_chunk(conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]]) -> int:
-    values = [{"batch_id": batch.id, "client_id": batch.client_id, "code": c} for _, c in chunk]
+async def _insert_chunk(
+    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]], *, first_seq: int
+) -> int:
+    values = [
+        {"batch_id": batch.id, "client_id": batch.client_id, "code": code, "seq": first_seq + n}
+        for n, (_, code) in enumerate(chunk)
+    ]
     # A savepoint per chunk lets a duplicate be traced to its row before the upload fails.
     savepoint = await conn.begin_nested()
     try:
@@ -434,17 +445,6 @@ async def _apply_rules(
     return granted
 
 
-_mark_issued = (
-    update(codes)
-    .where(codes.c.id == bindparam("code_id"))
-    .values(
-        customer_id=bindparam("customer"),
-        issued_at=bindparam("at"),
-        idempotency_key=bindparam("key"),
-    )
-)
-
-
 async def _take_codes(
     conn: AsyncConnection,
     requests: Sequence[IssueRequest],
@@ -456,32 +456,105 @@ async def _take_codes(
     by_batch: dict[UUID, list[int]] = defaultdict(list)
     for i in granted:
         by_batch[requests[i].batch_id].append(i)
-    marks: list[dict[str, Any]] = []
+    take = _take_postgresql if conn.dialect.name == "postgresql" else _take_sqlite
     for batch_id, indices in by_batch.items():
-        free = (
-            await conn.execute(
-                select(codes.c.id, codes.c.code)
-                .where(codes.c.batch_id == batch_id, codes.c.issued_at.is_(None))
-                .order_by(codes.c.id)
-                .limit(len(indices))
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        for i, (code_id, code) in zip(indices, free, strict=False):
+        wanted = [requests[i] for i in indices]
+        taken = await take(conn, batch_id, wanted, now)
+        for n, i in enumerate(indices):
+            code = taken.get(n)
             req = requests[i]
-            marks.append(
+            results[i] = (
+                IssuedCode(code, batch_id, req.client_id, req.customer_id, now)
+                if code is not None
+                else PoolExhausted(f"batch {batch_id} has no codes left")
+            )
+
+
+# One statement: take the batch's next free codes (skipping those other transactions hold)
+# and give the n-th to the n-th request. Returns (n, code) for each code taken.
+_TAKE_POSTGRESQL = text(
+    """
+    WITH free AS (
+        SELECT client_id, code FROM codes
+        WHERE batch_id = :batch_id AND issued_at IS NULL
+        ORDER BY seq
+        LIMIT :wanted
+        FOR UPDATE SKIP LOCKED
+    ), numbered AS (
+        SELECT client_id, code, row_number() OVER () AS n FROM free
+    ), asks AS (
+        SELECT customer_id, idempotency_key, n
+        FROM unnest(:customers, :keys) WITH ORDINALITY AS a(customer_id, idempotency_key, n)
+    )
+    UPDATE codes
+    SET customer_id = asks.customer_id, issued_at = :now, idempotency_key = asks.idempotency_key
+    FROM numbered JOIN asks USING (n)
+    WHERE codes.client_id = numbered.client_id AND codes.code = numbered.code
+    RETURNING asks.n, codes.code
+    """
+).bindparams(
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("wanted", type_=Integer()),
+    bindparam("customers", type_=ARRAY(Text())),
+    bindparam("keys", type_=ARRAY(Text())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+async def _take_postgresql(
+    conn: AsyncConnection, batch_id: UUID, wanted: list[IssueRequest], now: datetime
+) -> dict[int, str]:
+    rows = await conn.execute(
+        _TAKE_POSTGRESQL,
+        {
+            "batch_id": batch_id,
+            "wanted": len(wanted),
+            "customers": [r.customer_id for r in wanted],
+            "keys": [r.idempotency_key for r in wanted],
+            "now": now,
+        },
+    )
+    return {int(n) - 1: code for n, code in rows}
+
+
+_mark_issued = (
+    update(codes)
+    .where(codes.c.client_id == bindparam("client"), codes.c.code == bindparam("taken"))
+    .values(
+        customer_id=bindparam("customer"),
+        issued_at=bindparam("at"),
+        idempotency_key=bindparam("key"),
+    )
+)
+
+
+async def _take_sqlite(
+    conn: AsyncConnection, batch_id: UUID, wanted: list[IssueRequest], now: datetime
+) -> dict[int, str]:
+    # SQLite has one writer at a time (BEGIN IMMEDIATE): nobody else can take these codes.
+    free = (
+        await conn.execute(
+            select(codes.c.client_id, codes.c.code)
+            .where(codes.c.batch_id == batch_id, codes.c.issued_at.is_(None))
+            .order_by(codes.c.seq)
+            .limit(len(wanted))
+        )
+    ).all()
+    if free:
+        await conn.execute(
+            _mark_issued,
+            [
                 {
-                    "code_id": code_id,
+                    "client": client_id,
+                    "taken": code,
                     "customer": req.customer_id,
                     "at": now,
                     "key": req.idempotency_key,
                 }
-            )
-            results[i] = IssuedCode(code, batch_id, req.client_id, req.customer_id, now)
-        for i in indices[len(free) :]:
-            results[i] = PoolExhausted(f"batch {batch_id} has no codes left")
-    if marks:
-        await conn.execute(_mark_issued, marks)
+                for (client_id, code), req in zip(free, wanted, strict=False)
+            ],
+        )
+    return {n: code for n, (_, code) in enumerate(free)}
 
 
 async def customer_codes(
@@ -503,7 +576,7 @@ async def customer_codes(
             codes.c.issued_at,
         )
         .where(codes.c.customer_id == customer_id)
-        .order_by(codes.c.issued_at.desc(), codes.c.id.desc())
+        .order_by(codes.c.issued_at.desc(), codes.c.seq.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -7,6 +7,7 @@ customer, time and idempotency key of that issue live on the code itself.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -16,12 +17,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     Uuid,
     text,
 )
 
-from promos.db import BigIntId, UTCDateTime, metadata
+from promos.db import UTCDateTime, metadata
 
 clients = Table(
     "clients",
@@ -45,22 +45,25 @@ batches = Table(
     CheckConstraint("time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"),
 )
 
+# Keyed by tenant: the primary key leads with the client, and no index orders codes across
+# batches, so that the only way to find a batch's next free code is ix_codes_free.
 codes = Table(
     "codes",
     metadata,
-    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("client_id", Uuid, primary_key=True),
+    Column("code", Text, primary_key=True),
     Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=False),
-    Column("client_id", Uuid, nullable=False),
-    Column("code", Text, nullable=False),
+    # Position in the batch (upload order); codes are issued in this order.
+    Column("seq", BigInteger, nullable=False),
     Column("customer_id", String(255), nullable=True),
     Column("issued_at", UTCDateTime, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
-    UniqueConstraint("client_id", "code", name="uq_codes_client_code"),
-    # The free codes of a batch, in order: issuing walks this index and nothing else.
+    # The free codes of a batch, in order: issuing walks this index and nothing else. (With an
+    # index on a plain id, PostgreSQL's planner preferred it and filtered past issued rows.)
     Index(
         "ix_codes_free",
         "batch_id",
-        "id",
+        "seq",
         postgresql_where=text("issued_at IS NULL"),
         sqlite_where=text("issued_at IS NULL"),
     ),

@@ -69,12 +69,10 @@ def upgrade() -> None:
         sa.Column("expired", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "max_per_customer IS NULL OR max_per_customer > 0",
-            name=op.f("ck_batches_max_positive"),
+            "max_per_customer IS NULL OR max_per_customer > 0", name=op.f("ck_batches_max_positive")
         ),
         sa.CheckConstraint(
-            "time_limit_days IS NULL OR time_limit_days > 0",
-            name=op.f("ck_batches_time_positive"),
+            "time_limit_days IS NULL OR time_limit_days > 0", name=op.f("ck_batches_time_positive")
         ),
         sa.ForeignKeyConstraint(
             ["client_id"], ["clients.id"], name=op.f("fk_batches_client_id_clients")
@@ -91,42 +89,29 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("digest", sa.String(length=64), nullable=False),
-        sa.Column(
-            "user_id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            nullable=False,
-        ),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_tokens_user_id_users"),
-            ondelete="CASCADE",
+            ["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
         sa.UniqueConstraint("digest", name=op.f("uq_tokens_digest")),
     )
     op.create_table(
         "codes",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("batch_id", sa.Uuid(), nullable=False),
         sa.Column("client_id", sa.Uuid(), nullable=False),
         sa.Column("code", sa.Text(), nullable=False),
+        sa.Column("batch_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("customer_id", sa.String(length=255), nullable=True),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"], ["batches.id"], name=op.f("fk_codes_batch_id_batches")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_codes")),
-        sa.UniqueConstraint("client_id", "code", name="uq_codes_client_code"),
+        sa.PrimaryKeyConstraint("client_id", "code", name=op.f("pk_codes")),
     )
     op.create_index(
         "ix_codes_customer",
@@ -139,7 +124,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_codes_free",
         "codes",
-        ["batch_id", "id"],
+        ["batch_id", "seq"],
         unique=False,
         postgresql_where=sa.text("issued_at IS NULL"),
         sqlite_where=sa.text("issued_at IS NULL"),
@@ -158,9 +143,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=255), nullable=False),
         sa.Column("locked_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["batch_id"],
-            ["batches.id"],
-            name=op.f("fk_customer_locks_batch_id_batches"),
+            ["batch_id"], ["batches.id"], name=op.f("fk_customer_locks_batch_id_batches")
         ),
         sa.PrimaryKeyConstraint("batch_id", "customer_id", name=op.f("pk_customer_locks")),
     )
