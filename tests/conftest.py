@@ -57,6 +57,17 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of real concurrency run on PostgreSQL only: their SQLite variant is not collected."""
+    keep, drop = [], []
+    for item in items:
+        on_sqlite = "[sqlite" in item.nodeid or "-sqlite" in item.nodeid
+        (drop if on_sqlite and item.get_closest_marker("postgres_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     """A fresh, migrated PostgreSQL database for this run, or None where none is reachable."""
@@ -124,8 +135,6 @@ def database_url(
 ) -> str:
     """The URL of an empty, migrated database of each backend."""
     if request.param == "sqlite":
-        if request.node.get_closest_marker("postgres_only"):
-            pytest.skip("real concurrency is tested on PostgreSQL")
         path = tmp_path / "promos.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite+aiosqlite:///{path}"

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
 from promos.db import Database
@@ -42,3 +43,11 @@ def run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except PromosError as exc:
         raise click.ClickException(exc.message) from None
+    except (OSError, SQLAlchemyError) as exc:
+        raise database_unusable(exc) from None
+
+
+def database_unusable(exc: Exception) -> click.ClickException:
+    """A one-line error for a database that cannot be reached or used."""
+    cause = getattr(exc, "orig", None) or exc
+    return click.ClickException(f"cannot use the database at PROMOS_DATABASE_URL: {cause}")

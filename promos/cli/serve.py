@@ -6,9 +6,10 @@ import asyncio
 
 import click
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
-from promos.cli._run import settings
+from promos.cli._run import database_unusable, settings
 from promos.db import Database
 from promos.errors import PromosError
 
@@ -35,8 +36,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         asyncio.run(check())
     except PromosError as exc:
         raise click.ClickException(exc.message) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot reach the database: {exc}") from None
+    except (OSError, SQLAlchemyError) as exc:
+        raise database_unusable(exc) from None
     uvicorn.run(
         "promos.app:app_from_env",
         factory=True,

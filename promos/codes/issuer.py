@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import IntegrityError
-
 from promos.clock import Clock
 from promos.codes.service import IssuedCode, IssueRequest, issue_codes
 from promos.db import Database
@@ -45,13 +43,8 @@ class Issuer:
     async def issue(self, request: IssueRequest) -> IssuedCode:
         """Issue one code; raises the request's ``PromosError`` if it cannot be issued."""
         future: asyncio.Future[IssuedCode] = asyncio.get_running_loop().create_future()
-        if request.idempotency_key is not None:
-            # A retried request may race its own first attempt: it goes alone, so that a
-            # unique-key conflict can be retried without failing anybody else's request.
-            self._start([(request, future)], retry_conflict=True)
-        else:
-            self._pending.append((request, future))
-            self._dispatch()
+        self._pending.append((request, future))
+        self._dispatch()
         return await future
 
     async def drain(self) -> None:
@@ -70,20 +63,15 @@ class Issuer:
         while self._pending and self._running < self._concurrency:
             group = self._pending[: self._group_size]
             del self._pending[: self._group_size]
-            self._start(group, retry_conflict=False)
+            self._start(group)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._dispatch(force=True)
 
-    def _start(
-        self,
-        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]],
-        *,
-        retry_conflict: bool,
-    ) -> None:
+    def _start(self, group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]]) -> None:
         self._running += 1
-        task = asyncio.get_running_loop().create_task(self._run(group, retry_conflict))
+        task = asyncio.get_running_loop().create_task(self._run(group))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
@@ -93,37 +81,25 @@ class Issuer:
         if self._pending:
             self._dispatch(force=True)
 
-    async def _run(
-        self,
-        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]],
-        retry_conflict: bool,
-    ) -> None:
+    async def _run(self, group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]]) -> None:
         requests = [request for request, _ in group]
-        attempts = 2 if retry_conflict else 1
-        for attempt in range(attempts):
-            try:
-                async with self._database.begin() as conn:
-                    outcomes = await issue_codes(conn, requests, now=self._clock())
-            except IntegrityError as exc:
-                if attempt + 1 < attempts:
-                    continue  # the first attempt committed meanwhile: this time it is replayed
-                self._fail(group, "issue transaction failed on a conflict", exc)
-                return
-            # Whatever failed the transaction fails its requests, and only those.
-            except Exception as exc:  # noqa: BLE001
-                self._fail(group, "issue transaction failed", exc)
-                return
-            except BaseException as exc:
-                self._fail(group, "issue transaction was cancelled", exc)
-                raise
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                if future.done():
-                    continue
-                if isinstance(outcome, PromosError):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+        try:
+            async with self._database.begin() as conn:
+                outcomes = await issue_codes(conn, requests, now=self._clock())
+        # Whatever failed the transaction fails its requests, and only those.
+        except Exception as exc:  # noqa: BLE001
+            self._fail(group, "issue transaction failed", exc)
             return
+        except BaseException as exc:
+            self._fail(group, "issue transaction was cancelled", exc)
+            raise
+        for (_, future), outcome in zip(group, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, PromosError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     @staticmethod
     def _fail(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Integer, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy import Column, Integer, Table, Text, Uuid, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,7 +24,7 @@ from promos.codes.errors import (
     InvalidRules,
     PoolExhausted,
 )
-from promos.codes.tables import batches, clients, codes, customer_locks
+from promos.codes.tables import batches, clients, codes, customer_locks, idempotency_locks
 from promos.db import UTCDateTime, insert_for
 from promos.errors import PromosError
 
@@ -314,7 +314,7 @@ async def issue_codes(
         else:
             pending.append(i)
 
-    pending, replays = await _replay_idempotent(conn, requests, pending, results)
+    pending, replays = await _replay_idempotent(conn, requests, pending, results, now=now)
     granted = await _apply_rules(conn, requests, pending, known, results, now=now)
     await _take_codes(conn, requests, granted, results, now=now)
     for i, first in replays:
@@ -342,11 +342,23 @@ async def _replay_idempotent(
     requests: Sequence[IssueRequest],
     pending: list[int],
     results: list[IssuedCode | PromosError | None],
+    *,
+    now: datetime,
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Answer retried requests with their first code; returns what is left to issue."""
     keyed = [i for i in pending if requests[i].idempotency_key is not None]
     if not keyed:
         return pending, []
+    # Idempotency locks are taken before customer locks, each kind in sorted order, so two
+    # transactions always lock in the same order and cannot deadlock.
+    await _lock_rows(
+        conn,
+        idempotency_locks,
+        idempotency_locks.c.idempotency_key,
+        sorted({(requests[i].batch_id, str(requests[i].idempotency_key)) for i in keyed}),
+        now=now,
+    )
+    # A new statement, so on PostgreSQL it sees the code of an attempt that held the lock.
     rows = await conn.execute(
         select(
             codes.c.code,
@@ -406,18 +418,12 @@ async def _apply_rules(
             granted.extend(indices)
             continue
         customers = sorted({requests[i].customer_id for i in indices})
-        insert = insert_for(conn)
-        lock = insert(customer_locks).values(
-            [{"batch_id": batch_id, "customer_id": c, "locked_at": now} for c in customers]
-        )
-        await conn.execute(
-            lock.on_conflict_do_update(
-                index_elements=[
-                    customer_locks.c.batch_id,
-                    customer_locks.c.customer_id,
-                ],
-                set_={"locked_at": lock.excluded.locked_at},
-            )
+        await _lock_rows(
+            conn,
+            customer_locks,
+            customer_locks.c.customer_id,
+            [(batch_id, c) for c in customers],
+            now=now,
         )
         # A new statement, so on PostgreSQL it sees every issue committed before the lock.
         count_query = (
@@ -515,6 +521,24 @@ async def _take_postgresql(
         },
     )
     return {int(n) - 1: code for n, code in rows}
+
+
+async def _lock_rows(
+    conn: AsyncConnection,
+    table: Table,
+    key: Column[str],
+    rows: list[tuple[UUID, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Create or lock ``(batch_id, key)`` rows until the transaction ends, in the given order."""
+    insert = insert_for(conn)
+    lock = insert(table).values([{"batch_id": b, key.name: k, "locked_at": now} for b, k in rows])
+    await conn.execute(
+        lock.on_conflict_do_update(
+            index_elements=[table.c.batch_id, key], set_={"locked_at": lock.excluded.locked_at}
+        )
+    )
 
 
 _mark_issued = (

@@ -86,6 +86,16 @@ codes = Table(
     ),
 )
 
+# One row per (batch, Idempotency-Key). Issuing locks it before looking for the key's earlier
+# code, so that concurrent retries take turns and each later one finds the first one's code.
+idempotency_locks = Table(
+    "idempotency_locks",
+    metadata,
+    Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("locked_at", UTCDateTime, nullable=False),
+)
+
 # One row per (batch, customer) of a batch with rules. Issuing locks it first, so that two
 # requests for the same customer take turns and the rule is counted on committed issues.
 customer_locks = Table(

@@ -147,9 +147,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("batch_id", "customer_id", name=op.f("pk_customer_locks")),
     )
+    op.create_table(
+        "idempotency_locks",
+        sa.Column("batch_id", sa.Uuid(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("locked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["batches.id"], name=op.f("fk_idempotency_locks_batch_id_batches")
+        ),
+        sa.PrimaryKeyConstraint("batch_id", "idempotency_key", name=op.f("pk_idempotency_locks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("idempotency_locks")
     op.drop_table("customer_locks")
     op.drop_index(
         "uq_codes_idempotency",
