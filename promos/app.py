@@ -83,11 +83,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
 async def prepare_database(state: AppState) -> None:
     """Migrate an embedded SQLite database; require a migrated PostgreSQL; bootstrap the admin."""
-    engine = state.database.engine
-    if state.database.is_sqlite:
-        await migrate.upgrade(engine)
-    else:
-        await migrate.ensure_migrated(engine)
+    await migrate.prepare(state.database.engine)
     settings = state.settings
     if settings.admin_user and settings.admin_password:
         async with state.database.begin() as conn:

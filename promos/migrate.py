@@ -58,3 +58,11 @@ async def ensure_migrated(engine: AsyncEngine) -> None:
             f"the database schema is at revision {current or 'none'}, this Promos needs "
             f"{head}: run `promos migrate` (with the same PROMOS_DATABASE_URL) first"
         )
+
+
+async def prepare(engine: AsyncEngine) -> None:
+    """Migrate an embedded SQLite database; require any other to be migrated already."""
+    if engine.dialect.name == "sqlite":
+        await upgrade(engine)
+    else:
+        await ensure_migrated(engine)

@@ -34,13 +34,15 @@ async def sign_in(body: SignIn, state: State) -> TokenOut:
             ttl=timedelta(seconds=state.settings.token_ttl_seconds),
             now=state.clock(),
         )
-    return TokenOut(token=issued.token, expires_at=issued.expires_at, user=UserOut.of(issued.user))
+    return TokenOut(
+        token=issued.token, expires_at=issued.expires_at, user=UserOut.model_validate(issued.user)
+    )
 
 
 @router.get("/auth/me")
 async def who_am_i(principal: CurrentPrincipal) -> WhoAmI:
     """The caller's identity and role."""
-    return WhoAmI.of(principal)
+    return WhoAmI.model_validate(principal)
 
 
 @router.delete("/auth/tokens/current", status_code=status.HTTP_204_NO_CONTENT)
@@ -68,13 +70,13 @@ async def create_user(body: UserCreate, state: State, _: AdminPrincipal) -> User
             role=body.role,
             now=state.clock(),
         )
-    return UserOut.of(user)
+    return UserOut.model_validate(user)
 
 
 @router.get("/users", responses={403: {"model": ErrorBody}})
 async def list_users(state: State, _: AdminPrincipal) -> list[UserOut]:
     async with state.database.begin() as conn:
-        return [UserOut.of(u) for u in await service.list_users(conn)]
+        return [UserOut.model_validate(u) for u in await service.list_users(conn)]
 
 
 @router.delete(
@@ -99,13 +101,13 @@ async def create_api_key(body: ApiKeyCreate, state: State, _: AdminPrincipal) ->
     """A key for a service; its secret is in this response and nowhere else."""
     async with state.database.begin() as conn:
         new = await service.create_api_key(conn, name=body.name, role=body.role, now=state.clock())
-    return NewApiKeyOut(**ApiKeyOut.of(new.key).model_dump(), key=new.secret)
+    return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
 
 @router.get("/api-keys", responses={403: {"model": ErrorBody}})
 async def list_api_keys(state: State, _: AdminPrincipal) -> list[ApiKeyOut]:
     async with state.database.begin() as conn:
-        return [ApiKeyOut.of(k) for k in await service.list_api_keys(conn)]
+        return [ApiKeyOut.model_validate(k) for k in await service.list_api_keys(conn)]
 
 
 @router.delete(

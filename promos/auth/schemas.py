@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promos.auth.service import ApiKey, Principal, Role, User
+from promos.auth.service import Role
 
 Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
 
@@ -20,21 +20,13 @@ class SignIn(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     username: str
     role: Role
     created_at: datetime
     disabled: bool
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            username=user.username,
-            role=user.role,
-            created_at=user.created_at,
-            disabled=user.disabled,
-        )
 
 
 class TokenOut(BaseModel):
@@ -44,19 +36,12 @@ class TokenOut(BaseModel):
 
 
 class WhoAmI(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     kind: str
     id: int
     name: str
     role: Role
-
-    @classmethod
-    def of(cls, principal: Principal) -> WhoAmI:
-        return cls(
-            kind=principal.kind,
-            id=principal.id,
-            name=principal.name,
-            role=principal.role,
-        )
 
 
 class UserCreate(BaseModel):
@@ -75,23 +60,14 @@ class ApiKeyCreate(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     prefix: str
     role: Role
     created_at: datetime
     revoked: bool
-
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            role=key.role,
-            created_at=key.created_at,
-            revoked=key.revoked,
-        )
 
 
 class NewApiKeyOut(ApiKeyOut):

@@ -31,10 +31,7 @@ def run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
     async def main() -> T:
         database = Database(config.database_url, pool_size=2, max_overflow=0)
         try:
-            if database.is_sqlite:
-                await migrate.upgrade(database.engine)
-            else:
-                await migrate.ensure_migrated(database.engine)
+            await migrate.prepare(database.engine)
             return await work(database, config)
         finally:
             await database.dispose()

@@ -25,10 +25,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     async def check() -> None:
         database = Database(config.database_url, pool_size=1, max_overflow=0)
         try:
-            if database.is_sqlite:
-                await migrate.upgrade(database.engine)
-            else:
-                await migrate.ensure_migrated(database.engine)
+            await migrate.prepare(database.engine)
         finally:
             await database.dispose()
 

@@ -54,7 +54,7 @@ async def create_batch(body: BatchCreate, state: State, _: CurrentPrincipal) -> 
             rules=rules,
             now=state.clock(),
         )
-    return BatchOut.of(batch)
+    return BatchOut.model_validate(batch)
 
 
 @router.get("/batches")
@@ -68,27 +68,27 @@ async def list_batches(
     """Batches, oldest first, optionally of one client."""
     async with state.database.begin() as conn:
         found = await service.list_batches(conn, client_id=client_id, limit=limit, offset=offset)
-    return BatchPage(items=[BatchOut.of(b) for b in found], limit=limit, offset=offset)
+    return BatchPage(items=[BatchOut.model_validate(b) for b in found], limit=limit, offset=offset)
 
 
 @router.get("/batches/{batch_id}", responses={404: {"model": ErrorBody}})
 async def get_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
     async with state.database.begin() as conn:
-        return BatchOut.of(await service.get_batch(conn, batch_id))
+        return BatchOut.model_validate(await service.get_batch(conn, batch_id))
 
 
 @router.get("/batches/{batch_id}/stats", responses={404: {"model": ErrorBody}})
 async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> StatsOut:
     """How many codes the batch holds, how many were issued, how many are left."""
     async with state.database.begin() as conn:
-        return StatsOut.of(await service.batch_stats(conn, batch_id))
+        return StatsOut.model_validate(await service.batch_stats(conn, batch_id))
 
 
 @router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
 async def expire_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
     """Stop issuing from the batch, without touching its codes."""
     async with state.database.begin() as conn:
-        return BatchOut.of(await service.expire_batch(conn, batch_id))
+        return BatchOut.model_validate(await service.expire_batch(conn, batch_id))
 
 
 @router.post(
@@ -138,7 +138,7 @@ async def issue_code(
     issued = await state.issuer.issue(
         IssueRequest(batch_id, body.client_id, body.customer_id, idempotency_key)
     )
-    return IssuedOut.of(issued)
+    return IssuedOut.model_validate(issued)
 
 
 @router.get("/customers/{customer_id}/codes")
@@ -162,4 +162,6 @@ async def customer_codes(
             limit=limit,
             offset=offset,
         )
-    return IssuedPage(items=[IssuedOut.of(i) for i in found], limit=limit, offset=offset)
+    return IssuedPage(
+        items=[IssuedOut.model_validate(i) for i in found], limit=limit, offset=offset
+    )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promos.codes.service import Batch, BatchStats, IssuedCode, Rules
+from promos.codes.service import Rules
 
 CustomerId = Annotated[
     str,
@@ -37,7 +37,13 @@ class RulesIn(Strict):
         )
 
 
-class RulesOut(BaseModel):
+class Out(BaseModel):
+    """A response body read straight from a service's dataclass."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class RulesOut(Out):
     max_per_customer: int | None
     time_limit_days: int | None
 
@@ -48,27 +54,13 @@ class BatchCreate(Strict):
     rules: RulesIn = RulesIn()
 
 
-class BatchOut(BaseModel):
+class BatchOut(Out):
     id: UUID
     client_id: UUID
     name: str
     rules: RulesOut
     expired: bool
     created_at: datetime
-
-    @classmethod
-    def of(cls, batch: Batch) -> BatchOut:
-        return cls(
-            id=batch.id,
-            client_id=batch.client_id,
-            name=batch.name,
-            rules=RulesOut(
-                max_per_customer=batch.rules.max_per_customer,
-                time_limit_days=batch.rules.time_limit_days,
-            ),
-            expired=batch.expired,
-            created_at=batch.created_at,
-        )
 
 
 class BatchPage(BaseModel):
@@ -77,20 +69,11 @@ class BatchPage(BaseModel):
     offset: int
 
 
-class StatsOut(BaseModel):
+class StatsOut(Out):
     batch_id: UUID
     total: int
     issued: int
     left: int
-
-    @classmethod
-    def of(cls, stats: BatchStats) -> StatsOut:
-        return cls(
-            batch_id=stats.batch_id,
-            total=stats.total,
-            issued=stats.issued,
-            left=stats.left,
-        )
 
 
 class IssueIn(Strict):
@@ -98,22 +81,12 @@ class IssueIn(Strict):
     customer_id: CustomerId
 
 
-class IssuedOut(BaseModel):
+class IssuedOut(Out):
     code: str
     batch_id: UUID
     client_id: UUID
     customer_id: str
     issued_at: datetime
-
-    @classmethod
-    def of(cls, issued: IssuedCode) -> IssuedOut:
-        return cls(
-            code=issued.code,
-            batch_id=issued.batch_id,
-            client_id=issued.client_id,
-            customer_id=issued.customer_id,
-            issued_at=issued.issued_at,
-        )
 
 
 class IssuedPage(BaseModel):
