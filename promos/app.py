@@ -20,7 +20,7 @@ from promos.db import Database
 from promos.health import router as health_router
 from promos.http.errors import install_handlers
 from promos.http.fastpath import FastPath
-from promos.http.limits import BodyLimit
+from promos.http.limits import AuthenticateUploads, BodyLimit
 from promos.settings import Settings
 from promos.state import AppState
 
@@ -70,6 +70,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(codes_router)
     if settings.compat_ango:
         app.include_router(ango.router)
+    app.add_middleware(
+        AuthenticateUploads,
+        authenticator=state.authenticator,
+        shapes={ango.UPLOAD_PATH: ango.ango_body} if settings.compat_ango else {},
+    )
     app.add_middleware(
         BodyLimit,
         max_body=settings.max_body_bytes,

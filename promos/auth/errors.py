@@ -35,5 +35,9 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
+class InvalidUsername(InvalidInput):
+    code = "invalid_username"
+
+
 class WeakPassword(InvalidInput):
     code = "weak_password"

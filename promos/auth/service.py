@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.auth.errors import (
     ApiKeyNotFound,
     InvalidCredentials,
+    InvalidUsername,
     UserExists,
     UserNotFound,
     WeakPassword,
@@ -29,6 +31,7 @@ Role = Literal["admin", "sales"]
 TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
+USERNAME = re.compile(r"[^\s:]{1,255}")
 
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps sign-in time the same either way.
@@ -112,6 +115,10 @@ async def create_user(
     conn: AsyncConnection, *, username: str, password: str, role: Role, now: datetime
 ) -> User:
     """A new user with an argon2 hash of the password."""
+    if not USERNAME.fullmatch(username):
+        raise InvalidUsername(
+            "a user name is 1 to 255 characters without spaces or colons (HTTP Basic needs that)"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
     try:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
@@ -18,20 +19,23 @@ T = TypeVar("T")
 
 
 def settings() -> Settings:
+    """The settings from the environment, or a clean error (that never echoes a value back)."""
     try:
         return Settings()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"invalid settings: {problems}") from None
 
 
-def run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
-    """Open the database (migrating an embedded SQLite one), run ``work``, close it."""
+def run(work: Callable[[Database, Settings], Awaitable[T]], *, prepare: bool = True) -> T:
+    """Open the database, ``prepare`` it (migrate SQLite, check PostgreSQL), run ``work``."""
     config = settings()
 
     async def main() -> T:
         database = Database(config.database_url, pool_size=2, max_overflow=0)
         try:
-            await migrate.prepare(database.engine)
+            if prepare:
+                await migrate.prepare(database.engine)
             return await work(database, config)
         finally:
             await database.dispose()
@@ -41,10 +45,7 @@ def run(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
     except PromosError as exc:
         raise click.ClickException(exc.message) from None
     except (OSError, SQLAlchemyError) as exc:
-        raise database_unusable(exc) from None
-
-
-def database_unusable(exc: Exception) -> click.ClickException:
-    """A one-line error for a database that cannot be reached or used."""
-    cause = getattr(exc, "orig", None) or exc
-    return click.ClickException(f"cannot use the database at PROMOS_DATABASE_URL: {cause}")
+        cause = getattr(exc, "orig", None) or exc
+        raise click.ClickException(
+            f"cannot use the database at PROMOS_DATABASE_URL: {cause}"
+        ) from None

@@ -22,6 +22,7 @@ from promos.clock import utc_now
 from promos.codes import csv_import
 from promos.codes.service import Batch, Rules
 from promos.db import Database
+from promos.errors import PromosError
 from promos.settings import Settings
 
 
@@ -40,7 +41,9 @@ def import_codes(file: Path, batch_name: str, client_id: UUID, rules_json: str |
     try:
         rules = Rules.from_json(orjson.loads(rules_json) if rules_json else None)
     except orjson.JSONDecodeError:
-        raise click.BadParameter("--rules must be a JSON object") from None
+        raise click.BadParameter("must be a JSON object", param_hint="--rules") from None
+    except PromosError as exc:
+        raise click.BadParameter(exc.message, param_hint="--rules") from None
 
     with (
         file.open(encoding="utf-8-sig", newline="") as handle,

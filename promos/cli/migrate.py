@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from promos import migrate as migrations
-from promos.cli._run import settings
+from promos.cli._run import run
 from promos.db import Database
+from promos.settings import Settings
 
 
 @click.command()
 def migrate() -> None:
     """Apply every pending migration to PROMOS_DATABASE_URL."""
-    config = settings()
 
-    async def main() -> str | None:
-        database = Database(config.database_url, pool_size=1, max_overflow=0)
-        try:
-            await migrations.upgrade(database.engine)
-            return await migrations.current_revision(database.engine)
-        finally:
-            await database.dispose()
+    async def work(database: Database, _: Settings) -> str | None:
+        await migrations.upgrade(database.engine)
+        return await migrations.current_revision(database.engine)
 
-    click.echo(f"database schema is at revision {asyncio.run(main())}")
+    click.echo(f"database schema is at revision {run(work, prepare=False)}")

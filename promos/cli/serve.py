@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
 
-from promos import migrate
-from promos.cli._run import database_unusable, settings
+from promos.cli._run import run, settings
 from promos.db import Database
-from promos.errors import PromosError
+from promos.settings import Settings
 
 
 @click.command()
@@ -22,19 +18,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API. An embedded SQLite database is migrated first; PostgreSQL must be."""
     config = settings()
 
-    async def check() -> None:
-        database = Database(config.database_url, pool_size=1, max_overflow=0)
-        try:
-            await migrate.prepare(database.engine)
-        finally:
-            await database.dispose()
+    async def nothing(_database: Database, _settings: Settings) -> None:
+        return None
 
-    try:
-        asyncio.run(check())
-    except PromosError as exc:
-        raise click.ClickException(exc.message) from None
-    except (OSError, SQLAlchemyError) as exc:
-        raise database_unusable(exc) from None
+    run(nothing)  # migrates an embedded SQLite database; refuses an un-migrated PostgreSQL one
     uvicorn.run(
         "promos.app:app_from_env",
         factory=True,

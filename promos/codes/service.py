@@ -309,12 +309,17 @@ async def issue_codes(
             results[i] = ClientMismatch(
                 f"batch {req.batch_id} does not belong to client {req.client_id}"
             )
-        elif batch.expired:
+        elif batch.expired and req.idempotency_key is None:
             results[i] = BatchExpired(f"batch {req.batch_id} has expired")
         else:
             pending.append(i)
 
+    # A retry gets the code its key already got, even from a batch that expired since.
     pending, replays = await _replay_idempotent(conn, requests, pending, results, now=now)
+    for i in pending:
+        if known[requests[i].batch_id].expired:
+            results[i] = BatchExpired(f"batch {requests[i].batch_id} has expired")
+    pending = [i for i in pending if results[i] is None]
     granted = await _apply_rules(conn, requests, pending, known, results, now=now)
     await _take_codes(conn, requests, granted, results, now=now)
     for i, first in replays:

@@ -14,7 +14,6 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
 
-from promos.auth.service import Principal
 from promos.codes import csv_import, service
 from promos.codes.errors import InvalidRules
 from promos.codes.issuer import IssueFailed
@@ -22,7 +21,7 @@ from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
-from promos.http.fastpath import FastEndpoint
+from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
 from promos.http.uploads import text_lines
 from promos.state import AppState
@@ -35,8 +34,15 @@ class AngoError(BaseModel):
     error: str
 
 
+UPLOAD_PATH = "/api/v1/codes/upload"
+
+
+def ango_body(exc: PromosError) -> dict[str, str]:
+    return {"error": exc.message}
+
+
 def ango_error(status: int, exc: PromosError) -> Response:
-    return JSON({"error": exc.message}, status_code=status, headers=headers_for(exc))
+    return JSON(ango_body(exc), status_code=status, headers=headers_for(exc))
 
 
 router = APIRouter(
@@ -121,7 +127,7 @@ async def batches(state: State, _: CurrentPrincipal) -> list[AngoBatch]:
     ]
 
 
-@router.post("/api/v1/codes/upload", responses={409: {"model": AngoError}})
+@router.post(UPLOAD_PATH, responses={409: {"model": AngoError}})
 async def upload(
     state: State,
     _: CurrentPrincipal,
@@ -157,15 +163,14 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         _scope: Scope, body: bytes, headers: Mapping[bytes, bytes]
     ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         try:
-            principal: Principal = await state.authenticator.authenticate(
-                _header(headers, b"authorization"), _header(headers, b"x-api-key")
+            await state.authenticator.authenticate(
+                header(headers, b"authorization"), header(headers, b"x-api-key")
             )
-            del principal
             try:
                 payload = RedeemIn.model_validate_json(body)
             except ValidationError as exc:
                 raise invalid_input(exc.errors()) from None
-            key = _header(headers, b"idempotency-key")
+            key = header(headers, b"idempotency-key")
             if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
                 raise invalid_input(
                     [
@@ -179,13 +184,8 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
             return 200, {"code": await redeem_code(state, payload, key)}, []
         except PromosError as exc:
             extra = [(k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()]
-            return status_for(exc), {"error": exc.message}, extra
+            return status_for(exc), ango_body(exc), extra
         except IssueFailed as exc:
             return 503, {"error": str(exc)}, [(b"retry-after", b"1")]
 
     return {("POST", REDEEM_PATH): redeem_fast}
-
-
-def _header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
-    value = headers.get(name)
-    return value.decode("latin-1") if value is not None else None

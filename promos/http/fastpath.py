@@ -86,3 +86,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
+    """A raw ASGI header's value as text (HTTP headers are Latin-1)."""
+    value = headers.get(name)
+    return value.decode("latin-1") if value is not None else None

@@ -1,11 +1,16 @@
-"""Refuse oversized request bodies before anybody reads them."""
+"""Refuse oversized or unauthenticated request bodies before anybody reads them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from promos.errors import PayloadTooLarge
-from promos.http.errors import native_body
+from promos.auth.credentials import Authenticator
+from promos.errors import PayloadTooLarge, PromosError
+from promos.http.errors import headers_for, native_body
+from promos.http.fastpath import header
 from promos.http.responses import JSON
 
 
@@ -40,3 +45,40 @@ class BodyLimit:
             return message
 
         await self._app(scope, limited, send)
+
+
+ErrorShape = Callable[[PromosError], dict[str, Any]]
+
+
+class AuthenticateUploads:
+    """Multipart uploads are authenticated before their body is read, not after.
+
+    FastAPI reads a form before it runs the route's dependencies, which would let anybody
+    push ``max_upload`` bytes to disk before hearing 401.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        shapes: Mapping[str, ErrorShape],
+    ) -> None:
+        self._app = app
+        self._authenticator = authenticator
+        self._shapes = dict(shapes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            if headers.get(b"content-type", b"").startswith(b"multipart/"):
+                try:
+                    await self._authenticator.authenticate(
+                        header(headers, b"authorization"), header(headers, b"x-api-key")
+                    )
+                except PromosError as exc:
+                    shape = self._shapes.get(scope["path"], native_body)
+                    response = JSON(shape(exc), status_code=401, headers=headers_for(exc))
+                    await response(scope, receive, send)
+                    return
+        await self._app(scope, receive, send)

@@ -1,0 +1,339 @@
+"""The ``promos`` command, run in-process against each test database.
+
+CliRunner runs ``asyncio.run`` inside, so these tests are plain functions; they check what a
+command did with a fresh ``Database`` of their own, also under ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
+
+from click.testing import CliRunner, Result
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos import migrate
+from promos.auth import service as auth_service
+from promos.cli import main
+from promos.cli.demo import DEMO_CLIENT
+from promos.codes import service as codes_service
+from promos.codes.service import Batch, BatchStats, Rules
+from promos.db import Database
+
+T = TypeVar("T")
+
+CLIENT = UUID("6f1c8f55-2f1a-4c55-9a55-0b6f4d0e8e21")
+OTHER_CLIENT = UUID("0d7cbb0e-9f3c-4a53-9d39-6d5b7f8c2a11")
+
+
+def promos(database_url: str, *args: str, stdin: str | None = None) -> Result:
+    """Run ``promos ARGS`` with PROMOS_DATABASE_URL set to the test database."""
+    return CliRunner().invoke(
+        main, list(args), env={"PROMOS_DATABASE_URL": database_url}, input=stdin
+    )
+
+
+def failed_cleanly(result: Result) -> bool:
+    """A non-zero exit with a message, not a traceback."""
+    return result.exit_code != 0 and isinstance(result.exception, SystemExit)
+
+
+def query(database_url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = Database(database_url)
+        try:
+            async with database.begin() as conn:
+                return await work(conn)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+async def revision_of(database_url: str) -> str | None:
+    database = Database(database_url)
+    try:
+        return await migrate.current_revision(database.engine)
+    finally:
+        await database.dispose()
+
+
+def batches(database_url: str) -> list[Batch]:
+    return query(database_url, codes_service.list_batches)
+
+
+def stats(database_url: str, batch: Batch) -> BatchStats:
+    return query(database_url, lambda conn: codes_service.batch_stats(conn, batch.id))
+
+
+def user_with_password(database_url: str, username: str, password: str) -> auth_service.User:
+    return query(database_url, lambda conn: auth_service.verify_password(conn, username, password))
+
+
+def users(database_url: str) -> list[auth_service.User]:
+    return query(database_url, auth_service.list_users)
+
+
+def api_key_principal(database_url: str, secret: str) -> auth_service.Principal:
+    return query(database_url, lambda conn: auth_service.principal_for_api_key(conn, secret))
+
+
+def csv_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "codes.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- users create ---------------------------------------------------------------------
+
+
+def test_users_create_adds_a_user_who_can_sign_in(database_url):
+    result = promos(
+        database_url,
+        *("users", "create", "--username", "x", "--password", "a long password"),
+        *("--role", "sales"),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "created sales user 'x'" in result.output
+    assert user_with_password(database_url, "x", "a long password").role == "sales"
+
+
+def test_users_create_makes_an_admin_by_default(database_url):
+    result = promos(
+        database_url, "users", "create", "--username", "x", "--password", "a long password"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert user_with_password(database_url, "x", "a long password").role == "admin"
+
+
+def test_users_create_asks_for_the_password_twice_when_not_given(database_url):
+    result = promos(
+        database_url,
+        *("users", "create", "--username", "x"),
+        stdin="a long password\na long password\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert user_with_password(database_url, "x", "a long password").username == "x"
+
+
+def test_users_create_never_prints_the_password(database_url):
+    result = promos(
+        database_url, "users", "create", "--username", "x", "--password", "a long password"
+    )
+
+    assert "a long password" not in result.output
+
+
+def test_users_create_refuses_a_weak_password(database_url):
+    result = promos(database_url, "users", "create", "--username", "x", "--password", "short")
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "at least 8 characters" in result.output
+    assert users(database_url) == []
+
+
+def test_users_create_refuses_a_user_that_exists(database_url):
+    args = ("users", "create", "--username", "x", "--password", "a long password")
+    promos(database_url, *args)
+
+    result = promos(database_url, *args)
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "already exists" in result.output
+
+
+def test_users_create_refuses_a_user_name_with_a_colon(database_url):
+    # Such a user could never use HTTP Basic (user:password); the API refuses the name too.
+    result = promos(
+        database_url, "users", "create", "--username", "x:y", "--password", "a long password"
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert users(database_url) == []
+
+
+# --- api-keys create ------------------------------------------------------------------
+
+
+def test_api_keys_create_prints_only_the_secret_on_stdout(database_url):
+    result = promos(database_url, "api-keys", "create", "--name", "svc")
+
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split()) == 1
+    assert "not shown again" in result.stderr
+
+
+def test_the_printed_api_key_authenticates(database_url):
+    result = promos(database_url, "api-keys", "create", "--name", "svc")
+
+    principal = api_key_principal(database_url, result.stdout.strip())
+
+    assert (principal.kind, principal.name, principal.role) == ("api_key", "svc", "sales")
+
+
+def test_api_keys_create_with_the_admin_role(database_url):
+    result = promos(database_url, "api-keys", "create", "--name", "ops", "--role", "admin")
+
+    assert api_key_principal(database_url, result.stdout.strip()).role == "admin"
+
+
+# --- codes import ---------------------------------------------------------------------
+
+
+def test_codes_import_creates_a_batch_of_the_files_codes(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\nSUMMER-2\nSUMMER-3\n")
+
+    result = promos(
+        database_url,
+        *("codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)),
+        *("--rules", '{"maxpercustomer": 2, "timelimit": 30}'),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "3 codes imported" in result.output
+    [batch] = batches(database_url)
+    assert (batch.name, batch.client_id, batch.rules) == ("Summer", CLIENT, Rules(2, 30))
+    assert (stats(database_url, batch).total, stats(database_url, batch).left) == (3, 3)
+
+
+def test_codes_import_without_rules_makes_a_batch_without_limits(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\n")
+
+    result = promos(
+        database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert [b.rules for b in batches(database_url)] == [Rules()]
+
+
+def test_codes_import_reads_a_client_id_code_file(database_url, tmp_path):
+    path = csv_file(tmp_path, f"client_id,code\n{CLIENT},SUMMER-1\n{CLIENT},SUMMER-2\n")
+
+    result = promos(
+        database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert stats(database_url, batches(database_url)[0]).total == 2
+
+
+def test_a_broken_csv_fails_naming_the_row_and_leaves_no_batch(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\nSUMMER-2,extra\nSUMMER-3\n")
+
+    result = promos(
+        database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "row 3" in result.output
+    assert batches(database_url) == []
+
+
+def test_a_code_twice_in_the_file_fails_naming_the_row_and_leaves_no_batch(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\nSUMMER-2\nSUMMER-1\n")
+
+    result = promos(
+        database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "row 4" in result.output
+    assert batches(database_url) == []
+
+
+def test_a_row_of_another_client_fails_naming_the_row_and_leaves_no_batch(database_url, tmp_path):
+    path = csv_file(tmp_path, f"client_id,code\n{CLIENT},SUMMER-1\n{OTHER_CLIENT},SUMMER-2\n")
+
+    result = promos(
+        database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "row 3" in result.output
+    assert batches(database_url) == []
+
+
+def test_codes_import_refuses_rules_that_are_not_json(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\n")
+
+    result = promos(
+        database_url,
+        *("codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)),
+        *("--rules", "maxpercustomer=2"),
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "--rules" in result.output
+    assert batches(database_url) == []
+
+
+def test_codes_import_refuses_unknown_rules_cleanly(database_url, tmp_path):
+    path = csv_file(tmp_path, "code\nSUMMER-1\n")
+
+    result = promos(
+        database_url,
+        *("codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)),
+        *("--rules", '{"max": 2}'),
+    )
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "unknown rule" in result.output
+    assert batches(database_url) == []
+
+
+# --- demo -----------------------------------------------------------------------------
+
+
+def test_demo_creates_a_batch_of_the_requested_size(database_url):
+    result = promos(database_url, "demo", "--codes", "5")
+
+    assert result.exit_code == 0, result.output
+    [batch] = batches(database_url)
+    assert (batch.client_id, batch.rules) == (DEMO_CLIENT, Rules(2, 30))
+    assert stats(database_url, batch).total == 5
+    assert str(batch.id) in result.output
+
+
+def test_demo_prints_an_api_key_that_authenticates(database_url):
+    result = promos(database_url, "demo", "--codes", "5")
+
+    found = re.search(r"API key \(shown once\): (\S+)", result.output)
+
+    assert found is not None, result.output
+    assert api_key_principal(database_url, found.group(1)).role == "sales"
+
+
+# --- migrate --------------------------------------------------------------------------
+
+
+def test_migrate_brings_a_new_sqlite_database_to_the_newest_revision(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+
+    result = promos(url, "migrate")
+
+    assert result.exit_code == 0, result.output
+    head = migrate.head_revision()
+    assert f"revision {head}" in result.output
+    assert asyncio.run(revision_of(url)) == head
+
+
+def test_migrate_on_a_migrated_database_changes_nothing(database_url):
+    result = promos(database_url, "migrate")
+
+    assert result.exit_code == 0, result.output
+    assert f"revision {migrate.head_revision()}" in result.output
+
+
+def test_migrate_refuses_an_unreachable_database_with_a_clear_error():
+    result = promos("postgresql://promos@127.0.0.1:1/promos", "migrate")
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "127.0.0.1" in result.output

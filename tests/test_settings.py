@@ -1,0 +1,277 @@
+"""Settings from the environment, and what ``promos serve`` makes of the database it is given."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import pytest
+import uvicorn
+from click.testing import CliRunner, Result
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from promos import migrate
+from promos.cli import main
+from promos.db import Database
+from promos.settings import Settings
+from tests.conftest import IN_CI, PG_URL
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing configured, whatever the shell running the tests has set."""
+    for name in list(os.environ):
+        if name.startswith("PROMOS_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Stands in for ``uvicorn.run``: records what ``serve`` would serve instead of blocking."""
+    calls: list[dict[str, Any]] = []
+
+    def run(app: str, **options: Any) -> None:
+        calls.append({"app": app, **options})
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    return calls
+
+
+def promos(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def failed_cleanly(result: Result) -> bool:
+    """A non-zero exit with a message, not a traceback."""
+    return result.exit_code != 0 and isinstance(result.exception, SystemExit)
+
+
+async def revision_of(database_url: str) -> str | None:
+    database = Database(database_url)
+    try:
+        return await migrate.current_revision(database.engine)
+    finally:
+        await database.dispose()
+
+
+# --- defaults -------------------------------------------------------------------------
+
+
+def test_the_default_database_is_a_sqlite_file_in_the_working_directory():
+    url = make_url(Settings().database_url)
+
+    assert url.get_backend_name() == "sqlite"
+    assert url.database == "promos.db"
+
+
+def test_with_nothing_configured_migrate_creates_promos_db_in_the_working_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+
+    result = promos("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "promos.db").is_file()
+
+
+def test_the_defaults_are_those_the_readme_lists():
+    settings = Settings()
+
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert settings.token_ttl_seconds == 12 * 3600
+    assert settings.auth_cache_seconds == 10
+    assert (settings.admin_user, settings.admin_password) == (None, None)
+    assert (settings.fast_path, settings.compat_ango) == (True, True)
+
+
+# --- the environment ------------------------------------------------------------------
+
+
+def test_promos_variables_set_the_settings(monkeypatch):
+    monkeypatch.setenv("PROMOS_HOST", "0.0.0.0")  # noqa: S104
+    monkeypatch.setenv("PROMOS_PORT", "9000")
+    monkeypatch.setenv("PROMOS_WORKERS", "4")
+    monkeypatch.setenv("PROMOS_TOKEN_TTL_SECONDS", "600")
+    monkeypatch.setenv("PROMOS_AUTH_CACHE_SECONDS", "0")
+
+    settings = Settings()
+
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 4)  # noqa: S104
+    assert (settings.token_ttl_seconds, settings.auth_cache_seconds) == (600, 0)
+
+
+def test_promos_admin_variables_set_the_bootstrap_admin(monkeypatch):
+    monkeypatch.setenv("PROMOS_ADMIN_USER", "boss")
+    monkeypatch.setenv("PROMOS_ADMIN_PASSWORD", "a long password")
+
+    settings = Settings()
+
+    assert settings.admin_user == "boss"
+    assert settings.admin_password is not None
+    assert settings.admin_password.get_secret_value() == "a long password"
+
+
+def test_the_admin_password_stays_out_of_the_settings_repr(monkeypatch):
+    monkeypatch.setenv("PROMOS_ADMIN_PASSWORD", "a long password")
+
+    settings = Settings()
+
+    assert "a long password" not in repr(settings)
+    assert "a long password" not in str(settings.model_dump())
+
+
+def test_promos_database_url_sets_the_database(monkeypatch):
+    monkeypatch.setenv("PROMOS_DATABASE_URL", "postgresql://promos@db:5432/promos")
+
+    assert Settings().database_url == "postgresql+asyncpg://promos@db:5432/promos"
+
+
+def test_database_url_is_honoured_as_an_alias(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://referrals@db:5432/referrals")
+
+    assert Settings().database_url == "postgresql+asyncpg://referrals@db:5432/referrals"
+
+
+def test_promos_database_url_wins_over_the_alias(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://referrals@db:5432/referrals")
+    monkeypatch.setenv("PROMOS_DATABASE_URL", "postgresql://promos@db:5432/promos")
+
+    assert Settings().database_url == "postgresql+asyncpg://promos@db:5432/promos"
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://u:p@db:5432/promos", "postgresql+asyncpg://u:p@db:5432/promos"),
+        ("postgres://u:p@db:5432/promos", "postgresql+asyncpg://u:p@db:5432/promos"),
+        ("postgresql+asyncpg://u@db/promos", "postgresql+asyncpg://u@db/promos"),
+        ("sqlite:///promos.db", "sqlite+aiosqlite:///promos.db"),
+        ("sqlite+aiosqlite:////var/lib/promos.db", "sqlite+aiosqlite:////var/lib/promos.db"),
+    ],
+)
+def test_a_plain_database_url_gets_the_async_driver(given, used):
+    assert Settings(database_url=given).database_url == used
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://u@db/promos", "postgresql+psycopg2://u@db/promos", "promos.db", ""],
+)
+def test_a_database_url_of_another_scheme_is_refused(url):
+    with pytest.raises(ValidationError, match=r"must start with postgresql:// or sqlite://"):
+        Settings(database_url=url)
+
+
+def test_the_cli_refuses_a_bad_database_url_with_a_clear_error():
+    result = promos("migrate", env={"PROMOS_DATABASE_URL": "mysql://u@db/promos"})
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "PROMOS_DATABASE_URL must start with postgresql:// or sqlite://" in result.output
+
+
+def test_the_cli_refusing_a_bad_database_url_does_not_print_its_password():
+    result = promos("migrate", env={"PROMOS_DATABASE_URL": "mysql://promos:s3cret@db/promos"})
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(("name", "value"), [("PROMOS_PORT", "0"), ("PROMOS_WORKERS", "many")])
+def test_an_invalid_value_is_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+# --- promos serve and the database ----------------------------------------------------
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A new PostgreSQL database with no schema at all, dropped afterwards."""
+    server = make_url(PG_URL).set(drivername="postgresql", database="postgres")
+    dsn = server.render_as_string(hide_password=False)
+    name = f"promos_empty_{uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is mandatory in CI and unreachable at {dsn}: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable at {dsn}")
+    yield server.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_serve_refuses_an_unmigrated_postgresql_database(empty_postgres_url, uvicorn_runs):
+    result = promos("serve", env={"PROMOS_DATABASE_URL": empty_postgres_url})
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "run `promos migrate`" in result.output
+    assert uvicorn_runs == []
+
+
+def test_serve_leaves_an_unmigrated_postgresql_database_unmigrated(
+    empty_postgres_url, uvicorn_runs
+):
+    promos("serve", env={"PROMOS_DATABASE_URL": empty_postgres_url})
+
+    async_url = Settings(database_url=empty_postgres_url).database_url
+    assert asyncio.run(revision_of(async_url)) is None
+
+
+def test_serve_starts_on_postgresql_once_migrated(empty_postgres_url, uvicorn_runs):
+    env = {"PROMOS_DATABASE_URL": empty_postgres_url}
+    assert promos("migrate", env=env).exit_code == 0
+
+    result = promos("serve", env=env)
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [call["app"] for call in uvicorn_runs] == ["promos.app:app_from_env"]
+
+
+def test_serve_refuses_an_unreachable_postgresql_with_a_clear_error(uvicorn_runs):
+    result = promos("serve", env={"PROMOS_DATABASE_URL": "postgresql://promos@127.0.0.1:1/promos"})
+
+    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
+    assert "database" in result.output
+    assert "127.0.0.1" in result.output
+    assert uvicorn_runs == []
+
+
+def test_serve_with_nothing_configured_migrates_a_sqlite_file_and_serves(
+    tmp_path: Path, monkeypatch, uvicorn_runs
+):
+    monkeypatch.chdir(tmp_path)
+
+    result = promos("serve")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    revision = asyncio.run(revision_of(f"sqlite+aiosqlite:///{tmp_path / 'promos.db'}"))
+    assert revision == migrate.head_revision()
+    assert [(c["host"], c["port"], c["workers"]) for c in uvicorn_runs] == [("127.0.0.1", 8000, 1)]
+
+
+def test_serve_options_override_the_environment(tmp_path: Path, monkeypatch, uvicorn_runs):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMOS_PORT", "9000")
+
+    result = promos("serve", "--port", "9100", "--workers", "2")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [(c["port"], c["workers"]) for c in uvicorn_runs] == [(9100, 2)]
