@@ -70,15 +70,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(codes_router)
     if settings.compat_ango:
         app.include_router(ango.router)
+    # Errors raised before any route runs still take the shape of the API that was called.
+    error_shapes = ango.ERROR_SHAPES if settings.compat_ango else {}
     app.add_middleware(
         AuthenticateUploads,
         authenticator=state.authenticator,
-        shapes={ango.UPLOAD_PATH: ango.ango_body} if settings.compat_ango else {},
+        shapes=error_shapes,
     )
     app.add_middleware(
         BodyLimit,
         max_body=settings.max_body_bytes,
         max_upload=settings.max_upload_bytes,
+        shapes=error_shapes,
     )
     if settings.fast_path:
         routes = ango.fast_routes(state) if settings.compat_ango else {}

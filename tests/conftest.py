@@ -150,8 +150,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, db_pool_size=20, db_max_overflow=10)
+def fast_path() -> bool:
+    """Whether the hot routes take the lean ASGI path; ``both_paths`` tests run both ways."""
+    return True
+
+
+@pytest.fixture
+def settings(database_url: str, fast_path: bool) -> Settings:
+    return Settings(
+        database_url=database_url, db_pool_size=20, db_max_overflow=10, fast_path=fast_path
+    )
 
 
 @pytest.fixture
@@ -174,7 +182,8 @@ def database(state: AppState) -> Database:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    # A 500 is a response to assert on, not an exception out of the test client.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
         yield http
 

@@ -46,7 +46,7 @@ def import_codes(file: Path, batch_name: str, client_id: UUID, rules_json: str |
         raise click.BadParameter(exc.message, param_hint="--rules") from None
 
     with (
-        file.open(encoding="utf-8-sig", newline="") as handle,
+        file.open("rb") as handle,
         Progress(
             TextColumn("[bold]importing"),
             BarColumn(),
@@ -58,7 +58,7 @@ def import_codes(file: Path, batch_name: str, client_id: UUID, rules_json: str |
     ):
         task = progress.add_task("import", total=file.stat().st_size, rows=0)
 
-        def lines(stream: IO[str]) -> Iterator[str]:
+        def lines(stream: IO[bytes]) -> Iterator[bytes]:
             for line in stream:
                 progress.advance(task, len(line))
                 yield line

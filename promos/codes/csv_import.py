@@ -13,8 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes.errors import InvalidCsv
 from promos.codes.service import Batch, Rules, add_codes, create_batch
+from promos.validation import has_control_character
 
 MAX_CODE_LENGTH = 255
+
+
+def bad_row(row: int, why: str) -> InvalidCsv:
+    """The error of a file that cannot be taken, naming its row (the header is row 1)."""
+    return InvalidCsv(f"row {row}: {why}", details={"row": row})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +30,7 @@ class CodeRow:
     code: str
 
 
-def read_rows(lines: Iterable[str]) -> Iterator[CodeRow]:
+def read_rows(lines: Iterable[bytes]) -> Iterator[CodeRow]:
     """Rows of a file whose header is ``client_id,code`` or just ``code``.
 
     Rows are numbered as a spreadsheet shows them: the header is row 1. Blank lines are
@@ -34,15 +40,11 @@ def read_rows(lines: Iterable[str]) -> Iterator[CodeRow]:
     try:
         header = next(reader, None)
         if header is None:
-            raise InvalidCsv(
-                "the file is empty: it needs a header row client_id,code",
-                details={"row": 1},
-            )
+            raise bad_row(1, "the file is empty: it needs a header row client_id,code")
         names = [h.strip().lower() for h in header]
         if names not in (["client_id", "code"], ["code"]):
-            raise InvalidCsv(
-                f"row 1: the header must be client_id,code (or code), not {','.join(header)!r}",
-                details={"row": 1},
+            raise bad_row(
+                1, f"the header must be client_id,code (or code), not {','.join(header)!r}"
             )
         with_client = names == ["client_id", "code"]
         for fields in reader:
@@ -51,62 +53,53 @@ def read_rows(lines: Iterable[str]) -> Iterator[CodeRow]:
                 continue
             yield _row(line, fields, with_client)
     except csv.Error as exc:
-        raise InvalidCsv(
-            f"row {reader.line_num}: {exc}", details={"row": reader.line_num}
-        ) from None
+        raise bad_row(reader.line_num, f"{exc}") from None
 
 
-def _decoded(lines: Iterable[str]) -> Iterator[str]:
-    line = 1
-    try:
-        for text in lines:
-            yield text
-            line += 1
-    except UnicodeDecodeError:
-        raise InvalidCsv(f"row {line}: the file is not UTF-8 text", details={"row": line}) from None
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line as UTF-8 text; a byte-order mark is dropped, a bad byte names its row."""
+    for row, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise bad_row(row, "the file is not UTF-8 text") from None
+        yield text.removeprefix("\ufeff") if row == 1 else text
 
 
 def _row(line: int, fields: list[str], with_client: bool) -> CodeRow:
     expected = 2 if with_client else 1
     if len(fields) != expected:
-        raise InvalidCsv(
-            f"row {line}: expected {expected} field(s), found {len(fields)}",
-            details={"row": line},
-        )
+        raise bad_row(line, f"expected {expected} field(s), found {len(fields)}")
     client_id: UUID | None = None
     if with_client:
         try:
             client_id = UUID(fields[0].strip())
         except ValueError:
-            raise InvalidCsv(
-                f"row {line}: client_id {fields[0]!r} is not a UUID",
-                details={"row": line},
-            ) from None
+            raise bad_row(line, f"client_id {fields[0]!r} is not a UUID") from None
     code = fields[-1].strip()
     if not code:
-        raise InvalidCsv(f"row {line}: the code is empty", details={"row": line})
+        raise bad_row(line, "the code is empty")
+    if has_control_character(code):
+        raise bad_row(line, "the code contains a control character")
     if len(code) > MAX_CODE_LENGTH:
-        raise InvalidCsv(
-            f"row {line}: the code is longer than {MAX_CODE_LENGTH} characters",
-            details={"row": line},
-        )
+        raise bad_row(line, f"the code is longer than {MAX_CODE_LENGTH} characters")
     return CodeRow(line, client_id, code)
 
 
 def _of_client(rows: Iterable[CodeRow], client_id: UUID) -> Iterator[tuple[int, str]]:
     for row in rows:
         if row.client_id is not None and row.client_id != client_id:
-            raise InvalidCsv(
-                f"row {row.line}: client_id {row.client_id} differs from the batch's client "
-                f"{client_id}: a batch belongs to one client",
-                details={"row": row.line},
+            raise bad_row(
+                row.line,
+                f"client_id {row.client_id} differs from the batch's client {client_id}: "
+                "a batch belongs to one client",
             )
         yield row.line, row.code
 
 
 async def import_batch(
     conn: AsyncConnection,
-    lines: Iterable[str],
+    lines: Iterable[bytes],
     *,
     name: str,
     rules: Rules,
@@ -118,10 +111,10 @@ async def import_batch(
     rows = read_rows(lines)
     first = next(rows, None)
     if first is None:
-        raise InvalidCsv("the file has no codes, only a header", details={"row": 2})
+        raise bad_row(2, "the file has no codes, only a header")
     owner = client_id or first.client_id
     if owner is None:
-        raise InvalidCsv("the file has no client_id column: name the client", details={"row": 1})
+        raise bad_row(1, "the header must be client_id,code (the file names no client otherwise)")
     batch = await create_batch(conn, client_id=owner, name=name, rules=rules, now=now)
     added = await add_codes(
         conn, batch, _of_client(chain([first], rows), owner), on_progress=on_progress
@@ -132,7 +125,7 @@ async def import_batch(
 async def import_into(
     conn: AsyncConnection,
     batch: Batch,
-    lines: Iterable[str],
+    lines: Iterable[bytes],
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:

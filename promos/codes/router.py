@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, File, Header, Query, UploadFile, status
+from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 
 from promos.codes import csv_import, service
 from promos.codes.schemas import (
@@ -21,7 +21,7 @@ from promos.codes.schemas import (
 from promos.codes.service import IssueRequest
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.http.uploads import text_lines
+from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
 
 router = APIRouter(
     prefix="/v1",
@@ -39,7 +39,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED)
@@ -109,7 +109,7 @@ async def upload_codes(
     """Add a CSV file's codes to the batch: all of them, or none if any row is wrong."""
     async with state.database.begin() as conn:
         batch = await service.get_batch(conn, batch_id)
-        added = await csv_import.import_into(conn, batch, text_lines(file))
+        added = await csv_import.import_into(conn, batch, file.file)
     return ImportOut(batch_id=batch_id, added=added)
 
 
@@ -143,7 +143,9 @@ async def issue_code(
 
 @router.get("/customers/{customer_id}/codes")
 async def customer_codes(
-    customer_id: str,
+    customer_id: Annotated[
+        str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
+    ],
     *,
     state: State,
     _: CurrentPrincipal,

@@ -9,11 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.codes.service import Rules
+from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
-CustomerId = Annotated[
-    str,
-    Field(min_length=1, max_length=255, pattern=r"^[^\s]+$", examples=["customer-42"]),
-]
+CustomerId = Identifier
 
 
 class Strict(BaseModel):
@@ -21,8 +19,8 @@ class Strict(BaseModel):
 
 
 class RulesIn(Strict):
-    max_per_customer: Annotated[int | None, Field(ge=1)] = None
-    time_limit_days: Annotated[int | None, Field(ge=1)] = None
+    max_per_customer: Annotated[int | None, Field(ge=1, le=MAX_PER_CUSTOMER)] = None
+    time_limit_days: Annotated[int | None, Field(ge=1, le=MAX_TIME_LIMIT_DAYS)] = None
 
     def to_rules(self) -> Rules:
         return Rules.from_json(
@@ -50,7 +48,7 @@ class RulesOut(Out):
 
 class BatchCreate(Strict):
     client_id: Annotated[UUID, Field(strict=False)]
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Name
     rules: RulesIn = RulesIn()
 
 

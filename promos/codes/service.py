@@ -27,6 +27,7 @@ from promos.codes.errors import (
 from promos.codes.tables import batches, clients, codes, customer_locks, idempotency_locks
 from promos.db import UTCDateTime, insert_for
 from promos.errors import PromosError
+from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS
 
 IMPORT_CHUNK_ROWS = 5000
 
@@ -52,11 +53,14 @@ class Rules:
                 "the known rules are maxpercustomer and timelimit"
             )
         max_per, days = data.get("maxpercustomer"), data.get("timelimit")
-        for name, value in (("maxpercustomer", max_per), ("timelimit", days)):
+        for name, value, most in (
+            ("maxpercustomer", max_per, MAX_PER_CUSTOMER),
+            ("timelimit", days, MAX_TIME_LIMIT_DAYS),
+        ):
             if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
+                not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most
             ):
-                raise InvalidRules(f"{name} must be a whole number of at least 1")
+                raise InvalidRules(f"{name} must be a whole number from 1 to {most}")
         if days is not None and max_per is None:
             raise InvalidRules("timelimit needs maxpercustomer: it is the window that limit counts")
         return cls(max_per_customer=max_per, time_limit_days=days)

@@ -23,8 +23,8 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
-from promos.http.uploads import text_lines
 from promos.state import AppState
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE
 
 REDEEM_PATH = "/api/v1/code/redeem"
 MAX_KEY_LENGTH = 255
@@ -39,6 +39,9 @@ UPLOAD_PATH = "/api/v1/codes/upload"
 
 def ango_body(exc: PromosError) -> dict[str, str]:
     return {"error": exc.message}
+
+
+ERROR_SHAPES = {REDEEM_PATH: ango_body, UPLOAD_PATH: ango_body}
 
 
 def ango_error(status: int, exc: PromosError) -> Response:
@@ -105,7 +108,9 @@ async def redeem(
     body: RedeemIn,
     state: State,
     _: CurrentPrincipal,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH)
+    ] = None,
 ) -> RedeemOut:
     """Hand one unused code of the batch to the customer ("redeem" in Ango's words)."""
     return RedeemOut(code=await redeem_code(state, body, idempotency_key))
@@ -132,7 +137,7 @@ async def upload(
     state: State,
     _: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV with the header client_id,code")],
-    batch_name: Annotated[str, Form(min_length=1, max_length=255)],
+    batch_name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)],
     rules: Annotated[
         str | None, Form(description='e.g. {"maxpercustomer":2,"timelimit":30}')
     ] = None,
@@ -141,7 +146,7 @@ async def upload(
     parsed = _rules(rules)
     async with state.database.begin() as conn:
         batch, count = await csv_import.import_batch(
-            conn, text_lines(file), name=batch_name, rules=parsed, now=state.clock()
+            conn, file.file, name=batch_name, rules=parsed, now=state.clock()
         )
     return UploadOut(message="Codes uploaded successfully", batch_id=batch.id, count=count)
 

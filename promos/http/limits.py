@@ -13,14 +13,28 @@ from promos.http.errors import headers_for, native_body
 from promos.http.fastpath import header
 from promos.http.responses import JSON
 
+ErrorShape = Callable[[PromosError], dict[str, Any]]
+
 
 class BodyLimit:
-    """``max_body`` for ordinary requests, ``max_upload`` for multipart uploads."""
+    """``max_body`` for ordinary requests, ``max_upload`` for multipart uploads: 413 above.
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int) -> None:
+    A body without Content-Length is counted as it streams; whatever the app answers once it
+    has gone over the limit is replaced by the 413 (FastAPI would have made it a 400).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        max_upload: int,
+        shapes: Mapping[str, ErrorShape],
+    ) -> None:
         self._app = app
         self._max_body = max_body
         self._max_upload = max_upload
+        self._shapes = dict(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,25 +43,51 @@ class BodyLimit:
         headers = dict(scope["headers"])
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
         limit = self._max_upload if multipart else self._max_body
+        error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        refusal = JSON(self._shapes.get(scope["path"], native_body)(error), status_code=413)
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
-            await JSON(native_body(error), status_code=413)(scope, receive, send)
+            await refusal(scope, receive, send)
             return
+        await self._counted(scope, receive, send, limit=limit, error=error, refusal=refusal)
+
+    async def _counted(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        limit: int,
+        error: PayloadTooLarge,
+        refusal: JSON,
+    ) -> None:
         seen = 0
+        over = answered = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                over = True
+                raise error
             return message
 
-        await self._app(scope, limited, send)
+        async def answer(message: Message) -> None:
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered:
+                answered = True
+                await refusal(scope, receive, send)
 
-
-ErrorShape = Callable[[PromosError], dict[str, Any]]
+        try:
+            await self._app(scope, limited, answer)
+        except Exception:
+            if not over:
+                raise
+            if not answered:
+                await refusal(scope, receive, send)
 
 
 class AuthenticateUploads:
