@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from promos import __version__, migrate
 from promos.auth import service as auth_service
@@ -19,7 +20,7 @@ from promos.compat import ango
 from promos.db import Database
 from promos.health import router as health_router
 from promos.http.errors import install_handlers
-from promos.http.fastpath import FastPath
+from promos.http.fastpath import FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
 from promos.settings import Settings
 from promos.state import AppState
@@ -57,7 +58,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             await state.issuer.drain()
             await database.dispose()
 
-    app = FastAPI(
+    app = PromosAPI(
         title="Promos",
         version=__version__,
         summary="Code pools, promo codes, referrals and in-game offers.",
@@ -83,10 +84,23 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         max_upload=settings.max_upload_bytes,
         shapes=error_shapes,
     )
-    if settings.fast_path:
-        routes = ango.fast_routes(state) if settings.compat_ango else {}
-        app.add_middleware(FastPath, routes=routes, max_body=settings.max_body_bytes)
+    if settings.fast_path and settings.compat_ango:
+        app.fast_routes = FastRoutes(ango.fast_routes(state), max_body=settings.max_body_bytes)
     return app
+
+
+class PromosAPI(FastAPI):
+    """FastAPI, with the hot routes (``FastRoutes``) answered before its middleware stack."""
+
+    fast_routes: FastRoutes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_routes
+        endpoint = fast.match(scope) if fast is not None else None
+        if fast is None or endpoint is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await fast.serve(endpoint, scope, receive, send)
 
 
 async def prepare_database(state: AppState) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from uuid import UUID
 
 from promos.clock import Clock
-from promos.codes.service import IssuedCode, IssueRequest, issue_codes
+from promos.codes.issue import issue_codes, needs_transaction
+from promos.codes.service import IssuedCode, IssueRequest
 from promos.db import Database
 from promos.errors import PromosError
 
@@ -39,6 +41,7 @@ class Issuer:
         self._running = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._free_code_hints: dict[UUID, int] = {}
 
     async def issue(self, request: IssueRequest) -> IssuedCode:
         """Issue one code; raises the request's ``PromosError`` if it cannot be issued."""
@@ -83,9 +86,13 @@ class Issuer:
 
     async def _run(self, group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]]) -> None:
         requests = [request for request, _ in group]
+        database = self._database
+        in_transaction = needs_transaction(database.dialect, requests)
         try:
-            async with self._database.begin() as conn:
-                outcomes = await issue_codes(conn, requests, now=self._clock())
+            async with database.begin() if in_transaction else database.autocommit() as conn:
+                outcomes = await issue_codes(
+                    conn, requests, now=self._clock(), hints=self._free_code_hints
+                )
         # Whatever failed the transaction fails its requests, and only those.
         except Exception as exc:  # noqa: BLE001
             self._fail(group, "issue transaction failed", exc)

@@ -7,10 +7,12 @@ customer, time and idempotency key of that issue live on the code itself.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from promos.db import UTCDateTime, metadata
 
@@ -96,12 +99,17 @@ idempotency_locks = Table(
     Column("locked_at", UTCDateTime, nullable=False),
 )
 
-# One row per (batch, customer) of a batch with rules. Issuing locks it first, so that two
-# requests for the same customer take turns and the rule is counted on committed issues.
-customer_locks = Table(
-    "customer_locks",
+# One row per (batch, customer) of a batch with rules, on PostgreSQL: the times of the
+# customer's recent issues. Issuing updates it in the same statement that takes the code,
+# with the rule in its WHERE clause, so the rule is checked on the newest row, locked.
+customer_quotas = Table(
+    "customer_quotas",
     metadata,
     Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
     Column("customer_id", String(255), primary_key=True),
-    Column("locked_at", UTCDateTime, nullable=False),
+    Column(
+        "issued",
+        ARRAY(DateTime(timezone=True)).with_variant(JSON(), "sqlite"),
+        nullable=False,
+    ),
 )

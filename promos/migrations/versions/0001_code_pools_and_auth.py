@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -138,14 +139,18 @@ def upgrade() -> None:
         sqlite_where=sa.text("idempotency_key IS NOT NULL"),
     )
     op.create_table(
-        "customer_locks",
+        "customer_quotas",
         sa.Column("batch_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.String(length=255), nullable=False),
-        sa.Column("locked_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_customer_locks_batch_id_batches")
+        sa.Column(
+            "issued",
+            postgresql.ARRAY(sa.DateTime(timezone=True)).with_variant(sa.JSON(), "sqlite"),
+            nullable=False,
         ),
-        sa.PrimaryKeyConstraint("batch_id", "customer_id", name=op.f("pk_customer_locks")),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["batches.id"], name=op.f("fk_customer_quotas_batch_id_batches")
+        ),
+        sa.PrimaryKeyConstraint("batch_id", "customer_id", name=op.f("pk_customer_quotas")),
     )
     op.create_table(
         "idempotency_locks",
@@ -161,7 +166,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency_locks")
-    op.drop_table("customer_locks")
+    op.drop_table("customer_quotas")
     op.drop_index(
         "uq_codes_idempotency",
         table_name="codes",

@@ -1,0 +1,492 @@
+"""Issuing codes: one code per request, never the same code twice, under the batch's rule.
+
+PostgreSQL: each batch's requests of a group are served by ONE statement (``_TAKE``) that
+checks the batch, takes free codes with ``FOR UPDATE SKIP LOCKED``, counts each customer's
+recent issues on the customer's own ``customer_quotas`` row (locked, newest version, in
+customer order) and marks the codes issued. Requests with an ``Idempotency-Key`` first lock
+the key's row and look for the code it already got, in the same transaction.
+
+SQLite: one writer at a time (``BEGIN IMMEDIATE``), so the same rules are plain reads and
+writes inside the transaction, counting the customer's issues on the codes themselves.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import MutableMapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Integer, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.codes.errors import (
+    BatchExpired,
+    BatchNotFound,
+    ClientMismatch,
+    CustomerLimitReached,
+    IdempotencyKeyReused,
+    PoolExhausted,
+)
+from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
+from promos.codes.tables import batches, codes
+from promos.db import UTCDateTime
+from promos.errors import PromosError
+
+Outcome = IssuedCode | PromosError
+Outcomes = list[Outcome | None]
+FreeCodeHints = MutableMapping[UUID, int]  # batch id -> lowest seq that may still be free
+
+
+async def issue_codes(
+    conn: AsyncConnection,
+    requests: Sequence[IssueRequest],
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None = None,
+) -> list[Outcome]:
+    """Issue one code per request; the outcome of each, in order.
+
+    Without idempotency keys, PostgreSQL needs no enclosing transaction: every statement
+    that issues is atomic by itself. With keys, and on SQLite, run it in one transaction.
+    ``hints`` remembers where each batch's free codes begin, so that a scan does not walk
+    over the codes issued before (their index entries stay until VACUUM); it is kept by the
+    caller from one call to the next, and is only ever a starting point.
+    """
+    outcomes: Outcomes = [None] * len(requests)
+    if conn.dialect.name == "postgresql":
+        await _issue_postgresql(conn, requests, outcomes, now=now, hints=hints)
+    else:
+        await _issue_sqlite(conn, requests, outcomes, now=now)
+    return [_decided(outcome) for outcome in outcomes]
+
+
+def needs_transaction(conn_dialect: str, requests: Sequence[IssueRequest]) -> bool:
+    """Whether ``issue_codes`` must run inside an explicit transaction."""
+    return conn_dialect != "postgresql" or any(r.idempotency_key for r in requests)
+
+
+def _decided(outcome: Outcome | None) -> Outcome:
+    if outcome is None:
+        raise RuntimeError("issue_codes left a request without an outcome")
+    return outcome
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+_TAKE = text(
+    """
+    WITH batch AS (
+        SELECT client_id, expired, max_per_customer, time_limit_days,
+               CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
+                    ELSE :now - make_interval(days => time_limit_days) END AS since
+        FROM batches WHERE id = :batch_id
+    ), usable AS (
+        SELECT max_per_customer, since FROM batch WHERE client_id = :client_id AND NOT expired
+    ), asks AS (
+        SELECT customer_id, idempotency_key, n
+        FROM unnest(:customers, :keys) WITH ORDINALITY AS a(customer_id, idempotency_key, n)
+    ), free AS (
+        SELECT client_id, code, seq, row_number() OVER (ORDER BY seq) AS r FROM (
+            SELECT client_id, code, seq FROM codes
+            WHERE batch_id = :batch_id AND issued_at IS NULL AND seq >= :from_seq
+              AND EXISTS (SELECT FROM usable)
+            ORDER BY seq
+            LIMIT :wanted
+            FOR UPDATE SKIP LOCKED
+        ) AS f
+    ), considered AS (
+        SELECT customer_id, idempotency_key, n FROM asks WHERE n <= (SELECT count(*) FROM free)
+    ), counted AS (
+        INSERT INTO customer_quotas AS q (batch_id, customer_id, issued)
+        SELECT :batch_id, customer_id, ARRAY[:now] FROM considered
+        WHERE (SELECT max_per_customer FROM usable) IS NOT NULL
+        ORDER BY customer_id
+        ON CONFLICT (batch_id, customer_id) DO UPDATE
+        SET issued = ARRAY(
+                SELECT t FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable)
+            ) || excluded.issued
+        WHERE (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable))
+              < (SELECT max_per_customer FROM usable)
+        RETURNING customer_id
+    ), allowed AS (
+        SELECT customer_id, idempotency_key, n, row_number() OVER (ORDER BY n) AS r
+        FROM considered
+        WHERE (SELECT max_per_customer FROM usable) IS NULL
+           OR customer_id IN (SELECT customer_id FROM counted)
+    ), issued AS (
+        UPDATE codes
+        SET customer_id = allowed.customer_id, issued_at = :now,
+            idempotency_key = allowed.idempotency_key
+        FROM free JOIN allowed USING (r)
+        WHERE codes.client_id = free.client_id AND codes.code = free.code
+        RETURNING allowed.n, codes.code
+    )
+    SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
+           (SELECT min(seq) FROM free) AS first_free,
+           batch.client_id, batch.expired, batch.max_per_customer, batch.time_limit_days
+    FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
+    ORDER BY asks.n
+    """
+).bindparams(
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("client_id", type_=Uuid()),
+    bindparam("wanted", type_=Integer()),
+    bindparam("from_seq", type_=BigInteger()),
+    bindparam("customers", type_=ARRAY(Text())),
+    bindparam("keys", type_=ARRAY(Text())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+# Retries with one key take turns on the key's row, so each later one finds the first's code.
+_LOCK_KEYS = text(
+    "INSERT INTO idempotency_locks (batch_id, idempotency_key, locked_at) "
+    "SELECT batch_id, key, :now "
+    "FROM unnest(:batch_ids, :keys) WITH ORDINALITY AS r(batch_id, key, n) ORDER BY n "
+    "ON CONFLICT (batch_id, idempotency_key) DO UPDATE SET locked_at = excluded.locked_at"
+).bindparams(
+    bindparam("batch_ids", type_=ARRAY(Uuid())),
+    bindparam("keys", type_=ARRAY(Text())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+async def _issue_postgresql(
+    conn: AsyncConnection,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> None:
+    keyed = sorted({(r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key})
+    if keyed:
+        await conn.execute(
+            _LOCK_KEYS,
+            {"batch_ids": [b for b, _ in keyed], "keys": [k for _, k in keyed], "now": now},
+        )
+    pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
+    while pending:
+        # One statement may update a customer's quota row once: a second request of the same
+        # customer waits for the next round.
+        this_round, pending = _one_per_customer(requests, pending)
+        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
+        for i in this_round:
+            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
+        for (batch_id, client_id), indices in sorted(groups.items()):
+            await _take(
+                conn,
+                batch_id,
+                client_id=client_id,
+                requests=requests,
+                indices=indices,
+                outcomes=outcomes,
+                now=now,
+                hints=hints,
+            )
+    _resolve_replays(requests, replays, outcomes)
+
+
+def _one_per_customer(
+    requests: Sequence[IssueRequest], pending: list[int]
+) -> tuple[list[int], list[int]]:
+    seen: set[tuple[UUID, str]] = set()
+    first: list[int] = []
+    again: list[int] = []
+    for i in pending:
+        key = (requests[i].batch_id, requests[i].customer_id)
+        (again if key in seen else first).append(i)
+        seen.add(key)
+    return first, again
+
+
+async def _take(
+    conn: AsyncConnection,
+    batch_id: UUID,
+    *,
+    client_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> None:
+    from_seq = hints.get(batch_id, 0) if hints is not None else 0
+    while indices:
+        rows = (
+            await conn.execute(
+                _TAKE,
+                {
+                    "batch_id": batch_id,
+                    "client_id": client_id,
+                    "wanted": len(indices),
+                    "customers": [requests[i].customer_id for i in indices],
+                    "keys": [requests[i].idempotency_key for i in indices],
+                    "now": now,
+                    "from_seq": from_seq,
+                },
+            )
+        ).all()
+        refused = _batch_refusal(batch_id, client_id, rows[0])
+        if refused is not None:
+            for i in indices:
+                outcomes[i] = refused
+            return
+        if hints is not None and rows[0].first_free is not None:
+            hints[batch_id] = rows[0].first_free
+        unconsidered, denied = _record_taken(rows, indices, requests, outcomes, now=now)
+        if not denied and unconsidered and from_seq > 0:
+            from_seq = 0  # before calling the batch exhausted, look behind the hint too
+        elif not denied:
+            for i in unconsidered:
+                outcomes[i] = PoolExhausted(f"batch {batch_id} has no codes left")
+            return
+        # else: codes set aside for customers the rule refused may serve the others.
+        indices = unconsidered
+
+
+def _record_taken(
+    rows: Sequence[Any],
+    indices: list[int],
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+) -> tuple[list[int], int]:
+    """Outcomes from ``_TAKE``'s rows; returns the requests no free code was found for, and
+    how many the rule refused (the codes set aside for those are free for the others)."""
+    unconsidered: list[int] = []
+    denied = 0
+    for row, i in zip(rows, indices, strict=True):
+        req = requests[i]
+        if row.code is not None:
+            outcomes[i] = IssuedCode(row.code, req.batch_id, req.client_id, req.customer_id, now)
+        elif row.considered:
+            denied += 1
+            outcomes[i] = _limit_reached(req.customer_id, req.batch_id, row)
+        else:
+            unconsidered.append(i)
+    return unconsidered, denied
+
+
+def _batch_refusal(batch_id: UUID, client_id: UUID, row: Any) -> PromosError | None:
+    if row.client_id is None:
+        return BatchNotFound(f"batch {batch_id} does not exist")
+    if row.client_id != client_id:
+        return ClientMismatch(f"batch {batch_id} does not belong to client {client_id}")
+    if row.expired:
+        return BatchExpired(f"batch {batch_id} has expired")
+    return None
+
+
+def _limit_reached(customer: str, batch_id: UUID, rules: Any) -> CustomerLimitReached:
+    window = f" in {rules.time_limit_days} days" if rules.time_limit_days is not None else ""
+    return CustomerLimitReached(
+        f"customer {customer} already has {rules.max_per_customer} "
+        f"code(s) of batch {batch_id}{window}"
+    )
+
+
+# --- idempotent replays (both backends) ------------------------------------------------------
+
+_ISSUED_BY_KEY = select(
+    codes.c.code,
+    codes.c.batch_id,
+    codes.c.client_id,
+    codes.c.customer_id,
+    codes.c.issued_at,
+    codes.c.idempotency_key,
+).where(
+    codes.c.batch_id.in_(bindparam("batch_ids", expanding=True)),
+    codes.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+
+
+async def _replay_idempotent(
+    conn: AsyncConnection,
+    requests: Sequence[IssueRequest],
+    pending: Sequence[int],
+    outcomes: Outcomes,
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Answer retried requests with their first code (even from a batch expired since).
+
+    Returns the requests left to issue, and ``(i, first)`` pairs of requests that repeat an
+    earlier request's key within this call: ``i`` gets whatever ``first`` gets.
+    """
+    keyed = [i for i in pending if requests[i].idempotency_key is not None]
+    if not keyed:
+        return list(pending), []
+    rows = await conn.execute(
+        _ISSUED_BY_KEY,
+        {
+            "batch_ids": list({requests[i].batch_id for i in keyed}),
+            "keys": list({requests[i].idempotency_key for i in keyed}),
+        },
+    )
+    earlier = {
+        (row.batch_id, row.idempotency_key): IssuedCode(
+            row.code, row.batch_id, row.client_id, row.customer_id, row.issued_at
+        )
+        for row in rows
+    }
+    first_of: dict[tuple[UUID, str], int] = {}
+    left: list[int] = []
+    replays: list[tuple[int, int]] = []
+    for i in pending:
+        req = requests[i]
+        if req.idempotency_key is None:
+            left.append(i)
+            continue
+        key = (req.batch_id, req.idempotency_key)
+        if key in earlier:
+            outcomes[i] = _replay(req, earlier[key])
+        elif key in first_of:
+            replays.append((i, first_of[key]))
+        else:
+            first_of[key] = i
+            left.append(i)
+    return left, replays
+
+
+def _replay(req: IssueRequest, issued: IssuedCode) -> Outcome:
+    if issued.client_id != req.client_id:
+        return ClientMismatch(f"batch {req.batch_id} does not belong to client {req.client_id}")
+    if issued.customer_id != req.customer_id:
+        return IdempotencyKeyReused(
+            f"Idempotency-Key {req.idempotency_key!r} was used for another customer"
+        )
+    return issued
+
+
+def _resolve_replays(
+    requests: Sequence[IssueRequest], replays: list[tuple[int, int]], outcomes: Outcomes
+) -> None:
+    for i, first in replays:
+        outcome = outcomes[first]
+        outcomes[i] = _replay(requests[i], outcome) if isinstance(outcome, IssuedCode) else outcome
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+_BATCHES_BY_ID = select(*BATCH_COLUMNS).where(batches.c.id.in_(bindparam("ids", expanding=True)))
+_ISSUED_SINCE = (
+    select(codes.c.customer_id, func.count())
+    .where(
+        codes.c.customer_id.in_(bindparam("customers", expanding=True)),
+        codes.c.batch_id == bindparam("batch_id"),
+        codes.c.issued_at > bindparam("since"),
+    )
+    .group_by(codes.c.customer_id)
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MARK_ISSUED = (
+    update(codes)
+    .where(codes.c.client_id == bindparam("client"), codes.c.code == bindparam("taken"))
+    .values(
+        customer_id=bindparam("customer"),
+        issued_at=bindparam("at"),
+        idempotency_key=bindparam("key"),
+    )
+)
+
+
+async def _issue_sqlite(
+    conn: AsyncConnection, requests: Sequence[IssueRequest], outcomes: Outcomes, *, now: datetime
+) -> None:
+    found = await conn.execute(_BATCHES_BY_ID, {"ids": list({r.batch_id for r in requests})})
+    known = {row.id: batch_of(row) for row in found}
+    valid: list[int] = []
+    for i, req in enumerate(requests):
+        batch = known.get(req.batch_id)
+        if batch is None:
+            outcomes[i] = BatchNotFound(f"batch {req.batch_id} does not exist")
+        elif batch.client_id != req.client_id:
+            outcomes[i] = ClientMismatch(
+                f"batch {req.batch_id} does not belong to client {req.client_id}"
+            )
+        else:
+            valid.append(i)
+    pending, replays = await _replay_idempotent(conn, requests, valid, outcomes)
+    by_batch: dict[UUID, list[int]] = defaultdict(list)
+    for i in pending:
+        if known[requests[i].batch_id].expired:
+            outcomes[i] = BatchExpired(f"batch {requests[i].batch_id} has expired")
+        else:
+            by_batch[requests[i].batch_id].append(i)
+    for batch_id, indices in by_batch.items():
+        allowed = await _allowed_sqlite(
+            conn, known[batch_id], requests=requests, indices=indices, outcomes=outcomes, now=now
+        )
+        await _take_sqlite(conn, batch_id, requests, allowed, outcomes, now=now)
+    _resolve_replays(requests, replays, outcomes)
+
+
+async def _allowed_sqlite(
+    conn: AsyncConnection,
+    batch: Batch,
+    *,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+) -> list[int]:
+    rules = batch.rules
+    if rules.max_per_customer is None:
+        return indices
+    days = rules.time_limit_days
+    found = await conn.execute(
+        _ISSUED_SINCE,
+        {
+            "customers": list({requests[i].customer_id for i in indices}),
+            "batch_id": batch.id,
+            "since": now - timedelta(days=days) if days is not None else _EPOCH,
+        },
+    )
+    counts: dict[str, int] = {row[0]: int(row[1]) for row in found}
+    allowed: list[int] = []
+    for i in indices:
+        customer = requests[i].customer_id
+        if counts.get(customer, 0) >= rules.max_per_customer:
+            outcomes[i] = _limit_reached(customer, batch.id, rules)
+        else:
+            counts[customer] = counts.get(customer, 0) + 1
+            allowed.append(i)
+    return allowed
+
+
+async def _take_sqlite(
+    conn: AsyncConnection,
+    batch_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+) -> None:
+    free = (
+        await conn.execute(
+            select(codes.c.client_id, codes.c.code)
+            .where(codes.c.batch_id == batch_id, codes.c.issued_at.is_(None))
+            .order_by(codes.c.seq)
+            .limit(len(indices))
+        )
+    ).all()
+    marks = []
+    for i, (client_id, code) in zip(indices, free, strict=False):
+        req = requests[i]
+        marks.append(
+            {
+                "client": client_id,
+                "taken": code,
+                "customer": req.customer_id,
+                "at": now,
+                "key": req.idempotency_key,
+            }
+        )
+        outcomes[i] = IssuedCode(code, batch_id, req.client_id, req.customer_id, now)
+    for i in indices[len(free) :]:
+        outcomes[i] = PoolExhausted(f"batch {batch_id} has no codes left")
+    if marks:
+        await conn.execute(_MARK_ISSUED, marks)
