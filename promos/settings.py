@@ -53,10 +53,10 @@ class Settings(BaseSettings):
     # Issuing codes: concurrent requests are collected and served by one transaction each.
     issue_batch_size: Annotated[
         int, Field(ge=1, le=1000, validation_alias=_alias("ISSUE_BATCH_SIZE"))
-    ] = 32
+    ] = 64
     issue_concurrency: Annotated[
         int, Field(ge=1, le=256, validation_alias=_alias("ISSUE_CONCURRENCY"))
-    ] = 4
+    ] = 1
     issue_linger_ms: Annotated[
         float, Field(ge=0, le=50, validation_alias=_alias("ISSUE_LINGER_MS"))
     ] = 0.0

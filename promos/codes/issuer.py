@@ -27,8 +27,8 @@ class Issuer:
         database: Database,
         clock: Clock,
         *,
-        group_size: int = 32,
-        concurrency: int = 4,
+        group_size: int = 64,
+        concurrency: int = 1,
         linger_seconds: float = 0.0,
     ) -> None:
         self._database = database
