@@ -48,3 +48,9 @@ class RuleViolation(PromosError):
 
 class PayloadTooLarge(PromosError):
     code = "payload_too_large"
+
+
+class Unavailable(PromosError):
+    """Promos cannot serve the request right now (its database failed); retrying may work."""
+
+    code = "unavailable"

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from promos.app import create_app
 from promos.codes import service
@@ -544,3 +544,17 @@ async def test_healthcheck_is_500_when_the_database_is_down(clock):
     body = response.json()
     assert body["healthy"] is False
     assert body["error"]
+
+
+@both_paths
+async def test_redeem_while_the_database_fails_is_a_503_to_retry(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=1)
+    async with database.begin() as conn:
+        await conn.execute(text("ALTER TABLE codes RENAME TO codes_away"))
+    try:
+        response = await redeem(client, auth, batch.id)
+    finally:
+        async with database.begin() as conn:
+            await conn.execute(text("ALTER TABLE codes_away RENAME TO codes"))
+    assert_ango_error(response, 503)
+    assert response.headers["retry-after"] == "1"

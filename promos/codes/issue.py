@@ -43,19 +43,20 @@ FreeCodeHints = MutableMapping[UUID, int]  # batch id -> lowest seq that may sti
 async def issue_codes(
     conn: AsyncConnection,
     requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
     *,
     now: datetime,
     hints: FreeCodeHints | None = None,
 ) -> list[Outcome]:
-    """Issue one code per request; the outcome of each, in order.
+    """Issue one code per request; fills ``outcomes`` as it goes and returns them, in order.
 
     Without idempotency keys, PostgreSQL needs no enclosing transaction: every statement
-    that issues is atomic by itself. With keys, and on SQLite, run it in one transaction.
-    ``hints`` remembers where each batch's free codes begin, so that a scan does not walk
-    over the codes issued before (their index entries stay until VACUUM); it is kept by the
-    caller from one call to the next, and is only ever a starting point.
+    that issues is atomic by itself, and if a later statement fails, the outcomes already
+    filled in stand (their codes are committed). With keys, and on SQLite, run it in one
+    transaction. ``hints`` remembers where each batch's free codes begin, so that a scan
+    does not walk over the codes issued before (their index entries stay until VACUUM); the
+    caller keeps it from one call to the next, and it is only ever a starting point.
     """
-    outcomes: Outcomes = [None] * len(requests)
     if conn.dialect.name == "postgresql":
         await _issue_postgresql(conn, requests, outcomes, now=now, hints=hints)
     else:

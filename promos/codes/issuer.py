@@ -1,6 +1,6 @@
-"""Serve concurrent issue requests in groups: one transaction (and one commit) per group.
+"""Serve concurrent issue requests in groups: one statement (one commit) per group and batch.
 
-A request waits only while every allowed transaction is busy; the requests that arrive
+A request waits only while the allowed statements are busy; the requests that arrive
 meanwhile leave together in the next one. At low load a request leaves at once, alone.
 """
 
@@ -11,10 +11,10 @@ import logging
 from uuid import UUID
 
 from promos.clock import Clock
-from promos.codes.issue import issue_codes, needs_transaction
+from promos.codes.issue import Outcomes, issue_codes, needs_transaction
 from promos.codes.service import IssuedCode, IssueRequest
 from promos.db import Database
-from promos.errors import PromosError
+from promos.errors import PromosError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +88,30 @@ class Issuer:
         requests = [request for request, _ in group]
         database = self._database
         in_transaction = needs_transaction(database.dialect, requests)
+        outcomes: Outcomes = [None] * len(group)
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
-                outcomes = await issue_codes(
-                    conn, requests, now=self._clock(), hints=self._free_code_hints
+                await issue_codes(
+                    conn, requests, outcomes, now=self._clock(), hints=self._free_code_hints
                 )
-        # Whatever failed the transaction fails its requests, and only those.
+        # Whatever failed fails the requests it undid, and only those. Outside a transaction,
+        # what an earlier statement issued is committed: those requests get their codes.
         except Exception as exc:  # noqa: BLE001
-            self._fail(group, "issue transaction failed", exc)
+            self._answer(group, [] if in_transaction else outcomes)
+            self._fail(group, "issuing failed", exc)
             return
         except BaseException as exc:
-            self._fail(group, "issue transaction was cancelled", exc)
+            self._answer(group, [] if in_transaction else outcomes)
+            self._fail(group, "issuing was cancelled", exc)
             raise
-        for (_, future), outcome in zip(group, outcomes, strict=True):
-            if future.done():
+        self._answer(group, outcomes)
+
+    @staticmethod
+    def _answer(
+        group: list[tuple[IssueRequest, asyncio.Future[IssuedCode]]], outcomes: Outcomes
+    ) -> None:
+        for (_, future), outcome in zip(group, outcomes, strict=False):
+            if future.done() or outcome is None:
                 continue
             if isinstance(outcome, PromosError):
                 future.set_exception(outcome)
@@ -120,5 +130,5 @@ class Issuer:
                 future.set_exception(IssueFailed(why))
 
 
-class IssueFailed(Exception):
-    """The database failed the transaction a request was in: the request issued nothing."""
+class IssueFailed(Unavailable):
+    """The database failed the statement a request was in: the request issued nothing."""

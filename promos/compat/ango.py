@@ -16,7 +16,6 @@ from starlette.types import Scope
 
 from promos.codes import csv_import, service
 from promos.codes.errors import InvalidRules
-from promos.codes.issuer import IssueFailed
 from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
@@ -190,7 +189,5 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         except PromosError as exc:
             extra = [(k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()]
             return status_for(exc), ango_body(exc), extra
-        except IssueFailed as exc:
-            return 503, {"error": str(exc)}, [(b"retry-after", b"1")]
 
     return {("POST", REDEEM_PATH): redeem_fast}

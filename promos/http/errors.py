@@ -13,7 +13,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from promos.codes.issuer import IssueFailed
 from promos.errors import (
     Conflict,
     Gone,
@@ -24,6 +23,7 @@ from promos.errors import (
     PromosError,
     RuleViolation,
     Unauthenticated,
+    Unavailable,
 )
 from promos.http.responses import JSON
 
@@ -38,6 +38,7 @@ _STATUS: Sequence[tuple[type[PromosError], int]] = (
     (Conflict, 409),
     (Gone, 410),
     (PayloadTooLarge, 413),
+    (Unavailable, 503),
 )
 
 
@@ -52,6 +53,8 @@ def status_for(exc: PromosError) -> int:
 def headers_for(exc: PromosError) -> dict[str, str]:
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": 'Basic realm="promos", Bearer'}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": "1"}
     return {}
 
 
@@ -142,10 +145,6 @@ def install_handlers(app: FastAPI) -> None:
         }
         return JSON(body, status_code=exc.status_code, headers=exc.headers)
 
-    async def on_unavailable(_: Request, exc: Exception) -> Response:
-        body = {"error": {"code": "unavailable", "message": str(exc), "details": None}}
-        return JSON(body, status_code=503, headers={"Retry-After": "1"})
-
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         body = {
@@ -160,5 +159,4 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PromosError, on_domain)
     app.add_exception_handler(RequestValidationError, on_domain)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(IssueFailed, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)
