@@ -31,6 +31,14 @@ pytestmark = pytest.mark.postgres_only
 REDEEM = "/api/v1/code/redeem"
 
 
+@pytest.fixture(params=["grouped", "many small statements"])
+def settings(request: pytest.FixtureRequest, database_url: str) -> Settings:
+    """The default (one statement of up to 64 requests in flight) and an adversarial one:
+    statements of 2 requests, 8 at once on different connections."""
+    tuning = {} if request.param == "grouped" else {"issue_batch_size": 2, "issue_concurrency": 8}
+    return Settings(database_url=database_url, db_pool_size=20, db_max_overflow=10, **tuning)
+
+
 @pytest.fixture(autouse=True)
 async def warm_pool(request: pytest.FixtureRequest, settings: Settings, database: Database) -> None:
     """Open the in-test app's pooled connections up front, all at once.
@@ -214,7 +222,9 @@ async def test_concurrent_retries_with_one_idempotency_key_all_get_the_last_code
 @pytest.fixture
 def servers(database_url: str, tmp_path: Path) -> Any:
     """Three ``promos serve`` processes on this test's PostgreSQL database."""
-    with running_servers(3, server_env(database_url), tmp_path) as started:
+    # Small statements, several at once in each process, on top of three processes.
+    env = server_env(database_url, PROMOS_ISSUE_BATCH_SIZE="4", PROMOS_ISSUE_CONCURRENCY="4")
+    with running_servers(3, env, tmp_path) as started:
         yield started
 
 
