@@ -28,23 +28,24 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> set[str]:
+    """The newest revision of each domain's branch (each domain's migrations branch off 0001)."""
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema up to the newest revision."""
+    """Bring the schema up to the newest revision of every branch."""
 
     def run(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), "head")
+        command.upgrade(alembic_config(connection), "heads")
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+async def current_revisions(engine: AsyncEngine) -> set[str]:
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
 
     async with engine.connect() as conn:
         return await conn.run_sync(read)
@@ -52,12 +53,16 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 async def ensure_migrated(engine: AsyncEngine) -> None:
     """Refuse to go on with a schema older (or newer) than this code expects."""
-    current, head = await current_revision(engine), head_revision()
-    if current != head:
+    current, heads = await current_revisions(engine), head_revisions()
+    if current != heads:
         raise NotMigrated(
-            f"the database schema is at revision {current or 'none'}, this Promos needs "
-            f"{head}: run `promos migrate` (with the same PROMOS_DATABASE_URL) first"
+            f"the database schema is at revision {_names(current)}, this Promos needs "
+            f"{_names(heads)}: run `promos migrate` (with the same PROMOS_DATABASE_URL) first"
         )
+
+
+def _names(revisions: set[str]) -> str:
+    return ", ".join(sorted(revisions)) or "none"
 
 
 async def prepare(engine: AsyncEngine) -> None:

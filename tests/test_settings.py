@@ -52,10 +52,10 @@ def failed_cleanly(result: Result) -> bool:
     return result.exit_code != 0 and isinstance(result.exception, SystemExit)
 
 
-async def revision_of(database_url: str) -> str | None:
+async def revisions_of(database_url: str) -> set[str]:
     database = Database(database_url)
     try:
-        return await migrate.current_revision(database.engine)
+        return await migrate.current_revisions(database.engine)
     finally:
         await database.dispose()
 
@@ -232,7 +232,7 @@ def test_serve_leaves_an_unmigrated_postgresql_database_unmigrated(
     promos("serve", env={"PROMOS_DATABASE_URL": empty_postgres_url})
 
     async_url = Settings(database_url=empty_postgres_url).database_url
-    assert asyncio.run(revision_of(async_url)) is None
+    assert asyncio.run(revisions_of(async_url)) == set()
 
 
 def test_serve_starts_on_postgresql_once_migrated(empty_postgres_url, uvicorn_runs):
@@ -262,8 +262,8 @@ def test_serve_with_nothing_configured_migrates_a_sqlite_file_and_serves(
     result = promos("serve")
 
     assert result.exit_code == 0, (result.output, result.exception)
-    revision = asyncio.run(revision_of(f"sqlite+aiosqlite:///{tmp_path / 'promos.db'}"))
-    assert revision == migrate.head_revision()
+    revisions = asyncio.run(revisions_of(f"sqlite+aiosqlite:///{tmp_path / 'promos.db'}"))
+    assert revisions == migrate.head_revisions()
     assert [(c["host"], c["port"], c["workers"]) for c in uvicorn_runs] == [("127.0.0.1", 8000, 1)]
 
 

@@ -14,8 +14,8 @@ from promos.settings import Settings
 def migrate() -> None:
     """Apply every pending migration to PROMOS_DATABASE_URL."""
 
-    async def work(database: Database, _: Settings) -> str | None:
+    async def work(database: Database, _: Settings) -> set[str]:
         await migrations.upgrade(database.engine)
-        return await migrations.current_revision(database.engine)
+        return await migrations.current_revisions(database.engine)
 
-    click.echo(f"database schema is at revision {run(work, prepare=False)}")
+    click.echo(f"database schema is at revision {', '.join(sorted(run(work, prepare=False)))}")
