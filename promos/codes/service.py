@@ -1,4 +1,7 @@
-"""Code pools: batches, importing codes, issuing them one per request under the batch's rules."""
+"""Code pools: clients, batches and their rules, importing codes, a customer's codes.
+
+Issuing lives in ``promos.codes.issue`` (the SQL) and ``promos.codes.issuer`` (grouping).
+"""
 
 from __future__ import annotations
 
