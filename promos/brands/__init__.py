@@ -1,0 +1,1 @@
+"""Brands of the discount generator: a brand is a code-pool client; its users get one code."""

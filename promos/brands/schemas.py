@@ -1,0 +1,31 @@
+"""Bodies of the brand user admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+UserId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._~-]+$")]
+
+
+class BrandUserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user_id: UserId
+    secret: Annotated[
+        str | None,
+        Field(
+            min_length=16,
+            max_length=255,
+            pattern=r"^[A-Za-z0-9._~-]+$",
+            description="Carry over an existing secret; leave out to get a random one",
+        ),
+    ] = None
+
+
+class NewBrandUserOut(BaseModel):
+    user_id: str
+    created_at: datetime
+    secret: Annotated[str, Field(description="Shown this once; stored only as a digest")]

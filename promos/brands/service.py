@@ -1,0 +1,171 @@
+"""Brands of the discount generator, on top of the code pools.
+
+A brand is a code-pool client whose UUID is derived from the brand's number (uuid5), with
+one batch that every generation adds to. A brand user asking for a brand's code is issued
+one through the code pool's issuer with the Idempotency-Key ``brand-user:<id>``, so asking
+again returns the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.brands.errors import (
+    BrandHasNoCodes,
+    BrandUserExists,
+    BrandUserNotFound,
+    BrandUserUnknown,
+    InvalidBrandUser,
+)
+from promos.brands.tables import brand_users
+from promos.codes import service as codes
+from promos.codes.errors import DuplicateCode
+from promos.codes.service import Batch, IssueRequest, Rules
+from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
+
+BRAND_NAMESPACE = UUID("6f1d2c3b-9a8e-5f47-b0c1-d2e3f4a5b6c7")
+CODE_PATTERN = "########"
+MAX_CODES_PER_REQUEST = 100_000
+MIN_SECRET_LENGTH = 16
+USER_ID = re.compile(r"[A-Za-z0-9._~-]{1,255}")
+_ATTEMPTS = 3
+# Checking a wrong user id costs the same as a wrong secret.
+_DUMMY_DIGEST = hashlib.sha256(b"no such brand user").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class BrandUser:
+    user_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewBrandUser:
+    """A brand user and its secret, shown this once; only a digest of it is stored."""
+
+    user: BrandUser
+    secret: str
+
+
+def brand_client(brand_id: int) -> UUID:
+    """The code-pool client of a brand: the same UUID for the same brand, everywhere."""
+    return uuid5(BRAND_NAMESPACE, f"brand:{brand_id}")
+
+
+def batch_name(brand_id: int) -> str:
+    return f"brand {brand_id}"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_brand_user(
+    conn: AsyncConnection, *, user_id: str, secret: str | None, now: datetime
+) -> NewBrandUser:
+    """A brand user with the given secret (e.g. carried over) or a new random one."""
+    if not USER_ID.fullmatch(user_id):
+        raise InvalidBrandUser("user_id is 1 to 255 letters, digits or . _ ~ -")
+    if secret is None:
+        secret = secrets.token_urlsafe(24)
+    elif len(secret) < MIN_SECRET_LENGTH or not USER_ID.fullmatch(secret):
+        raise InvalidBrandUser(
+            f"a secret is at least {MIN_SECRET_LENGTH} letters, digits or . _ ~ - "
+            "(it travels in a URL path)"
+        )
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                brand_users.insert().values(
+                    user_id=user_id, secret_digest=_digest(secret), created_at=now
+                )
+            )
+    except IntegrityError:
+        raise BrandUserExists(f"brand user {user_id!r} already exists") from None
+    return NewBrandUser(BrandUser(user_id, now), secret)
+
+
+async def delete_brand_user(conn: AsyncConnection, user_id: str) -> None:
+    result = await conn.execute(delete(brand_users).where(brand_users.c.user_id == user_id))
+    if result.rowcount == 0:
+        raise BrandUserNotFound(f"brand user {user_id!r} does not exist")
+
+
+async def verify_brand_user(conn: AsyncConnection, *, user_id: str, secret: str) -> None:
+    """Accept the user's secret, compared in constant time; ``BrandUserUnknown`` otherwise."""
+    stored = (
+        await conn.execute(
+            select(brand_users.c.secret_digest).where(brand_users.c.user_id == user_id)
+        )
+    ).scalar_one_or_none()
+    matches = hmac.compare_digest(_digest(secret), stored or _DUMMY_DIGEST)
+    if stored is None or not matches:
+        raise BrandUserUnknown("unknown user or wrong secret")
+
+
+async def brand_batch(conn: AsyncConnection, brand_id: int) -> Batch:
+    """The brand's batch; ``BrandHasNoCodes`` if nothing was ever generated for it."""
+    found = await codes.list_batches(conn, client_id=brand_client(brand_id), limit=1)
+    if not found:
+        raise BrandHasNoCodes(f"brand {brand_id} has no discount codes: generate some first")
+    return found[0]
+
+
+async def _brand_batch_for_writing(conn: AsyncConnection, brand_id: int, now: datetime) -> Batch:
+    client_id = brand_client(brand_id)
+    await codes.ensure_client(conn, client_id, now=now)
+    if conn.dialect.name == "postgresql":
+        # Two first generations of one brand at once must not make two batches.
+        await conn.execute(
+            text("SELECT 1 FROM clients WHERE id = :id FOR UPDATE"), {"id": client_id}
+        )
+    found = await codes.list_batches(conn, client_id=client_id, limit=1)
+    if found:
+        return found[0]
+    return await codes.create_batch(
+        conn, client_id=client_id, name=batch_name(brand_id), rules=Rules(), now=now
+    )
+
+
+async def generate_for_brand(
+    conn: AsyncConnection, *, brand_id: int, count: int, now: datetime
+) -> Batch:
+    """Add ``count`` new random codes to the brand's batch (all of them, or none)."""
+    if not 1 <= count <= MAX_CODES_PER_REQUEST:
+        raise InvalidBrandUser(f"number_of_codes must be from 1 to {MAX_CODES_PER_REQUEST}")
+    batch = await _brand_batch_for_writing(conn, brand_id, now)
+    drawer = Drawer(code_shape(CODE_PATTERN, DEFAULT_CHARSET))
+    for attempt in range(_ATTEMPTS):
+        drawn: dict[str, None] = {}
+        while len(drawn) < count:
+            drawn.update(dict.fromkeys(drawer.draw(count - len(drawn))))
+        try:
+            async with conn.begin_nested():
+                await codes.add_codes(conn, batch, enumerate(drawn, start=1))
+        except DuplicateCode:
+            # A drawn code exists already (rare): draw them all again.
+            if attempt == _ATTEMPTS - 1:
+                raise
+        else:
+            break
+    return batch
+
+
+def issue_request(batch: Batch, user_id: str) -> IssueRequest:
+    """The code pool request of a brand user: one code per user and brand, ever."""
+    return IssueRequest(
+        batch_id=batch.id,
+        client_id=batch.client_id,
+        customer_id=user_id,
+        idempotency_key=f"brand-user:{user_id}",
+    )

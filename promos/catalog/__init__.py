@@ -1,0 +1,1 @@
+"""The catalog's promotions: specials (a product on offer) and upgrade programs."""

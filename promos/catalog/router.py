@@ -1,0 +1,135 @@
+"""The native API of specials and upgrade programs under ``/v1``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from promos.catalog import service
+from promos.catalog.schemas import (
+    SpecialIn,
+    SpecialOut,
+    UpgradeProgramIn,
+    UpgradeProgramOut,
+)
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.validation import MAX_OFFSET
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["specials and upgrade programs"],
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.post("/specials", status_code=status.HTTP_201_CREATED)
+async def create_special(body: SpecialIn, state: State, _: CurrentPrincipal) -> SpecialOut:
+    async with state.database.begin() as conn:
+        made = await service.create_special(conn, spec=body.to_spec(), now=state.clock())
+    return SpecialOut.model_validate(made)
+
+
+@router.get("/specials")
+async def list_specials(
+    state: State,
+    _: CurrentPrincipal,
+    sku: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[SpecialOut]:
+    async with state.database.begin() as conn:
+        found = await service.list_specials(conn, sku=sku, limit=limit, offset=offset)
+    return [SpecialOut.model_validate(s) for s in found]
+
+
+@router.get("/specials/active/{sku}", responses=_404)
+async def active_special(sku: str, state: State, _: CurrentPrincipal) -> SpecialOut:
+    """The special of the SKU active now."""
+    async with state.database.begin() as conn:
+        found = await service.active_special(conn, sku=sku, now=state.clock())
+    return SpecialOut.model_validate(found)
+
+
+@router.get("/specials/{special_id}", responses=_404)
+async def get_special(special_id: int, state: State, _: CurrentPrincipal) -> SpecialOut:
+    async with state.database.begin() as conn:
+        return SpecialOut.model_validate(await service.get_special(conn, special_id))
+
+
+@router.put("/specials/{special_id}", responses=_404)
+async def update_special(
+    special_id: int, body: SpecialIn, state: State, _: CurrentPrincipal
+) -> SpecialOut:
+    """Replace the special's fields."""
+    async with state.database.begin() as conn:
+        done = await service.update_special(
+            conn, special_id=special_id, spec=body.to_spec(), now=state.clock()
+        )
+    return SpecialOut.model_validate(done)
+
+
+@router.delete("/specials/{special_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
+async def delete_special(special_id: int, state: State, _: CurrentPrincipal) -> Response:
+    async with state.database.begin() as conn:
+        await service.delete_special(conn, special_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/upgrade-programs", status_code=status.HTTP_201_CREATED)
+async def create_upgrade_program(
+    body: UpgradeProgramIn, state: State, _: CurrentPrincipal
+) -> UpgradeProgramOut:
+    async with state.database.begin() as conn:
+        made = await service.create_upgrade_program(conn, spec=body.to_spec(), now=state.clock())
+    return UpgradeProgramOut.model_validate(made)
+
+
+@router.get("/upgrade-programs")
+async def list_upgrade_programs(
+    state: State, _: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
+) -> list[UpgradeProgramOut]:
+    async with state.database.begin() as conn:
+        found = await service.list_upgrade_programs(conn, limit=limit, offset=offset)
+    return [UpgradeProgramOut.model_validate(p) for p in found]
+
+
+@router.get("/upgrade-programs/active")
+async def active_upgrade_programs(state: State, _: CurrentPrincipal) -> list[UpgradeProgramOut]:
+    """The upgrade programs active now."""
+    async with state.database.begin() as conn:
+        found = await service.active_upgrade_programs(conn, now=state.clock())
+    return [UpgradeProgramOut.model_validate(p) for p in found]
+
+
+@router.get("/upgrade-programs/{program_id}", responses=_404)
+async def get_upgrade_program(
+    program_id: int, state: State, _: CurrentPrincipal
+) -> UpgradeProgramOut:
+    async with state.database.begin() as conn:
+        return UpgradeProgramOut.model_validate(await service.get_upgrade_program(conn, program_id))
+
+
+@router.put("/upgrade-programs/{program_id}", responses=_404)
+async def update_upgrade_program(
+    program_id: int, body: UpgradeProgramIn, state: State, _: CurrentPrincipal
+) -> UpgradeProgramOut:
+    """Replace the upgrade program's fields."""
+    async with state.database.begin() as conn:
+        done = await service.update_upgrade_program(
+            conn, program_id=program_id, spec=body.to_spec(), now=state.clock()
+        )
+    return UpgradeProgramOut.model_validate(done)
+
+
+@router.delete(
+    "/upgrade-programs/{program_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404
+)
+async def delete_upgrade_program(program_id: int, state: State, _: CurrentPrincipal) -> Response:
+    async with state.database.begin() as conn:
+        await service.delete_upgrade_program(conn, program_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

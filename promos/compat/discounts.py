@@ -1,0 +1,132 @@
+"""The discount generator's API (seed 002), exactly at its paths and with its bodies.
+
+``generate`` adds codes to a brand's batch (a brand is a code-pool client); ``get_code``
+hands a brand user one code of the brand, the same one every time. ``get_code`` is public
+but authenticated by the user's secret in its path: that path is never logged as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+
+from promos.brands import service as brands
+from promos.errors import PromosError
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import as_domain_error, headers_for, status_for
+from promos.http.responses import JSON
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/discounts/api/v1.0"
+_GET_CODE = re.compile(rf"^({re.escape(PREFIX)}/get_code/[^/]*/)[^/]*(/.*)?$")
+
+
+def redact(path: str) -> str:
+    """The path with a ``get_code`` user secret replaced by ``***``: safe to log."""
+    return _GET_CODE.sub(lambda m: f"{m.group(1)}***{m.group(2) or ''}", path)
+
+
+class Envelope(BaseModel):
+    """The seed's one response shape, for success and (here) failure alike."""
+
+    code: Annotated[str, Field(description='"201" on success; the HTTP status on failure')]
+    data: str
+    message: str
+    status: Literal["success", "error"]
+
+
+def error_body(status: int, exc: PromosError) -> dict[str, str]:
+    return {"code": str(status), "data": "", "message": exc.message, "status": "error"}
+
+
+class DiscountsRoute(APIRoute):
+    """Errors in the seed's envelope; unexpected ones logged with the path redacted."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - every failure answers in the envelope
+                error = as_domain_error(exc)
+                if error is None:
+                    log.error(  # noqa: TRY400 - the traceback may hold the secret; say what failed
+                        "unhandled %s on %s %s",
+                        type(exc).__name__,
+                        request.method,
+                        redact(request.url.path),
+                    )
+                    body = {
+                        "code": "500",
+                        "data": "",
+                        "message": "internal server error",
+                        "status": "error",
+                    }
+                    return JSON(body, status_code=500)
+                status = status_for(error)
+                return JSON(
+                    error_body(status, error), status_code=status, headers=headers_for(error)
+                )
+
+        return handle
+
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["Discount generator (compat)"],
+    route_class=DiscountsRoute,
+    responses={
+        401: {"model": Envelope},
+        404: {"model": Envelope, "description": "the brand has no codes"},
+        409: {"model": Envelope, "description": "the brand has no codes left"},
+        422: {"model": Envelope},
+    },
+)
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    brand_id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    number_of_codes: Annotated[int, Field(ge=1, le=brands.MAX_CODES_PER_REQUEST)]
+
+
+@router.post("/generate")
+async def generate(body: GenerateIn, state: State, _: CurrentPrincipal) -> Envelope:
+    """Generate ``number_of_codes`` new codes for the brand (needs a credential)."""
+    async with state.database.begin() as conn:
+        await brands.generate_for_brand(
+            conn, brand_id=body.brand_id, count=body.number_of_codes, now=state.clock()
+        )
+    return Envelope(
+        code="201",
+        data="",
+        message="System generated discount codes successfully",
+        status="success",
+    )
+
+
+Segment = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+@router.get("/get_code/{user_id}/{user_secret}/{brand_id}")
+async def get_code(
+    user_id: Segment,
+    user_secret: Segment,
+    brand_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    state: State,
+) -> Envelope:
+    """One code of the brand for the user (the same code if asked again)."""
+    async with state.database.begin() as conn:
+        await brands.verify_brand_user(conn, user_id=user_id, secret=user_secret)
+        batch = await brands.brand_batch(conn, brand_id)
+    issued = await state.issuer.issue(brands.issue_request(batch, user_id))
+    return Envelope(code="201", data=issued.code, message="", status="success")

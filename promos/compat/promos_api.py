@@ -1,0 +1,529 @@
+"""The Promos API (seed 001), exactly at its paths: sign-in, promo codes, specials, upgrades.
+
+Where the seed writes a path without a prefix (``promocodes/...``, ``/special/{sku}``, ...),
+it is served both at the root and under ``/api``; the shared CRUD lives under ``/api`` only.
+Errors are the seed's ``{"error": "...", "status": N}`` with N as the HTTP status: 401 for
+credentials, 500 for the database, 400 for everything else (the seed knows no other).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from promos.auth import service as auth_service
+from promos.auth.service import Principal
+from promos.catalog import service as catalog
+from promos.catalog.errors import InvalidOffer
+from promos.catalog.schemas import SpecialIn, UpgradeProgramIn
+from promos.errors import InvalidInput, PromosError, Unauthenticated, Unavailable
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import error_route_class, headers_for
+from promos.http.responses import JSON
+from promos.promocodes import service as promocodes
+from promos.promocodes.errors import PromocodeNotFound
+from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
+from promos.promocodes.schemas import Day, Money, Sku
+from promos.promocodes.service import GenerationSpec, Promocode, PromocodeFilter
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 100_000  # the seed's default {limitout}: also the most one listing returns
+UPGRADE_PATTERN = "UP-##########"
+NOT_VALID = "promocode not found or not valid"
+
+
+class PromosErrorBody(BaseModel):
+    error: str
+    status: int
+
+
+def promos_status(exc: PromosError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return 401
+    if isinstance(exc, Unavailable):
+        return 500
+    return 400
+
+
+def promos_body(exc: PromosError) -> dict[str, Any]:
+    return {"error": exc.message, "status": promos_status(exc)}
+
+
+def promos_error(_status: int, exc: PromosError) -> Response:
+    return JSON(promos_body(exc), status_code=promos_status(exc), headers=headers_for(exc))
+
+
+class PromosRoute(error_route_class(promos_error)):  # type: ignore[misc]
+    """Domain errors in the seed's shape; anything unexpected a logged 500 in that shape too."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                return JSON({"error": "internal server error", "status": 500}, status_code=500)
+            return response
+
+        return handle
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": PromosErrorBody},
+    401: {"model": PromosErrorBody},
+    500: {"model": PromosErrorBody},
+}
+router = APIRouter(tags=["Promos (compat)"], route_class=PromosRoute, responses=_ERRORS)
+
+
+def both(method: str, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+    """Serve a route at the seed's path and under ``/api``."""
+
+    def register(endpoint: Any) -> Any:
+        router.add_api_route(path, endpoint, methods=[method], **kwargs)
+        router.add_api_route("/api" + path, endpoint, methods=[method], **kwargs)
+        return endpoint
+
+    return register
+
+
+def number(value: Decimal | None) -> int | float:
+    """A Decimal as the seed's JSON number: whole numbers without a fraction, 0 for none."""
+    if value is None:
+        return 0
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class SeedPromocode(BaseModel):
+    id: int
+    code: str
+    discount_percentage: int | float
+    discount_amount: int | float
+    usage_count: Annotated[int, Field(description="uses left")]
+    usage_by: Annotated[str, Field(description='"" when the code is not bound to anybody')]
+    products: list[str]
+    expires_in: Annotated[str, Field(description='YYYY-MM-DD, "" when it never expires')]
+    created: str
+    created_unix: int
+    pattern: str
+    charset: str
+    count: int
+
+
+def seed_promocode(found: Promocode) -> SeedPromocode:
+    g = found.generation
+    return SeedPromocode(
+        id=found.id,
+        code=found.code,
+        discount_percentage=number(g.discount_percentage),
+        discount_amount=number(g.discount_amount),
+        usage_count=found.usage_count,
+        usage_by=g.usage_by or "",
+        products=list(g.products),
+        expires_in=g.expires_in.isoformat() if g.expires_in else "",
+        created=g.created_at.date().isoformat(),
+        created_unix=int(g.created_at.timestamp()),
+        pattern=g.pattern,
+        charset=g.charset,
+        count=g.count,
+    )
+
+
+class Message(BaseModel):
+    message: str
+    status: int
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    login: Annotated[str, Field(min_length=1, max_length=255)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class TokenBody(BaseModel):
+    token: str
+
+
+class Identity(BaseModel):
+    id: int
+    login: str
+    role: Annotated[Literal["ADMIN", "SALES"], Field(description="the seed's role names")]
+
+
+@both("POST", "/signin")
+async def signin(body: SignIn, state: State) -> TokenBody:
+    """Exchange a login and password for a bearer token."""
+    async with state.database.begin() as conn:
+        issued = await auth_service.sign_in(
+            conn,
+            username=body.login,
+            password=body.password,
+            ttl=timedelta(seconds=state.settings.token_ttl_seconds),
+            now=state.clock(),
+        )
+    return TokenBody(token=issued.token)
+
+
+class AuthenticateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    token: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+def identity(principal: Principal) -> Identity:
+    role: Literal["ADMIN", "SALES"] = "ADMIN" if principal.is_admin else "SALES"
+    return Identity(id=principal.id, login=principal.name, role=role)
+
+
+@both("GET", "/authenticate")
+async def authenticate(principal: CurrentPrincipal) -> Identity:
+    """Who the token (``Authorization: Bearer``) belongs to."""
+    return identity(principal)
+
+
+@both("POST", "/authenticate")
+async def authenticate_token(
+    state: State,
+    body: AuthenticateIn | None = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Identity:
+    """Who the token belongs to: ``{"token"}`` in the body, or ``Authorization: Bearer``."""
+    credential = f"Bearer {body.token}" if body is not None else authorization
+    return identity(await state.authenticator.authenticate(credential))
+
+
+# --- promo codes -------------------------------------------------------------------------------
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class SetIn(BaseModel):
+    """The seed's ``promocodes/set`` body; a discount of 0 means "not this one"."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    discount_percentage: Money = Decimal(0)
+    discount_amount: Money = Decimal(0)
+    usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    charset: Annotated[str, Field(min_length=1, max_length=62)] = DEFAULT_CHARSET
+    count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+    expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH)]
+    products: Annotated[list[Sku], Field(max_length=promocodes.MAX_PRODUCTS)] = []
+    usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+
+    def to_spec(self) -> GenerationSpec:
+        return GenerationSpec(
+            pattern=self.pattern,
+            charset=self.charset,
+            count=self.count,
+            discount_percentage=self.discount_percentage or None,
+            discount_amount=self.discount_amount or None,
+            usage_count=self.usage_count,
+            expires_in=self.expires_in,
+            products=tuple(self.products),
+            usage_by=self.usage_by,
+        )
+
+
+@both("POST", "/promocodes/set")
+async def set_promocodes(body: SetIn, state: State, _: CurrentPrincipal) -> Message:
+    """Generate ``count`` codes from ``pattern`` and ``charset`` (all, or none)."""
+    async with state.database.begin() as conn:
+        made = await promocodes.generate(conn, spec=body.to_spec(), now=state.clock())
+    names = ", ".join(made.codes[:100])
+    if made.generation.count > 100:  # noqa: PLR2004 - the message names the first 100
+        names += f" and {made.generation.count - 100} more"
+    return Message(message=f"Promocode {names} created.", status=200)
+
+
+async def _listing(
+    state: State, filters: PromocodeFilter, *, limit: int = MAX_ROWS, offset: int = 0
+) -> list[SeedPromocode]:
+    async with state.database.begin() as conn:
+        found = await promocodes.list_promocodes(conn, filters=filters, limit=limit, offset=offset)
+    return [seed_promocode(p) for p in found]
+
+
+Search = Annotated[str, Path(min_length=1, max_length=255, description="part of the code")]
+LimitIn = Annotated[int, Path(ge=0, le=1_000_000_000, description="from (0 = the first)")]
+LimitOut = Annotated[int, Path(ge=0, le=1_000_000_000, description="to (exclusive)")]
+
+
+def _window(limitin: int, limitout: int) -> tuple[int, int]:
+    if limitout < limitin:
+        raise InvalidInput("limitout must not be less than limitin")
+    if limitout - limitin > MAX_ROWS:
+        raise InvalidInput(f"at most {MAX_ROWS} codes at once (limitout - limitin)")
+    return limitout - limitin, limitin
+
+
+@both("GET", "/promocodes/get")
+async def get_all(state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
+    """Every promo code (the first 100,000), oldest first."""
+    return await _listing(state, PromocodeFilter())
+
+
+@both("GET", "/promocodes/get/{search}")
+async def get_search(search: Search, state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
+    """The codes that contain ``search`` (case-insensitive)."""
+    return await _listing(state, PromocodeFilter(search=search))
+
+
+@both("GET", "/promocodes/get/{limitin}/{limitout}")
+async def get_limited(
+    limitin: LimitIn, limitout: LimitOut, state: State, _: CurrentPrincipal
+) -> list[SeedPromocode]:
+    """Codes number ``limitin`` (from 0) up to, not including, ``limitout``."""
+    limit, offset = _window(limitin, limitout)
+    return await _listing(state, PromocodeFilter(), limit=limit, offset=offset)
+
+
+@both("GET", "/promocodes/get/{search}/{limitin}/{limitout}")
+async def get_search_limited(
+    search: Search, limitin: LimitIn, limitout: LimitOut, state: State, _: CurrentPrincipal
+) -> list[SeedPromocode]:
+    limit, offset = _window(limitin, limitout)
+    return await _listing(state, PromocodeFilter(search=search), limit=limit, offset=offset)
+
+
+@both("GET", "/promocodes/getusedby")
+async def get_used_by(
+    state: State,
+    principal: CurrentPrincipal,
+    email: Annotated[
+        str | None,
+        Query(max_length=255, description="the bound e-mail; default: the caller's login"),
+    ] = None,
+) -> list[SeedPromocode]:
+    """The codes bound to an e-mail."""
+    return await _listing(state, PromocodeFilter(usage_by=email or principal.name))
+
+
+@both("GET", "/promocodes/getdiscountpercentage")
+async def get_discount_percentage(state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
+    """The codes with a percentage discount."""
+    return await _listing(state, PromocodeFilter(kind="percentage"))
+
+
+@both("GET", "/promocodes/del/{id}")
+async def delete_code(
+    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)],
+    state: State,
+    _: CurrentPrincipal,
+) -> Message:
+    """Delete the promo code ``{id}`` (the code itself, e.g. SUMMER21)."""
+    async with state.database.begin() as conn:
+        await promocodes.delete_promocode(conn, code)
+    return Message(message="Promocodes deleted.", status=200)
+
+
+@both("GET", "/promocodes/getbycode/{id}")
+async def get_by_code(
+    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)], state: State
+) -> SeedPromocode:
+    """Public: a usable code (not expired, uses left); one answer for unknown and unusable."""
+    now = state.clock()
+    async with state.database.begin() as conn:
+        try:
+            found = await promocodes.get_promocode(conn, code)
+        except PromocodeNotFound:
+            raise PromocodeNotFound(NOT_VALID) from None
+    expired = found.expires_in is not None and found.expires_in < now.date()
+    if expired or found.usage_count <= 0:
+        raise PromocodeNotFound(NOT_VALID)
+    return seed_promocode(found)
+
+
+@both("GET", "/promocodes/decrement/{id}")
+async def decrement(
+    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)],
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> Message:
+    """Use one use of the code (it never goes below zero, under any concurrency)."""
+    async with state.database.begin() as conn:
+        await promocodes.redeem(
+            conn,
+            code=code,
+            customer=None,
+            skus=None,
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return Message(message=f"Promocode {code} decremented.", status=200)
+
+
+# --- specials and upgrades ---------------------------------------------------------------------
+
+Module = Annotated[
+    Literal["specials", "upgrades"], Query(description="specials or upgrades, as in the seed")
+]
+AnyBody = Annotated[
+    dict[str, Any],
+    Body(description="A special (module=specials) or an upgrade program (module=upgrades)"),
+]
+
+
+def plain(item: Any) -> dict[str, Any]:
+    """A special or upgrade program as JSON: numbers for money, ISO 8601 for times."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(item).items():
+        if isinstance(value, Decimal):
+            out[key] = number(value)
+        elif isinstance(value, datetime | date):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+@router.get("/api/get")
+async def crud_list(module: Module, state: State, _: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Every special, or every upgrade program."""
+    async with state.database.begin() as conn:
+        if module == "specials":
+            return [plain(s) for s in await catalog.list_specials(conn, limit=MAX_ROWS)]
+        return [plain(p) for p in await catalog.list_upgrade_programs(conn, limit=MAX_ROWS)]
+
+
+@router.post("/api/create")
+async def crud_create(
+    module: Module, body: AnyBody, state: State, _: CurrentPrincipal
+) -> dict[str, Any]:
+    async with state.database.begin() as conn:
+        if module == "specials":
+            spec = SpecialIn.model_validate(body).to_spec()
+            return plain(await catalog.create_special(conn, spec=spec, now=state.clock()))
+        program = UpgradeProgramIn.model_validate(body).to_spec()
+        return plain(await catalog.create_upgrade_program(conn, spec=program, now=state.clock()))
+
+
+def _id_of(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    rest = dict(body)
+    item_id = rest.pop("id", None)
+    if not isinstance(item_id, int) or isinstance(item_id, bool) or item_id < 1:
+        raise InvalidOffer("the body needs the id (a positive whole number) of what to update")
+    return item_id, rest
+
+
+@router.put("/api/update")
+async def crud_update(
+    module: Module, body: AnyBody, state: State, _: CurrentPrincipal
+) -> dict[str, Any]:
+    """Replace every field of the special or upgrade program named by ``id`` in the body."""
+    item_id, rest = _id_of(body)
+    now = state.clock()
+    async with state.database.begin() as conn:
+        if module == "specials":
+            spec = SpecialIn.model_validate(rest).to_spec()
+            return plain(await catalog.update_special(conn, special_id=item_id, spec=spec, now=now))
+        program = UpgradeProgramIn.model_validate(rest).to_spec()
+        return plain(
+            await catalog.update_upgrade_program(conn, program_id=item_id, spec=program, now=now)
+        )
+
+
+@router.get("/api/get/{id}")
+async def crud_get(
+    item_id: Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)],
+    module: Module,
+    state: State,
+    _: CurrentPrincipal,
+) -> dict[str, Any]:
+    async with state.database.begin() as conn:
+        if module == "specials":
+            return plain(await catalog.get_special(conn, item_id))
+        return plain(await catalog.get_upgrade_program(conn, item_id))
+
+
+@router.delete("/api/delete/{id}")
+async def crud_delete(
+    item_id: Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)],
+    module: Module,
+    state: State,
+    _: CurrentPrincipal,
+) -> Message:
+    async with state.database.begin() as conn:
+        if module == "specials":
+            await catalog.delete_special(conn, item_id)
+            return Message(message=f"Special {item_id} deleted.", status=200)
+        await catalog.delete_upgrade_program(conn, item_id)
+    return Message(message=f"Upgrade program {item_id} deleted.", status=200)
+
+
+@both("GET", "/special/{sku}")
+async def special_by_sku(
+    sku: Annotated[str, Path(min_length=1, max_length=255)], state: State
+) -> dict[str, Any]:
+    """Public: the special of the SKU active now."""
+    async with state.database.begin() as conn:
+        return plain(await catalog.active_special(conn, sku=sku, now=state.clock()))
+
+
+@both("GET", "/upgrade-program")
+async def actual_upgrade_programs(state: State) -> list[dict[str, Any]]:
+    """Public: the upgrade programs active now."""
+    async with state.database.begin() as conn:
+        return [plain(p) for p in await catalog.active_upgrade_programs(conn, now=state.clock())]
+
+
+class UpgradeCodeIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    upgrade_program_id: Annotated[int, Field(ge=1)]
+    usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+    usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+
+
+@both("POST", "/promocode/upgrade-program")
+async def upgrade_program_code(
+    body: UpgradeCodeIn, state: State, _: CurrentPrincipal
+) -> SeedPromocode:
+    """A promo code for an active upgrade program: its discount, on its ``to_sku``.
+
+    It expires on ``expires_in``, or else on the last day of the program (if it ends).
+    """
+    now = state.clock()
+    async with state.database.begin() as conn:
+        program = await catalog.get_upgrade_program(conn, body.upgrade_program_id)
+        active = await catalog.active_upgrade_programs(conn, now=now)
+        if program.id not in {p.id for p in active}:
+            raise InvalidOffer(f"upgrade program {program.id} is not active now")
+        ends = program.ends_at.date() if program.ends_at is not None else None
+        made = await promocodes.generate(
+            conn,
+            spec=GenerationSpec(
+                pattern=UPGRADE_PATTERN,
+                count=1,
+                usage_count=body.usage_count,
+                discount_percentage=program.discount_percentage,
+                discount_amount=program.discount_amount,
+                expires_in=body.expires_in or ends,
+                products=(program.to_sku,),
+                usage_by=body.usage_by,
+            ),
+            now=now,
+        )
+        found = await promocodes.get_promocode(conn, made.codes[0])
+    return seed_promocode(found)

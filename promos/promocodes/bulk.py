@@ -1,0 +1,222 @@
+"""Storing a generation's codes in bulk, all in the caller's transaction.
+
+PostgreSQL: the codes stream into ``promocodes`` with COPY (asyncpg) while the next ones
+are drawn. A collision with an existing code (vanishingly rare in a roomy pattern) undoes
+that COPY to its savepoint, and the codes go through a temporary staging table instead:
+COPY into it, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, topping up until the
+count is reached. SQLite: chunks of plain inserts, leaving out codes that already exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.promocodes.errors import PatternExhausted
+from promos.promocodes.generate import CodeShape, Drawer
+from promos.promocodes.tables import promocodes
+
+CHUNK = 50_000
+SQLITE_CHUNK = 2_000
+MAX_ROUNDS = 12
+SAMPLE = 1000  # codes returned to the caller; the rest are read back through the listing
+# Below this chance of two codes of one draw colliding, skip remembering what was drawn.
+_COLLISION_RISK = 1e-4
+
+Progress = Callable[[int], None]
+
+
+async def store_codes(
+    conn: AsyncConnection,
+    *,
+    shape: CodeShape,
+    count: int,
+    generation_id: int,
+    usage_count: int,
+    on_progress: Progress | None = None,
+) -> list[str]:
+    """Draw and store ``count`` new unique codes; returns the first ``SAMPLE`` of them."""
+    drawer = Drawer(shape)
+    if conn.dialect.name == "postgresql":
+        return await _store_postgresql(
+            conn,
+            drawer=drawer,
+            shape=shape,
+            count=count,
+            generation_id=generation_id,
+            usage_count=usage_count,
+            on_progress=on_progress,
+        )
+    return await _store_sqlite(
+        conn,
+        drawer=drawer,
+        count=count,
+        generation_id=generation_id,
+        usage_count=usage_count,
+        on_progress=on_progress,
+    )
+
+
+def _unique_draws(drawer: Drawer, count: int, *, remember: bool) -> Iterator[list[str]]:
+    """Chunks of codes adding up to ``count``, without repeats when ``remember``."""
+    seen: set[str] = set()
+    left = count
+    while left > 0:
+        chunk = drawer.draw(min(CHUNK, left))
+        if remember:
+            chunk = [c for c in dict.fromkeys(chunk) if c not in seen]
+            seen.update(chunk)
+        left -= len(chunk)
+        yield chunk
+
+
+async def _store_postgresql(
+    conn: AsyncConnection,
+    *,
+    drawer: Drawer,
+    shape: CodeShape,
+    count: int,
+    generation_id: int,
+    usage_count: int,
+    on_progress: Progress | None,
+) -> list[str]:
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    risky = count * count > shape.capacity * _COLLISION_RISK
+    if not risky:
+        sample: list[str] = []
+        done = 0
+
+        async def records() -> AsyncIterator[tuple[str, int, int]]:
+            nonlocal done
+            for chunk in _unique_draws(drawer, count, remember=False):
+                if len(sample) < SAMPLE:
+                    sample.extend(chunk[: SAMPLE - len(sample)])
+                for code in chunk:
+                    yield (code, generation_id, usage_count)
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(done)
+
+        savepoint = await conn.begin_nested()
+        try:
+            await raw.copy_records_to_table(
+                "promocodes",
+                records=records(),
+                columns=["code", "generation_id", "usage_count"],
+            )
+        except asyncpg.UniqueViolationError:
+            await savepoint.rollback()
+            if on_progress is not None:
+                on_progress(0)
+        else:
+            await savepoint.commit()
+            return sample
+    return await _store_staged(
+        conn,
+        raw,
+        drawer=drawer,
+        count=count,
+        generation_id=generation_id,
+        usage_count=usage_count,
+        on_progress=on_progress,
+    )
+
+
+_STAGE = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS promocode_staging (code text NOT NULL) ON COMMIT DROP"
+)
+_FROM_STAGE = text(
+    "INSERT INTO promocodes (code, generation_id, usage_count) "
+    "SELECT code, :generation_id, :usage_count FROM promocode_staging LIMIT :wanted "
+    "ON CONFLICT (code) DO NOTHING RETURNING code"
+)
+
+
+async def _store_staged(
+    conn: AsyncConnection,
+    raw: Any,
+    *,
+    drawer: Drawer,
+    count: int,
+    generation_id: int,
+    usage_count: int,
+    on_progress: Progress | None,
+) -> list[str]:
+    await conn.execute(_STAGE)
+    sample: list[str] = []
+    done = 0
+    for _ in range(MAX_ROUNDS):
+        wanted = count - done
+        await conn.execute(text("TRUNCATE promocode_staging"))
+        # Draw more than is missing: some of them may be taken already.
+        candidates = [(c,) for c in dict.fromkeys(drawer.draw(wanted + wanted // 4 + 16))]
+        await raw.copy_records_to_table("promocode_staging", records=candidates)
+        inserted = (
+            await conn.execute(
+                _FROM_STAGE,
+                {"generation_id": generation_id, "usage_count": usage_count, "wanted": wanted},
+            )
+        ).scalars()
+        for code in inserted:
+            if len(sample) < SAMPLE:
+                sample.append(code)
+            done += 1
+        if on_progress is not None:
+            on_progress(done)
+        if done >= count:
+            return sample
+    raise _exhausted(count, done)
+
+
+_EXISTING = select(promocodes.c.code).where(
+    promocodes.c.code.in_(bindparam("codes", expanding=True))
+)
+
+
+async def _store_sqlite(
+    conn: AsyncConnection,
+    *,
+    drawer: Drawer,
+    count: int,
+    generation_id: int,
+    usage_count: int,
+    on_progress: Progress | None,
+) -> list[str]:
+    sample: list[str] = []
+    seen: set[str] = set()
+    done = 0
+    rounds = 0
+    while done < count:
+        rounds += 1
+        if rounds > MAX_ROUNDS * (count // SQLITE_CHUNK + 1):
+            raise _exhausted(count, done)
+        drawn = list(dict.fromkeys(drawer.draw(min(SQLITE_CHUNK, count - done))))
+        fresh = [c for c in drawn if c not in seen]
+        taken = set((await conn.execute(_EXISTING, {"codes": fresh})).scalars()) if fresh else set()
+        fresh = [c for c in fresh if c not in taken]
+        if not fresh:
+            continue
+        seen.update(fresh)
+        await conn.execute(
+            promocodes.insert(),
+            [
+                {"code": c, "generation_id": generation_id, "usage_count": usage_count}
+                for c in fresh
+            ],
+        )
+        sample.extend(fresh[: max(0, SAMPLE - len(sample))])
+        done += len(fresh)
+        if on_progress is not None:
+            on_progress(done)
+    return sample
+
+
+def _exhausted(count: int, done: int) -> PatternExhausted:
+    return PatternExhausted(
+        f"only {done} of {count} codes could be drawn that no other promo code has: "
+        "the pattern's space is crowded; add # to the pattern or characters to the charset"
+    )

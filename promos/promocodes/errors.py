@@ -1,0 +1,57 @@
+"""What can go wrong with promo codes; each has its own stable code."""
+
+from __future__ import annotations
+
+from promos.errors import Conflict, Gone, InvalidInput, NotFound, RuleViolation
+
+
+class InvalidPattern(InvalidInput):
+    """A pattern, charset, prefix or postfix that cannot make the codes asked for."""
+
+    code = "invalid_pattern"
+
+
+class InvalidDiscount(InvalidInput):
+    code = "invalid_discount"
+
+
+class InvalidPromocode(InvalidInput):
+    code = "invalid_promocode"
+
+
+class PatternExhausted(Conflict):
+    """The pattern's space holds too few unused codes (earlier generations took them)."""
+
+    code = "pattern_exhausted"
+
+
+class PromocodeNotFound(NotFound):
+    code = "promocode_not_found"
+
+
+class PromocodeExpired(Gone):
+    code = "promocode_expired"
+
+
+class PromocodeUsedUp(Conflict):
+    code = "promocode_used_up"
+
+
+class PromocodeNotForCustomer(RuleViolation):
+    code = "promocode_not_for_customer"
+
+
+class PromocodeNotForProducts(RuleViolation):
+    code = "promocode_not_for_products"
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+
+
+class RedemptionRolledBack(Conflict):
+    code = "redemption_already_rolled_back"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"

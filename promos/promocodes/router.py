@@ -1,0 +1,173 @@
+"""The native promo code API under ``/v1``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+
+from promos.errors import InvalidInput
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.promocodes import service
+from promos.promocodes.schemas import (
+    GeneratedOut,
+    GenerateIn,
+    GenerationOut,
+    PromocodeOut,
+    PromocodePage,
+    RedemptionOut,
+    UseIn,
+    ValidateIn,
+)
+from promos.promocodes.service import Promocode, PromocodeFilter
+from promos.validation import MAX_OFFSET
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["promo codes"],
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+Code = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._~-]+$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key returns the first redemption, using no more.",
+    ),
+]
+
+
+def promocode_out(found: Promocode) -> PromocodeOut:
+    g = found.generation
+    return PromocodeOut(
+        id=found.id,
+        code=found.code,
+        generation_id=g.id,
+        usage_count=found.usage_count,
+        discount_percentage=g.discount_percentage,
+        discount_amount=g.discount_amount,
+        expires_in=g.expires_in,
+        products=list(g.products),
+        usage_by=g.usage_by,
+        created_at=g.created_at,
+    )
+
+
+@router.post(
+    "/promocodes",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"model": ErrorBody, "description": "pattern_exhausted"}},
+)
+async def generate(body: GenerateIn, state: State, _: CurrentPrincipal) -> GeneratedOut:
+    """Generate `count` unique codes from `pattern` and `charset`: all of them, or none."""
+    async with state.database.begin() as conn:
+        made = await service.generate(conn, spec=body.to_spec(), now=state.clock())
+    return GeneratedOut(generation=GenerationOut.model_validate(made.generation), codes=made.codes)
+
+
+@router.get("/promocodes")
+async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
+    state: State,
+    _: CurrentPrincipal,
+    usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
+    kind: Annotated[Literal["percentage", "amount"] | None, Query()] = None,
+    expires_before: date | None = None,
+    expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
+    generation_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> PromocodePage:
+    """Promo codes in the order they were made, filtered."""
+    filters = PromocodeFilter(
+        usage_by=usage_by,
+        kind=kind,
+        expires_before=expires_before,
+        expires_after=expires_after,
+        search=q,
+        generation_id=generation_id,
+    )
+    async with state.database.begin() as conn:
+        found = await service.list_promocodes(conn, filters=filters, limit=limit, offset=offset)
+    return PromocodePage(items=[promocode_out(p) for p in found], limit=limit, offset=offset)
+
+
+@router.get("/promocodes/{code}", responses={404: {"model": ErrorBody}})
+async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> PromocodeOut:
+    async with state.database.begin() as conn:
+        return promocode_out(await service.get_promocode(conn, code))
+
+
+@router.delete(
+    "/promocodes/{code}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"model": ErrorBody}},
+)
+async def delete_promocode(code: Code, state: State, _: CurrentPrincipal) -> Response:
+    async with state.database.begin() as conn:
+        await service.delete_promocode(conn, code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_USE_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {
+        "model": ErrorBody,
+        "description": "promocode_not_for_customer or promocode_not_for_products",
+    },
+    404: {"model": ErrorBody, "description": "promocode_not_found"},
+    409: {"model": ErrorBody, "description": "promocode_used_up or idempotency_key_reused"},
+    410: {"model": ErrorBody, "description": "promocode_expired"},
+}
+
+
+@router.post("/promocodes/{code}/validate", responses=_USE_ERRORS)
+async def validate(code: Code, body: ValidateIn, state: State, _: CurrentPrincipal) -> PromocodeOut:
+    """Whether the customer may use the code on this cart (now, or at `at`); changes nothing."""
+    at = body.at or state.clock()
+    if at.tzinfo is None:
+        raise InvalidInput("at must carry a timezone, e.g. 2026-03-01T12:00:00Z")
+    async with state.database.begin() as conn:
+        found = await service.validate(
+            conn, code=code, customer=body.customer, skus=body.products, at=at
+        )
+    return promocode_out(found)
+
+
+@router.post(
+    "/promocodes/{code}/redeem", status_code=status.HTTP_201_CREATED, responses=_USE_ERRORS
+)
+async def redeem(
+    code: Code,
+    body: UseIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> RedemptionOut:
+    """Use one use of the code at checkout, atomically."""
+    async with state.database.begin() as conn:
+        done = await service.redeem(
+            conn,
+            code=code,
+            customer=body.customer,
+            skus=body.products,
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return RedemptionOut.model_validate(done)
+
+
+@router.post(
+    "/redemptions/{redemption_id}/rollback",
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def rollback(redemption_id: int, state: State, _: CurrentPrincipal) -> RedemptionOut:
+    """Give the redemption's use back to its code (once)."""
+    async with state.database.begin() as conn:
+        done = await service.rollback(conn, redemption_id=redemption_id, now=state.clock())
+    return RedemptionOut.model_validate(done)

@@ -1,0 +1,558 @@
+"""Promo codes: generating them, finding them, and using them (validate, redeem, roll back).
+
+Every rule of a redemption (uses left, expiry, bound customer, products) is in the WHERE
+clause of the one UPDATE that takes the use, so concurrent redemptions can never take more
+uses than there are. Only when that UPDATE finds nothing do we read why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from promos.promocodes import bulk
+from promos.promocodes.errors import (
+    IdempotencyKeyReused,
+    InvalidDiscount,
+    InvalidPromocode,
+    PromocodeExpired,
+    PromocodeNotForCustomer,
+    PromocodeNotForProducts,
+    PromocodeNotFound,
+    PromocodeUsedUp,
+    RedemptionNotFound,
+    RedemptionRolledBack,
+)
+from promos.promocodes.generate import DEFAULT_CHARSET, check_capacity, code_shape
+from promos.promocodes.tables import (
+    promocode_generations as generations,
+)
+from promos.promocodes.tables import (
+    promocode_products as products_table,
+)
+from promos.promocodes.tables import (
+    promocode_redemptions as redemptions,
+)
+from promos.promocodes.tables import (
+    promocodes,
+)
+from promos.validation import has_control_character
+
+MAX_USAGE_COUNT = 1_000_000
+MAX_PRODUCTS = 1000
+MAX_PERCENTAGE = Decimal(100)
+MAX_AMOUNT = Decimal("9999999999.99")
+_EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
+_SKU = re.compile(r"[^\s]{1,255}")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """What to generate; ``check_spec`` (called by ``generate``) refuses what cannot be."""
+
+    pattern: str
+    count: int
+    usage_count: int
+    charset: str = DEFAULT_CHARSET
+    prefix: str = ""
+    postfix: str = ""
+    discount_percentage: Decimal | None = None
+    discount_amount: Decimal | None = None
+    expires_in: date | None = None
+    products: tuple[str, ...] = ()
+    usage_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: int
+    pattern: str
+    charset: str
+    prefix: str
+    postfix: str
+    count: int
+    discount_percentage: Decimal | None
+    discount_amount: Decimal | None
+    usage_count: int
+    expires_in: date | None
+    products: tuple[str, ...]
+    usage_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    generation: Generation
+    # The first codes of the generation (all of them up to ``bulk.SAMPLE``).
+    codes: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Promocode:
+    id: int
+    code: str
+    usage_count: int
+    generation: Generation
+
+    @property
+    def discount_percentage(self) -> Decimal | None:
+        return self.generation.discount_percentage
+
+    @property
+    def discount_amount(self) -> Decimal | None:
+        return self.generation.discount_amount
+
+    @property
+    def expires_in(self) -> date | None:
+        return self.generation.expires_in
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        return self.generation.products
+
+    @property
+    def usage_by(self) -> str | None:
+        return self.generation.usage_by
+
+    @property
+    def created_at(self) -> datetime:
+        return self.generation.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    id: int
+    code: str
+    customer: str | None
+    idempotency_key: str | None
+    redeemed_at: datetime
+    rolled_back_at: datetime | None
+    usage_count: int  # uses the code has left now
+
+
+@dataclass(frozen=True, slots=True)
+class PromocodeFilter:
+    usage_by: str | None = None
+    kind: Literal["percentage", "amount"] | None = None
+    expires_before: date | None = None
+    expires_after: date | None = None
+    search: str | None = None
+    generation_id: int | None = None
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_discount(percentage: Decimal | None, amount: Decimal | None) -> None:
+    """Exactly one discount: a percentage in (0, 100] or a positive amount, in cents at most."""
+    if percentage is not None and amount is not None:
+        raise InvalidDiscount("set discount_percentage or discount_amount, not both")
+    if percentage is None and amount is None:
+        raise InvalidDiscount("set discount_percentage or discount_amount")
+    for name, value, most in (
+        ("discount_percentage", percentage, MAX_PERCENTAGE),
+        ("discount_amount", amount, MAX_AMOUNT),
+    ):
+        if value is None:
+            continue
+        if not value.is_finite() or not 0 < value <= most:
+            raise InvalidDiscount(f"{name} must be more than 0 and at most {most}")
+        if value != value.quantize(Decimal("0.01")):
+            raise InvalidDiscount(f"{name} has at most 2 decimal places")
+
+
+def check_spec(spec: GenerationSpec, *, today: date) -> None:
+    """Refuse, before anything is stored, a generation that cannot be made as asked."""
+    check_discount(spec.discount_percentage, spec.discount_amount)
+    check_capacity(code_shape(spec.pattern, spec.charset, spec.prefix, spec.postfix), spec.count)
+    if not 1 <= spec.usage_count <= MAX_USAGE_COUNT:
+        raise InvalidPromocode(f"usage_count must be from 1 to {MAX_USAGE_COUNT}")
+    if spec.expires_in is not None and spec.expires_in < today:
+        raise InvalidPromocode(
+            f"expires_in {spec.expires_in.isoformat()} is in the past (today is "
+            f"{today.isoformat()}, UTC)"
+        )
+    if len(spec.products) > MAX_PRODUCTS:
+        raise InvalidPromocode(f"at most {MAX_PRODUCTS} products")
+    for sku in spec.products:
+        if not _SKU.fullmatch(sku) or has_control_character(sku):
+            raise InvalidPromocode(f"product {sku!r}: a SKU is 1 to 255 characters, no spaces")
+    if spec.usage_by is not None and (
+        len(spec.usage_by) > 255 or not _EMAIL.fullmatch(spec.usage_by.strip())  # noqa: PLR2004
+    ):
+        raise InvalidPromocode(f"usage_by {spec.usage_by!r} is not an e-mail address")
+
+
+async def generate(
+    conn: AsyncConnection,
+    *,
+    spec: GenerationSpec,
+    now: datetime,
+    on_progress: bulk.Progress | None = None,
+) -> Generated:
+    """Generate ``spec.count`` codes, all in the caller's transaction: all of them or none."""
+    check_spec(spec, today=now.date())
+    shape = code_shape(spec.pattern, spec.charset, spec.prefix, spec.postfix)
+    skus = tuple(dict.fromkeys(spec.products))
+    usage_by = normalize_email(spec.usage_by) if spec.usage_by is not None else None
+    generation_id = (
+        await conn.execute(
+            generations.insert()
+            .values(
+                pattern=spec.pattern,
+                charset=spec.charset,
+                prefix=spec.prefix,
+                postfix=spec.postfix,
+                count=spec.count,
+                discount_percentage=spec.discount_percentage,
+                discount_amount=spec.discount_amount,
+                usage_count=spec.usage_count,
+                expires_in=spec.expires_in,
+                usage_by=usage_by,
+                created_at=now,
+            )
+            .returning(generations.c.id)
+        )
+    ).scalar_one()
+    if skus:
+        await conn.execute(
+            products_table.insert(), [{"generation_id": generation_id, "sku": s} for s in skus]
+        )
+    sample = await bulk.store_codes(
+        conn,
+        shape=shape,
+        count=spec.count,
+        generation_id=generation_id,
+        usage_count=spec.usage_count,
+        on_progress=on_progress,
+    )
+    generation = Generation(
+        id=generation_id,
+        pattern=spec.pattern,
+        charset=spec.charset,
+        prefix=spec.prefix,
+        postfix=spec.postfix,
+        count=spec.count,
+        discount_percentage=spec.discount_percentage,
+        discount_amount=spec.discount_amount,
+        usage_count=spec.usage_count,
+        expires_in=spec.expires_in,
+        products=skus,
+        usage_by=usage_by,
+        created_at=now,
+    )
+    return Generated(generation, sample)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+_COLUMNS = (
+    promocodes.c.id,
+    promocodes.c.code,
+    promocodes.c.usage_count,
+    promocodes.c.generation_id,
+    generations.c.pattern,
+    generations.c.charset,
+    generations.c.prefix,
+    generations.c.postfix,
+    generations.c.count,
+    generations.c.discount_percentage,
+    generations.c.discount_amount,
+    generations.c.usage_count.label("generation_usage_count"),
+    generations.c.expires_in,
+    generations.c.usage_by,
+    generations.c.created_at,
+)
+_JOINED = promocodes.join(generations, promocodes.c.generation_id == generations.c.id)
+
+
+async def _products_of(conn: AsyncConnection, ids: set[int]) -> dict[int, tuple[str, ...]]:
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(products_table.c.generation_id, products_table.c.sku)
+        .where(products_table.c.generation_id.in_(ids))
+        .order_by(products_table.c.generation_id, products_table.c.sku)
+    )
+    found: dict[int, list[str]] = {}
+    for row in rows:
+        found.setdefault(row.generation_id, []).append(row.sku)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promocode]:
+    products = await _products_of(conn, {row.generation_id for row in rows})
+    return [
+        Promocode(
+            id=row.id,
+            code=row.code,
+            usage_count=row.usage_count,
+            generation=Generation(
+                id=row.generation_id,
+                pattern=row.pattern,
+                charset=row.charset,
+                prefix=row.prefix,
+                postfix=row.postfix,
+                count=row.count,
+                discount_percentage=row.discount_percentage,
+                discount_amount=row.discount_amount,
+                usage_count=row.generation_usage_count,
+                expires_in=row.expires_in,
+                products=products.get(row.generation_id, ()),
+                usage_by=row.usage_by,
+                created_at=row.created_at,
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def get_promocode(conn: AsyncConnection, code: str) -> Promocode:
+    rows = (
+        await conn.execute(select(*_COLUMNS).select_from(_JOINED).where(promocodes.c.code == code))
+    ).all()
+    if not rows:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+    return (await _promocodes(conn, rows))[0]
+
+
+def _escape_like(text_: str) -> str:
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(filters: PromocodeFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if filters.usage_by is not None:
+        where.append(generations.c.usage_by == normalize_email(filters.usage_by))
+    if filters.kind == "percentage":
+        where.append(generations.c.discount_percentage.is_not(None))
+    elif filters.kind == "amount":
+        where.append(generations.c.discount_amount.is_not(None))
+    if filters.expires_before is not None:
+        where.append(generations.c.expires_in < filters.expires_before)
+    if filters.expires_after is not None:
+        where.append(
+            or_(
+                generations.c.expires_in.is_(None), generations.c.expires_in > filters.expires_after
+            )
+        )
+    if filters.search:
+        where.append(
+            func.lower(promocodes.c.code).like(
+                f"%{_escape_like(filters.search.lower())}%", escape="\\"
+            )
+        )
+    if filters.generation_id is not None:
+        where.append(promocodes.c.generation_id == filters.generation_id)
+    return where
+
+
+async def list_promocodes(
+    conn: AsyncConnection,
+    *,
+    filters: PromocodeFilter = PromocodeFilter(),
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Promocode]:
+    """Promo codes in the order they were made, filtered."""
+    query = (
+        select(*_COLUMNS)
+        .select_from(_JOINED)
+        .where(*_conditions(filters))
+        .order_by(promocodes.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return await _promocodes(conn, (await conn.execute(query)).all())
+
+
+async def delete_promocode(conn: AsyncConnection, code: str) -> None:
+    result = await conn.execute(delete(promocodes).where(promocodes.c.code == code))
+    if result.rowcount == 0:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+
+
+# --- using -------------------------------------------------------------------------------------
+
+
+def _usable(
+    *, customer: str | None, skus: Sequence[str] | None, today: date
+) -> list[ColumnElement[bool]]:
+    """The rules a code must meet to be used, as SQL on ``promocodes`` (and its generation).
+
+    ``customer`` / ``skus`` of ``None``: that rule is not checked (the caller vouches).
+    """
+    generation_rules: list[ColumnElement[bool]] = [
+        generations.c.id == promocodes.c.generation_id,
+        or_(generations.c.expires_in.is_(None), generations.c.expires_in >= today),
+    ]
+    if customer is not None:
+        generation_rules.append(
+            or_(generations.c.usage_by.is_(None), generations.c.usage_by == customer)
+        )
+    if skus is not None:
+        listed = products_table.c.generation_id == generations.c.id
+        generation_rules.append(
+            or_(
+                ~exists().where(listed),
+                exists().where(listed, products_table.c.sku.in_(list(skus))),
+            )
+        )
+    return [promocodes.c.usage_count > 0, exists().where(and_(*generation_rules))]
+
+
+def _why_unusable(
+    found: Promocode, *, customer: str | None, skus: Sequence[str] | None, today: date
+) -> Exception:
+    code = found.code
+    if found.expires_in is not None and found.expires_in < today:
+        return PromocodeExpired(f"promo code {code!r} expired on {found.expires_in.isoformat()}")
+    if customer is not None and found.usage_by is not None and found.usage_by != customer:
+        return PromocodeNotForCustomer(f"promo code {code!r} is bound to another customer")
+    if skus is not None and found.products and not set(found.products) & set(skus):
+        return PromocodeNotForProducts(
+            f"promo code {code!r} applies to {', '.join(found.products)} only"
+        )
+    return PromocodeUsedUp(f"promo code {code!r} has no uses left")
+
+
+async def validate(
+    conn: AsyncConnection,
+    *,
+    code: str,
+    customer: str | None,
+    skus: Sequence[str] | None,
+    at: datetime,
+) -> Promocode:
+    """The code, if ``customer`` may use it on a cart of ``skus`` at ``at``; changes nothing."""
+    found = await get_promocode(conn, code)
+    who = normalize_email(customer) if customer is not None else None
+    problem = _why_unusable(found, customer=who, skus=skus, today=at.date())
+    if not isinstance(problem, PromocodeUsedUp) or found.usage_count <= 0:
+        raise problem
+    return found
+
+
+_REDEMPTION_COLUMNS = (
+    redemptions.c.id,
+    promocodes.c.code,
+    redemptions.c.customer,
+    redemptions.c.idempotency_key,
+    redemptions.c.redeemed_at,
+    redemptions.c.rolled_back_at,
+    promocodes.c.usage_count,
+)
+_REDEMPTIONS = redemptions.join(promocodes, redemptions.c.promocode_id == promocodes.c.id)
+
+
+async def _redemption_by_key(conn: AsyncConnection, code: str, key: str) -> Redemption | None:
+    row = (
+        await conn.execute(
+            select(*_REDEMPTION_COLUMNS)
+            .select_from(_REDEMPTIONS)
+            .where(promocodes.c.code == code, redemptions.c.idempotency_key == key)
+        )
+    ).first()
+    return Redemption(*row) if row is not None else None
+
+
+def _replayed(earlier: Redemption, customer: str | None) -> Redemption:
+    if earlier.customer != customer:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {earlier.idempotency_key!r} was used by another customer"
+        )
+    return earlier
+
+
+async def redeem(
+    conn: AsyncConnection,
+    *,
+    code: str,
+    customer: str | None,
+    skus: Sequence[str] | None,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> Redemption:
+    """Use one use of the code, atomically; a retry with the same key gets the same answer."""
+    who = normalize_email(customer) if customer is not None else None
+    if idempotency_key is not None:
+        earlier = await _redemption_by_key(conn, code, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, who)
+    savepoint = await conn.begin_nested()
+    taken = (
+        await conn.execute(
+            update(promocodes)
+            .where(promocodes.c.code == code, *_usable(customer=who, skus=skus, today=now.date()))
+            .values(usage_count=promocodes.c.usage_count - 1)
+            .returning(promocodes.c.id, promocodes.c.usage_count)
+        )
+    ).first()
+    if taken is None:
+        await savepoint.rollback()
+        found = await get_promocode(conn, code)
+        raise _why_unusable(found, customer=who, skus=skus, today=now.date())
+    try:
+        redemption_id = (
+            await conn.execute(
+                redemptions.insert()
+                .values(
+                    promocode_id=taken.id,
+                    customer=who,
+                    idempotency_key=idempotency_key,
+                    redeemed_at=now,
+                )
+                .returning(redemptions.c.id)
+            )
+        ).scalar_one()
+    except IntegrityError:
+        # A concurrent retry with the same key committed first: give the use back, replay it.
+        await savepoint.rollback()
+        earlier = await _redemption_by_key(conn, code, idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replayed(earlier, who)
+    await savepoint.commit()
+    return Redemption(redemption_id, code, who, idempotency_key, now, None, taken.usage_count)
+
+
+async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
+    """Give a redemption's use back to its code, once (a second rollback is refused)."""
+    undone = (
+        await conn.execute(
+            update(redemptions)
+            .where(redemptions.c.id == redemption_id, redemptions.c.rolled_back_at.is_(None))
+            .values(rolled_back_at=now)
+            .returning(redemptions.c.promocode_id)
+        )
+    ).first()
+    if undone is None:
+        exists_ = (
+            await conn.execute(select(redemptions.c.id).where(redemptions.c.id == redemption_id))
+        ).first()
+        if exists_ is None:
+            raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
+        raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
+    await conn.execute(
+        update(promocodes)
+        .where(promocodes.c.id == undone.promocode_id)
+        .values(usage_count=promocodes.c.usage_count + 1)
+    )
+    row = (
+        await conn.execute(
+            select(*_REDEMPTION_COLUMNS)
+            .select_from(_REDEMPTIONS)
+            .where(redemptions.c.id == redemption_id)
+        )
+    ).one()
+    return Redemption(*row)

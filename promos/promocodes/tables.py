@@ -1,0 +1,107 @@
+"""Promo codes, the generations they came from, and their redemptions.
+
+What a generation's codes share (pattern, discount, expiry, products, bound customer) lives
+once on the generation; a code row holds only what is its own: the code and its uses left.
+That keeps a million-code generation a million narrow rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from promos.db import BigIntId, UTCDateTime, metadata
+
+promocode_generations = Table(
+    "promocode_generations",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("pattern", String(255), nullable=False),
+    Column("charset", String(255), nullable=False),
+    Column("prefix", String(255), nullable=False, server_default=""),
+    Column("postfix", String(255), nullable=False, server_default=""),
+    Column("count", Integer, nullable=False),
+    Column("discount_percentage", Numeric(5, 2), nullable=True),
+    Column("discount_amount", Numeric(12, 2), nullable=True),
+    Column("usage_count", Integer, nullable=False),
+    Column("expires_in", Date, nullable=True),
+    # The one customer (an e-mail, lower-cased) allowed to use the codes, if any.
+    Column("usage_by", String(255), nullable=True, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "(discount_percentage IS NULL) <> (discount_amount IS NULL)", name="one_discount"
+    ),
+    CheckConstraint(
+        "discount_percentage IS NULL OR (discount_percentage > 0 AND discount_percentage <= 100)",
+        name="percentage_range",
+    ),
+    CheckConstraint("discount_amount IS NULL OR discount_amount > 0", name="amount_positive"),
+    CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
+    CheckConstraint("count > 0", name="count_positive"),
+)
+
+# The SKUs a generation's codes apply to; none = every product.
+promocode_products = Table(
+    "promocode_products",
+    metadata,
+    Column(
+        "generation_id",
+        BigIntId,
+        ForeignKey("promocode_generations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sku", String(255), primary_key=True),
+)
+
+promocodes = Table(
+    "promocodes",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    # Unique across every promo code Promos holds.
+    Column("code", Text, nullable=False, unique=True),
+    Column(
+        "generation_id",
+        BigIntId,
+        ForeignKey("promocode_generations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Uses left; a redemption takes one in a conditional UPDATE, so it never goes below zero.
+    Column("usage_count", Integer, nullable=False),
+    CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
+)
+
+promocode_redemptions = Table(
+    "promocode_redemptions",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "promocode_id",
+        BigIntId,
+        ForeignKey("promocodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer", String(255), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("redeemed_at", UTCDateTime, nullable=False),
+    Column("rolled_back_at", UTCDateTime, nullable=True),
+    Index("ix_promocode_redemptions_promocode_id", "promocode_id"),
+    Index(
+        "uq_promocode_redemptions_idempotency",
+        "promocode_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
