@@ -1,0 +1,400 @@
+"""The referral program API (seed 003, a Flask app), exactly at its paths, with and without
+the trailing slash (both are registered: no redirect), taking JSON bodies or form fields.
+
+Errors are ``{"error": "<message>"}`` with the status of the domain error. Decisions where
+the seed is silent are in README.md ("Referral API").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Path, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.datastructures import UploadFile
+
+from promos.errors import InvalidInput, PromosError
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import error_route_class, headers_for, invalid_input
+from promos.http.responses import JSON
+from promos.referrals import service
+from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
+from promos.state import AppState
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, Name
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ReferralError(BaseModel):
+    error: str
+
+
+def referral_body(exc: PromosError) -> dict[str, str]:
+    return {"error": exc.message}
+
+
+def referral_error(status_code: int, exc: PromosError) -> Response:
+    return JSON(referral_body(exc), status_code=status_code, headers=headers_for(exc))
+
+
+router = APIRouter(
+    tags=["Referral program (compat)"],
+    route_class=error_route_class(referral_error),
+    responses={401: {"model": ReferralError}, 422: {"model": ReferralError}},
+)
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+class Params(BaseModel):
+    """The seed's parameters, from JSON or form fields; what it does not know is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ProgramIn(Params):
+    name: Name
+    credit_value: MoneyIn
+    target_value: Annotated[MoneyIn, Field(gt=0)]
+
+
+class ProgramChange(Params):
+    name: Name | None = None
+    credit_value: MoneyIn | None = None
+    target_value: Annotated[MoneyIn | None, Field(gt=0)] = None
+
+
+class RegisterIn(Params):
+    user_indicator: Annotated[UserHash, Field(description="the referrer")]
+    user_indicated: Annotated[UserHash, Field(description="the new user, who was referred")]
+    referral_program_id: Annotated[
+        int | None, Field(ge=1, le=2**63 - 1, description="default: the oldest program")
+    ] = None
+
+    @field_validator("referral_program_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class InvoiceIn(Params):
+    total_amount_paid: Annotated[MoneyIn, Field(description="the user's running total")]
+
+
+class EmailsIn(Params):
+    emails: Annotated[
+        str | list[str], Field(description="e-mail addresses separated by commas (or a list)")
+    ]
+
+    def addresses(self) -> list[str]:
+        raw = self.emails if isinstance(self.emails, str) else ",".join(self.emails)
+        return service.parse_emails(raw)
+
+
+class EmailIndicationIn(EmailsIn):
+    user_indicator: UserHash
+
+
+class ProgramOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    credit_value: MoneyOut
+    target_value: MoneyOut
+
+
+class RegisterOut(BaseModel):
+    user_indicated: str
+    user_indicator: str
+    referral_program: ProgramOut
+    credit_value: MoneyOut
+    total_amount_paid: MoneyOut
+    created_at: datetime
+
+
+class InvoiceOut(BaseModel):
+    acquired_credit: Annotated[
+        MoneyOut, Field(description="the referrer's reward if this invoice reached the target")
+    ]
+
+
+class StatementOut(BaseModel):
+    potencial_credit: Annotated[MoneyOut, Field(description="spelled as the seed spells it")]
+    acquired_credit: MoneyOut
+    signup_credit: MoneyOut
+    referral_program: ProgramOut
+
+
+class EmailIndicationOut(BaseModel):
+    user_indicator: str
+    emails: list[str]
+    already_indicated: list[str]
+
+
+# --- reading JSON or form fields -------------------------------------------------------------
+
+
+async def params(request: Request, model: type[T]) -> T:
+    """The request's parameters: a JSON object, or form fields (urlencoded or multipart)."""
+    content_type = request.headers.get("content-type", "").lower()
+    data: dict[str, Any] = {}
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                raise InvalidInput(f"{key}: a form field, not a file, is expected")
+            data[key] = value
+    else:
+        body = await request.body()
+        if body.strip():
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise InvalidInput(
+                    "the body must be a JSON object or form fields (application/"
+                    "x-www-form-urlencoded)"
+                ) from None
+            if not isinstance(parsed, dict):
+                raise InvalidInput("the body must be a JSON object")
+            data = parsed
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc.errors()) from None
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI: the body is read by ``params``, as JSON or as form fields."""
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema},
+                "application/x-www-form-urlencoded": {"schema": schema},
+            },
+        }
+    }
+
+
+Endpoint = Callable[..., Coroutine[Any, Any, Any]]
+
+
+def route(method: str, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Serve ``path`` with and without its trailing slash (the seed's clients use both)."""
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for served in (path, other):
+            router.add_api_route(
+                served,
+                endpoint,
+                methods=[method],
+                include_in_schema=served == path,
+                **options,
+            )
+        return endpoint
+
+    return register
+
+
+def _wake(state: AppState) -> None:
+    if state.dispatcher is not None:
+        state.dispatcher.wake()
+
+
+ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserHashPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
+]
+
+
+# --- programs --------------------------------------------------------------------------------
+
+
+@route("POST", "/program/", status_code=status.HTTP_201_CREATED, openapi_extra=body_doc(ProgramIn))
+async def create_program(request: Request, state: State, _: CurrentPrincipal) -> ProgramOut:
+    """A new referral program: name, credit_value (the new user's), target_value."""
+    body = await params(request, ProgramIn)
+    async with state.database.begin() as conn:
+        program = await service.create_program(
+            conn,
+            name=body.name,
+            credit_value=body.credit_value,
+            target_value=body.target_value,
+            now=state.clock(),
+        )
+    return ProgramOut.model_validate(program)
+
+
+@route("GET", "/program/")
+async def list_programs(state: State, _: CurrentPrincipal) -> list[ProgramOut]:
+    """Every referral program, oldest first."""
+    async with state.database.begin() as conn:
+        found = await service.list_programs(conn)
+    return [ProgramOut.model_validate(p) for p in found]
+
+
+@route("GET", "/program/{program_id}/", responses={404: {"model": ReferralError}})
+async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> ProgramOut:
+    async with state.database.begin() as conn:
+        return ProgramOut.model_validate(await service.get_program(conn, program_id))
+
+
+@route(
+    "PUT",
+    "/program/{program_id}/",
+    responses={404: {"model": ReferralError}},
+    openapi_extra=body_doc(ProgramChange),
+)
+async def update_program(
+    program_id: ProgramId, request: Request, state: State, _: CurrentPrincipal
+) -> ProgramOut:
+    """Change the fields given; referrals already made keep their terms."""
+    body = await params(request, ProgramChange)
+    async with state.database.begin() as conn:
+        program = await service.update_program(
+            conn,
+            program_id,
+            name=body.name,
+            credit_value=body.credit_value,
+            target_value=body.target_value,
+            now=state.clock(),
+        )
+    return ProgramOut.model_validate(program)
+
+
+@route(
+    "DELETE",
+    "/program/{program_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"model": ReferralError}, 409: {"model": ReferralError}},
+)
+async def delete_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> Response:
+    """Delete a program that has no referrals (409 otherwise)."""
+    async with state.database.begin() as conn:
+        await service.delete_program(conn, program_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+
+@route(
+    "POST",
+    "/register/",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": RegisterOut, "description": "the same registration again"},
+        404: {"model": ReferralError},
+        409: {"model": ReferralError, "description": "the user was referred already"},
+    },
+    openapi_extra=body_doc(RegisterIn),
+)
+async def register(
+    request: Request, response: Response, state: State, _: CurrentPrincipal
+) -> RegisterOut:
+    """``user_indicator`` (the referrer) brought in ``user_indicated``, who gets the credit."""
+    body = await params(request, RegisterIn)
+    async with state.database.begin() as conn:
+        registration = await service.register(
+            conn,
+            referrer=body.user_indicator,
+            referred=body.user_indicated,
+            program_id=body.referral_program_id,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if registration.created:
+        _wake(state)
+    else:
+        response.status_code = status.HTTP_200_OK
+    referral = registration.referral
+    return RegisterOut(
+        user_indicated=referral.referred,
+        user_indicator=referral.referrer,
+        referral_program=ProgramOut.model_validate(referral.program),
+        credit_value=referral.credit_value,
+        total_amount_paid=referral.total_amount_paid,
+        created_at=referral.created_at,
+    )
+
+
+@route(
+    "PUT",
+    "/invoice/user/{user_hash}/",
+    responses={404: {"model": ReferralError}},
+    openapi_extra=body_doc(InvoiceIn),
+)
+async def invoice(
+    user_hash: UserHashPath, request: Request, state: State, _: CurrentPrincipal
+) -> InvoiceOut:
+    """The user's running total paid; reaching the target rewards the referrer, once."""
+    body = await params(request, InvoiceIn)
+    async with state.database.begin() as conn:
+        payment = await service.record_payment(
+            conn,
+            user_hash=user_hash,
+            total_amount_paid=body.total_amount_paid,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if payment.acquired_credit:
+        _wake(state)
+    return InvoiceOut(acquired_credit=payment.acquired_credit)
+
+
+@route("GET", "/statement/{user_hash}/", responses={404: {"model": ReferralError}})
+async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
+    """``potencial_credit``: targets the user's referrals have not reached yet."""
+    async with state.database.begin() as conn:
+        found = await service.statement(conn, user_hash)
+    return StatementOut(
+        potencial_credit=found.potential_credit,
+        acquired_credit=found.acquired_credit,
+        signup_credit=found.signup_credit,
+        referral_program=ProgramOut.model_validate(found.program),
+    )
+
+
+# --- e-mails ---------------------------------------------------------------------------------
+
+
+@route(
+    "POST",
+    "/emailindication",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=body_doc(EmailIndicationIn),
+)
+async def email_indication(
+    request: Request, state: State, _: CurrentPrincipal
+) -> EmailIndicationOut:
+    """Record the addresses ``user_indicator`` invited; one referrer per address."""
+    body = await params(request, EmailIndicationIn)
+    emails = body.addresses()
+    async with state.database.begin() as conn:
+        indication = await service.indicate_emails(
+            conn, referrer=body.user_indicator, emails=emails, now=state.clock()
+        )
+    return EmailIndicationOut(
+        user_indicator=indication.referrer,
+        emails=indication.saved,
+        already_indicated=indication.taken,
+    )
+
+
+@route("POST", "/emailverification", openapi_extra=body_doc(EmailsIn))
+async def email_verification(
+    request: Request, state: State, _: CurrentPrincipal
+) -> list[dict[str, str]]:
+    """``[{"<email>": "<user_indicator>"}]`` for each address that was indicated."""
+    body = await params(request, EmailsIn)
+    emails = body.addresses()
+    async with state.database.begin() as conn:
+        found = await service.verify_emails(conn, emails)
+    return [{email: referrer} for email, referrer in found]

@@ -1,0 +1,120 @@
+"""Webhook subscriptions, the delivery log and replays, under ``/v1/webhooks`` (admin only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, status
+
+from promos.events import service
+from promos.events.schemas import (
+    DeliveryDetail,
+    DeliveryOut,
+    DeliveryPage,
+    SubscriptionCreate,
+    SubscriptionOut,
+)
+from promos.http.deps import AdminPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.validation import MAX_OFFSET
+
+router = APIRouter(
+    prefix="/v1/webhooks",
+    tags=["webhooks"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+# The delivery routes come first: "/deliveries" is not a subscription id.
+@router.get("/deliveries")
+async def list_deliveries(
+    state: State,
+    _: AdminPrincipal,
+    *,
+    subscription_id: Annotated[int | None, Query(ge=1)] = None,
+    kind: Literal["callback", "webhook"] | None = None,
+    delivery_status: Annotated[
+        Literal["pending", "delivered", "failed", "cancelled"] | None, Query(alias="status")
+    ] = None,
+    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> DeliveryPage:
+    """The delivery log, newest first: billing callbacks and subscriptions' deliveries."""
+    async with state.database.begin() as conn:
+        found = await service.list_deliveries(
+            conn,
+            subscription_id=subscription_id,
+            kind=kind,
+            status=delivery_status,
+            event_type=event_type,
+            limit=limit,
+            offset=offset,
+        )
+    return DeliveryPage(
+        items=[DeliveryOut.model_validate(d) for d in found], limit=limit, offset=offset
+    )
+
+
+@router.get("/deliveries/{delivery_id}", responses={404: {"model": ErrorBody}})
+async def get_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> DeliveryDetail:
+    """One delivery, its body, and every attempt made at it."""
+    async with state.database.begin() as conn:
+        return DeliveryDetail.model_validate(await service.get_delivery(conn, delivery_id))
+
+
+@router.post(
+    "/deliveries/{delivery_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def replay_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> DeliveryDetail:
+    """Send a delivery's body again, as a new delivery that is due now."""
+    async with state.database.begin() as conn:
+        replayed = await service.replay_delivery(conn, delivery_id, now=state.clock())
+    if state.dispatcher is not None:
+        state.dispatcher.wake()
+    return DeliveryDetail.model_validate(replayed)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_subscription(
+    body: SubscriptionCreate, state: State, _: AdminPrincipal
+) -> SubscriptionOut:
+    """Send these events to this URL, signed with this secret, from now on."""
+    async with state.database.begin() as conn:
+        created = await service.create_subscription(
+            conn,
+            url=str(body.url),
+            event_types=body.events,
+            secret=body.secret,
+            now=state.clock(),
+        )
+    return SubscriptionOut.model_validate(created)
+
+
+@router.get("")
+async def list_subscriptions(state: State, _: AdminPrincipal) -> list[SubscriptionOut]:
+    async with state.database.begin() as conn:
+        found = await service.list_subscriptions(conn)
+    return [SubscriptionOut.model_validate(s) for s in found]
+
+
+@router.get("/{subscription_id}", responses={404: {"model": ErrorBody}})
+async def get_subscription(subscription_id: Id, state: State, _: AdminPrincipal) -> SubscriptionOut:
+    async with state.database.begin() as conn:
+        return SubscriptionOut.model_validate(await service.get_subscription(conn, subscription_id))
+
+
+@router.delete("/{subscription_id}", responses={404: {"model": ErrorBody}})
+async def delete_subscription(
+    subscription_id: Id, state: State, _: AdminPrincipal
+) -> SubscriptionOut:
+    """Stop the subscription; its pending deliveries are cancelled, its log stays."""
+    async with state.database.begin() as conn:
+        stopped = await service.deactivate_subscription(conn, subscription_id)
+    return SubscriptionOut.model_validate(stopped)

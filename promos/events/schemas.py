@@ -1,0 +1,78 @@
+"""Request and response bodies of the webhook API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(\*|[a-z0-9_.]+)$")]
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[AnyHttpUrl, Field(description="where events are POSTed, as JSON")]
+    events: Annotated[
+        list[EventType],
+        Field(min_length=1, max_length=100, description='event types, or ["*"] for all'),
+    ]
+    secret: Annotated[
+        str,
+        Field(
+            min_length=16,
+            max_length=255,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="signs every delivery (Promos-Signature); never shown again",
+        ),
+    ]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SubscriptionOut(Out):
+    id: int
+    url: str
+    events: list[str] = Field(validation_alias="event_types")
+    active: bool
+    created_at: datetime
+
+
+class AttemptOut(Out):
+    number: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryOut(Out):
+    id: int
+    event_id: int
+    event_type: str
+    kind: Literal["callback", "webhook"]
+    subscription_id: int | None
+    url: str
+    status: Literal["pending", "delivered", "failed", "cancelled"]
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    replay_of: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryDetail(DeliveryOut):
+    content_type: str
+    body: str
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    limit: int
+    offset: int

@@ -1,0 +1,372 @@
+"""The outbox: ``emit`` an event in the caller's transaction; subscriptions; the delivery log.
+
+Any domain calls ``emit(conn, "code.issued", {...})`` inside the transaction of the change
+it reports: the event and its deliveries commit with that change, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.clock import utc_now
+from promos.events.errors import DeliveryNotFound, SubscriptionInactive, SubscriptionNotFound
+from promos.events.tables import (
+    outbox,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
+
+ALL_EVENTS = "*"
+FORM = "application/x-www-form-urlencoded"
+JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    url: str
+    event_types: list[str]
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    event_id: int
+    event_type: str
+    kind: str
+    subscription_id: int | None
+    url: str
+    content_type: str
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    replay_of: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempt_log: tuple[Attempt, ...] = ()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with amounts as JSON numbers, times as ISO 8601, ids as strings."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID | Enum):
+        return str(value.value if isinstance(value, Enum) else value)
+    return value
+
+
+async def emit(
+    conn: AsyncConnection,
+    event_type: str,
+    payload: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Record an event in the outbox, with a delivery to each subscription that wants it.
+
+    Call it inside the transaction of the change the event reports. Returns the event id.
+    """
+    now = now or utc_now()
+    data = jsonable(payload)
+    event_id: int = (
+        await conn.execute(
+            outbox.insert()
+            .values(event_type=event_type, payload=data, created_at=now)
+            .returning(outbox.c.id)
+        )
+    ).scalar_one()
+    subscribers = await conn.execute(
+        select(
+            webhook_subscriptions.c.id,
+            webhook_subscriptions.c.url,
+            webhook_subscriptions.c.event_types,
+        )
+        .where(webhook_subscriptions.c.active.is_(True))
+        .order_by(webhook_subscriptions.c.id)
+    )
+    body = orjson.dumps(
+        {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
+    ).decode()
+    rows = [
+        _delivery_row(
+            event_id=event_id,
+            event_type=event_type,
+            kind="webhook",
+            subscription_id=sub.id,
+            url=sub.url,
+            content_type=JSON_TYPE,
+            body=body,
+            now=now,
+        )
+        for sub in subscribers
+        if event_type in sub.event_types or ALL_EVENTS in sub.event_types
+    ]
+    if rows:
+        await conn.execute(webhook_deliveries.insert(), rows)
+    return event_id
+
+
+async def enqueue_callback(
+    conn: AsyncConnection,
+    *,
+    event_id: int,
+    event_type: str,
+    url: str,
+    form: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """A form POST to ``url`` for the event (the referral seed's billing callback)."""
+    row = _delivery_row(
+        event_id=event_id,
+        event_type=event_type,
+        kind="callback",
+        subscription_id=None,
+        url=url,
+        content_type=FORM,
+        body=urlencode(form),
+        now=now,
+    )
+    delivery_id: int = (
+        await conn.execute(
+            webhook_deliveries.insert().values(**row).returning(webhook_deliveries.c.id)
+        )
+    ).scalar_one()
+    return delivery_id
+
+
+def _delivery_row(
+    *,
+    event_id: int,
+    event_type: str,
+    kind: str,
+    subscription_id: int | None,
+    url: str,
+    content_type: str,
+    body: str,
+    now: datetime,
+    replay_of: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "kind": kind,
+        "subscription_id": subscription_id,
+        "url": url,
+        "content_type": content_type,
+        "body": body,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "replay_of": replay_of,
+        "created_at": now,
+    }
+
+
+# --- subscriptions ---------------------------------------------------------------------------
+
+
+def _subscription_of(row: Any) -> Subscription:
+    return Subscription(
+        id=row.id,
+        url=row.url,
+        event_types=list(row.event_types),
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+_SUBSCRIPTION_COLUMNS = (
+    webhook_subscriptions.c.id,
+    webhook_subscriptions.c.url,
+    webhook_subscriptions.c.event_types,
+    webhook_subscriptions.c.active,
+    webhook_subscriptions.c.created_at,
+)
+
+
+async def create_subscription(
+    conn: AsyncConnection, *, url: str, event_types: Sequence[str], secret: str, now: datetime
+) -> Subscription:
+    types = sorted(set(event_types))
+    sub_id: int = (
+        await conn.execute(
+            webhook_subscriptions.insert()
+            .values(url=url, event_types=types, secret=secret, active=True, created_at=now)
+            .returning(webhook_subscriptions.c.id)
+        )
+    ).scalar_one()
+    return Subscription(id=sub_id, url=url, event_types=types, active=True, created_at=now)
+
+
+async def list_subscriptions(conn: AsyncConnection) -> list[Subscription]:
+    rows = await conn.execute(select(*_SUBSCRIPTION_COLUMNS).order_by(webhook_subscriptions.c.id))
+    return [_subscription_of(row) for row in rows]
+
+
+async def get_subscription(conn: AsyncConnection, subscription_id: int) -> Subscription:
+    row = (
+        await conn.execute(
+            select(*_SUBSCRIPTION_COLUMNS).where(webhook_subscriptions.c.id == subscription_id)
+        )
+    ).first()
+    if row is None:
+        raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")
+    return _subscription_of(row)
+
+
+async def deactivate_subscription(conn: AsyncConnection, subscription_id: int) -> Subscription:
+    """Stop a subscription: no new deliveries, and its pending ones are cancelled."""
+    result = await conn.execute(
+        update(webhook_subscriptions)
+        .where(webhook_subscriptions.c.id == subscription_id)
+        .values(active=False)
+    )
+    if result.rowcount == 0:
+        raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(
+            webhook_deliveries.c.subscription_id == subscription_id,
+            webhook_deliveries.c.status == "pending",
+        )
+        .values(status="cancelled")
+    )
+    return await get_subscription(conn, subscription_id)
+
+
+# --- the delivery log ------------------------------------------------------------------------
+
+_DELIVERY_COLUMNS = (
+    webhook_deliveries.c.id,
+    webhook_deliveries.c.event_id,
+    webhook_deliveries.c.event_type,
+    webhook_deliveries.c.kind,
+    webhook_deliveries.c.subscription_id,
+    webhook_deliveries.c.url,
+    webhook_deliveries.c.content_type,
+    webhook_deliveries.c.body,
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.attempts,
+    webhook_deliveries.c.next_attempt_at,
+    webhook_deliveries.c.last_status_code,
+    webhook_deliveries.c.last_error,
+    webhook_deliveries.c.replay_of,
+    webhook_deliveries.c.created_at,
+    webhook_deliveries.c.delivered_at,
+)
+
+
+def _delivery_of(row: Any, attempts: Sequence[Attempt] = ()) -> Delivery:
+    return Delivery(
+        **{c.name: getattr(row, c.name) for c in _DELIVERY_COLUMNS}, attempt_log=tuple(attempts)
+    )
+
+
+async def list_deliveries(
+    conn: AsyncConnection,
+    *,
+    subscription_id: int | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    event_type: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Delivery]:
+    """Deliveries, newest first."""
+    query = (
+        select(*_DELIVERY_COLUMNS)
+        .order_by(webhook_deliveries.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    for column, value in (
+        (webhook_deliveries.c.subscription_id, subscription_id),
+        (webhook_deliveries.c.kind, kind),
+        (webhook_deliveries.c.status, status),
+        (webhook_deliveries.c.event_type, event_type),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return [_delivery_of(row) for row in await conn.execute(query)]
+
+
+async def get_delivery(conn: AsyncConnection, delivery_id: int) -> Delivery:
+    """A delivery with every attempt made at it, oldest first."""
+    row = (
+        await conn.execute(select(*_DELIVERY_COLUMNS).where(webhook_deliveries.c.id == delivery_id))
+    ).first()
+    if row is None:
+        raise DeliveryNotFound(f"delivery {delivery_id} does not exist")
+    attempts = await conn.execute(
+        select(
+            webhook_attempts.c.number,
+            webhook_attempts.c.attempted_at,
+            webhook_attempts.c.status_code,
+            webhook_attempts.c.error,
+            webhook_attempts.c.duration_ms,
+        )
+        .where(webhook_attempts.c.delivery_id == delivery_id)
+        .order_by(webhook_attempts.c.number, webhook_attempts.c.id)
+    )
+    return _delivery_of(row, [Attempt(*a) for a in attempts])
+
+
+async def replay_delivery(conn: AsyncConnection, delivery_id: int, *, now: datetime) -> Delivery:
+    """Send a delivery's body again, as a new delivery (due now) that names the one replayed."""
+    original = await get_delivery(conn, delivery_id)
+    if original.subscription_id is not None:
+        subscription = await get_subscription(conn, original.subscription_id)
+        if not subscription.active:
+            raise SubscriptionInactive(
+                f"webhook subscription {subscription.id} was deleted: its deliveries cannot "
+                "be replayed"
+            )
+    row = _delivery_row(
+        event_id=original.event_id,
+        event_type=original.event_type,
+        kind=original.kind,
+        subscription_id=original.subscription_id,
+        url=original.url,
+        content_type=original.content_type,
+        body=original.body,
+        now=now,
+        replay_of=original.id,
+    )
+    new_id: int = (
+        await conn.execute(
+            webhook_deliveries.insert().values(**row).returning(webhook_deliveries.c.id)
+        )
+    ).scalar_one()
+    return await get_delivery(conn, new_id)

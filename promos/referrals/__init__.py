@@ -1,0 +1,1 @@
+"""Referral programs: referred sign-ups, payments reaching a target, the credits ledger."""

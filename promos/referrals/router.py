@@ -1,0 +1,174 @@
+"""The native referral API under ``/v1``: programs, referrals, payments, statements, credits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.referrals import service
+from promos.referrals.schemas import (
+    CreditList,
+    CreditOut,
+    PaymentIn,
+    PaymentOut,
+    ProgramCreate,
+    ProgramOut,
+    ProgramPage,
+    ProgramUpdate,
+    ReferralCreate,
+    ReferralOut,
+    StatementOut,
+)
+from promos.state import AppState
+from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["referrals"],
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserHashPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
+]
+
+
+def wake_dispatcher(state: AppState) -> None:
+    """Deliver what a committed change emitted now, not at the next poll."""
+    if state.dispatcher is not None:
+        state.dispatcher.wake()
+
+
+@router.post("/referral-programs", status_code=status.HTTP_201_CREATED)
+async def create_program(body: ProgramCreate, state: State, _: CurrentPrincipal) -> ProgramOut:
+    async with state.database.begin() as conn:
+        program = await service.create_program(
+            conn,
+            name=body.name,
+            credit_value=body.credit_value,
+            target_value=body.target_value,
+            now=state.clock(),
+        )
+    return ProgramOut.model_validate(program)
+
+
+@router.get("/referral-programs")
+async def list_programs(
+    state: State, _: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
+) -> ProgramPage:
+    """Programs, oldest first (the oldest is the default of a registration naming none)."""
+    async with state.database.begin() as conn:
+        found = await service.list_programs(conn, limit=limit, offset=offset)
+    return ProgramPage(
+        items=[ProgramOut.model_validate(p) for p in found], limit=limit, offset=offset
+    )
+
+
+@router.get("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
+async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> ProgramOut:
+    async with state.database.begin() as conn:
+        return ProgramOut.model_validate(await service.get_program(conn, program_id))
+
+
+@router.patch("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
+async def update_program(
+    program_id: ProgramId, body: ProgramUpdate, state: State, _: CurrentPrincipal
+) -> ProgramOut:
+    """Change a program's terms; referrals already made keep the terms they were made under."""
+    async with state.database.begin() as conn:
+        program = await service.update_program(
+            conn,
+            program_id,
+            name=body.name,
+            credit_value=body.credit_value,
+            target_value=body.target_value,
+            now=state.clock(),
+        )
+    return ProgramOut.model_validate(program)
+
+
+@router.delete(
+    "/referral-programs/{program_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def delete_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> Response:
+    """Delete a program no referral was made under (409 otherwise)."""
+    async with state.database.begin() as conn:
+        await service.delete_program(conn, program_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/referrals",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": ReferralOut, "description": "the same registration again: nothing new"},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "already_referred"},
+    },
+)
+async def create_referral(
+    body: ReferralCreate, state: State, _: CurrentPrincipal, response: Response
+) -> ReferralOut:
+    """Record a referred sign-up and credit the new user; a user is referred only once."""
+    async with state.database.begin() as conn:
+        registration = await service.register(
+            conn,
+            referrer=body.referrer,
+            referred=body.referred,
+            program_id=body.program_id,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if registration.created:
+        wake_dispatcher(state)
+    else:
+        response.status_code = status.HTTP_200_OK
+    return ReferralOut.model_validate(registration.referral)
+
+
+@router.get("/referrals/{user_hash}", responses={404: {"model": ErrorBody}})
+async def get_referral(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> ReferralOut:
+    """The referral that brought this user in."""
+    async with state.database.begin() as conn:
+        return ReferralOut.model_validate(await service.get_referral(conn, user_hash))
+
+
+@router.put("/referral-users/{user_hash}/payments", responses={404: {"model": ErrorBody}})
+async def record_payment(
+    user_hash: UserHashPath, body: PaymentIn, state: State, _: CurrentPrincipal
+) -> PaymentOut:
+    """The user's running total of payments; reaching the target rewards the referrer, once."""
+    async with state.database.begin() as conn:
+        payment = await service.record_payment(
+            conn,
+            user_hash=user_hash,
+            total_amount_paid=body.total_amount_paid,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if payment.acquired_credit:
+        wake_dispatcher(state)
+    return PaymentOut.model_validate(payment)
+
+
+@router.get("/referral-users/{user_hash}/statement", responses={404: {"model": ErrorBody}})
+async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
+    """Sign-up credit, potential credit (targets not reached yet), acquired credit."""
+    async with state.database.begin() as conn:
+        return StatementOut.model_validate(await service.statement(conn, user_hash))
+
+
+@router.get("/referral-users/{user_hash}/credits", responses={404: {"model": ErrorBody}})
+async def list_credits(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> CreditList:
+    """The user's ledger: every credit, oldest first."""
+    async with state.database.begin() as conn:
+        found = await service.list_credits(conn, user_hash)
+    return CreditList(items=[CreditOut.model_validate(c) for c in found])

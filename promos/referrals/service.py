@@ -1,0 +1,610 @@
+"""Referral programs, registrations, payments and the referrer's reward, statements, e-mails.
+
+The rule that must never break: the referrer earns a referred user's reward once. It is
+granted by one conditional statement (``UPDATE referrals ... WHERE rewarded_at IS NULL AND
+target_value <= :paid RETURNING``): of concurrent invoices, the first one to reach the row
+grants it, and the others find it granted (PostgreSQL re-checks the condition on the row
+the winner committed). The ledger's unique ``(referral_id, kind)`` backs it up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import case, delete, exists, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, insert_for
+from promos.errors import InvalidInput
+from promos.events import service as events
+from promos.referrals.errors import (
+    AlreadyReferred,
+    InvalidEmail,
+    NoProgram,
+    ProgramInUse,
+    ProgramNotFound,
+    ReferralUserNotFound,
+    SelfReferral,
+)
+from promos.referrals.tables import (
+    email_indications,
+    referral_credits,
+    referral_programs,
+    referrals,
+)
+
+SIGNED_UP = "referral.signed_up"
+REWARDED = "referral.rewarded"
+MAX_EMAILS = 1000
+MAX_EMAIL_LENGTH = 320
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f,;<>]+@[^@\s\x00-\x1f\x7f,;<>]+\.[^@\s\x00-\x1f\x7f,;<>.]+")
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    id: int
+    name: str
+    credit_value: Decimal
+    target_value: Decimal
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    id: int
+    program: Program
+    referrer: str
+    referred: str
+    credit_value: Decimal
+    target_value: Decimal
+    total_amount_paid: Decimal
+    rewarded_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    referral: Referral
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """What an invoice did: the referrer's credit it acquired (0 unless this one granted it)."""
+
+    user_hash: str
+    total_amount_paid: Decimal | None
+    acquired_credit: Decimal
+    referral: Referral | None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    user_hash: str
+    signup_credit: Decimal
+    potential_credit: Decimal
+    acquired_credit: Decimal
+    referred_by: str | None
+    referrals: int
+    program: Program
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    id: int
+    referral_id: int
+    user_hash: str
+    kind: str
+    amount: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Indication:
+    referrer: str
+    saved: list[str]
+    taken: list[str]
+
+
+def money(name: str, value: Decimal, *, positive: bool = False) -> Decimal:
+    """An amount as stored: two decimal places at most, from 0 (or above 0) to a billion."""
+    if not value.is_finite():
+        raise InvalidInput(f"{name} must be a number")
+    if value != value.quantize(MONEY_QUANTUM):
+        raise InvalidInput(f"{name} has more than two decimal places")
+    if value < 0 or (positive and value == 0) or value > MAX_MONEY:
+        low = "above 0" if positive else "from 0"
+        raise InvalidInput(f"{name} must be {low} up to {MAX_MONEY}")
+    return value.quantize(MONEY_QUANTUM)
+
+
+# --- programs --------------------------------------------------------------------------------
+
+_PROGRAM_COLUMNS = (
+    referral_programs.c.id,
+    referral_programs.c.name,
+    referral_programs.c.credit_value,
+    referral_programs.c.target_value,
+    referral_programs.c.created_at,
+    referral_programs.c.updated_at,
+)
+
+
+def _program_of(row: Any) -> Program:
+    return Program(*row)
+
+
+async def create_program(
+    conn: AsyncConnection,
+    *,
+    name: str,
+    credit_value: Decimal,
+    target_value: Decimal,
+    now: datetime,
+) -> Program:
+    credit = money("credit_value", credit_value)
+    target = money("target_value", target_value, positive=True)
+    program_id: int = (
+        await conn.execute(
+            referral_programs.insert()
+            .values(
+                name=name, credit_value=credit, target_value=target, created_at=now, updated_at=now
+            )
+            .returning(referral_programs.c.id)
+        )
+    ).scalar_one()
+    return Program(program_id, name, credit, target, now, now)
+
+
+async def list_programs(
+    conn: AsyncConnection, *, limit: int | None = None, offset: int = 0
+) -> list[Program]:
+    """Programs, oldest first."""
+    query = select(*_PROGRAM_COLUMNS).order_by(referral_programs.c.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_program_of(row) for row in await conn.execute(query)]
+
+
+async def get_program(conn: AsyncConnection, program_id: int) -> Program:
+    row = (
+        await conn.execute(select(*_PROGRAM_COLUMNS).where(referral_programs.c.id == program_id))
+    ).first()
+    if row is None:
+        raise ProgramNotFound(f"referral program {program_id} does not exist")
+    return _program_of(row)
+
+
+async def default_program(conn: AsyncConnection) -> Program:
+    """The program of a registration that names none: the oldest one."""
+    programs = await list_programs(conn, limit=1)
+    if not programs:
+        raise NoProgram("there is no referral program yet: create one first")
+    return programs[0]
+
+
+async def update_program(
+    conn: AsyncConnection,
+    program_id: int,
+    *,
+    name: str | None = None,
+    credit_value: Decimal | None = None,
+    target_value: Decimal | None = None,
+    now: datetime,
+) -> Program:
+    """Change a program's terms, for referrals made from now on (earlier ones keep theirs)."""
+    values: dict[str, Any] = {"updated_at": now}
+    if name is not None:
+        values["name"] = name
+    if credit_value is not None:
+        values["credit_value"] = money("credit_value", credit_value)
+    if target_value is not None:
+        values["target_value"] = money("target_value", target_value, positive=True)
+    result = await conn.execute(
+        update(referral_programs).where(referral_programs.c.id == program_id).values(**values)
+    )
+    if result.rowcount == 0:
+        raise ProgramNotFound(f"referral program {program_id} does not exist")
+    return await get_program(conn, program_id)
+
+
+async def delete_program(conn: AsyncConnection, program_id: int) -> None:
+    """Delete a program that no referral was made under."""
+    used = (
+        await conn.execute(select(exists().where(referrals.c.program_id == program_id)))
+    ).scalar_one()
+    if used:
+        raise ProgramInUse(f"referral program {program_id} has referrals: it cannot be deleted")
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(
+                delete(referral_programs).where(referral_programs.c.id == program_id)
+            )
+    except IntegrityError:
+        # A referral was registered under it meanwhile.
+        raise ProgramInUse(
+            f"referral program {program_id} has referrals: it cannot be deleted"
+        ) from None
+    if result.rowcount == 0:
+        raise ProgramNotFound(f"referral program {program_id} does not exist")
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+_REFERRAL_COLUMNS = (
+    referrals.c.id,
+    referrals.c.program_id,
+    referrals.c.referrer_hash,
+    referrals.c.referred_hash,
+    referrals.c.credit_value,
+    referrals.c.target_value,
+    referrals.c.total_amount_paid,
+    referrals.c.rewarded_at,
+    referrals.c.created_at,
+)
+
+
+async def _referral_of(conn: AsyncConnection, row: Any) -> Referral:
+    return Referral(
+        id=row.id,
+        program=await get_program(conn, row.program_id),
+        referrer=row.referrer_hash,
+        referred=row.referred_hash,
+        credit_value=row.credit_value,
+        target_value=row.target_value,
+        total_amount_paid=row.total_amount_paid,
+        rewarded_at=row.rewarded_at,
+        created_at=row.created_at,
+    )
+
+
+async def get_referral(conn: AsyncConnection, referred: str) -> Referral:
+    """The referral that brought ``referred`` in."""
+    row = (
+        await conn.execute(select(*_REFERRAL_COLUMNS).where(referrals.c.referred_hash == referred))
+    ).first()
+    if row is None:
+        raise ReferralUserNotFound(f"user {referred} was not referred")
+    return await _referral_of(conn, row)
+
+
+def callback_url(template: str, user_hash: str) -> str:
+    """The billing callback's URL for a user: the configured URL with ``%s`` = the hash."""
+    return template.replace("%s", quote(user_hash, safe=""))
+
+
+async def register(
+    conn: AsyncConnection,
+    *,
+    referrer: str,
+    referred: str,
+    program_id: int | None = None,
+    now: datetime,
+    callback: str | None = None,
+) -> Registration:
+    """Record that ``referrer`` brought ``referred`` in, and credit ``referred``'s sign-up.
+
+    A user is referred once: registering the same pair again returns the first registration
+    (``created=False``) and credits nothing; another referrer (or program) is refused.
+    """
+    if referrer == referred:
+        raise SelfReferral("a user cannot refer themselves")
+    program = (
+        await get_program(conn, program_id)
+        if program_id is not None
+        else await default_program(conn)
+    )
+    insert = insert_for(conn)
+    new_id = (
+        await conn.execute(
+            insert(referrals)
+            .values(
+                program_id=program.id,
+                referrer_hash=referrer,
+                referred_hash=referred,
+                credit_value=program.credit_value,
+                target_value=program.target_value,
+                total_amount_paid=ZERO,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["referred_hash"])
+            .returning(referrals.c.id)
+        )
+    ).scalar_one_or_none()
+    if new_id is None:
+        existing = await get_referral(conn, referred)
+        same_program = program_id is None or existing.program.id == program_id
+        if existing.referrer == referrer and same_program:
+            return Registration(existing, created=False)
+        raise AlreadyReferred(f"user {referred} was already referred by another registration")
+    await conn.execute(
+        referral_credits.insert(),
+        [
+            {
+                "referral_id": new_id,
+                "user_hash": referred,
+                "kind": "signup",
+                "amount": program.credit_value,
+                "created_at": now,
+            },
+            {
+                "referral_id": new_id,
+                "user_hash": referrer,
+                "kind": "potential",
+                "amount": program.target_value,
+                "created_at": now,
+            },
+        ],
+    )
+    referral = Referral(
+        id=new_id,
+        program=program,
+        referrer=referrer,
+        referred=referred,
+        credit_value=program.credit_value,
+        target_value=program.target_value,
+        total_amount_paid=ZERO,
+        rewarded_at=None,
+        created_at=now,
+    )
+    event_id = await events.emit(conn, SIGNED_UP, _event_payload(referral), now=now)
+    if callback:
+        await events.enqueue_callback(
+            conn,
+            event_id=event_id,
+            event_type=SIGNED_UP,
+            url=callback_url(callback, referred),
+            form=_callback_form(program.credit_value, program.name, referrer),
+            now=now,
+        )
+    return Registration(referral, created=True)
+
+
+def _event_payload(referral: Referral, **extra: Any) -> dict[str, Any]:
+    return {
+        "referral_id": referral.id,
+        "program_id": referral.program.id,
+        "program_name": referral.program.name,
+        "referrer": referral.referrer,
+        "referred": referral.referred,
+        "credit_value": referral.credit_value,
+        "target_value": referral.target_value,
+        **extra,
+    }
+
+
+def _callback_form(amount: Decimal, program_name: str, referrer: str) -> dict[str, str]:
+    return {"amount": str(amount), "program_name": program_name, "user_indicator_hash": referrer}
+
+
+async def record_payment(
+    conn: AsyncConnection,
+    *,
+    user_hash: str,
+    total_amount_paid: Decimal,
+    now: datetime,
+    callback: str | None = None,
+) -> Payment:
+    """The referred user has paid ``total_amount_paid`` so far; reward the referrer once.
+
+    The running total only grows: an older, smaller total arriving late changes nothing.
+    A user who was not referred but referred others has nothing to earn here (0).
+    """
+    paid = money("total_amount_paid", total_amount_paid)
+    paid_param = literal(paid, Money())
+    greatest = case(
+        (referrals.c.total_amount_paid < paid_param, paid_param),
+        else_=referrals.c.total_amount_paid,
+    )
+    granted = (
+        await conn.execute(
+            update(referrals)
+            .where(
+                referrals.c.referred_hash == user_hash,
+                referrals.c.rewarded_at.is_(None),
+                referrals.c.target_value <= paid_param,
+            )
+            .values(rewarded_at=now, total_amount_paid=greatest)
+            .returning(*_REFERRAL_COLUMNS)
+        )
+    ).first()
+    if granted is not None:
+        referral = await _referral_of(conn, granted)
+        await _reward(conn, referral, now=now, callback=callback)
+        return Payment(user_hash, referral.total_amount_paid, referral.target_value, referral)
+    recorded = (
+        await conn.execute(
+            update(referrals)
+            .where(referrals.c.referred_hash == user_hash)
+            .values(total_amount_paid=greatest)
+            .returning(*_REFERRAL_COLUMNS)
+        )
+    ).first()
+    if recorded is not None:
+        referral = await _referral_of(conn, recorded)
+        return Payment(user_hash, referral.total_amount_paid, ZERO, referral)
+    if not await is_known(conn, user_hash):
+        raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
+    return Payment(user_hash, None, ZERO, None)
+
+
+async def _reward(
+    conn: AsyncConnection, referral: Referral, *, now: datetime, callback: str | None
+) -> None:
+    await conn.execute(
+        referral_credits.insert().values(
+            referral_id=referral.id,
+            user_hash=referral.referrer,
+            kind="acquired",
+            amount=referral.target_value,
+            created_at=now,
+        )
+    )
+    payload = _event_payload(
+        referral, amount=referral.target_value, total_amount_paid=referral.total_amount_paid
+    )
+    event_id = await events.emit(conn, REWARDED, payload, now=now)
+    if callback:
+        await events.enqueue_callback(
+            conn,
+            event_id=event_id,
+            event_type=REWARDED,
+            url=callback_url(callback, referral.referrer),
+            form=_callback_form(referral.target_value, referral.program.name, referral.referrer),
+            now=now,
+        )
+
+
+async def is_known(conn: AsyncConnection, user_hash: str) -> bool:
+    """Whether the user referred somebody or was referred."""
+    known = exists().where(
+        or_(referrals.c.referrer_hash == user_hash, referrals.c.referred_hash == user_hash)
+    )
+    return bool((await conn.execute(select(known))).scalar_one())
+
+
+# --- statements and the ledger ---------------------------------------------------------------
+
+
+async def statement(conn: AsyncConnection, user_hash: str) -> Statement:
+    """A user's credits, computed from the ledger: sign-up, potential (not yet acquired),
+    acquired; and their program (the one they were referred in, else their first referral's).
+    """
+    own = (
+        await conn.execute(
+            select(referrals.c.program_id, referrals.c.referrer_hash).where(
+                referrals.c.referred_hash == user_hash
+            )
+        )
+    ).first()
+    first_made = (
+        await conn.execute(
+            select(referrals.c.program_id, func.count().over())
+            .where(referrals.c.referrer_hash == user_hash)
+            .order_by(referrals.c.id)
+            .limit(1)
+        )
+    ).first()
+    source = own or first_made
+    if source is None:
+        raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
+    sums = dict(
+        (
+            await conn.execute(
+                select(
+                    referral_credits.c.kind,
+                    func.coalesce(func.sum(referral_credits.c.amount), ZERO).label("total"),
+                )
+                .where(referral_credits.c.user_hash == user_hash)
+                .group_by(referral_credits.c.kind)
+            )
+        ).all()
+    )
+    signup = _amount(sums.get("signup"))
+    acquired = _amount(sums.get("acquired"))
+    potential = _amount(sums.get("potential")) - acquired
+    return Statement(
+        user_hash=user_hash,
+        signup_credit=signup,
+        potential_credit=potential,
+        acquired_credit=acquired,
+        referred_by=own.referrer_hash if own is not None else None,
+        referrals=int(first_made[1]) if first_made is not None else 0,
+        program=await get_program(conn, source.program_id),
+    )
+
+
+def _amount(value: Any) -> Decimal:
+    if value is None:
+        return ZERO
+    exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+    return exact.quantize(MONEY_QUANTUM)
+
+
+async def list_credits(conn: AsyncConnection, user_hash: str) -> list[Credit]:
+    """Every ledger entry of a user, oldest first."""
+    if not await is_known(conn, user_hash):
+        raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
+    rows = await conn.execute(
+        select(
+            referral_credits.c.id,
+            referral_credits.c.referral_id,
+            referral_credits.c.user_hash,
+            referral_credits.c.kind,
+            referral_credits.c.amount,
+            referral_credits.c.created_at,
+        )
+        .where(referral_credits.c.user_hash == user_hash)
+        .order_by(referral_credits.c.id)
+    )
+    return [Credit(*row) for row in rows]
+
+
+# --- e-mail indications ----------------------------------------------------------------------
+
+
+def parse_emails(raw: str) -> list[str]:
+    """Comma-separated addresses, trimmed and lower-cased, each once, in order."""
+    found: list[str] = []
+    for part in raw.split(","):
+        email = part.strip().lower()
+        if not email:
+            continue
+        if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(email):
+            raise InvalidEmail(
+                f"{email[:100]!r} is not an e-mail address", details={"email": email[:100]}
+            )
+        if email not in found:
+            found.append(email)
+    if not found:
+        raise InvalidEmail("emails must list one or more e-mail addresses, separated by commas")
+    if len(found) > MAX_EMAILS:
+        raise InvalidEmail(f"at most {MAX_EMAILS} e-mail addresses at a time")
+    return found
+
+
+async def indicate_emails(
+    conn: AsyncConnection, *, referrer: str, emails: list[str], now: datetime
+) -> Indication:
+    """Record the referrer's invitations; an address another referrer indicated stays theirs."""
+    insert = insert_for(conn)
+    await conn.execute(
+        insert(email_indications).on_conflict_do_nothing(index_elements=["email"]),
+        [{"email": e, "referrer_hash": referrer, "created_at": now} for e in emails],
+    )
+    owners = dict(
+        (
+            await conn.execute(
+                select(email_indications.c.email, email_indications.c.referrer_hash).where(
+                    email_indications.c.email.in_(emails)
+                )
+            )
+        ).all()
+    )
+    return Indication(
+        referrer=referrer,
+        saved=[e for e in emails if owners.get(e) == referrer],
+        taken=[e for e in emails if owners.get(e) != referrer],
+    )
+
+
+async def verify_emails(conn: AsyncConnection, emails: list[str]) -> list[tuple[str, str]]:
+    """``(email, referrer)`` of each address that was indicated, in the order asked."""
+    owners = dict(
+        (
+            await conn.execute(
+                select(email_indications.c.email, email_indications.c.referrer_hash).where(
+                    email_indications.c.email.in_(emails)
+                )
+            )
+        ).all()
+    )
+    return [(e, owners[e]) for e in emails if e in owners]
