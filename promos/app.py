@@ -14,15 +14,27 @@ from promos import __version__, migrate
 from promos.auth import service as auth_service
 from promos.auth.credentials import Authenticator
 from promos.auth.router import router as auth_router
+from promos.brands.router import router as brands_router
+from promos.catalog.router import router as catalog_router
 from promos.clock import Clock, utc_now
 from promos.codes.issuer import Issuer
 from promos.codes.router import router as codes_router
 from promos.compat import ango
+from promos.compat import discounts as discounts_compat
+from promos.compat import offers as offers_compat
+from promos.compat import promos_api as promos_compat
+from promos.compat import referral as referral_compat
 from promos.db import Database
+from promos.events.dispatcher import Dispatcher
+from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
 from promos.http.errors import install_handlers
-from promos.http.fastpath import FastRoutes
-from promos.http.limits import AuthenticateUploads, BodyLimit
+from promos.http.fastpath import FastEndpoint, FastRoutes
+from promos.http.limits import AuthenticateUploads, BodyLimit, ErrorShape
+from promos.offers.catalog import OfferCatalog
+from promos.offers.router import router as offers_router
+from promos.promocodes.router import router as promocodes_router
+from promos.referrals.router import router as referrals_router
 from promos.settings import Settings
 from promos.state import AppState
 
@@ -40,7 +52,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         settings=settings,
         database=database,
         clock=clock,
-        authenticator=Authenticator(database, clock, cache_seconds=settings.auth_cache_seconds),
+        authenticator=Authenticator(
+            database,
+            clock,
+            cache_seconds=settings.auth_cache_seconds,
+            seed_basic=_offers_basic(settings),
+        ),
         issuer=Issuer(
             database,
             clock,
@@ -48,6 +65,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             concurrency=settings.issue_concurrency,
             linger_seconds=settings.issue_linger_ms / 1000,
         ),
+        offers=OfferCatalog(database, ttl=settings.offers_catalog_seconds),
+        dispatcher=Dispatcher.from_settings(settings, database, clock)
+        if settings.webhook_dispatcher
+        else None,
     )
 
     @asynccontextmanager
@@ -57,9 +78,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         # or each full collection walks it all (seen as 50 ms pauses under load).
         gc.collect()
         gc.freeze()
+        if state.dispatcher is not None:
+            state.dispatcher.start()
         try:
             yield
         finally:
+            if state.dispatcher is not None:
+                await state.dispatcher.stop()
             await state.issuer.drain()
             await database.dispose()
 
@@ -74,10 +99,24 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(codes_router)
+    app.include_router(promocodes_router)
+    app.include_router(catalog_router)
+    app.include_router(brands_router)
+    app.include_router(referrals_router)
+    app.include_router(webhooks_router)
+    app.include_router(offers_router)
     if settings.compat_ango:
         app.include_router(ango.router)
+    if settings.compat_promos:
+        app.include_router(promos_compat.router)
+    if settings.compat_discounts:
+        app.include_router(discounts_compat.router)
+    if settings.compat_referral:
+        app.include_router(referral_compat.router)
+    if settings.compat_offers:
+        app.include_router(offers_compat.router)
     # Errors raised before any route runs still take the shape of the API that was called.
-    error_shapes = ango.ERROR_SHAPES if settings.compat_ango else {}
+    error_shapes = _error_shapes(settings)
     app.add_middleware(
         AuthenticateUploads,
         authenticator=state.authenticator,
@@ -89,9 +128,36 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         max_upload=settings.max_upload_bytes,
         shapes=error_shapes,
     )
-    if settings.fast_path and settings.compat_ango:
-        app.fast_routes = FastRoutes(ango.fast_routes(state), max_body=settings.max_body_bytes)
+    app.fast_routes = _fast_routes(state)
     return app
+
+
+def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:
+    shapes: dict[str, ErrorShape] = {}
+    if settings.compat_ango:
+        shapes.update(ango.ERROR_SHAPES)
+    if settings.compat_offers:
+        shapes.update(offers_compat.ERROR_SHAPES)
+    return shapes
+
+
+def _fast_routes(state: AppState) -> FastRoutes | None:
+    """The hot routes of the compat APIs that are on, unless PROMOS_FAST_PATH=false."""
+    settings = state.settings
+    routes: dict[tuple[str, str], FastEndpoint] = {}
+    if settings.fast_path and settings.compat_ango:
+        routes.update(ango.fast_routes(state))
+    if settings.fast_path and settings.compat_offers:
+        routes.update(offers_compat.fast_routes(state))
+    return FastRoutes(routes, max_body=settings.max_body_bytes) if routes else None
+
+
+def _offers_basic(settings: Settings) -> tuple[str, str] | None:
+    """The Offers seed's own Basic credential (OFFERS_BASICAUTH_*), if both are set."""
+    user, password = settings.offers_basic_auth_username, settings.offers_basic_auth_password
+    if not user or password is None or not password.get_secret_value():
+        return None
+    return user, password.get_secret_value()
 
 
 class PromosAPI(FastAPI):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -24,6 +25,11 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# Money: two decimal places, below a billion (exact as a float too, which SQLite needs).
+MONEY_PLACES = 2
+MONEY_QUANTUM = Decimal("0.01")
+MAX_MONEY = Decimal(1_000_000_000)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -111,3 +117,30 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 def insert_for(conn: AsyncConnection) -> Any:
     """The dialect's ``insert`` construct, which knows ``ON CONFLICT`` on both backends."""
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount: ``numeric`` on PostgreSQL, ``Decimal`` in Python, on both backends.
+
+    SQLite has no decimal type (SQLAlchemy warns and goes through float); amounts are kept to
+    ``MONEY_PLACES`` places and below ``MAX_MONEY``, where a float round-trips exactly.
+    """
+
+    impl = Numeric(18, MONEY_PLACES)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(18, MONEY_PLACES, asdecimal=False))
+        return dialect.type_descriptor(Numeric(18, MONEY_PLACES))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return float(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:  # noqa: ARG002 - the base class's signature
+        if value is None:
+            return None
+        exact = value if isinstance(value, Decimal) else Decimal(repr(value))
+        return exact.quantize(MONEY_QUANTUM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,76 @@ class Settings(BaseSettings):
 
     fast_path: Annotated[bool, Field(validation_alias=_alias("FAST_PATH"))] = True
     compat_ango: Annotated[bool, Field(validation_alias=_alias("COMPAT_ANGO"))] = True
+
+    # Offers (seed 004).
+    compat_offers: Annotated[bool, Field(validation_alias=_alias("COMPAT_OFFERS"))] = True
+    offers_cache_max_age_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=365 * 24 * 3600,
+            validation_alias=_alias("OFFERS_CACHE_MAX_AGE_SECONDS", "OFFERS_CACHE_MAXAGESECONDS"),
+        ),
+    ] = 300
+    # How long each process holds a game's offers in memory (0: read them on every request).
+    offers_catalog_seconds: Annotated[
+        float, Field(ge=0, le=60, validation_alias=_alias("OFFERS_CATALOG_SECONDS"))
+    ] = 1.0
+    # The Offers seed's own Basic credential, honoured besides Promos' users.
+    offers_basic_auth_username: Annotated[
+        str | None,
+        Field(validation_alias=_alias("OFFERS_BASIC_AUTH_USERNAME", "OFFERS_BASICAUTH_USERNAME")),
+    ] = None
+    offers_basic_auth_password: Annotated[
+        SecretStr | None,
+        Field(validation_alias=_alias("OFFERS_BASIC_AUTH_PASSWORD", "OFFERS_BASICAUTH_PASSWORD")),
+    ] = None
+    compat_promos: Annotated[bool, Field(validation_alias=_alias("COMPAT_PROMOS"))] = True
+    compat_discounts: Annotated[bool, Field(validation_alias=_alias("COMPAT_DISCOUNTS"))] = True
+
+    # Referrals (seed 003) and webhooks.
+    compat_referral: Annotated[bool, Field(validation_alias=_alias("COMPAT_REFERRAL"))] = True
+    referral_callback_url: Annotated[
+        str | None,
+        Field(
+            validation_alias=_alias("REFERRAL_CALLBACK_URL", "ENDPOINT_CALLBACK_CREDIT_ON_SIGNUP")
+        ),
+    ] = None
+    webhook_secret: Annotated[
+        SecretStr | None, Field(min_length=16, validation_alias=_alias("WEBHOOK_SECRET"))
+    ] = None
+    webhook_dispatcher: Annotated[bool, Field(validation_alias=_alias("WEBHOOK_DISPATCHER"))] = True
+    webhook_max_attempts: Annotated[
+        int, Field(ge=1, le=100, validation_alias=_alias("WEBHOOK_MAX_ATTEMPTS"))
+    ] = 20
+    webhook_retry_base_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("WEBHOOK_RETRY_BASE_SECONDS"))
+    ] = 2.0
+    webhook_retry_max_seconds: Annotated[
+        float, Field(gt=0, le=86400, validation_alias=_alias("WEBHOOK_RETRY_MAX_SECONDS"))
+    ] = 3600.0
+    webhook_timeout_seconds: Annotated[
+        float, Field(gt=0, le=300, validation_alias=_alias("WEBHOOK_TIMEOUT_SECONDS"))
+    ] = 10.0
+    webhook_poll_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("WEBHOOK_POLL_SECONDS"))
+    ] = 1.0
+
+    @field_validator("referral_callback_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (with %s for the user hash)")
+        return url or None
+
+    @model_validator(mode="after")
+    def _callbacks_are_signed(self) -> Settings:
+        if self.referral_callback_url and self.webhook_secret is None:
+            raise ValueError(
+                "PROMOS_REFERRAL_CALLBACK_URL needs PROMOS_WEBHOOK_SECRET (16 characters or "
+                "more): every callback is signed with it"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,8 @@ from promos.auth.credentials import Authenticator
 from promos.clock import Clock
 from promos.codes.issuer import Issuer
 from promos.db import Database
+from promos.events.dispatcher import Dispatcher
+from promos.offers.catalog import OfferCatalog
 from promos.settings import Settings
 
 
@@ -18,3 +20,7 @@ class AppState:
     clock: Clock
     authenticator: Authenticator
     issuer: Issuer
+    # Each game's offers, held for PROMOS_OFFERS_CATALOG_SECONDS (the hot route reads them).
+    offers: OfferCatalog
+    # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
+    dispatcher: Dispatcher | None = None

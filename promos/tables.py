@@ -1,7 +1,23 @@
 """Every domain's tables, imported so that ``metadata`` knows them all (for migrations)."""
 
 from promos.auth import tables as auth_tables
+from promos.brands import tables as brands_tables
+from promos.catalog import tables as catalog_tables
 from promos.codes import tables as codes_tables
 from promos.db import metadata
+from promos.events import tables as events_tables
+from promos.offers import tables as offers_tables
+from promos.promocodes import tables as promocodes_tables
+from promos.referrals import tables as referrals_tables
 
-__all__ = ["auth_tables", "codes_tables", "metadata"]
+__all__ = [
+    "auth_tables",
+    "brands_tables",
+    "catalog_tables",
+    "codes_tables",
+    "events_tables",
+    "metadata",
+    "offers_tables",
+    "promocodes_tables",
+    "referrals_tables",
+]

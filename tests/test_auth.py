@@ -494,6 +494,22 @@ PUBLIC = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    # The Promos seed's sign-in and public reads (DESIGN.md), at the root and under /api.
+    *(
+        (method, prefix + path)
+        for prefix in ("", "/api")
+        for method, path in (
+            ("POST", "/signin"),
+            ("GET", "/promocodes/getbycode/{id}"),
+            ("GET", "/special/{sku}"),
+            ("GET", "/upgrade-program"),
+        )
+    ),
+    # The Offers seed's player routes (DESIGN.md).
+    ("GET", "/available-offers"),
+    ("GET", "/offer-info"),
+    ("PUT", "/offers/claim"),
+    ("PUT", "/offers/{offer_id}/impressions"),
 }
 
 try:

@@ -6,11 +6,14 @@ import click
 
 from promos import __version__
 from promos.cli.api_keys import api_keys
+from promos.cli.brand_users import brand_users
 from promos.cli.codes import codes
 from promos.cli.demo import demo
 from promos.cli.migrate import migrate
+from promos.cli.promocodes import promocodes
 from promos.cli.serve import serve
 from promos.cli.users import users
+from promos.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,3 +31,6 @@ main.add_command(users)
 main.add_command(api_keys)
 main.add_command(codes)
 main.add_command(demo)
+main.add_command(promocodes)
+main.add_command(brand_users)
+main.add_command(worker)

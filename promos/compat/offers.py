@@ -1,0 +1,510 @@
+"""The Offers API (seed 004), exactly at its paths: games, offers, and the player routes.
+
+Errors take the seed's shape ``{"error": <name>, "code": "OFF-nnn", "description": <what>}``.
+Management routes (games, offers) need a credential (HTTP Basic as the seed has it, or any
+Promos credential); the player routes (available offers, offer info, claim, impressions) are
+public. ``GET /available-offers`` and ``PUT /offers/claim`` are also served by lean ASGI
+endpoints (``fast_routes``) with the same checks; the FastAPI routes document them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import Scope
+
+from promos.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    PromosError,
+    Unauthenticated,
+    Unavailable,
+)
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
+from promos.http.fastpath import FastEndpoint
+from promos.http.responses import JSON
+from promos.offers import player, service
+from promos.offers.counting import Claimed
+from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer
+from promos.offers.filters import filters_json
+from promos.offers.schemas import GAME_ID_PATTERN, CapIn, JsonObject, PlayerId, Text255, TriggerIn
+from promos.offers.service import Offer, check_game_metadata
+from promos.state import AppState
+from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, Name, has_control_character
+
+log = logging.getLogger(__name__)
+
+AVAILABLE_PATH = "/available-offers"
+CLAIM_PATH = "/offers/claim"
+OFFERS_PATH = "/offers"
+
+_GAME_ID = re.compile(GAME_ID_PATTERN)
+GameId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)]
+
+# The seed names its errors; Promos' categories map onto them.
+_NAMES: tuple[tuple[type[PromosError], str, str], ...] = (
+    (Unavailable, "DatabaseError", "OFF-000"),
+    (BadParameter, "BadRequestError", "OFF-001"),
+    (InvalidInput, "ValidationFailedError", "OFF-002"),
+    (NotFound, "NotFoundError", "OFF-003"),
+    (Conflict, "ConflictError", "OFF-004"),
+    (Unauthenticated, "UnauthorizedError", "OFF-005"),
+    (PermissionDenied, "ForbiddenError", "OFF-006"),
+    (PayloadTooLarge, "PayloadTooLargeError", "OFF-007"),
+)
+
+
+def offers_body(exc: PromosError) -> dict[str, str]:
+    """The seed's error shape."""
+    for kind, name, code in _NAMES:
+        if isinstance(exc, kind):
+            return {"error": name, "code": code, "description": exc.message}
+    return {"error": "RequestError", "code": "OFF-008", "description": exc.message}
+
+
+INTERNAL = {"error": "InternalError", "code": "OFF-009", "description": "internal server error"}
+ERROR_SHAPES = {AVAILABLE_PATH: offers_body, CLAIM_PATH: offers_body, OFFERS_PATH: offers_body}
+
+
+def offers_error(status: int, exc: PromosError) -> Response:
+    return JSON(offers_body(exc), status_code=status, headers=headers_for(exc))
+
+
+class OffersError(BaseModel):
+    error: str
+    code: str
+    description: str
+
+
+management = APIRouter(
+    tags=["Offers (compat)"],
+    route_class=error_route_class(offers_error),
+    responses={422: {"model": OffersError}},
+)
+players = APIRouter(
+    tags=["Offers (compat)"],
+    route_class=error_route_class(offers_error),
+    responses={422: {"model": OffersError}},
+)
+MANAGED: dict[int | str, dict[str, Any]] = {401: {"model": OffersError}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": OffersError}}
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"model": OffersError}}
+
+
+# --- games -----------------------------------------------------------------------------------
+
+
+class GameIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: Name
+    metadata: JsonObject | None = None
+
+
+class GameIdOut(BaseModel):
+    gameId: str  # noqa: N815 - the seed's field name
+
+
+class GameOut(BaseModel):
+    id: str
+    name: str
+    metadata: JsonObject
+
+
+@management.put("/games/{game_id}", responses=MANAGED)
+async def upsert_game(
+    game_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)],
+    body: GameIn,
+    state: State,
+    _: CurrentPrincipal,
+) -> GameIdOut:
+    """Insert the game, or update its name and metadata (``:id``: ``^[^-][a-zA-Z0-9-_]*$``)."""
+    metadata = check_game_metadata(body.metadata)
+    async with state.database.begin() as conn:
+        await service.upsert_game(
+            conn, game_id=game_id, name=body.name, metadata=metadata, now=state.clock()
+        )
+    state.offers.invalidate(game_id)
+    return GameIdOut(gameId=game_id)
+
+
+@management.get("/games", responses=MANAGED)
+async def list_games(state: State, _: CurrentPrincipal) -> list[GameOut]:
+    async with state.database.begin() as conn:
+        found = await service.list_games(conn)
+    return [GameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
+
+
+# --- offers ----------------------------------------------------------------------------------
+
+
+class OfferIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: Name
+    productId: Text255 | None = None  # noqa: N815 - the seed's field names
+    cost: JsonObject | None = None
+    gameId: GameId  # noqa: N815
+    contents: JsonObject
+    placement: Text255
+    period: CapIn
+    frequency: CapIn
+    trigger: TriggerIn
+    metadata: JsonObject | None = None
+    filters: JsonObject | None = None
+
+    def to_spec(self) -> service.OfferSpec:
+        return service.make_spec(
+            name=self.name,
+            product_id=self.productId,
+            cost=self.cost,
+            contents=self.contents,
+            metadata=self.metadata,
+            placement=self.placement,
+            period=(self.period.every, self.period.max),
+            frequency=(self.frequency.every, self.frequency.max),
+            trigger=(self.trigger.from_, self.trigger.to),
+            filters=self.filters,
+        )
+
+
+def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
+    """An offer template in the seed's shape (``key``: the version's own id)."""
+    spec = offer.spec
+    body: dict[str, Any] = {"id": str(offer.id)}
+    if key:
+        body["key"] = str(offer.key)
+    body.update(
+        name=spec.name,
+        productId=spec.product_id,
+        cost=spec.cost,
+        gameId=offer.game_id,
+        contents=spec.contents,
+        metadata=spec.metadata,
+        placement=spec.placement,
+        period={"every": spec.period.every, "max": spec.period.max},
+        frequency={"every": spec.frequency.every, "max": spec.frequency.max},
+        trigger={"from": spec.trigger_from, "to": spec.trigger_to},
+        enabled=offer.enabled,
+        version=offer.version,
+        filters=filters_json(spec.filters),
+    )
+    return body
+
+
+@management.post(OFFERS_PATH, responses=MANAGED)
+async def create_offer(body: OfferIn, state: State, _: CurrentPrincipal) -> JSON:
+    """Insert a new offer template: enabled, version 1. Its game must exist (422 otherwise)."""
+    spec = body.to_spec()
+    try:
+        async with state.database.begin() as conn:
+            offer = await service.create_offer(
+                conn, game_id=body.gameId, spec=spec, now=state.clock()
+            )
+    except GameNotFound as exc:
+        raise InvalidOffer(f"gameId: {exc.message}") from None
+    state.offers.invalidate(body.gameId)
+    return JSON(offer_json(offer, key=False))
+
+
+class VersionOut(BaseModel):
+    id: UUID
+    version: int
+
+
+@management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
+async def update_offer(
+    offer_id: UUID, body: OfferIn, state: State, _: CurrentPrincipal
+) -> VersionOut:
+    """A new version of the offer (same id); 404 if the game has no such offer."""
+    spec = body.to_spec()
+    async with state.database.begin() as conn:
+        offer = await service.update_offer(
+            conn, game_id=body.gameId, offer_id=offer_id, spec=spec, now=state.clock()
+        )
+    state.offers.invalidate(body.gameId)
+    return VersionOut(id=offer.id, version=offer.version)
+
+
+QueryGameId = Annotated[
+    str, Query(alias="game-id", min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)
+]
+
+
+async def _set_enabled(state: AppState, game_id: str, offer_id: UUID, *, enabled: bool) -> JSON:
+    async with state.database.begin() as conn:
+        await service.set_enabled(
+            conn, game_id=game_id, offer_id=offer_id, enabled=enabled, now=state.clock()
+        )
+    state.offers.invalidate(game_id)
+    return JSON({})
+
+
+@management.put("/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND})
+async def enable_offer(
+    offer_id: UUID, game_id: QueryGameId, state: State, _: CurrentPrincipal
+) -> JSON:
+    """Enable the offer: ``{}``."""
+    return await _set_enabled(state, game_id, offer_id, enabled=True)
+
+
+@management.put("/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND})
+async def disable_offer(
+    offer_id: UUID, game_id: QueryGameId, state: State, _: CurrentPrincipal
+) -> JSON:
+    """Disable the offer: ``{}``."""
+    return await _set_enabled(state, game_id, offer_id, enabled=False)
+
+
+@management.get(OFFERS_PATH, responses=MANAGED)
+async def list_offers(
+    game_id: QueryGameId,
+    state: State,
+    _: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="page number, from 0")] = 0,
+) -> JSON:
+    """A page of the game's offers, oldest first, and how many pages there are."""
+    if offset * limit > MAX_OFFSET:
+        raise InvalidInput(f"offset: page {offset} of {limit} is beyond the last possible one")
+    async with state.database.begin() as conn:
+        found, total = await service.list_offers(
+            conn, game_id=game_id, limit=limit, offset=offset * limit
+        )
+    return JSON({"offers": [offer_json(o) for o in found], "pages": math.ceil(total / limit)})
+
+
+# --- the player routes (public) --------------------------------------------------------------
+
+Answer = tuple[int, Any, list[tuple[bytes, bytes]]]
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query string's parameters; the first value of a repeated one counts."""
+    found: dict[str, str] = {}
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        found.setdefault(name, value)
+    return found
+
+
+def _required(query: Mapping[str, str], name: str, *, game: bool = False) -> str:
+    value = query.get(name, "")
+    if not value:
+        raise BadParameter(f"the query parameter {name} is required")
+    if len(value) > MAX_NAME_LENGTH or has_control_character(value):
+        raise BadParameter(f"{name} must be 1 to {MAX_NAME_LENGTH} printable characters")
+    if game and not _GAME_ID.match(value):
+        raise BadParameter(f"{name} must match ^[^-][a-zA-Z0-9-_]*$")
+    return value
+
+
+def _max_age(seconds: int) -> list[tuple[bytes, bytes]]:
+    return [(b"cache-control", f"max-age={seconds}".encode())]
+
+
+async def answer_available(state: AppState, raw_query: bytes) -> Answer:
+    query = _query(raw_query)
+    player_id = _required(query, "player-id")
+    game_id = _required(query, "game-id", game=True)
+    attributes = {k: v for k, v in query.items() if k not in {"player-id", "game-id"}}
+    found = await player.available_offers(
+        database=state.database,
+        catalog=state.offers,
+        game_id=game_id,
+        player_id=player_id,
+        attributes=attributes,
+        now=state.clock(),
+        default_max_age=state.settings.offers_cache_max_age_seconds,
+    )
+    return 200, found.placements, _max_age(found.max_age)
+
+
+async def answer_offer_info(state: AppState, raw_query: bytes) -> Answer:
+    query = _query(raw_query)
+    _required(query, "player-id")
+    game_id = _required(query, "game-id", game=True)
+    raw_id = _required(query, "offer-id")
+    try:
+        offer_id = UUID(raw_id)
+    except ValueError:
+        raise BadParameter("offer-id must be a UUID") from None
+    body, age = await player.offer_info(
+        database=state.database,
+        catalog=state.offers,
+        game_id=game_id,
+        offer_id=offer_id,
+        default_max_age=state.settings.offers_cache_max_age_seconds,
+    )
+    return 200, body, _max_age(age)
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    gameId: GameId  # noqa: N815 - the seed's field names
+    playerId: PlayerId  # noqa: N815
+    productId: Text255 | None = None  # noqa: N815
+    timestamp: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    transactionId: Text255  # noqa: N815
+    id: Annotated[UUID | None, Field(strict=False)] = None
+
+
+def claim_body(claimed: Claimed) -> dict[str, Any]:
+    body: dict[str, Any] = {"contents": claimed.contents}
+    if claimed.next_at is not None:
+        body["nextAt"] = claimed.next_at
+    return body
+
+
+async def answer_claim(state: AppState, payload: ClaimIn) -> Answer:
+    if payload.id is None and payload.productId is None:
+        raise InvalidInput("a claim needs the offer's id or its productId")
+    claimed = await player.claim_offer(
+        database=state.database,
+        catalog=state.offers,
+        game_id=payload.gameId,
+        player_id=payload.playerId,
+        offer_id=payload.id,
+        product_id=payload.productId,
+        transaction_id=payload.transactionId,
+        purchased_at=payload.timestamp,
+        now=state.clock(),
+    )
+    return (409 if claimed.replayed else 200), claim_body(claimed), []
+
+
+class ImpressionIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    gameId: GameId  # noqa: N815 - the seed's field names
+    playerId: PlayerId  # noqa: N815
+    impressionId: Annotated[UUID, Field(strict=False)]  # noqa: N815
+
+
+class AvailableOffer(BaseModel):
+    id: UUID
+    productId: str | None = None  # noqa: N815 - the seed's field names
+    cost: JsonObject | None = None
+    contents: JsonObject
+    metadata: JsonObject
+    expireAt: int  # noqa: N815
+
+
+class ClaimOut(BaseModel):
+    contents: JsonObject
+    nextAt: int | None = Field(None, description="left out once the player cannot claim again")  # noqa: N815
+
+
+class ImpressionOut(BaseModel):
+    nextAt: int | None = Field(None, description="left out once the player cannot see it again")  # noqa: N815
+
+
+def _reply(answer: Answer) -> JSON:
+    status, body, extra = answer
+    return JSON(body, status_code=status, headers={k.decode(): v.decode() for k, v in extra})
+
+
+@players.get(
+    AVAILABLE_PATH,
+    responses={200: {"model": dict[str, list[AvailableOffer]]}, **BAD_REQUEST},
+    description="Any query parameter besides player-id and game-id is an attribute that the "
+    "offers' filters are matched against.",
+)
+async def available_offers(
+    request: Request,
+    state: State,
+    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
+) -> JSON:
+    """Per placement, the offers the player may get now (``Cache-Control: max-age``)."""
+    return _reply(await answer_available(state, request.scope["query_string"]))
+
+
+@players.get("/offer-info", responses={200: {"model": AvailableOffer}, **BAD_REQUEST, **NOT_FOUND})
+async def offer_info(
+    request: Request,
+    state: State,
+    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
+    offer_id: Annotated[str | None, Query(alias="offer-id")] = None,  # noqa: ARG001 - for OpenAPI
+) -> JSON:
+    """One offer as a player sees it (``Cache-Control: max-age``)."""
+    return _reply(await answer_offer_info(state, request.scope["query_string"]))
+
+
+@players.put(
+    CLAIM_PATH,
+    responses={
+        200: {"model": ClaimOut},
+        409: {"model": ClaimOut, "description": "this transactionId was claimed before"},
+        **NOT_FOUND,
+    },
+)
+async def claim(body: ClaimIn, state: State) -> JSON:
+    """Claim an offer after payment, once per ``transactionId`` (a replay answers 409)."""
+    return _reply(await answer_claim(state, body))
+
+
+@players.put(
+    "/offers/{offer_id}/impressions", responses={200: {"model": ImpressionOut}, **NOT_FOUND}
+)
+async def impressions(offer_id: UUID, body: ImpressionIn, state: State) -> JSON:
+    """Count that the player saw the offer, once per ``impressionId``."""
+    seen = await player.see_offer(
+        database=state.database,
+        catalog=state.offers,
+        game_id=body.gameId,
+        player_id=body.playerId,
+        offer_id=offer_id,
+        impression_id=body.impressionId,
+        now=state.clock(),
+    )
+    return JSON({} if seen.next_at is None else {"nextAt": seen.next_at})
+
+
+# --- the lean endpoints ----------------------------------------------------------------------
+
+
+def _failed(exc: PromosError) -> Answer:
+    extra = [(k.lower().encode(), v.encode()) for k, v in headers_for(exc).items()]
+    return status_for(exc), offers_body(exc), extra
+
+
+def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
+    """``GET /available-offers`` and ``PUT /offers/claim`` without the framework's cost."""
+
+    async def available_fast(scope: Scope, _body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+        try:
+            return await answer_available(state, scope["query_string"])
+        except PromosError as exc:
+            return _failed(exc)
+
+    async def claim_fast(_scope: Scope, body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+        try:
+            try:
+                payload = ClaimIn.model_validate_json(body)
+            except ValidationError as exc:
+                raise invalid_input(exc.errors()) from None
+            return await answer_claim(state, payload)
+        except PromosError as exc:
+            return _failed(exc)
+
+    return {("GET", AVAILABLE_PATH): available_fast, ("PUT", CLAIM_PATH): claim_fast}
+
+
+# PUT /offers/claim before PUT /offers/{offer_id}.
+router = APIRouter()
+router.include_router(players)
+router.include_router(management)

@@ -1,0 +1,171 @@
+"""What a player sees and does: available offers, offer info, claims and impressions.
+
+These use cases read the game's offers from the ``OfferCatalog`` (or, with the catalog off,
+from the database), and the player's own history with one primary-key range read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.db import Database
+from promos.offers import counting, service
+from promos.offers.catalog import OfferCatalog, offer_body
+from promos.offers.counting import Claimed, Seen
+from promos.offers.errors import GameNotFound, OfferNotFound
+from promos.offers.service import NO_HISTORY, Game, Offer
+
+
+@dataclass(frozen=True, slots=True)
+class Available:
+    placements: dict[str, list[dict[str, Any]]]
+    max_age: int
+
+
+@asynccontextmanager
+async def _one_statement(database: Database) -> AsyncIterator[AsyncConnection]:
+    """PostgreSQL: autocommit (one round trip for one atomic statement); SQLite: a transaction."""
+    if database.is_sqlite:
+        async with database.begin() as conn:
+            yield conn
+    else:
+        async with database.autocommit() as conn:
+            yield conn
+
+
+def max_age(game: Game, default: int) -> int:
+    age = game.cache_max_age
+    return default if age is None else age
+
+
+async def available_offers(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    player_id: str,
+    attributes: Mapping[str, str],
+    now: datetime,
+    default_max_age: int,
+) -> Available:
+    """Per placement, the offers the player may get now (``GameNotFound`` for no such game)."""
+    now_seconds = int(now.timestamp())
+    try:
+        held = await catalog.get(game_id)
+    except GameNotFound:
+        return Available({}, default_max_age)  # the seed's route knows no 404: nothing to offer
+    async with _one_statement(database) as conn:
+        if catalog.enabled:
+            positions = held.matching(attributes, now_seconds)
+            candidates = [(held.enabled[n], held.bodies[n]) for n in positions]
+        else:
+            found = await service.matching_offers(
+                conn, game=held.game, attributes=attributes, now_seconds=now_seconds
+            )
+            candidates = [(o, offer_body(o)) for o in found]
+        history = (
+            await service.player_history(conn, game_id=game_id, player_id=player_id)
+            if candidates
+            else {}
+        )
+    placements: dict[str, list[dict[str, Any]]] = {}
+    for offer, body in candidates:
+        if service.available_to(offer, history.get(offer.id, NO_HISTORY), now):
+            placements.setdefault(offer.spec.placement, []).append(body)
+    return Available(placements, max_age(held.game, default_max_age))
+
+
+async def _offer(
+    database: Database, catalog: OfferCatalog, game_id: str, offer_id: UUID
+) -> tuple[Game, Offer]:
+    held = await catalog.get(game_id)
+    if catalog.enabled:
+        offer = held.by_id.get(offer_id)
+        if offer is None:
+            raise OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
+        return held.game, offer
+    async with database.begin() as conn:
+        return held.game, await service.get_offer(conn, game_id=game_id, offer_id=offer_id)
+
+
+async def offer_info(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    offer_id: UUID,
+    default_max_age: int,
+) -> tuple[dict[str, Any], int]:
+    """The offer as a player sees it, and the ``max-age`` to answer with."""
+    game, offer = await _offer(database, catalog, game_id, offer_id)
+    return offer_body(offer), max_age(game, default_max_age)
+
+
+async def claim_offer(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    player_id: str,
+    offer_id: UUID | None,
+    product_id: str | None,
+    transaction_id: str,
+    purchased_at: int,
+    now: datetime,
+) -> Claimed:
+    """Count a claim once per transaction id; the offer by id, or by productId + timestamp."""
+    if offer_id is not None:
+        _, offer = await _offer(database, catalog, game_id, offer_id)
+    else:
+        offer = await _by_product(database, catalog, game_id, product_id or "", purchased_at)
+    async with _one_statement(database) as conn:
+        return await counting.claim(
+            conn,
+            offer=offer,
+            player_id=player_id,
+            transaction_id=transaction_id,
+            purchased_at=purchased_at,
+            now=now,
+        )
+
+
+async def _by_product(
+    database: Database, catalog: OfferCatalog, game_id: str, product_id: str, purchased_at: int
+) -> Offer:
+    held = await catalog.get(game_id)
+    if catalog.enabled:
+        candidates = held.by_product.get(product_id, [])
+    else:
+        async with database.begin() as conn:
+            candidates = await service.offers_with_product(
+                conn, game_id=game_id, product_id=product_id
+            )
+    offer = service.pick_claimed(candidates, purchased_at)
+    if offer is None:
+        raise OfferNotFound(f"game {game_id!r} has no offer with productId {product_id!r}")
+    return offer
+
+
+async def see_offer(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    player_id: str,
+    offer_id: UUID,
+    impression_id: UUID,
+    now: datetime,
+) -> Seen:
+    """Count an impression once per impression id."""
+    _, offer = await _offer(database, catalog, game_id, offer_id)
+    async with _one_statement(database) as conn:
+        return await counting.record_impression(
+            conn, offer=offer, player_id=player_id, impression_id=impression_id, now=now
+        )

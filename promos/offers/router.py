@@ -1,0 +1,129 @@
+"""The native games and offers API under ``/v1`` (management: every route needs a credential)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, status
+
+from promos.http.deps import CurrentPrincipal, State
+from promos.http.errors import ErrorBody
+from promos.offers import service
+from promos.offers.schemas import (
+    GAME_ID_PATTERN,
+    GameIn,
+    GameOut,
+    GamePage,
+    OfferIn,
+    OfferOut,
+    OfferPage,
+)
+from promos.offers.service import check_game_metadata
+from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["offers"],
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+GameIdPath = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.put("/games/{game_id}")
+async def put_game(game_id: GameIdPath, body: GameIn, state: State, _: CurrentPrincipal) -> GameOut:
+    """Create the game, or replace its name and metadata (``cacheMaxAge``,
+    ``allowInefficientQueries``)."""
+    metadata = check_game_metadata(body.metadata)
+    async with state.database.begin() as conn:
+        game = await service.upsert_game(
+            conn, game_id=game_id, name=body.name, metadata=metadata, now=state.clock()
+        )
+    state.offers.invalidate(game_id)
+    return GameOut.of(game)
+
+
+@router.get("/games")
+async def list_games(state: State, _: CurrentPrincipal) -> GamePage:
+    async with state.database.begin() as conn:
+        found = await service.list_games(conn)
+    return GamePage(items=[GameOut.of(g) for g in found])
+
+
+@router.get("/games/{game_id}", responses=NOT_FOUND)
+async def get_game(game_id: GameIdPath, state: State, _: CurrentPrincipal) -> GameOut:
+    async with state.database.begin() as conn:
+        return GameOut.of(await service.get_game(conn, game_id))
+
+
+@router.post("/games/{game_id}/offers", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
+async def create_offer(
+    game_id: GameIdPath, body: OfferIn, state: State, _: CurrentPrincipal
+) -> OfferOut:
+    """A new offer template of the game: enabled, version 1."""
+    spec = body.to_spec()
+    async with state.database.begin() as conn:
+        offer = await service.create_offer(conn, game_id=game_id, spec=spec, now=state.clock())
+    state.offers.invalidate(game_id)
+    return OfferOut.of(offer)
+
+
+@router.get("/games/{game_id}/offers")
+async def list_offers(
+    game_id: GameIdPath,
+    state: State,
+    _: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> OfferPage:
+    """The game's offers, oldest first (``offset`` counts offers here, not pages)."""
+    async with state.database.begin() as conn:
+        found, total = await service.list_offers(conn, game_id=game_id, limit=limit, offset=offset)
+    return OfferPage(items=[OfferOut.of(o) for o in found], total=total, limit=limit, offset=offset)
+
+
+@router.get("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)
+async def get_offer(
+    game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
+) -> OfferOut:
+    async with state.database.begin() as conn:
+        return OfferOut.of(await service.get_offer(conn, game_id=game_id, offer_id=offer_id))
+
+
+@router.put("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)
+async def update_offer(
+    game_id: GameIdPath, offer_id: UUID, body: OfferIn, state: State, _: CurrentPrincipal
+) -> OfferOut:
+    """The offer's next version: the same id, a new key, version + 1."""
+    spec = body.to_spec()
+    async with state.database.begin() as conn:
+        offer = await service.update_offer(
+            conn, game_id=game_id, offer_id=offer_id, spec=spec, now=state.clock()
+        )
+    state.offers.invalidate(game_id)
+    return OfferOut.of(offer)
+
+
+async def _set_enabled(state: State, game_id: str, offer_id: UUID, *, enabled: bool) -> OfferOut:
+    async with state.database.begin() as conn:
+        offer = await service.set_enabled(
+            conn, game_id=game_id, offer_id=offer_id, enabled=enabled, now=state.clock()
+        )
+    state.offers.invalidate(game_id)
+    return OfferOut.of(offer)
+
+
+@router.post("/games/{game_id}/offers/{offer_id}/enable", responses=NOT_FOUND)
+async def enable_offer(
+    game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
+) -> OfferOut:
+    return await _set_enabled(state, game_id, offer_id, enabled=True)
+
+
+@router.post("/games/{game_id}/offers/{offer_id}/disable", responses=NOT_FOUND)
+async def disable_offer(
+    game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
+) -> OfferOut:
+    return await _set_enabled(state, game_id, offer_id, enabled=False)

@@ -1,0 +1,134 @@
+"""Claims and impressions under real concurrency on PostgreSQL: none lost, none counted twice.
+
+The seed's own claim was a read-modify-write of a JSON array and lost concurrent claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import func, select
+
+from promos.offers.tables import offer_claims, offer_impressions, offer_players
+from tests.factories.offers import make_game, make_offer
+
+pytestmark = pytest.mark.postgres_only
+
+GAME = "galaxy"
+PLAYER = "racer"
+REQUESTS = 20
+
+
+@pytest.fixture(autouse=True)
+async def warm_pool(settings, database) -> None:
+    """Open the pool's connections up front, so that the requests race instead of queueing."""
+    everyone_connected = asyncio.Barrier(settings.db_pool_size)
+
+    async def hold_one() -> None:
+        async with database.engine.connect() as conn:
+            await conn.execute(select(1))
+            await everyone_connected.wait()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(hold_one() for _ in range(settings.db_pool_size))), timeout=10
+    )
+
+
+@pytest.fixture
+async def offer_id(database, clock, state) -> str:
+    await make_game(database, now=clock(), game_id=GAME)
+    offer = await make_offer(
+        database,
+        now=clock(),
+        catalog=state.offers,
+        period={"every": "", "max": 1000},
+        frequency={"every": "", "max": 1000},
+    )
+    return str(offer.id)
+
+
+def claim(client, offer_id: str, transaction: str):
+    body = {
+        "gameId": GAME,
+        "playerId": PLAYER,
+        "timestamp": 1,
+        "transactionId": transaction,
+        "id": offer_id,
+    }
+    return client.put("/offers/claim", json=body)
+
+
+def impression(client, offer_id: str, impression_id: str):
+    body = {"gameId": GAME, "playerId": PLAYER, "impressionId": impression_id}
+    return client.put(f"/offers/{offer_id}/impressions", json=body)
+
+
+async def counters(database) -> tuple[int, int]:
+    async with database.begin() as conn:
+        row = (
+            await conn.execute(
+                select(offer_players.c.claim_count, offer_players.c.impression_count)
+            )
+        ).one()
+    return row[0], row[1]
+
+
+async def rows(database, table) -> int:
+    async with database.begin() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_concurrent_claims_with_different_transactions_are_all_counted(
+    client, database, offer_id
+):
+    responses = await asyncio.gather(*(claim(client, offer_id, f"tx-{n}") for n in range(REQUESTS)))
+
+    assert Counter(r.status_code for r in responses) == {200: REQUESTS}
+    assert (await counters(database))[0] == REQUESTS
+    assert await rows(database, offer_claims) == REQUESTS
+
+
+async def test_concurrent_replays_of_one_transaction_are_counted_once(client, database, offer_id):
+    responses = await asyncio.gather(*(claim(client, offer_id, "tx-once") for _ in range(REQUESTS)))
+
+    assert Counter(r.status_code for r in responses) == {200: 1, 409: REQUESTS - 1}
+    assert len({r.text for r in responses}) == 1
+    assert (await counters(database))[0] == 1
+    assert await rows(database, offer_claims) == 1
+
+
+async def test_concurrent_impressions_with_different_ids_are_all_counted(
+    client, database, offer_id
+):
+    responses = await asyncio.gather(
+        *(impression(client, offer_id, str(uuid4())) for _ in range(REQUESTS))
+    )
+
+    assert Counter(r.status_code for r in responses) == {200: REQUESTS}
+    assert (await counters(database))[1] == REQUESTS
+    assert await rows(database, offer_impressions) == REQUESTS
+
+
+async def test_concurrent_replays_of_one_impression_are_counted_once(client, database, offer_id):
+    seen = str(uuid4())
+    responses = await asyncio.gather(*(impression(client, offer_id, seen) for _ in range(REQUESTS)))
+
+    assert Counter(r.status_code for r in responses) == {200: REQUESTS}
+    assert len({r.text for r in responses}) == 1
+    assert (await counters(database))[1] == 1
+    assert await rows(database, offer_impressions) == 1
+
+
+async def test_concurrent_claims_and_impressions_of_one_player_are_all_counted(
+    client, database, offer_id
+):
+    claims = [claim(client, offer_id, f"mixed-{n}") for n in range(REQUESTS // 2)]
+    seen = [impression(client, offer_id, str(uuid4())) for _ in range(REQUESTS // 2)]
+
+    responses = await asyncio.gather(*claims, *seen)
+
+    assert {r.status_code for r in responses} == {200}
+    assert await counters(database) == (REQUESTS // 2, REQUESTS // 2)
