@@ -32,6 +32,7 @@ from promos.http.errors import install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit, ErrorShape
 from promos.offers.catalog import OfferCatalog
+from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
 from promos.promocodes.router import router as promocodes_router
 from promos.referrals.router import router as referrals_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             linger_seconds=settings.issue_linger_ms / 1000,
         ),
         offers=OfferCatalog(database, ttl=settings.offers_catalog_seconds),
+        offer_histories=HistoryReader(database),
         dispatcher=Dispatcher.from_settings(settings, database, clock)
         if settings.webhook_dispatcher
         else None,

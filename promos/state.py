@@ -10,6 +10,7 @@ from promos.codes.issuer import Issuer
 from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.offers.catalog import OfferCatalog
+from promos.offers.player import HistoryReader
 from promos.settings import Settings
 
 
@@ -22,5 +23,6 @@ class AppState:
     issuer: Issuer
     # Each game's offers, held for PROMOS_OFFERS_CATALOG_SECONDS (the hot route reads them).
     offers: OfferCatalog
+    offer_histories: HistoryReader
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None

@@ -322,6 +322,7 @@ async def answer_available(state: AppState, raw_query: bytes) -> Answer:
     found = await player.available_offers(
         database=state.database,
         catalog=state.offers,
+        histories=state.offer_histories,
         game_id=game_id,
         player_id=player_id,
         attributes=attributes,

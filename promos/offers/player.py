@@ -6,7 +6,8 @@ from the database), and the player's own history with one primary-key range read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +16,13 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.batching import Batcher
 from promos.db import Database
 from promos.offers import counting, service
 from promos.offers.catalog import OfferCatalog, offer_body
 from promos.offers.counting import Claimed, Seen
 from promos.offers.errors import GameNotFound, OfferNotFound
-from promos.offers.service import NO_HISTORY, Game, Offer
+from promos.offers.service import NO_HISTORY, Game, Offer, PlayerOffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,36 @@ def max_age(game: Game, default: int) -> int:
     return default if age is None else age
 
 
+class HistoryReader:
+    """Players' histories for the hot route, read for many concurrent requests at once."""
+
+    def __init__(self, database: Database, *, group_size: int = 64, concurrency: int = 4) -> None:
+        self._database = database
+        self._batcher: Batcher[tuple[str, str], dict[UUID, PlayerOffer]] = Batcher(
+            self._read, group_size=group_size, concurrency=concurrency
+        )
+
+    async def read(self, game_id: str, player_id: str) -> dict[UUID, PlayerOffer]:
+        """Everything the player claimed or saw in the game, by offer."""
+        return await self._batcher.submit((game_id, player_id))
+
+    async def _read(self, asks: Sequence[tuple[str, str]]) -> list[dict[UUID, PlayerOffer]]:
+        by_game: dict[str, list[str]] = defaultdict(list)
+        for game_id, player_id in asks:
+            by_game[game_id].append(player_id)
+        async with _one_statement(self._database) as conn:
+            found = {
+                game_id: await service.player_histories(conn, game_id=game_id, player_ids=players)
+                for game_id, players in by_game.items()
+            }
+        return [found[game_id][player_id] for game_id, player_id in asks]
+
+
 async def available_offers(
     *,
     database: Database,
     catalog: OfferCatalog,
+    histories: HistoryReader,
     game_id: str,
     player_id: str,
     attributes: Mapping[str, str],
@@ -61,20 +89,16 @@ async def available_offers(
         held = await catalog.get(game_id)
     except GameNotFound:
         return Available({}, default_max_age)  # the seed's route knows no 404: nothing to offer
-    async with _one_statement(database) as conn:
-        if catalog.enabled:
-            positions = held.matching(attributes, now_seconds)
-            candidates = [(held.enabled[n], held.bodies[n]) for n in positions]
-        else:
+    if catalog.enabled:
+        positions = held.matching(attributes, now_seconds)
+        candidates = [(held.enabled[n], held.bodies[n]) for n in positions]
+    else:
+        async with _one_statement(database) as conn:
             found = await service.matching_offers(
                 conn, game=held.game, attributes=attributes, now_seconds=now_seconds
             )
-            candidates = [(o, offer_body(o)) for o in found]
-        history = (
-            await service.player_history(conn, game_id=game_id, player_id=player_id)
-            if candidates
-            else {}
-        )
+        candidates = [(o, offer_body(o)) for o in found]
+    history = await histories.read(game_id, player_id) if candidates else {}
     placements: dict[str, list[dict[str, Any]]] = {}
     for offer, body in candidates:
         if service.available_to(offer, history.get(offer.id, NO_HISTORY), now):

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import (
     Numeric,
     and_,
+    bindparam,
     false,
     func,
     not_,
@@ -526,12 +527,16 @@ async def matching_offers(
     return [offer_of(row) for row in rows]
 
 
-_HISTORY = select(
+_HISTORIES = select(
+    offer_players.c.player_id,
     offer_players.c.offer_id,
     offer_players.c.claim_count,
     offer_players.c.last_claim_at,
     offer_players.c.impression_count,
     offer_players.c.last_impression_at,
+).where(
+    offer_players.c.game_id == bindparam("game_id"),
+    offer_players.c.player_id.in_(bindparam("player_ids", expanding=True)),
 )
 
 
@@ -539,7 +544,15 @@ async def player_history(
     conn: AsyncConnection, *, game_id: str, player_id: str
 ) -> dict[UUID, PlayerOffer]:
     """Everything the player claimed or saw in the game, by offer: one primary-key range read."""
-    rows = await conn.execute(
-        _HISTORY.where(offer_players.c.game_id == game_id, offer_players.c.player_id == player_id)
-    )
-    return {row[0]: PlayerOffer(row[1], row[2], row[3], row[4]) for row in rows}
+    return (await player_histories(conn, game_id=game_id, player_ids=[player_id]))[player_id]
+
+
+async def player_histories(
+    conn: AsyncConnection, *, game_id: str, player_ids: Sequence[str]
+) -> dict[str, dict[UUID, PlayerOffer]]:
+    """The histories of several players of one game, in one read of the primary key."""
+    found: dict[str, dict[UUID, PlayerOffer]] = {p: {} for p in player_ids}
+    rows = await conn.execute(_HISTORIES, {"game_id": game_id, "player_ids": list(set(player_ids))})
+    for player, offer_id, claims, claimed_at, seen, seen_at in rows:
+        found[player][offer_id] = PlayerOffer(claims, claimed_at, seen, seen_at)
+    return found
