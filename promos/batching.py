@@ -8,11 +8,8 @@ call leaves at once, alone; under load, groups grow by themselves.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,8 +18,9 @@ R = TypeVar("R")
 class Batcher(Generic[T, R]):
     """Calls ``run`` with groups of up to ``group_size`` items, ``concurrency`` groups at once.
 
-    ``run`` returns one result per item, in order. If it raises, every call of that group
-    gets the exception.
+    ``run`` returns one result per item, in order; if it raises, every call of that group
+    gets the exception. ``linger`` (seconds) lets a call wait that long for company when
+    fewer than ``group_size`` are waiting.
     """
 
     def __init__(
@@ -31,21 +29,37 @@ class Batcher(Generic[T, R]):
         *,
         group_size: int,
         concurrency: int,
+        linger: float = 0.0,
     ) -> None:
         self._run = run
         self._group_size = group_size
         self._concurrency = concurrency
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
+        """The result of ``item``, once its group has run."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._dispatch()
         return await future
 
-    def _dispatch(self) -> None:
+    async def drain(self) -> None:
+        """Wait until every submitted item has its result (for a graceful shutdown)."""
+        while self._pending or self._tasks:
+            self._dispatch(force=True)
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
+
+    def _dispatch(self, *, force: bool = False) -> None:
+        if self._linger and not force and len(self._pending) < self._group_size:
+            if self._timer is None and self._pending:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._linger, self._on_timer)
+            return
         while self._pending and self._running < self._concurrency:
             group = self._pending[: self._group_size]
             del self._pending[: self._group_size]
@@ -54,18 +68,25 @@ class Batcher(Generic[T, R]):
             self._tasks.add(task)
             task.add_done_callback(self._finished)
 
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch(force=True)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._running -= 1
-        self._dispatch()
+        if self._pending:
+            self._dispatch(force=True)
 
     async def _serve(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._run([item for item, _ in group])
-        except Exception as exc:  # noqa: BLE001 - handed to the callers it concerns
+        except BaseException as exc:
             for _, future in group:
                 if not future.done():
                     future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
