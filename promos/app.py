@@ -32,6 +32,7 @@ from promos.http.errors import install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit, ErrorShape
 from promos.offers.catalog import OfferCatalog
+from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
 from promos.promocodes.router import router as promocodes_router
@@ -67,7 +68,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             linger_seconds=settings.issue_linger_ms / 1000,
         ),
         offers=OfferCatalog(database, ttl=settings.offers_catalog_seconds),
-        offer_histories=HistoryReader(database),
+        offer_histories=HistoryReader(
+            database, group_size=settings.offers_batch_size, concurrency=settings.offers_concurrency
+        ),
+        offer_counter=Counter(
+            database, group_size=settings.offers_batch_size, concurrency=settings.offers_concurrency
+        ),
         dispatcher=Dispatcher.from_settings(settings, database, clock)
         if settings.webhook_dispatcher
         else None,

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     offers_catalog_seconds: Annotated[
         float, Field(ge=0, le=60, validation_alias=_alias("OFFERS_CATALOG_SECONDS"))
     ] = 1.0
+    # Player routes: concurrent history reads, claims and impressions are served in groups.
+    offers_batch_size: Annotated[
+        int, Field(ge=1, le=1000, validation_alias=_alias("OFFERS_BATCH_SIZE"))
+    ] = 64
+    offers_concurrency: Annotated[
+        int, Field(ge=1, le=256, validation_alias=_alias("OFFERS_CONCURRENCY"))
+    ] = 2
     # The Offers seed's own Basic credential, honoured besides Promos' users.
     offers_basic_auth_username: Annotated[
         str | None,

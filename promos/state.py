@@ -10,6 +10,7 @@ from promos.codes.issuer import Issuer
 from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.offers.catalog import OfferCatalog
+from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.settings import Settings
 
@@ -24,5 +25,6 @@ class AppState:
     # Each game's offers, held for PROMOS_OFFERS_CATALOG_SECONDS (the hot route reads them).
     offers: OfferCatalog
     offer_histories: HistoryReader
+    offer_counter: Counter
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None

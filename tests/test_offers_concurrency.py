@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from promos.offers.tables import offer_claims, offer_impressions, offer_players
+from promos.settings import Settings
 from tests.factories.offers import make_game, make_offer
 
 pytestmark = pytest.mark.postgres_only
@@ -20,6 +21,13 @@ pytestmark = pytest.mark.postgres_only
 GAME = "galaxy"
 PLAYER = "racer"
 REQUESTS = 20
+
+
+@pytest.fixture(params=["grouped", "many small statements"])
+def settings(request, database_url):
+    """The default, and statements of 2 requests, 8 at once: ids then race across statements."""
+    tuning = {} if request.param == "grouped" else {"offers_batch_size": 2, "offers_concurrency": 8}
+    return Settings(database_url=database_url, db_pool_size=20, db_max_overflow=10, **tuning)
 
 
 @pytest.fixture(autouse=True)

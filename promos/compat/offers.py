@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 AVAILABLE_PATH = "/available-offers"
 CLAIM_PATH = "/offers/claim"
+IMPRESSIONS_PATH = "/offers/{offer_id}/impressions"
 OFFERS_PATH = "/offers"
 
 _GAME_ID = re.compile(GAME_ID_PATTERN)
@@ -375,6 +376,7 @@ async def answer_claim(state: AppState, payload: ClaimIn) -> Answer:
     claimed = await player.claim_offer(
         database=state.database,
         catalog=state.offers,
+        counter=state.offer_counter,
         game_id=payload.gameId,
         player_id=payload.playerId,
         offer_id=payload.id,
@@ -458,21 +460,24 @@ async def claim(body: ClaimIn, state: State) -> JSON:
     return _reply(await answer_claim(state, body))
 
 
-@players.put(
-    "/offers/{offer_id}/impressions", responses={200: {"model": ImpressionOut}, **NOT_FOUND}
-)
+@players.put(IMPRESSIONS_PATH, responses={200: {"model": ImpressionOut}, **NOT_FOUND})
 async def impressions(offer_id: UUID, body: ImpressionIn, state: State) -> JSON:
     """Count that the player saw the offer, once per ``impressionId``."""
+    return _reply(await answer_impression(state, offer_id, body))
+
+
+async def answer_impression(state: AppState, offer_id: UUID, body: ImpressionIn) -> Answer:
     seen = await player.see_offer(
         database=state.database,
         catalog=state.offers,
+        counter=state.offer_counter,
         game_id=body.gameId,
         player_id=body.playerId,
         offer_id=offer_id,
         impression_id=body.impressionId,
         now=state.clock(),
     )
-    return JSON({} if seen.next_at is None else {"nextAt": seen.next_at})
+    return 200, {} if seen.next_at is None else {"nextAt": seen.next_at}, []
 
 
 # --- the lean endpoints ----------------------------------------------------------------------
@@ -502,7 +507,27 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         except PromosError as exc:
             return _failed(exc)
 
-    return {("GET", AVAILABLE_PATH): available_fast, ("PUT", CLAIM_PATH): claim_fast}
+    async def impression_fast(scope: Scope, body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+        try:
+            try:
+                offer_id = UUID(scope["path_params"]["offer_id"])
+            except ValueError:
+                raise invalid_input(
+                    [{"loc": ("path", "offer_id"), "msg": "not a UUID", "type": "uuid_parsing"}]
+                ) from None
+            try:
+                payload = ImpressionIn.model_validate_json(body)
+            except ValidationError as exc:
+                raise invalid_input(exc.errors()) from None
+            return await answer_impression(state, offer_id, payload)
+        except PromosError as exc:
+            return _failed(exc)
+
+    return {
+        ("GET", AVAILABLE_PATH): available_fast,
+        ("PUT", CLAIM_PATH): claim_fast,
+        ("PUT", IMPRESSIONS_PATH): impression_fast,
+    }
 
 
 # PUT /offers/claim before PUT /offers/{offer_id}.

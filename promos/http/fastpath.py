@@ -7,6 +7,7 @@ What the fast path skips is only the framework's per-request dependency machiner
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -26,13 +27,27 @@ class FastRoutes:
     """The hot routes, answered without the framework (see ``promos.app.PromosAPI``)."""
 
     def __init__(self, routes: Mapping[tuple[str, str], FastEndpoint], *, max_body: int) -> None:
-        self._routes = dict(routes)
+        # Paths like "/offers/{offer_id}/impressions" match by pattern, into scope["path_params"].
+        self._routes = {key: e for key, e in routes.items() if "{" not in key[1]}
+        self._templated = [
+            (method, _pattern(path), endpoint)
+            for (method, path), endpoint in routes.items()
+            if "{" in path
+        ]
         self._max_body = max_body
 
     def match(self, scope: Scope) -> FastEndpoint | None:
         if scope["type"] != "http":
             return None
-        return self._routes.get((scope["method"], scope["path"]))
+        endpoint = self._routes.get((scope["method"], scope["path"]))
+        if endpoint is not None or not self._templated:
+            return endpoint
+        for method, pattern, templated in self._templated:
+            found = pattern.fullmatch(scope["path"]) if method == scope["method"] else None
+            if found is not None:
+                scope["path_params"] = found.groupdict()
+                return templated
+        return None
 
     async def serve(
         self, endpoint: FastEndpoint, scope: Scope, receive: Receive, send: Send
@@ -82,3 +97,10 @@ def header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
     """A raw ASGI header's value as text (HTTP headers are Latin-1)."""
     value = headers.get(name)
     return value.decode("latin-1") if value is not None else None
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile(
+        "".join(re.escape(p) if n % 2 == 0 else f"(?P<{p}>[^/]+)" for n, p in enumerate(parts))
+    )

@@ -14,19 +14,26 @@ the caller's transaction.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Integer, String, Uuid, bindparam, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+import orjson
+from sqlalchemy import BigInteger, Integer, String, Text, Uuid, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
-from promos.db import UTCDateTime, insert_for
+from promos.batching import Batcher
+from promos.db import Database, UTCDateTime, insert_for
 from promos.offers.service import Offer
 from promos.offers.tables import offer_claims, offer_impressions, offer_players
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,3 +272,303 @@ async def _count(
         )
     ).one()
     return int(row[0])
+
+
+# --- many at once ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAsk:
+    offer: Offer
+    player_id: str
+    transaction_id: str
+    purchased_at: int
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SeenAsk:
+    offer: Offer
+    player_id: str
+    impression_id: UUID
+    now: datetime
+
+
+# PostgreSQL, many claims of one game in ONE statement: the same steps as ``_CLAIM``, for each
+# (player, offer) once; rows are locked in (player, offer) order so statements cannot deadlock.
+_CLAIMS = text(
+    """
+    WITH asks AS (
+        SELECT * FROM unnest(:players, :offers, :transactions, :versions, :purchased,
+                             :contents, :caps, :next_ats)
+            WITH ORDINALITY AS a(player_id, offer_id, transaction_id, version, purchased_at,
+                                 contents, cap, next_at, n)
+    ), fresh AS (
+        -- = ANY(...): index lookups of these ids, whatever the planner thinks of the table
+        SELECT * FROM asks WHERE transaction_id NOT IN (
+            SELECT transaction_id FROM offer_claims
+            WHERE game_id = :game_id AND transaction_id = ANY(:transactions)
+        )
+    ), counted AS (
+        INSERT INTO offer_players AS p
+            (game_id, player_id, offer_id, claim_count, last_claim_at, impression_count)
+        SELECT :game_id, player_id, offer_id, 1, :now, 0 FROM fresh ORDER BY player_id, offer_id
+        ON CONFLICT (game_id, player_id, offer_id) DO UPDATE
+        SET claim_count = p.claim_count + 1,
+            last_claim_at = GREATEST(p.last_claim_at, excluded.last_claim_at)
+        RETURNING p.player_id, p.offer_id, p.claim_count
+    ), recorded AS (
+        INSERT INTO offer_claims (game_id, transaction_id, player_id, offer_id, offer_version,
+                                  purchased_at, claimed_at, contents, next_at)
+        SELECT :game_id, f.transaction_id, f.player_id, f.offer_id, f.version, f.purchased_at,
+               :now, CAST(f.contents AS jsonb),
+               CASE WHEN f.cap = 0 OR c.claim_count < f.cap THEN f.next_at END
+        FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
+        RETURNING transaction_id, next_at
+    )
+    SELECT a.n, r.transaction_id IS NOT NULL AS counted, r.next_at
+    FROM asks AS a LEFT JOIN recorded AS r USING (transaction_id)
+    ORDER BY a.n
+    """
+).bindparams(
+    bindparam("game_id", type_=String()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("players", type_=ARRAY(Text())),
+    bindparam("offers", type_=ARRAY(Uuid())),
+    bindparam("transactions", type_=ARRAY(Text())),
+    bindparam("versions", type_=ARRAY(Integer())),
+    bindparam("purchased", type_=ARRAY(BigInteger())),
+    bindparam("contents", type_=ARRAY(Text())),
+    bindparam("caps", type_=ARRAY(Integer())),
+    bindparam("next_ats", type_=ARRAY(BigInteger())),
+)
+
+_IMPRESSIONS = text(
+    """
+    WITH asks AS (
+        SELECT * FROM unnest(:players, :offers, :impressions, :caps, :next_ats)
+            WITH ORDINALITY AS a(player_id, offer_id, impression_id, cap, next_at, n)
+    ), fresh AS (
+        SELECT * FROM asks WHERE impression_id NOT IN (
+            SELECT impression_id FROM offer_impressions
+            WHERE game_id = :game_id AND impression_id = ANY(:impressions)
+        )
+    ), counted AS (
+        INSERT INTO offer_players AS p
+            (game_id, player_id, offer_id, claim_count, impression_count, last_impression_at)
+        SELECT :game_id, player_id, offer_id, 0, 1, :now FROM fresh ORDER BY player_id, offer_id
+        ON CONFLICT (game_id, player_id, offer_id) DO UPDATE
+        SET impression_count = p.impression_count + 1,
+            last_impression_at = GREATEST(p.last_impression_at, excluded.last_impression_at)
+        RETURNING p.player_id, p.offer_id, p.impression_count
+    ), recorded AS (
+        INSERT INTO offer_impressions (game_id, impression_id, player_id, offer_id, seen_at,
+                                       next_at)
+        SELECT :game_id, f.impression_id, f.player_id, f.offer_id, :now,
+               CASE WHEN f.cap = 0 OR c.impression_count < f.cap THEN f.next_at END
+        FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
+        RETURNING impression_id, next_at
+    )
+    SELECT a.n, r.impression_id IS NOT NULL AS counted, r.next_at
+    FROM asks AS a LEFT JOIN recorded AS r USING (impression_id)
+    ORDER BY a.n
+    """
+).bindparams(
+    bindparam("game_id", type_=String()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("players", type_=ARRAY(Text())),
+    bindparam("offers", type_=ARRAY(Uuid())),
+    bindparam("impressions", type_=ARRAY(Uuid())),
+    bindparam("caps", type_=ARRAY(Integer())),
+    bindparam("next_ats", type_=ARRAY(BigInteger())),
+)
+
+
+class Counter:
+    """Claims and impressions of many concurrent requests, counted in few statements.
+
+    PostgreSQL: one statement (``_CLAIMS`` / ``_IMPRESSIONS``) per game and round, where a
+    round holds each (player, offer) and each transaction or impression id once; a statement
+    that loses a race on an id (a concurrent first use commits) is undone whole and run again,
+    and then answers that request as a replay. SQLite: one transaction, one request at a time.
+    """
+
+    def __init__(self, database: Database, *, group_size: int = 64, concurrency: int = 2) -> None:
+        self._database = database
+        workers = 1 if database.is_sqlite else concurrency
+        self._claims: Batcher[ClaimAsk, Claimed] = Batcher(
+            self._claim_group, group_size=group_size, concurrency=workers
+        )
+        self._seen: Batcher[SeenAsk, Seen] = Batcher(
+            self._seen_group, group_size=group_size, concurrency=workers
+        )
+
+    async def claim(self, ask: ClaimAsk) -> Claimed:
+        return await self._claims.submit(ask)
+
+    async def see(self, ask: SeenAsk) -> Seen:
+        return await self._seen.submit(ask)
+
+    async def _claim_group(self, asks: Sequence[ClaimAsk]) -> list[Claimed]:
+        if self._database.is_sqlite:
+            async with self._database.begin() as conn:
+                return [
+                    await claim(
+                        conn,
+                        offer=a.offer,
+                        player_id=a.player_id,
+                        transaction_id=a.transaction_id,
+                        purchased_at=a.purchased_at,
+                        now=a.now,
+                    )
+                    for a in asks
+                ]
+        return await _in_rounds(
+            asks,
+            key=lambda a: a.transaction_id,
+            pair=lambda a: (a.offer.game_id, a.player_id, a.offer.id),
+            run=self._claim_round,
+            replay=lambda first: Claimed(first.contents, first.next_at, replayed=True),
+        )
+
+    async def _seen_group(self, asks: Sequence[SeenAsk]) -> list[Seen]:
+        if self._database.is_sqlite:
+            async with self._database.begin() as conn:
+                return [
+                    await record_impression(
+                        conn,
+                        offer=a.offer,
+                        player_id=a.player_id,
+                        impression_id=a.impression_id,
+                        now=a.now,
+                    )
+                    for a in asks
+                ]
+        return await _in_rounds(
+            asks,
+            key=lambda a: str(a.impression_id),
+            pair=lambda a: (a.offer.game_id, a.player_id, a.offer.id),
+            run=self._seen_round,
+            replay=lambda first: Seen(first.next_at, replayed=True),
+        )
+
+    async def _claim_round(self, game_id: str, asks: Sequence[ClaimAsk]) -> list[Claimed]:
+        params = {
+            "game_id": game_id,
+            "now": asks[0].now,
+            "players": [a.player_id for a in asks],
+            "offers": [a.offer.id for a in asks],
+            "transactions": [a.transaction_id for a in asks],
+            "versions": [a.offer.version for a in asks],
+            "purchased": [a.purchased_at for a in asks],
+            "contents": [orjson.dumps(a.offer.spec.contents).decode() for a in asks],
+            "caps": [a.offer.spec.period.max for a in asks],
+            "next_ats": [a.offer.spec.period.next_time(a.now) for a in asks],
+        }
+        rows = await self._run(_CLAIMS, params)
+        answers: list[Claimed | None] = [
+            Claimed(a.offer.spec.contents, row.next_at, replayed=False) if row.counted else None
+            for a, row in zip(asks, rows, strict=True)
+        ]
+        replays = [a for a, answer in zip(asks, answers, strict=True) if answer is None]
+        if replays:
+            async with self._database.autocommit() as conn:
+                earlier = {
+                    a.transaction_id: await _claimed_before(conn, game_id, a.transaction_id)
+                    for a in replays
+                }
+            answers = [
+                answer if answer is not None else earlier[a.transaction_id]
+                for a, answer in zip(asks, answers, strict=True)
+            ]
+        return [_found(answer) for answer in answers]
+
+    async def _seen_round(self, game_id: str, asks: Sequence[SeenAsk]) -> list[Seen]:
+        params = {
+            "game_id": game_id,
+            "now": asks[0].now,
+            "players": [a.player_id for a in asks],
+            "offers": [a.offer.id for a in asks],
+            "impressions": [a.impression_id for a in asks],
+            "caps": [a.offer.spec.frequency.max for a in asks],
+            "next_ats": [a.offer.spec.frequency.next_time(a.now) for a in asks],
+        }
+        rows = await self._run(_IMPRESSIONS, params)
+        answers: list[Seen | None] = [
+            Seen(row.next_at, replayed=False) if row.counted else None for row in rows
+        ]
+        replays = [a for a, answer in zip(asks, answers, strict=True) if answer is None]
+        if replays:
+            async with self._database.autocommit() as conn:
+                earlier = {
+                    a.impression_id: await _seen_before(conn, game_id, a.impression_id)
+                    for a in replays
+                }
+            answers = [
+                answer if answer is not None else earlier[a.impression_id]
+                for a, answer in zip(asks, answers, strict=True)
+            ]
+        return [_found(answer) for answer in answers]
+
+    async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
+        # A concurrent first use of one of the ids committed first: the statement was undone
+        # whole; run it again, and that request is answered as the replay it now is.
+        for attempt in range(3):
+            try:
+                async with self._database.autocommit() as conn:
+                    return list(await conn.execute(statement, params))
+            except IntegrityError:
+                if attempt == 2:  # noqa: PLR2004 - the third try
+                    raise
+        raise AssertionError("unreachable")
+
+
+A = TypeVar("A", ClaimAsk, SeenAsk)
+Answer = TypeVar("Answer", Claimed, Seen)
+
+
+async def _in_rounds(
+    asks: Sequence[A],
+    *,
+    key: Callable[[A], str],
+    pair: Callable[[A], tuple[str, str, UUID]],
+    run: Callable[[str, Sequence[A]], Awaitable[list[Answer]]],
+    replay: Callable[[Answer], Answer],
+) -> list[Answer]:
+    """Run ``asks`` in rounds that hold each id and each (game, player, offer) once."""
+    answers: list[Answer | None] = [None] * len(asks)
+    first_of: dict[tuple[str, str], int] = {}
+    repeats: list[tuple[int, int]] = []
+    pending: list[int] = []
+    for i, ask in enumerate(asks):
+        id_key = (ask.offer.game_id, key(ask))
+        if id_key in first_of:
+            repeats.append((i, first_of[id_key]))
+        else:
+            first_of[id_key] = i
+            pending.append(i)
+    while pending:
+        seen: set[tuple[str, str, UUID]] = set()
+        this_round: list[int] = []
+        later: list[int] = []
+        for i in pending:
+            (later if pair(asks[i]) in seen else this_round).append(i)
+            seen.add(pair(asks[i]))
+        by_game: dict[str, list[int]] = defaultdict(list)
+        for i in this_round:
+            by_game[asks[i].offer.game_id].append(i)
+        for game_id, indices in by_game.items():
+            for i, answer in zip(
+                indices, await run(game_id, [asks[i] for i in indices]), strict=True
+            ):
+                answers[i] = answer
+        pending = later
+    for i, first in repeats:
+        answers[i] = replay(_found(answers[first]))
+    return [_found(answer) for answer in answers]
+
+
+def _found(answer: T | None) -> T:
+    if answer is None:
+        raise RuntimeError("a claim or impression was neither recorded nor found")
+    return answer

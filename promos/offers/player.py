@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.batching import Batcher
 from promos.db import Database
-from promos.offers import counting, service
+from promos.offers import service
 from promos.offers.catalog import OfferCatalog, offer_body
-from promos.offers.counting import Claimed, Seen
+from promos.offers.counting import ClaimAsk, Claimed, Counter, Seen, SeenAsk
 from promos.offers.errors import GameNotFound, OfferNotFound
 from promos.offers.service import NO_HISTORY, Game, Offer, PlayerOffer
 
@@ -136,6 +136,7 @@ async def claim_offer(
     *,
     database: Database,
     catalog: OfferCatalog,
+    counter: Counter,
     game_id: str,
     player_id: str,
     offer_id: UUID | None,
@@ -149,15 +150,15 @@ async def claim_offer(
         _, offer = await _offer(database, catalog, game_id, offer_id)
     else:
         offer = await _by_product(database, catalog, game_id, product_id or "", purchased_at)
-    async with _one_statement(database) as conn:
-        return await counting.claim(
-            conn,
+    return await counter.claim(
+        ClaimAsk(
             offer=offer,
             player_id=player_id,
             transaction_id=transaction_id,
             purchased_at=purchased_at,
             now=now,
         )
+    )
 
 
 async def _by_product(
@@ -181,6 +182,7 @@ async def see_offer(
     *,
     database: Database,
     catalog: OfferCatalog,
+    counter: Counter,
     game_id: str,
     player_id: str,
     offer_id: UUID,
@@ -189,7 +191,6 @@ async def see_offer(
 ) -> Seen:
     """Count an impression once per impression id."""
     _, offer = await _offer(database, catalog, game_id, offer_id)
-    async with _one_statement(database) as conn:
-        return await counting.record_impression(
-            conn, offer=offer, player_id=player_id, impression_id=impression_id, now=now
-        )
+    return await counter.see(
+        SeenAsk(offer=offer, player_id=player_id, impression_id=impression_id, now=now)
+    )
