@@ -470,18 +470,11 @@ class Counter:
             Claimed(a.offer.spec.contents, row.next_at, replayed=False) if row.counted else None
             for a, row in zip(asks, rows, strict=True)
         ]
-        replays = [a for a, answer in zip(asks, answers, strict=True) if answer is None]
-        if replays:
-            async with self._database.autocommit() as conn:
-                earlier = {
-                    a.transaction_id: await _claimed_before(conn, game_id, a.transaction_id)
-                    for a in replays
-                }
-            answers = [
-                answer if answer is not None else earlier[a.transaction_id]
-                for a, answer in zip(asks, answers, strict=True)
-            ]
-        return [_found(answer) for answer in answers]
+        return await self._replayed(
+            answers,
+            [a.transaction_id for a in asks],
+            lambda conn, tx: _claimed_before(conn, game_id, tx),
+        )
 
     async def _seen_round(self, game_id: str, asks: Sequence[SeenAsk]) -> list[Seen]:
         params = {
@@ -497,17 +490,24 @@ class Counter:
         answers: list[Seen | None] = [
             Seen(row.next_at, replayed=False) if row.counted else None for row in rows
         ]
-        replays = [a for a, answer in zip(asks, answers, strict=True) if answer is None]
-        if replays:
+        return await self._replayed(
+            answers,
+            [a.impression_id for a in asks],
+            lambda conn, impression: _seen_before(conn, game_id, impression),
+        )
+
+    async def _replayed(
+        self,
+        answers: list[Answer | None],
+        ids: list[Any],
+        earlier: Callable[[AsyncConnection, Any], Awaitable[Answer | None]],
+    ) -> list[Answer]:
+        """Answers where the statement counted; the first answer of each id that it did not."""
+        missing = [n for n, answer in enumerate(answers) if answer is None]
+        if missing:
             async with self._database.autocommit() as conn:
-                earlier = {
-                    a.impression_id: await _seen_before(conn, game_id, a.impression_id)
-                    for a in replays
-                }
-            answers = [
-                answer if answer is not None else earlier[a.impression_id]
-                for a, answer in zip(asks, answers, strict=True)
-            ]
+                for n in missing:
+                    answers[n] = await earlier(conn, ids[n])
         return [_found(answer) for answer in answers]
 
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
