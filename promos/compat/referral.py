@@ -21,8 +21,8 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input
 from promos.http.responses import JSON
 from promos.referrals import service
+from promos.referrals.router import wake_dispatcher
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
-from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, Name
 
 T = TypeVar("T", bound=BaseModel)
@@ -203,11 +203,6 @@ def route(method: str, path: str, **options: Any) -> Callable[[Endpoint], Endpoi
     return register
 
 
-def _wake(state: AppState) -> None:
-    if state.dispatcher is not None:
-        state.dispatcher.wake()
-
-
 ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserHashPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
@@ -311,7 +306,7 @@ async def register(
             callback=state.settings.referral_callback_url,
         )
     if registration.created:
-        _wake(state)
+        wake_dispatcher(state)
     else:
         response.status_code = status.HTTP_200_OK
     referral = registration.referral
@@ -345,7 +340,7 @@ async def invoice(
             callback=state.settings.referral_callback_url,
         )
     if payment.acquired_credit:
-        _wake(state)
+        wake_dispatcher(state)
     return InvoiceOut(acquired_credit=payment.acquired_credit)
 
 
