@@ -28,9 +28,9 @@ from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
-from promos.http.errors import install_handlers
+from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
-from promos.http.limits import AuthenticateUploads, BodyLimit, ErrorShape
+from promos.http.limits import AuthenticateUploads, BodyLimit
 from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
@@ -157,7 +157,9 @@ def _fast_routes(state: AppState) -> FastRoutes | None:
         routes.update(ango.fast_routes(state))
     if settings.fast_path and settings.compat_offers:
         routes.update(offers_compat.fast_routes(state))
-    return FastRoutes(routes, max_body=settings.max_body_bytes) if routes else None
+    if not routes:
+        return None
+    return FastRoutes(routes, max_body=settings.max_body_bytes, shapes=_error_shapes(settings))
 
 
 def _offers_basic(settings: Settings) -> tuple[str, str] | None:

@@ -8,7 +8,7 @@ checked with the in-process catalog and with the SQL path (``PROMOS_OFFERS_CATAL
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -774,3 +774,11 @@ async def test_offer_info_of_an_unknown_offer_is_404(client, game):
 async def test_healthcheck(client):
     response = await client.get("/healthcheck")
     assert response.json() == {"healthy": True}
+
+
+@both_paths
+@pytest.mark.parametrize("path", ["/offers/claim", f"/offers/{UUID(int=1)}/impressions"])
+async def test_an_oversized_player_request_is_413_in_the_seeds_shape(client, path):
+    response = await client.put(path, content=b'{"pad": "' + b"x" * 70_000 + b'"}')
+
+    seed_error(response, 413)

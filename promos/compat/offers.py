@@ -76,7 +76,12 @@ def offers_body(exc: PromosError) -> dict[str, str]:
 
 
 INTERNAL = {"error": "InternalError", "code": "OFF-009", "description": "internal server error"}
-ERROR_SHAPES = {AVAILABLE_PATH: offers_body, CLAIM_PATH: offers_body, OFFERS_PATH: offers_body}
+ERROR_SHAPES = {
+    AVAILABLE_PATH: offers_body,
+    CLAIM_PATH: offers_body,
+    IMPRESSIONS_PATH: offers_body,
+    OFFERS_PATH: offers_body,
+}
 
 
 def offers_error(status: int, exc: PromosError) -> Response:

@@ -91,6 +91,10 @@ def as_domain_error(exc: Exception) -> PromosError | None:
     return None
 
 
+# How an API shows an error in its body (each compat API has its own).
+ErrorShape = Callable[[PromosError], dict[str, Any]]
+
+
 def native_body(exc: PromosError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
 

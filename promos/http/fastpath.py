@@ -15,6 +15,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from promos.errors import PayloadTooLarge
+from promos.http.errors import ErrorShape, native_body
 
 # (method, path) -> endpoint(scope, body, headers) -> (status, json-able body, extra headers)
 FastEndpoint = Callable[
@@ -26,15 +27,22 @@ FastEndpoint = Callable[
 class FastRoutes:
     """The hot routes, answered without the framework (see ``promos.app.PromosAPI``)."""
 
-    def __init__(self, routes: Mapping[tuple[str, str], FastEndpoint], *, max_body: int) -> None:
+    def __init__(
+        self,
+        routes: Mapping[tuple[str, str], FastEndpoint],
+        *,
+        max_body: int,
+        shapes: Mapping[str, ErrorShape],
+    ) -> None:
         # Paths like "/offers/{offer_id}/impressions" match by pattern, into scope["path_params"].
         self._routes = {key: e for key, e in routes.items() if "{" not in key[1]}
         self._templated = [
-            (method, _pattern(path), endpoint)
+            (method, path_pattern(path), endpoint)
             for (method, path), endpoint in routes.items()
             if "{" in path
         ]
         self._max_body = max_body
+        self._shapes = ShapesByPath(shapes)  # the error body of a 413, by path
 
     def match(self, scope: Scope) -> FastEndpoint | None:
         if scope["type"] != "http":
@@ -56,7 +64,7 @@ class FastRoutes:
         try:
             body = await read_body(receive, self._max_body)
         except PayloadTooLarge as exc:
-            status, payload = 413, {"error": exc.message}
+            status, payload = 413, self._shapes.get(scope["path"])(exc)
             extra: list[tuple[bytes, bytes]] = []
         else:
             status, payload, extra = await endpoint(scope, body, headers)
@@ -99,8 +107,26 @@ def header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def path_pattern(template: str) -> re.Pattern[str]:
+    """A regular expression for a path like ``/offers/{offer_id}/impressions``."""
     parts = re.split(r"\{(\w+)\}", template)
     return re.compile(
         "".join(re.escape(p) if n % 2 == 0 else f"(?P<{p}>[^/]+)" for n, p in enumerate(parts))
     )
+
+
+class ShapesByPath:
+    """Which error body a path's API uses (paths may be templates); native by default."""
+
+    def __init__(self, shapes: Mapping[str, ErrorShape]) -> None:
+        self._exact = {path: s for path, s in shapes.items() if "{" not in path}
+        self._templated = [(path_pattern(p), s) for p, s in shapes.items() if "{" in p]
+
+    def get(self, path: str) -> ErrorShape:
+        shape = self._exact.get(path)
+        if shape is not None:
+            return shape
+        for pattern, templated in self._templated:
+            if pattern.fullmatch(path):
+                return templated
+        return native_body

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.auth.credentials import Authenticator
 from promos.errors import PayloadTooLarge, PromosError
-from promos.http.errors import headers_for, native_body
-from promos.http.fastpath import header
+from promos.http.errors import ErrorShape, headers_for
+from promos.http.fastpath import ShapesByPath, header
 from promos.http.responses import JSON
-
-ErrorShape = Callable[[PromosError], dict[str, Any]]
 
 
 class BodyLimit:
@@ -34,7 +31,7 @@ class BodyLimit:
         self._app = app
         self._max_body = max_body
         self._max_upload = max_upload
-        self._shapes = dict(shapes)
+        self._shapes = ShapesByPath(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +41,7 @@ class BodyLimit:
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
         limit = self._max_upload if multipart else self._max_body
         error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        refusal = JSON(self._shapes.get(scope["path"], native_body)(error), status_code=413)
+        refusal = JSON(self._shapes.get(scope["path"])(error), status_code=413)
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await refusal(scope, receive, send)
@@ -106,7 +103,7 @@ class AuthenticateUploads:
     ) -> None:
         self._app = app
         self._authenticator = authenticator
-        self._shapes = dict(shapes)
+        self._shapes = ShapesByPath(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -117,7 +114,7 @@ class AuthenticateUploads:
                         header(headers, b"authorization"), header(headers, b"x-api-key")
                     )
                 except PromosError as exc:
-                    shape = self._shapes.get(scope["path"], native_body)
+                    shape = self._shapes.get(scope["path"])
                     response = JSON(shape(exc), status_code=401, headers=headers_for(exc))
                     await response(scope, receive, send)
                     return
