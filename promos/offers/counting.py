@@ -1,15 +1,15 @@
 """Claims and impressions, counted exactly once each, never lost, on every backend.
 
-PostgreSQL: ONE statement per claim (``_CLAIM``): it increments the player's counter on the
+PostgreSQL (``Counter``): the claims (or impressions) of many concurrent requests in ONE
+statement (``_CLAIMS`` / ``_IMPRESSIONS``): it increments each player's counter on the
 (game, player, offer) row with ``INSERT ... ON CONFLICT DO UPDATE`` (a row lock, the newest
-version, never a read-modify-write) unless the transaction id was already recorded, and
-records the claim under its unique (game, transaction id) key in the same statement. Two
-concurrent claims with one transaction id: the second waits for the first's row lock, then its
-insert of the claim violates the unique key and the whole statement (its increment too) is
-undone; it then reads the first one's answer. It runs without an enclosing transaction.
+version, never a read-modify-write) unless the transaction (impression) id was already recorded,
+and records it under its unique (game, id) key in the same statement. A concurrent first use of
+one id makes the statement violate that key and be undone whole; run again, it answers that
+request as the replay it now is.
 
 SQLite: one writer at a time (``BEGIN IMMEDIATE``): the same steps as plain statements inside
-the caller's transaction.
+one transaction (``_claim_sqlite``, ``_see_sqlite``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import BigInteger, Integer, String, Text, Uuid, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
@@ -49,70 +49,7 @@ class Seen:
     replayed: bool
 
 
-_PG_TYPES = (
-    bindparam("game_id", type_=String()),
-    bindparam("player_id", type_=String()),
-    bindparam("offer_id", type_=Uuid()),
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("max", type_=Integer()),
-    bindparam("next_at", type_=BigInteger()),
-)
-
-_CLAIM = text(
-    """
-    WITH counted AS (
-        INSERT INTO offer_players AS p
-            (game_id, player_id, offer_id, claim_count, last_claim_at, impression_count)
-        SELECT :game_id, :player_id, :offer_id, 1, :now, 0
-        WHERE NOT EXISTS (
-            SELECT FROM offer_claims
-            WHERE game_id = :game_id AND transaction_id = :transaction_id
-        )
-        ON CONFLICT (game_id, player_id, offer_id) DO UPDATE
-        SET claim_count = p.claim_count + 1,
-            last_claim_at = GREATEST(p.last_claim_at, excluded.last_claim_at)
-        RETURNING p.claim_count
-    )
-    INSERT INTO offer_claims (game_id, transaction_id, player_id, offer_id, offer_version,
-                              purchased_at, claimed_at, contents, next_at)
-    SELECT :game_id, :transaction_id, :player_id, :offer_id, :version, :purchased_at, :now,
-           :contents, CASE WHEN :max = 0 OR claim_count < :max THEN :next_at END
-    FROM counted
-    RETURNING next_at
-    """
-).bindparams(
-    *_PG_TYPES,
-    bindparam("transaction_id", type_=String()),
-    bindparam("version", type_=Integer()),
-    bindparam("purchased_at", type_=BigInteger()),
-    bindparam("contents", type_=JSONB()),
-)
-
-_SEEN = text(
-    """
-    WITH counted AS (
-        INSERT INTO offer_players AS p
-            (game_id, player_id, offer_id, claim_count, impression_count, last_impression_at)
-        SELECT :game_id, :player_id, :offer_id, 0, 1, :now
-        WHERE NOT EXISTS (
-            SELECT FROM offer_impressions
-            WHERE game_id = :game_id AND impression_id = :impression_id
-        )
-        ON CONFLICT (game_id, player_id, offer_id) DO UPDATE
-        SET impression_count = p.impression_count + 1,
-            last_impression_at = GREATEST(p.last_impression_at, excluded.last_impression_at)
-        RETURNING p.impression_count
-    )
-    INSERT INTO offer_impressions (game_id, impression_id, player_id, offer_id, seen_at, next_at)
-    SELECT :game_id, :impression_id, :player_id, :offer_id, :now,
-           CASE WHEN :max = 0 OR impression_count < :max THEN :next_at END
-    FROM counted
-    RETURNING next_at
-    """
-).bindparams(*_PG_TYPES, bindparam("impression_id", type_=Uuid()))
-
-
-async def claim(
+async def _claim_sqlite(
     conn: AsyncConnection,
     *,
     offer: Offer,
@@ -121,55 +58,27 @@ async def claim(
     purchased_at: int,
     now: datetime,
 ) -> Claimed:
-    """Count a claim of ``offer`` by the player once per transaction id.
-
-    PostgreSQL: give it a connection in autocommit mode (the statement is atomic by itself).
-    SQLite: run it inside a transaction.
-    """
-    period = offer.spec.period
-    params = {
-        "game_id": offer.game_id,
-        "player_id": player_id,
-        "offer_id": offer.id,
-        "now": now,
-        "max": period.max,
-        "next_at": period.next_time(now),
-        "transaction_id": transaction_id,
-        "version": offer.version,
-        "purchased_at": purchased_at,
-        "contents": offer.spec.contents,
-    }
-    if conn.dialect.name == "postgresql":
-        try:
-            row = (await conn.execute(_CLAIM, params)).first()
-        except IntegrityError:
-            row = None  # a concurrent claim with this transaction id committed first
-        if row is not None:
-            return Claimed(offer.spec.contents, row[0], replayed=False)
-    else:
-        done = await _claimed_before(conn, offer.game_id, transaction_id)
-        if done is not None:
-            return done
-        count = await _count(conn, offer, player_id, now, claim_count=1)
-        next_at = period.next_at(count, now)
-        await conn.execute(
-            offer_claims.insert().values(
-                game_id=offer.game_id,
-                transaction_id=transaction_id,
-                player_id=player_id,
-                offer_id=offer.id,
-                offer_version=offer.version,
-                purchased_at=purchased_at,
-                claimed_at=now,
-                contents=offer.spec.contents,
-                next_at=next_at,
-            )
-        )
-        return Claimed(offer.spec.contents, next_at, replayed=False)
+    """SQLite, inside a transaction: count a claim once per transaction id."""
     done = await _claimed_before(conn, offer.game_id, transaction_id)
-    if done is None:
-        raise RuntimeError(f"claim {transaction_id!r} was neither recorded nor found")
-    return done
+    if done is not None:
+        return done
+    period = offer.spec.period
+    count = await _count(conn, offer, player_id, now, claim_count=1)
+    next_at = period.next_at(count, now)
+    await conn.execute(
+        offer_claims.insert().values(
+            game_id=offer.game_id,
+            transaction_id=transaction_id,
+            player_id=player_id,
+            offer_id=offer.id,
+            offer_version=offer.version,
+            purchased_at=purchased_at,
+            claimed_at=now,
+            contents=offer.spec.contents,
+            next_at=next_at,
+        )
+    )
+    return Claimed(offer.spec.contents, next_at, replayed=False)
 
 
 async def _claimed_before(
@@ -186,48 +95,27 @@ async def _claimed_before(
     return None if row is None else Claimed(row[0], row[1], replayed=True)
 
 
-async def record_impression(
+async def _see_sqlite(
     conn: AsyncConnection, *, offer: Offer, player_id: str, impression_id: UUID, now: datetime
 ) -> Seen:
-    """Count that the player saw ``offer``, once per impression id (same modes as ``claim``)."""
-    frequency = offer.spec.frequency
-    params = {
-        "game_id": offer.game_id,
-        "player_id": player_id,
-        "offer_id": offer.id,
-        "now": now,
-        "max": frequency.max,
-        "next_at": frequency.next_time(now),
-        "impression_id": impression_id,
-    }
-    if conn.dialect.name == "postgresql":
-        try:
-            row = (await conn.execute(_SEEN, params)).first()
-        except IntegrityError:
-            row = None
-        if row is not None:
-            return Seen(row[0], replayed=False)
-    else:
-        done = await _seen_before(conn, offer.game_id, impression_id)
-        if done is not None:
-            return done
-        count = await _count(conn, offer, player_id, now, claim_count=0)
-        next_at = frequency.next_at(count, now)
-        await conn.execute(
-            offer_impressions.insert().values(
-                game_id=offer.game_id,
-                impression_id=impression_id,
-                player_id=player_id,
-                offer_id=offer.id,
-                seen_at=now,
-                next_at=next_at,
-            )
-        )
-        return Seen(next_at, replayed=False)
+    """SQLite, inside a transaction: count an impression once per impression id."""
     done = await _seen_before(conn, offer.game_id, impression_id)
-    if done is None:
-        raise RuntimeError(f"impression {impression_id} was neither recorded nor found")
-    return done
+    if done is not None:
+        return done
+    frequency = offer.spec.frequency
+    count = await _count(conn, offer, player_id, now, claim_count=0)
+    next_at = frequency.next_at(count, now)
+    await conn.execute(
+        offer_impressions.insert().values(
+            game_id=offer.game_id,
+            impression_id=impression_id,
+            player_id=player_id,
+            offer_id=offer.id,
+            seen_at=now,
+            next_at=next_at,
+        )
+    )
+    return Seen(next_at, replayed=False)
 
 
 async def _seen_before(conn: AsyncConnection, game_id: str, impression_id: UUID) -> Seen | None:
@@ -294,8 +182,8 @@ class SeenAsk:
     now: datetime
 
 
-# PostgreSQL, many claims of one game in ONE statement: the same steps as ``_CLAIM``, for each
-# (player, offer) once; rows are locked in (player, offer) order so statements cannot deadlock.
+# PostgreSQL, many claims of one game in ONE statement, each (player, offer) once; rows are
+# locked in (player, offer) order so that statements cannot deadlock.
 _CLAIMS = text(
     """
     WITH asks AS (
@@ -413,7 +301,7 @@ class Counter:
         if self._database.is_sqlite:
             async with self._database.begin() as conn:
                 return [
-                    await claim(
+                    await _claim_sqlite(
                         conn,
                         offer=a.offer,
                         player_id=a.player_id,
@@ -435,7 +323,7 @@ class Counter:
         if self._database.is_sqlite:
             async with self._database.begin() as conn:
                 return [
-                    await record_impression(
+                    await _see_sqlite(
                         conn,
                         offer=a.offer,
                         player_id=a.player_id,
