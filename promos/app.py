@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from promos import __version__, migrate
+from promos.audit.router import router as audit_router
 from promos.auth import service as auth_service
 from promos.auth.credentials import Authenticator
 from promos.auth.router import router as auth_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(brands_router)
     app.include_router(referrals_router)
     app.include_router(webhooks_router)
+    app.include_router(audit_router)
     app.include_router(offers_router)
     if settings.compat_ango:
         app.include_router(ango.router)

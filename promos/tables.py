@@ -1,5 +1,6 @@
 """Every domain's tables, imported so that ``metadata`` knows them all (for migrations)."""
 
+from promos.audit import tables as audit_tables
 from promos.auth import tables as auth_tables
 from promos.brands import tables as brands_tables
 from promos.catalog import tables as catalog_tables
@@ -11,6 +12,7 @@ from promos.promocodes import tables as promocodes_tables
 from promos.referrals import tables as referrals_tables
 
 __all__ = [
+    "audit_tables",
     "auth_tables",
     "brands_tables",
     "catalog_tables",

@@ -146,6 +146,15 @@ async def list_users(conn: AsyncConnection) -> list[User]:
     return [_user(row) for row in await conn.execute(select(users).order_by(users.c.id))]
 
 
+async def get_user(conn: AsyncConnection, user_id: int, *, for_update: bool = False) -> User:
+    """The user; ``for_update`` locks their row until the transaction ends (PostgreSQL)."""
+    query = select(users).where(users.c.id == user_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    if row is None:
+        raise UserNotFound(f"user {user_id} does not exist")
+    return _user(row)
+
+
 async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> None:
     """Disable a user; their tokens and Basic credentials stop working."""
     result = await conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=now))
@@ -190,12 +199,17 @@ async def sign_in(
     return IssuedToken(token=token, expires_at=expires_at, user=user)
 
 
-async def revoke_token(conn: AsyncConnection, token: str, *, now: datetime) -> None:
-    await conn.execute(
-        update(tokens)
-        .where(tokens.c.digest == digest(token), tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+async def revoke_token(conn: AsyncConnection, token: str, *, now: datetime) -> int | None:
+    """Revoke the token; its id, or ``None`` if it was unknown or revoked already."""
+    revoked: int | None = (
+        await conn.execute(
+            update(tokens)
+            .where(tokens.c.digest == digest(token), tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(tokens.c.id)
+        )
+    ).scalar_one_or_none()
+    return revoked
 
 
 async def principal_for_token(conn: AsyncConnection, token: str, *, now: datetime) -> Principal:
@@ -239,6 +253,15 @@ async def create_api_key(
 
 async def list_api_keys(conn: AsyncConnection) -> list[ApiKey]:
     return [_api_key(row) for row in await conn.execute(select(api_keys).order_by(api_keys.c.id))]
+
+
+async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = False) -> ApiKey:
+    """The key (never its secret); ``for_update`` locks its row until the transaction ends."""
+    query = select(api_keys).where(api_keys.c.id == key_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    if row is None:
+        raise ApiKeyNotFound(f"API key {key_id} does not exist")
+    return _api_key(row)
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -> None:

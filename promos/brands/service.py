@@ -95,6 +95,19 @@ async def create_brand_user(
     return NewBrandUser(BrandUser(user_id, now), secret)
 
 
+async def get_brand_user(
+    conn: AsyncConnection, user_id: str, *, for_update: bool = False
+) -> BrandUser:
+    """The brand user (never the secret); ``for_update`` locks the row until the end."""
+    query = select(brand_users.c.user_id, brand_users.c.created_at).where(
+        brand_users.c.user_id == user_id
+    )
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    if row is None:
+        raise BrandUserNotFound(f"brand user {user_id!r} does not exist")
+    return BrandUser(row.user_id, row.created_at)
+
+
 async def delete_brand_user(conn: AsyncConnection, user_id: str) -> None:
     result = await conn.execute(delete(brand_users).where(brand_users.c.user_id == user_id))
     if result.rowcount == 0:

@@ -132,8 +132,16 @@ async def _insert(
     return await _get(conn, table, row_id, SpecialNotFound)
 
 
-async def _get(conn: AsyncConnection, table: Table, row_id: int, missing: type[NotFound]) -> Any:
-    row = (await conn.execute(select(table).where(table.c.id == row_id))).first()
+async def _get(
+    conn: AsyncConnection,
+    table: Table,
+    row_id: int,
+    missing: type[NotFound],
+    *,
+    for_update: bool = False,
+) -> Any:
+    query = select(table).where(table.c.id == row_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise missing(f"{_noun(table)} {row_id} does not exist")
     return row
@@ -196,8 +204,11 @@ async def update_special(
     )
 
 
-async def get_special(conn: AsyncConnection, special_id: int) -> Special:
-    return _special(await _get(conn, specials, special_id, SpecialNotFound))
+async def get_special(
+    conn: AsyncConnection, special_id: int, *, for_update: bool = False
+) -> Special:
+    """The special; ``for_update`` locks its row until the transaction ends (PostgreSQL)."""
+    return _special(await _get(conn, specials, special_id, SpecialNotFound, for_update=for_update))
 
 
 async def list_specials(
@@ -262,8 +273,15 @@ async def update_upgrade_program(
     )
 
 
-async def get_upgrade_program(conn: AsyncConnection, program_id: int) -> UpgradeProgram:
-    return _program(await _get(conn, upgrade_programs, program_id, UpgradeProgramNotFound))
+async def get_upgrade_program(
+    conn: AsyncConnection, program_id: int, *, for_update: bool = False
+) -> UpgradeProgram:
+    """The upgrade program; ``for_update`` locks its row until the transaction ends."""
+    return _program(
+        await _get(
+            conn, upgrade_programs, program_id, UpgradeProgramNotFound, for_update=for_update
+        )
+    )
 
 
 async def list_upgrade_programs(

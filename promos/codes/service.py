@@ -163,8 +163,10 @@ async def create_batch(
     return batch
 
 
-async def get_batch(conn: AsyncConnection, batch_id: UUID) -> Batch:
-    row = (await conn.execute(select(*BATCH_COLUMNS).where(batches.c.id == batch_id))).first()
+async def get_batch(conn: AsyncConnection, batch_id: UUID, *, for_update: bool = False) -> Batch:
+    """The batch; ``for_update`` locks its row until the transaction ends (PostgreSQL)."""
+    query = select(*BATCH_COLUMNS).where(batches.c.id == batch_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise BatchNotFound(f"batch {batch_id} does not exist")
     return batch_of(row)

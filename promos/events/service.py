@@ -235,12 +235,12 @@ async def list_subscriptions(conn: AsyncConnection) -> list[Subscription]:
     return [_subscription_of(row) for row in rows]
 
 
-async def get_subscription(conn: AsyncConnection, subscription_id: int) -> Subscription:
-    row = (
-        await conn.execute(
-            select(*_SUBSCRIPTION_COLUMNS).where(webhook_subscriptions.c.id == subscription_id)
-        )
-    ).first()
+async def get_subscription(
+    conn: AsyncConnection, subscription_id: int, *, for_update: bool = False
+) -> Subscription:
+    """The subscription; ``for_update`` locks its row until the transaction ends."""
+    query = select(*_SUBSCRIPTION_COLUMNS).where(webhook_subscriptions.c.id == subscription_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")
     return _subscription_of(row)

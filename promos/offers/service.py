@@ -272,10 +272,19 @@ async def list_games(conn: AsyncConnection) -> list[Game]:
 
 
 async def get_game(conn: AsyncConnection, game_id: str) -> Game:
-    row = (await conn.execute(select(games).where(games.c.id == game_id))).first()
-    if row is None:
+    found = await find_game(conn, game_id)
+    if found is None:
         raise GameNotFound(f"game {game_id!r} does not exist")
-    return _game(row)
+    return found
+
+
+async def find_game(
+    conn: AsyncConnection, game_id: str, *, for_update: bool = False
+) -> Game | None:
+    """The game, or ``None``; ``for_update`` locks its row until the transaction ends."""
+    query = select(games).where(games.c.id == game_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    return None if row is None else _game(row)
 
 
 # --- offers ----------------------------------------------------------------------------------
@@ -392,12 +401,12 @@ async def set_enabled(
     return offer_of(row)
 
 
-async def get_offer(conn: AsyncConnection, *, game_id: str, offer_id: UUID) -> Offer:
-    row = (
-        await conn.execute(
-            select(offers).where(offers.c.game_id == game_id, offers.c.id == offer_id)
-        )
-    ).first()
+async def get_offer(
+    conn: AsyncConnection, *, game_id: str, offer_id: UUID, for_update: bool = False
+) -> Offer:
+    """The offer's current version; ``for_update`` locks its row until the transaction ends."""
+    query = select(offers).where(offers.c.game_id == game_id, offers.c.id == offer_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
     return offer_of(row)

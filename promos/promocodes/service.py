@@ -317,10 +317,12 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
     ]
 
 
-async def get_promocode(conn: AsyncConnection, code: str) -> Promocode:
-    rows = (
-        await conn.execute(select(*_COLUMNS).select_from(_JOINED).where(promocodes.c.code == code))
-    ).all()
+async def get_promocode(conn: AsyncConnection, code: str, *, for_update: bool = False) -> Promocode:
+    """The code; ``for_update`` locks its row (not its generation's) until the transaction ends."""
+    query = select(*_COLUMNS).select_from(_JOINED).where(promocodes.c.code == code)
+    if for_update:
+        query = query.with_for_update(of=promocodes)
+    rows = (await conn.execute(query)).all()
     if not rows:
         raise PromocodeNotFound(f"promo code {code!r} does not exist")
     return (await _promocodes(conn, rows))[0]

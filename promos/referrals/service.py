@@ -174,10 +174,12 @@ async def list_programs(
     return [_program_of(row) for row in await conn.execute(query)]
 
 
-async def get_program(conn: AsyncConnection, program_id: int) -> Program:
-    row = (
-        await conn.execute(select(*_PROGRAM_COLUMNS).where(referral_programs.c.id == program_id))
-    ).first()
+async def get_program(
+    conn: AsyncConnection, program_id: int, *, for_update: bool = False
+) -> Program:
+    """The program; ``for_update`` locks its row until the transaction ends (PostgreSQL)."""
+    query = select(*_PROGRAM_COLUMNS).where(referral_programs.c.id == program_id)
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise ProgramNotFound(f"referral program {program_id} does not exist")
     return _program_of(row)

@@ -1,0 +1,71 @@
+"""The audit log under ``/v1/audit`` (admin only): newest first, filtered, by cursor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from promos.audit import service
+from promos.audit.schemas import ActorOut, AuditEntryOut, AuditPage, TargetOut
+from promos.audit.service import AuditEntry, AuditQuery
+from promos.http.deps import AdminPrincipal, State
+from promos.http.errors import ErrorBody
+
+router = APIRouter(
+    prefix="/v1/audit",
+    tags=["audit"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+
+
+def entry_out(entry: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=entry.id,
+        at=entry.at,
+        actor=ActorOut(
+            kind=entry.actor_kind, id=entry.actor_id, name=entry.actor_name, role=entry.actor_role
+        ),
+        action=entry.action,
+        target=TargetOut(type=entry.target_type, id=entry.target_id),
+        before=entry.before,
+        after=entry.after,
+    )
+
+
+@router.get("")
+async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
+    state: State,
+    _: AdminPrincipal,
+    actor: Annotated[
+        str | None, Query(max_length=40, description="user:<id> or api_key:<id>")
+    ] = None,
+    action: Annotated[str | None, Query(max_length=64, description="e.g. special.update")] = None,
+    target_type: Annotated[str | None, Query(max_length=64, description="e.g. special")] = None,
+    target_id: Annotated[str | None, Query(max_length=255)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="from this time on")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="before this time")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=service.MAX_ID, description="the previous page's next_cursor")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """Changes made through the management routes, newest first."""
+    actor_kind, actor_id = service.parse_actor(actor) if actor is not None else (None, None)
+    query = AuditQuery(
+        actor_kind=actor_kind,
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        since=since,
+        until=until,
+    )
+    async with state.database.begin() as conn:
+        found = await service.list_entries(conn, query=query, limit=limit, before_id=cursor)
+    return AuditPage(
+        items=[entry_out(e) for e in found],
+        limit=limit,
+        next_cursor=found[-1].id if len(found) == limit else None,
+    )
