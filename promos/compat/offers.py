@@ -335,7 +335,7 @@ async def answer_available(state: AppState, raw_query: bytes) -> Answer:
         now=state.clock(),
         default_max_age=state.settings.offers_cache_max_age_seconds,
     )
-    return 200, found.placements, _max_age(found.max_age)
+    return 200, found.body, _max_age(found.max_age)
 
 
 async def answer_offer_info(state: AppState, raw_query: bytes) -> Answer:

@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from promos.db import Database
 from promos.offers import service
 from promos.offers.filters import FilterIndex
 from promos.offers.service import Game, Offer
 
 MAX_GAMES = 10_000
+# Distinct attribute sets remembered per game and second (a game sends a handful: countries,
+# platforms); past this many the memo starts over rather than grow.
+MAX_SELECTIONS = 1_024
 
 
 def offer_body(offer: Offer) -> dict[str, Any]:
@@ -39,6 +44,38 @@ def offer_body(offer: Offer) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The offers that one set of attributes selects at one second, ready to answer with.
+
+    ``everything`` is the whole answer for a player whose history touches none of ``ids``
+    (most players: a history covers a few of a game's offers), so such a request costs a
+    few set lookups and no JSON encoding at all.
+    """
+
+    offers: tuple[Offer, ...]
+    bodies: tuple[orjson.Fragment, ...]
+    ids: frozenset[UUID]
+    everything: orjson.Fragment
+
+
+def select_offers(offers: list[Offer]) -> Selection:
+    """A ``Selection`` of these offers (oldest first), encoding each."""
+    return _selection(offers, [orjson.Fragment(orjson.dumps(offer_body(o))) for o in offers])
+
+
+def _selection(offers: list[Offer], bodies: list[orjson.Fragment]) -> Selection:
+    placements: dict[str, list[orjson.Fragment]] = {}
+    for offer, body in zip(offers, bodies, strict=True):
+        placements.setdefault(offer.spec.placement, []).append(body)
+    return Selection(
+        tuple(offers),
+        tuple(bodies),
+        frozenset(o.id for o in offers),
+        orjson.Fragment(orjson.dumps(placements)),
+    )
+
+
 @dataclass(slots=True)
 class GameOffers:
     """One game's offers as loaded at one moment."""
@@ -49,9 +86,10 @@ class GameOffers:
     by_id: dict[UUID, Offer] = field(init=False)
     by_product: dict[str, list[Offer]] = field(init=False)
     enabled: list[Offer] = field(init=False)
-    bodies: list[dict[str, Any]] = field(init=False)
+    bodies: list[orjson.Fragment] = field(init=False)
     index: FilterIndex = field(init=False)
     _triggered: tuple[int, frozenset[int]] = field(init=False)
+    _selections: tuple[int, dict[frozenset[tuple[str, str]], Selection]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {o.id: o for o in self.offers}
@@ -60,9 +98,11 @@ class GameOffers:
             if offer.spec.product_id is not None:
                 self.by_product.setdefault(offer.spec.product_id, []).append(offer)
         self.enabled = [o for o in self.offers if o.enabled]
-        self.bodies = [offer_body(o) for o in self.enabled]
+        # Encoded once per load: a request's answer is then put together from these bytes.
+        self.bodies = [orjson.Fragment(orjson.dumps(offer_body(o))) for o in self.enabled]
         self.index = FilterIndex((n, o.spec.filters) for n, o in enumerate(self.enabled))
         self._triggered = (-(2**63), frozenset())
+        self._selections = (-(2**63), {})
 
     def triggered(self, now_seconds: int) -> frozenset[int]:
         """Positions in ``enabled`` of the offers whose trigger holds at this second."""
@@ -78,6 +118,22 @@ class GameOffers:
             attributes, inefficient=self.game.allow_inefficient_queries
         ) & self.triggered(now_seconds)
         return sorted(found)
+
+    def select(self, attributes: Mapping[str, str], now_seconds: int) -> Selection:
+        """``matching``, remembered for this second per distinct set of attributes."""
+        second, memo = self._selections
+        if second != now_seconds or len(memo) >= MAX_SELECTIONS:
+            memo = {}
+            self._selections = (now_seconds, memo)
+        key = frozenset(attributes.items())
+        found = memo.get(key)
+        if found is None:
+            positions = self.matching(attributes, now_seconds)
+            found = _selection(
+                [self.enabled[n] for n in positions], [self.bodies[n] for n in positions]
+            )
+            memo[key] = found
+        return found
 
 
 class OfferCatalog:

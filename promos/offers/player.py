@@ -14,20 +14,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.batching import Batcher
 from promos.db import Database
 from promos.offers import service
-from promos.offers.catalog import OfferCatalog, offer_body
+from promos.offers.catalog import OfferCatalog, offer_body, select_offers
 from promos.offers.counting import ClaimAsk, Claimed, Counter, Seen, SeenAsk
 from promos.offers.errors import GameNotFound, OfferNotFound
-from promos.offers.service import NO_HISTORY, Game, Offer, PlayerOffer
+from promos.offers.service import Game, Offer, PlayerOffer
 
 
 @dataclass(frozen=True, slots=True)
 class Available:
-    placements: dict[str, list[dict[str, Any]]]
+    """The answer: offers by placement, as JSON-able values or already-encoded JSON."""
+
+    body: dict[str, list[orjson.Fragment]] | orjson.Fragment
     max_age: int
 
 
@@ -89,21 +92,27 @@ async def available_offers(
         held = await catalog.get(game_id)
     except GameNotFound:
         return Available({}, default_max_age)  # the seed's route knows no 404: nothing to offer
+    age = max_age(held.game, default_max_age)
     if catalog.enabled:
-        positions = held.matching(attributes, now_seconds)
-        candidates = [(held.enabled[n], held.bodies[n]) for n in positions]
+        selection = held.select(attributes, now_seconds)
     else:
         async with _one_statement(database) as conn:
             found = await service.matching_offers(
                 conn, game=held.game, attributes=attributes, now_seconds=now_seconds
             )
-        candidates = [(o, offer_body(o)) for o in found]
-    history = await histories.read(game_id, player_id) if candidates else {}
-    placements: dict[str, list[dict[str, Any]]] = {}
-    for offer, body in candidates:
-        if service.available_to(offer, history.get(offer.id, NO_HISTORY), now):
+        selection = select_offers(found)
+    if not selection.offers:
+        return Available({}, age)
+    history = await histories.read(game_id, player_id)
+    if selection.ids.isdisjoint(history):
+        return Available(selection.everything, age)  # no cap of the player's can apply
+    placements: dict[str, list[orjson.Fragment]] = {}
+    for offer, body in zip(selection.offers, selection.bodies, strict=True):
+        seen = history.get(offer.id)
+        # Without history every cap allows (a count of 0 is under any maximum).
+        if seen is None or service.available_to(offer, seen, now):
             placements.setdefault(offer.spec.placement, []).append(body)
-    return Available(placements, max_age(held.game, default_max_age))
+    return Available(placements, age)
 
 
 async def _offer(

@@ -15,7 +15,9 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import (
     Numeric,
+    String,
     and_,
+    any_,
     bindparam,
     false,
     func,
@@ -26,7 +28,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -536,17 +538,26 @@ async def matching_offers(
     return [offer_of(row) for row in rows]
 
 
-_HISTORIES = select(
+_HISTORY_COLUMNS = select(
     offer_players.c.player_id,
     offer_players.c.offer_id,
     offer_players.c.claim_count,
     offer_players.c.last_claim_at,
     offer_players.c.impression_count,
     offer_players.c.last_impression_at,
-).where(
-    offer_players.c.game_id == bindparam("game_id"),
-    offer_players.c.player_id.in_(bindparam("player_ids", expanding=True)),
 )
+_HISTORIES = {
+    # One array parameter: one cached, prepared statement whatever the group's size (an
+    # expanding IN renders new SQL for every size, which cost a tenth of the hot route's CPU).
+    "postgresql": _HISTORY_COLUMNS.where(
+        offer_players.c.game_id == bindparam("game_id"),
+        offer_players.c.player_id == any_(bindparam("player_ids", type_=ARRAY(String))),
+    ),
+    "sqlite": _HISTORY_COLUMNS.where(
+        offer_players.c.game_id == bindparam("game_id"),
+        offer_players.c.player_id.in_(bindparam("player_ids", expanding=True)),
+    ),
+}
 
 
 async def player_history(
@@ -561,7 +572,9 @@ async def player_histories(
 ) -> dict[str, dict[UUID, PlayerOffer]]:
     """The histories of several players of one game, in one read of the primary key."""
     found: dict[str, dict[UUID, PlayerOffer]] = {p: {} for p in player_ids}
-    rows = await conn.execute(_HISTORIES, {"game_id": game_id, "player_ids": list(set(player_ids))})
+    rows = await conn.execute(
+        _HISTORIES[conn.dialect.name], {"game_id": game_id, "player_ids": list(set(player_ids))}
+    )
     for player, offer_id, claims, claimed_at, seen, seen_at in rows:
         found[player][offer_id] = PlayerOffer(claims, claimed_at, seen, seen_at)
     return found
