@@ -37,6 +37,7 @@ from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
 from promos.promocodes.router import router as promocodes_router
+from promos.ratelimit import RateLimits
 from promos.referrals.router import router as referrals_router
 from promos.settings import Settings
 from promos.state import AppState
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    limits = RateLimits.from_settings(settings, clock)
     state = AppState(
         settings=settings,
         database=database,
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             clock,
             cache_seconds=settings.auth_cache_seconds,
             seed_basic=_offers_basic(settings),
+            limits=limits,
         ),
         issuer=Issuer(
             database,
@@ -75,6 +78,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         offer_counter=Counter(
             database, group_size=settings.offers_batch_size, concurrency=settings.offers_concurrency
         ),
+        limits=limits,
         dispatcher=Dispatcher.from_settings(settings, database, clock)
         if settings.webhook_dispatcher
         else None,
@@ -95,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             if state.dispatcher is not None:
                 await state.dispatcher.stop()
             await state.issuer.drain()
+            await state.limits.close()
             await database.dispose()
 
     app = PromosAPI(

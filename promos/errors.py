@@ -54,3 +54,13 @@ class Unavailable(PromosError):
     """Promos cannot serve the request right now (its database failed); retrying may work."""
 
     code = "unavailable"
+
+
+class TooManyRequests(PromosError):
+    """The caller went over a rate limit; ``retry_after`` whole seconds until one would pass."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -125,6 +125,41 @@ class Settings(BaseSettings):
         float, Field(gt=0, le=3600, validation_alias=_alias("WEBHOOK_POLL_SECONDS"))
     ] = 1.0
 
+    # Rate limits (docs/operations.md): N requests per window per key, 0 turns a class off.
+    # Shared by every worker and node through Redis when PROMOS_REDIS_URL is set.
+    redis_url: Annotated[str | None, Field(validation_alias=_alias("REDIS_URL"))] = None
+    rate_limit_prefix: Annotated[
+        str, Field(min_length=1, max_length=100, validation_alias=_alias("RATE_LIMIT_PREFIX"))
+    ] = "promos:rl:"
+    rate_limit_public: Annotated[
+        int, Field(ge=0, le=10_000_000, validation_alias=_alias("RATE_LIMIT_PUBLIC"))
+    ] = 600
+    rate_limit_public_window_seconds: Annotated[
+        float, Field(gt=0, le=86400, validation_alias=_alias("RATE_LIMIT_PUBLIC_WINDOW_SECONDS"))
+    ] = 60.0
+    rate_limit_offers: Annotated[
+        int, Field(ge=0, le=10_000_000, validation_alias=_alias("RATE_LIMIT_OFFERS"))
+    ] = 0
+    rate_limit_offers_window_seconds: Annotated[
+        float, Field(gt=0, le=86400, validation_alias=_alias("RATE_LIMIT_OFFERS_WINDOW_SECONDS"))
+    ] = 1.0
+    rate_limit_signin_per_client: Annotated[
+        int, Field(ge=0, le=10_000_000, validation_alias=_alias("RATE_LIMIT_SIGNIN_PER_CLIENT"))
+    ] = 30
+    rate_limit_signin_per_login: Annotated[
+        int, Field(ge=0, le=10_000_000, validation_alias=_alias("RATE_LIMIT_SIGNIN_PER_LOGIN"))
+    ] = 10
+    rate_limit_signin_window_seconds: Annotated[
+        float, Field(gt=0, le=86400, validation_alias=_alias("RATE_LIMIT_SIGNIN_WINDOW_SECONDS"))
+    ] = 300.0
+    rate_limit_max_keys: Annotated[
+        int, Field(ge=100, le=100_000_000, validation_alias=_alias("RATE_LIMIT_MAX_KEYS"))
+    ] = 100_000
+    # Proxies whose X-Forwarded-For names the client (uvicorn's setting; "*" trusts anybody).
+    forwarded_allow_ips: Annotated[
+        str, Field(validation_alias=_alias("FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"))
+    ] = "127.0.0.1"
+
     @field_validator("referral_callback_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -140,6 +175,13 @@ class Settings(BaseSettings):
                 "more): every callback is signed with it"
             )
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url or None
 
     @field_validator("database_url")
     @classmethod

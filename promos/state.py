@@ -12,6 +12,7 @@ from promos.events.dispatcher import Dispatcher
 from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
+from promos.ratelimit import RateLimits
 from promos.settings import Settings
 
 
@@ -26,5 +27,7 @@ class AppState:
     offers: OfferCatalog
     offer_histories: HistoryReader
     offer_counter: Counter
+    # Rate limits of the public routes, the Offers player routes and sign-in.
+    limits: RateLimits
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None

@@ -293,6 +293,13 @@ async def test_getbycode_answers_alike_for_unknown_expired_and_used_up(client, d
     assert len(set(answers)) == 1
 
 
+@pytest.mark.parametrize("malformed", ["A" * 300, "AB%00CD", "AB%0ACD", "%7F"])
+async def test_getbycode_answers_malformed_codes_as_unknown_ones(client, malformed):
+    unknown = await client.get("/promocodes/getbycode/UNKNOWN")
+    response = await client.get(f"/promocodes/getbycode/{malformed}")
+    assert (response.status_code, response.json()) == (unknown.status_code, unknown.json())
+
+
 @prefixes
 async def test_decrement_uses_one_use(client, database, clock, auth, prefix):
     code = await make_promocode(database, now=clock(), usage_count=2)

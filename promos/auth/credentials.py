@@ -3,6 +3,7 @@
 Bearer tokens and API keys are looked up by SHA-256 digest; Basic passwords go through
 argon2 once. A verified header is then trusted for ``cache_seconds`` without asking the
 database again, and concurrent first requests with the same header share one check.
+Checking a Basic password is a sign-in attempt: failed ones are rate limited like sign-ins.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +24,7 @@ from promos.auth.errors import CredentialRequired, InvalidCredentials
 from promos.auth.service import Principal
 from promos.clock import Clock
 from promos.db import Database
+from promos.ratelimit import RateLimits
 
 MAX_CACHED = 10_000
 
@@ -36,8 +39,10 @@ class Authenticator:
         *,
         cache_seconds: float,
         seed_basic: tuple[str, str] | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self._database = database
+        self._limits = limits
         # The Offers seed's OFFERS_BASICAUTH_USERNAME/PASSWORD: one more Basic credential.
         self._seed_basic = seed_basic
         self._clock = clock
@@ -46,9 +51,12 @@ class Authenticator:
         self._inflight: dict[str, asyncio.Future[Principal]] = {}
 
     async def authenticate(
-        self, authorization: str | None, api_key: str | None = None
+        self, authorization: str | None, api_key: str | None = None, *, client: str | None = None
     ) -> Principal:
-        """The caller, or ``CredentialRequired`` / ``InvalidCredentials``."""
+        """The caller, or ``CredentialRequired`` / ``InvalidCredentials``.
+
+        ``client`` (the caller's address) counts failed Basic passwords per address too.
+        """
         header = authorization or (f"Bearer {api_key}" if api_key else None)
         if not header:
             raise CredentialRequired(
@@ -64,7 +72,7 @@ class Authenticator:
         future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            principal = await self._verify(header)
+            principal = await self._verify(header, client)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: nobody else may be waiting
@@ -87,14 +95,16 @@ class Authenticator:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + self._ttl, principal)
 
-    async def _verify(self, header: str) -> Principal:
+    async def _verify(self, header: str, client: str | None) -> Principal:
         scheme, _, value = header.partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme == "basic":
             username, password = _basic_pair(value)
-            if self._seed_basic is not None and _same_pair((username, password), self._seed_basic):
-                return Principal("user", 0, username, "sales")
-            return await self._with_conn(lambda conn: _basic(conn, username, password))
+            async with self._attempt(client, username):
+                seed = self._seed_basic
+                if seed is not None and _same_pair((username, password), seed):
+                    return Principal("user", 0, username, "sales")
+                return await self._with_conn(lambda conn: _basic(conn, username, password))
         if scheme == "bearer" and value.startswith(service.API_KEY_PREFIX):
             return await self._with_conn(lambda conn: service.principal_for_api_key(conn, value))
         if scheme == "bearer" and value.startswith(service.TOKEN_PREFIX):
@@ -106,6 +116,11 @@ class Authenticator:
             "unsupported credential: send 'Authorization: Bearer <token or API key>' "
             "or 'Authorization: Basic <base64 user:password>'"
         )
+
+    def _attempt(self, client: str | None, login: str) -> AbstractAsyncContextManager[None]:
+        if self._limits is None:
+            return nullcontext()
+        return self._limits.sign_in_attempt(client=client, login=login)
 
     async def _with_conn(
         self, check: Callable[[AsyncConnection], Awaitable[Principal]]

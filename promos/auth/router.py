@@ -19,14 +19,20 @@ from promos.auth.schemas import (
 )
 from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.ratelimit import client_key
 
 router = APIRouter(prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}})
 
 
-@router.post("/auth/tokens", status_code=status.HTTP_201_CREATED)
-async def sign_in(body: SignIn, state: State) -> TokenOut:
-    """Exchange a user name and password for a bearer token."""
-    async with state.database.begin() as conn:
+@router.post(
+    "/auth/tokens",
+    status_code=status.HTTP_201_CREATED,
+    responses={429: {"model": ErrorBody, "description": "too many failed sign-ins"}},
+)
+async def sign_in(request: Request, body: SignIn, state: State) -> TokenOut:
+    """Exchange a user name and password for a bearer token (failed attempts are rate limited)."""
+    attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=body.login)
+    async with attempt, state.database.begin() as conn:
         issued = await service.sign_in(
             conn,
             username=body.login,

@@ -33,5 +33,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         log_level=config.log_level,
         access_log=False,
         proxy_headers=True,
+        # Whose X-Forwarded-For names the client (rate limits count per client address).
+        forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=30,
     )

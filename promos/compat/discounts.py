@@ -20,6 +20,7 @@ from promos.brands import service as brands
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import as_domain_error, headers_for, status_for
+from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 
 log = logging.getLogger(__name__)
@@ -117,15 +118,25 @@ async def generate(body: GenerateIn, state: State, _: CurrentPrincipal) -> Envel
 Segment = Annotated[str, Path(min_length=1, max_length=255)]
 
 
-@router.get("/get_code/{user_id}/{user_secret}/{brand_id}")
+@router.get(
+    "/get_code/{user_id}/{user_secret}/{brand_id}",
+    responses={429: {"model": Envelope, "description": "too many wrong secrets"}},
+)
 async def get_code(
+    request: Request,
     user_id: Segment,
     user_secret: Segment,
     brand_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
     state: State,
 ) -> Envelope:
-    """One code of the brand for the user (the same code if asked again)."""
-    async with state.database.begin() as conn:
+    """One code of the brand for the user (the same code if asked again).
+
+    A wrong secret is a failed sign-in: rate limited per client and per user id alike.
+    """
+    attempt = state.limits.sign_in_attempt(
+        client=client_key(request.scope), login="brand-user:" + user_id
+    )
+    async with attempt, state.database.begin() as conn:
         await brands.verify_brand_user(conn, user_id=user_id, secret=user_secret)
         batch = await brands.brand_batch(conn, brand_id)
     issued = await state.issuer.issue(brands.issue_request(batch, user_id))

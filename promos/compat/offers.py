@@ -28,12 +28,14 @@ from promos.errors import (
     PayloadTooLarge,
     PermissionDenied,
     PromosError,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint
+from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
 from promos.offers import player, service
 from promos.offers.counting import Claimed
@@ -64,6 +66,7 @@ _NAMES: tuple[tuple[type[PromosError], str, str], ...] = (
     (Unauthenticated, "UnauthorizedError", "OFF-005"),
     (PermissionDenied, "ForbiddenError", "OFF-006"),
     (PayloadTooLarge, "PayloadTooLargeError", "OFF-007"),
+    (TooManyRequests, "TooManyRequestsError", "OFF-010"),
 )
 
 
@@ -102,7 +105,9 @@ management = APIRouter(
 players = APIRouter(
     tags=["Offers (compat)"],
     route_class=error_route_class(offers_error),
-    responses={422: {"model": OffersError}},
+    # Rate limited per client address when PROMOS_RATE_LIMIT_OFFERS is set (off by default).
+    dependencies=[OffersLimit],
+    responses={422: {"model": OffersError}, 429: {"model": OffersError}},
 )
 MANAGED: dict[int | str, dict[str, Any]] = {401: {"model": OffersError}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": OffersError}}
@@ -493,8 +498,24 @@ def _failed(exc: PromosError) -> Answer:
     return status_for(exc), offers_body(exc), extra
 
 
+def _limited(state: AppState, endpoint: FastEndpoint) -> FastEndpoint:
+    """The endpoint behind the Offers player routes' rate limit, if that limit is on."""
+    limits = state.limits
+    if limits.offers is None:
+        return endpoint  # off: not even a function call per request
+
+    async def limited(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+        try:
+            await limits.check_offers(client_key(scope))
+        except TooManyRequests as exc:
+            return _failed(exc)
+        return await endpoint(scope, body, headers)
+
+    return limited
+
+
 def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
-    """``GET /available-offers`` and ``PUT /offers/claim`` without the framework's cost."""
+    """The hot player routes without the framework's cost (and with the same rate limit)."""
 
     async def available_fast(scope: Scope, _body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
         try:
@@ -529,9 +550,9 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
             return _failed(exc)
 
     return {
-        ("GET", AVAILABLE_PATH): available_fast,
-        ("PUT", CLAIM_PATH): claim_fast,
-        ("PUT", IMPRESSIONS_PATH): impression_fast,
+        ("GET", AVAILABLE_PATH): _limited(state, available_fast),
+        ("PUT", CLAIM_PATH): _limited(state, claim_fast),
+        ("PUT", IMPRESSIONS_PATH): _limited(state, impression_fast),
     }
 
 

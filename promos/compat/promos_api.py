@@ -23,15 +23,23 @@ from promos.auth.service import Principal
 from promos.catalog import service as catalog
 from promos.catalog.errors import InvalidOffer
 from promos.catalog.schemas import SpecialIn, UpgradeProgramIn
-from promos.errors import InvalidInput, PromosError, Unauthenticated, Unavailable
+from promos.errors import (
+    InvalidInput,
+    PromosError,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for
+from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
 from promos.promocodes import service as promocodes
 from promos.promocodes.errors import PromocodeNotFound
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
 from promos.promocodes.schemas import Day, Money, Sku
 from promos.promocodes.service import GenerationSpec, Promocode, PromocodeFilter
+from promos.validation import has_control_character
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,8 @@ def promos_status(exc: PromosError) -> int:
         return 401
     if isinstance(exc, Unavailable):
         return 500
+    if isinstance(exc, TooManyRequests):
+        return 429  # the seed knows no such limit; its shape, with the status that says it
     return 400
 
 
@@ -82,6 +92,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": PromosErrorBody},
     401: {"model": PromosErrorBody},
     500: {"model": PromosErrorBody},
+}
+# The public routes, and sign-in, are rate limited (PROMOS_RATE_LIMIT_*).
+_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": PromosErrorBody, "description": "too many requests: see Retry-After"}
 }
 router = APIRouter(tags=["Promos (compat)"], route_class=PromosRoute, responses=_ERRORS)
 
@@ -164,10 +178,11 @@ class Identity(BaseModel):
     role: Annotated[Literal["ADMIN", "SALES"], Field(description="the seed's role names")]
 
 
-@both("POST", "/signin")
-async def signin(body: SignIn, state: State) -> TokenBody:
-    """Exchange a login and password for a bearer token."""
-    async with state.database.begin() as conn:
+@both("POST", "/signin", responses=_LIMITED)
+async def signin(request: Request, body: SignIn, state: State) -> TokenBody:
+    """Exchange a login and password for a bearer token (failed attempts are rate limited)."""
+    attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=body.login)
+    async with attempt, state.database.begin() as conn:
         issued = await auth_service.sign_in(
             conn,
             username=body.login,
@@ -334,11 +349,17 @@ async def delete_code(
     return Message(message="Promocodes deleted.", status=200)
 
 
-@both("GET", "/promocodes/getbycode/{id}")
+@both("GET", "/promocodes/getbycode/{id}", dependencies=[PublicLimit], responses=_LIMITED)
 async def get_by_code(
-    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)], state: State
+    code: Annotated[str, Path(alias="id", min_length=1)], state: State
 ) -> SeedPromocode:
-    """Public: a usable code (not expired, uses left); one answer for unknown and unusable."""
+    """Public: a usable code (not expired, uses left); one answer for unknown and unusable.
+
+    Malformed codes (too long, control characters) get that same answer, not a validation
+    error, so that nothing tells a guessed code apart from a code that does not exist.
+    """
+    if len(code) > MAX_CODE_LENGTH or has_control_character(code):
+        raise PromocodeNotFound(NOT_VALID)
     now = state.clock()
     async with state.database.begin() as conn:
         try:
@@ -471,7 +492,7 @@ async def crud_delete(
     return Message(message=f"Upgrade program {item_id} deleted.", status=200)
 
 
-@both("GET", "/special/{sku}")
+@both("GET", "/special/{sku}", dependencies=[PublicLimit], responses=_LIMITED)
 async def special_by_sku(
     sku: Annotated[str, Path(min_length=1, max_length=255)], state: State
 ) -> dict[str, Any]:
@@ -480,7 +501,7 @@ async def special_by_sku(
         return plain(await catalog.active_special(conn, sku=sku, now=state.clock()))
 
 
-@both("GET", "/upgrade-program")
+@both("GET", "/upgrade-program", dependencies=[PublicLimit], responses=_LIMITED)
 async def actual_upgrade_programs(state: State) -> list[dict[str, Any]]:
     """Public: the upgrade programs active now."""
     async with state.database.begin() as conn:

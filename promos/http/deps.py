@@ -10,6 +10,7 @@ from fastapi.security.http import HTTPAuthorizationCredentials
 
 from promos.auth.errors import AdminRequired
 from promos.auth.service import Principal
+from promos.http.ratelimit import client_key
 from promos.state import AppState
 
 # Declared for OpenAPI's sake; the header itself is read by the Authenticator.
@@ -33,7 +34,9 @@ async def current_principal(
 ) -> Principal:
     """The authenticated caller; 401 without a valid credential."""
     principal = await state.authenticator.authenticate(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+        client=client_key(request.scope),
     )
     request.state.principal = principal
     return principal

@@ -22,6 +22,7 @@ from promos.errors import (
     PermissionDenied,
     PromosError,
     RuleViolation,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
@@ -38,6 +39,7 @@ _STATUS: Sequence[tuple[type[PromosError], int]] = (
     (Conflict, 409),
     (Gone, 410),
     (PayloadTooLarge, 413),
+    (TooManyRequests, 429),
     (Unavailable, 503),
 )
 
@@ -55,6 +57,8 @@ def headers_for(exc: PromosError) -> dict[str, str]:
         return {"WWW-Authenticate": 'Basic realm="promos", Bearer'}
     if isinstance(exc, Unavailable):
         return {"Retry-After": "1"}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
     return {}
 
 

@@ -8,8 +8,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.auth.credentials import Authenticator
 from promos.errors import PayloadTooLarge, PromosError
-from promos.http.errors import ErrorShape, headers_for
+from promos.http.errors import ErrorShape, headers_for, status_for
 from promos.http.fastpath import ShapesByPath, header
+from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 
 
@@ -111,11 +112,15 @@ class AuthenticateUploads:
             if headers.get(b"content-type", b"").startswith(b"multipart/"):
                 try:
                     await self._authenticator.authenticate(
-                        header(headers, b"authorization"), header(headers, b"x-api-key")
+                        header(headers, b"authorization"),
+                        header(headers, b"x-api-key"),
+                        client=client_key(scope),
                     )
                 except PromosError as exc:
                     shape = self._shapes.get(scope["path"])
-                    response = JSON(shape(exc), status_code=401, headers=headers_for(exc))
+                    response = JSON(
+                        shape(exc), status_code=status_for(exc), headers=headers_for(exc)
+                    )
                     await response(scope, receive, send)
                     return
         await self._app(scope, receive, send)
