@@ -6,6 +6,7 @@ import click
 import uvicorn
 
 from promos.cli._run import run, settings
+from promos.cli._uvicorn import run_server
 from promos.db import Database
 from promos.settings import Settings
 
@@ -22,7 +23,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         return None
 
     run(nothing)  # migrates an embedded SQLite database; refuses an un-migrated PostgreSQL one
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "promos.app:app_from_env",
         factory=True,
         host=host or config.host,
@@ -37,3 +38,4 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=30,
     )
+    run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit
