@@ -21,13 +21,13 @@ test: venv
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check promos tests bench
-	$(BIN)/ruff format --check promos tests bench
+	$(BIN)/ruff check promos tests bench deploy
+	$(BIN)/ruff format --check promos tests bench deploy
 	$(BIN)/mypy
 
 format: venv
-	$(BIN)/ruff check --fix promos tests bench
-	$(BIN)/ruff format promos tests bench
+	$(BIN)/ruff check --fix promos tests bench deploy
+	$(BIN)/ruff format promos tests bench deploy
 
 demo: venv
 	$(BIN)/promos demo
