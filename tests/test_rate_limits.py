@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from promos.brands import service as brands
@@ -43,12 +45,27 @@ PASSWORD = "the right password"
 both_paths = pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "fastapi"])
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis of the tests, which must be there (as PostgreSQL must)."""
+    client = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except RedisError as exc:
+        pytest.fail(
+            f"the rate-limit tests need Redis at {REDIS_URL} (PROMOS_TEST_REDIS_URL): {exc}"
+        )
+    finally:
+        client.close()
+    return REDIS_URL
+
+
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"promos-test:{uuid.uuid4().hex}:"
     yield prefix
-    redis = Redis.from_url(REDIS_URL)
+    redis = Redis.from_url(redis_url)
     try:
         keys = [key async for key in redis.scan_iter(match=prefix + "*")]
         if keys:
