@@ -47,7 +47,7 @@ class RateLimits:
         self._signin_per_client = signin_per_client
         self._signin_per_login = signin_per_login
         self._turns = Turns()
-        # The hot routes' check skips the coroutine when the counters are in this process.
+        # In process, the hot routes' check calls the store directly, without a coroutine.
         self._memory = store if isinstance(store, MemoryStore) else None
 
     @classmethod
