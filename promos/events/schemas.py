@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
-EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^(\*|[a-z0-9_.]+)$")]
+from promos.events.outbox import ALL_EVENTS
+from promos.events.types import EVENT_TYPES
+
+EventType = Annotated[str, Field(min_length=1, max_length=100)]
+_EVENTS_DESCRIPTION = f'event types ({", ".join(EVENT_TYPES)}), or ["*"] for all'
 
 
 class SubscriptionCreate(BaseModel):
@@ -16,7 +20,7 @@ class SubscriptionCreate(BaseModel):
     url: Annotated[AnyHttpUrl, Field(description="where events are POSTed, as JSON")]
     events: Annotated[
         list[EventType],
-        Field(min_length=1, max_length=100, description='event types, or ["*"] for all'),
+        Field(min_length=1, max_length=100, description=_EVENTS_DESCRIPTION),
     ]
     secret: Annotated[
         str,
@@ -27,6 +31,16 @@ class SubscriptionCreate(BaseModel):
             description="signs every delivery (Promos-Signature); never shown again",
         ),
     ]
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, events: list[str]) -> list[str]:
+        # A misspelt type would never fire: refuse it, and say which types there are.
+        unknown = sorted(set(events) - set(EVENT_TYPES) - {ALL_EVENTS})
+        if unknown:
+            known = ", ".join([*EVENT_TYPES, ALL_EVENTS])
+            raise ValueError(f"unknown event type(s) {', '.join(unknown)}: known are {known}")
+        return events
 
 
 class Out(BaseModel):

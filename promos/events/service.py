@@ -1,7 +1,8 @@
 """The outbox: ``emit`` an event in the caller's transaction; subscriptions; the delivery log.
 
-Any domain calls ``emit(conn, "code.issued", {...})`` inside the transaction of the change
-it reports: the event and its deliveries commit with that change, or not at all.
+A domain calls ``emit(conn, "referral.rewarded", {...})`` inside the transaction of the change
+it reports: the event and its deliveries commit with that change, or not at all. The hot
+paths write their events inside their own statements (``promos.events.outbox``).
 """
 
 from __future__ import annotations
@@ -9,28 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 from urllib.parse import urlencode
-from uuid import UUID
 
-import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.clock import utc_now
 from promos.events.errors import DeliveryNotFound, SubscriptionInactive, SubscriptionNotFound
+from promos.events.outbox import emit_events
 from promos.events.tables import (
-    outbox,
     webhook_attempts,
     webhook_deliveries,
     webhook_subscriptions,
 )
 
-ALL_EVENTS = "*"
 FORM = "application/x-www-form-urlencoded"
-JSON_TYPE = "application/json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +67,6 @@ class Delivery:
     attempt_log: tuple[Attempt, ...] = ()
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with amounts as JSON numbers, times as ISO 8601, ids as strings."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID | Enum):
-        return str(value.value if isinstance(value, Enum) else value)
-    return value
-
-
 async def emit(
     conn: AsyncConnection,
     event_type: str,
@@ -96,45 +76,11 @@ async def emit(
 ) -> int:
     """Record an event in the outbox, with a delivery to each subscription that wants it.
 
-    Call it inside the transaction of the change the event reports. Returns the event id.
+    Call it inside the transaction of the change the event reports. The event is written
+    even when no subscription wants it (a billing callback may name it); the hot paths use
+    ``promos.events.outbox``, which writes nothing then. Returns the event id.
     """
-    now = now or utc_now()
-    data = jsonable(payload)
-    event_id: int = (
-        await conn.execute(
-            outbox.insert()
-            .values(event_type=event_type, payload=data, created_at=now)
-            .returning(outbox.c.id)
-        )
-    ).scalar_one()
-    subscribers = await conn.execute(
-        select(
-            webhook_subscriptions.c.id,
-            webhook_subscriptions.c.url,
-            webhook_subscriptions.c.event_types,
-        )
-        .where(webhook_subscriptions.c.active.is_(True))
-        .order_by(webhook_subscriptions.c.id)
-    )
-    body = orjson.dumps(
-        {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
-    ).decode()
-    rows = [
-        _delivery_row(
-            event_id=event_id,
-            event_type=event_type,
-            kind="webhook",
-            subscription_id=sub.id,
-            url=sub.url,
-            content_type=JSON_TYPE,
-            body=body,
-            now=now,
-        )
-        for sub in subscribers
-        if event_type in sub.event_types or ALL_EVENTS in sub.event_types
-    ]
-    if rows:
-        await conn.execute(webhook_deliveries.insert(), rows)
+    [event_id] = await emit_events(conn, event_type, [payload], now=now or utc_now(), always=True)
     return event_id
 
 

@@ -1,0 +1,19 @@
+"""The events Promos emits: what a webhook subscription may ask for (or ``*``, all of them)."""
+
+from __future__ import annotations
+
+CODE_ISSUED = "code.issued"
+PROMOCODE_REDEEMED = "promocode.redeemed"
+PROMOCODE_REDEEM_ROLLED_BACK = "promocode.redeem_rolled_back"
+OFFER_CLAIMED = "offer.claimed"
+REFERRAL_SIGNED_UP = "referral.signed_up"
+REFERRAL_REWARDED = "referral.rewarded"
+
+EVENT_TYPES: dict[str, str] = {
+    CODE_ISSUED: "a pool code was handed to a customer",
+    PROMOCODE_REDEEMED: "a use of a promo code was taken at checkout",
+    PROMOCODE_REDEEM_ROLLED_BACK: "a redemption was rolled back: its use is given back",
+    OFFER_CLAIMED: "a player's claim of an offer was counted",
+    REFERRAL_SIGNED_UP: "a referred user signed up",
+    REFERRAL_REWARDED: "a referrer earned the program's reward",
+}
