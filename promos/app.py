@@ -52,6 +52,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    dispatcher = (
+        Dispatcher.from_settings(settings, database, clock) if settings.webhook_dispatcher else None
+    )
+    # The hot paths' events are delivered as soon as they commit, not at the next poll.
+    on_events = dispatcher.wake if dispatcher is not None else None
     limits = RateLimits.from_settings(settings, clock)
     state = AppState(
         settings=settings,
@@ -70,18 +75,20 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             group_size=settings.issue_batch_size,
             concurrency=settings.issue_concurrency,
             linger_seconds=settings.issue_linger_ms / 1000,
+            on_events=on_events,
         ),
         offers=OfferCatalog(database, ttl=settings.offers_catalog_seconds),
         offer_histories=HistoryReader(
             database, group_size=settings.offers_batch_size, concurrency=settings.offers_concurrency
         ),
         offer_counter=Counter(
-            database, group_size=settings.offers_batch_size, concurrency=settings.offers_concurrency
+            database,
+            group_size=settings.offers_batch_size,
+            concurrency=settings.offers_concurrency,
+            on_events=on_events,
         ),
         limits=limits,
-        dispatcher=Dispatcher.from_settings(settings, database, clock)
-        if settings.webhook_dispatcher
-        else None,
+        dispatcher=dispatcher,
     )
 
     @asynccontextmanager

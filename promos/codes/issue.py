@@ -8,19 +8,37 @@ the key's row and look for the code it already got, in the same transaction.
 
 SQLite: one writer at a time (``BEGIN IMMEDIATE``), so the same rules are plain reads and
 writes inside the transaction, counting the customer's issues on the codes themselves.
+
+Each code handed out is a ``code.issued`` event when a webhook subscription wants that type:
+written by ``_TAKE`` itself on PostgreSQL (``_TAKE_LEAN`` while no subscription wants them),
+in the issuing transaction on SQLite. A replayed request (same Idempotency-Key) issues
+nothing, so it emits nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Integer, Text, Uuid, bindparam, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from promos.codes.errors import (
     BatchExpired,
@@ -34,6 +52,8 @@ from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest,
 from promos.codes.tables import batches, codes
 from promos.db import UTCDateTime
 from promos.errors import PromosError
+from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
+from promos.events.types import CODE_ISSUED
 
 Outcome = IssuedCode | PromosError
 Outcomes = list[Outcome | None]
@@ -47,6 +67,8 @@ async def issue_codes(
     *,
     now: datetime,
     hints: FreeCodeHints | None = None,
+    emitted: Emitted | None = None,
+    demand: Demand | None = None,
 ) -> list[Outcome]:
     """Issue one code per request; fills ``outcomes`` as it goes and returns them, in order.
 
@@ -56,12 +78,39 @@ async def issue_codes(
     transaction. ``hints`` remembers where each batch's free codes begin, so that a scan
     does not walk over the codes issued before (their index entries stay until VACUUM); the
     caller keeps it from one call to the next, and it is only ever a starting point.
+    ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
+    ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
     """
+    emitted = emitted if emitted is not None else Emitted()
     if conn.dialect.name == "postgresql":
-        await _issue_postgresql(conn, requests, outcomes, now=now, hints=hints)
+        await _issue_postgresql(
+            conn,
+            requests,
+            outcomes,
+            now=now,
+            hints=hints,
+            events=_Events(emitted, demand if demand is not None else Demand()),
+        )
     else:
-        await _issue_sqlite(conn, requests, outcomes, now=now)
+        await _issue_sqlite(conn, requests, outcomes, now=now, emitted=emitted)
     return [_decided(outcome) for outcome in outcomes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Events:
+    emitted: Emitted
+    demand: Demand
+
+
+def issued_payload(issued: IssuedCode) -> dict[str, Any]:
+    """The ``code.issued`` event's payload (``_TAKE`` builds the same in SQL)."""
+    return {
+        "client_id": issued.client_id,
+        "batch_id": issued.batch_id,
+        "code": issued.code,
+        "customer_id": issued.customer_id,
+        "issued_at": issued.issued_at,
+    }
 
 
 def needs_transaction(conn_dialect: str, requests: Sequence[IssueRequest]) -> bool:
@@ -77,15 +126,35 @@ def _decided(outcome: Outcome | None) -> Outcome:
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
-_TAKE = text(
-    """
-    WITH batch AS (
+# Every code handed out is an event, in the same statement, when a subscription wants them.
+_CODE_EVENTS = emitting(
+    CODE_ISSUED,
+    rows="issued",
+    payload="json_build_object('client_id', CAST(:client_id AS text), "
+    "'batch_id', CAST(:batch_id AS text), 'code', issued.code, "
+    "'customer_id', issued.customer_id, 'issued_at', CAST(:event_time AS text))",
+    name="code_events",
+    order_by="issued.n",
+    when="(SELECT yes FROM events_wanted)",
+)
+
+
+def _take_statement(*, events: bool) -> TextClause:
+    """``_TAKE``: emitting ``code.issued`` events, or lean: without the events' CTEs, and
+    changing nothing (``events_wanted`` in every row) when a subscription wants them."""
+    lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
+    emit = f", {_CODE_EVENTS}" if events else ""
+    count = "(SELECT count(*) FROM code_events)" if events else "0"
+    return text(
+        f"""
+    WITH {wanted_cte(CODE_ISSUED, name="events_wanted")}, batch AS (
         SELECT client_id, expired, max_per_customer, time_limit_days,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
                     ELSE :now - make_interval(days => time_limit_days) END AS since
         FROM batches WHERE id = :batch_id
     ), usable AS (
         SELECT max_per_customer, since FROM batch WHERE client_id = :client_id AND NOT expired
+            {lean_guard}
     ), asks AS (
         SELECT customer_id, idempotency_key, n
         FROM unnest(:customers, :keys) WITH ORDINALITY AS a(customer_id, idempotency_key, n)
@@ -123,23 +192,29 @@ _TAKE = text(
             idempotency_key = allowed.idempotency_key
         FROM free JOIN allowed USING (r)
         WHERE codes.client_id = free.client_id AND codes.code = free.code
-        RETURNING allowed.n, codes.code
-    )
+        RETURNING allowed.n, codes.code, codes.customer_id
+    ){emit}
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
            (SELECT min(seq) FROM free) AS first_free,
-           batch.client_id, batch.expired, batch.max_per_customer, batch.time_limit_days
+           batch.client_id, batch.expired, batch.max_per_customer, batch.time_limit_days,
+           (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
     FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
     ORDER BY asks.n
-    """
-).bindparams(
-    bindparam("batch_id", type_=Uuid()),
-    bindparam("client_id", type_=Uuid()),
-    bindparam("wanted", type_=Integer()),
-    bindparam("from_seq", type_=BigInteger()),
-    bindparam("customers", type_=ARRAY(Text())),
-    bindparam("keys", type_=ARRAY(Text())),
-    bindparam("now", type_=UTCDateTime()),
-)
+    """  # noqa: S608 - put together from this module's constants
+    ).bindparams(
+        bindparam("batch_id", type_=Uuid()),
+        bindparam("client_id", type_=Uuid()),
+        bindparam("wanted", type_=Integer()),
+        bindparam("from_seq", type_=BigInteger()),
+        bindparam("customers", type_=ARRAY(Text())),
+        bindparam("keys", type_=ARRAY(Text())),
+        bindparam("now", type_=UTCDateTime()),
+        *([bindparam("event_time", type_=String())] if events else []),
+    )
+
+
+_TAKE = _take_statement(events=True)
+_TAKE_LEAN = _take_statement(events=False)
 
 # Retries with one key take turns on the key's row, so each later one finds the first's code.
 _LOCK_KEYS = text(
@@ -161,6 +236,7 @@ async def _issue_postgresql(
     *,
     now: datetime,
     hints: FreeCodeHints | None,
+    events: _Events,
 ) -> None:
     keyed = sorted({(r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key})
     if keyed:
@@ -186,6 +262,7 @@ async def _issue_postgresql(
                 outcomes=outcomes,
                 now=now,
                 hints=hints,
+                events=events,
             )
     _resolve_replays(requests, replays, outcomes)
 
@@ -213,12 +290,14 @@ async def _take(
     outcomes: Outcomes,
     now: datetime,
     hints: FreeCodeHints | None,
+    events: _Events,
 ) -> None:
     from_seq = hints.get(batch_id, 0) if hints is not None else 0
     while indices:
+        statement = _TAKE if events.demand.wanted else _TAKE_LEAN
         rows = (
             await conn.execute(
-                _TAKE,
+                statement,
                 {
                     "batch_id": batch_id,
                     "client_id": client_id,
@@ -226,10 +305,15 @@ async def _take(
                     "customers": [requests[i].customer_id for i in indices],
                     "keys": [requests[i].idempotency_key for i in indices],
                     "now": now,
+                    "event_time": event_time(now),
                     "from_seq": from_seq,
                 },
             )
         ).all()
+        events.demand.wanted = rows[0].events_wanted
+        if rows[0].events_wanted and statement is _TAKE_LEAN:
+            continue  # it changed nothing: a subscription wants the events; again, with them
+        events.emitted.count += rows[0].events
         refused = _batch_refusal(batch_id, client_id, rows[0])
         if refused is not None:
             for i in indices:
@@ -394,7 +478,12 @@ _MARK_ISSUED = (
 
 
 async def _issue_sqlite(
-    conn: AsyncConnection, requests: Sequence[IssueRequest], outcomes: Outcomes, *, now: datetime
+    conn: AsyncConnection,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    emitted: Emitted,
 ) -> None:
     found = await conn.execute(_BATCHES_BY_ID, {"ids": list({r.batch_id for r in requests})})
     known = {row.id: batch_of(row) for row in found}
@@ -416,11 +505,14 @@ async def _issue_sqlite(
             outcomes[i] = BatchExpired(f"batch {requests[i].batch_id} has expired")
         else:
             by_batch[requests[i].batch_id].append(i)
+    handed: list[IssuedCode] = []
     for batch_id, indices in by_batch.items():
         allowed = await _allowed_sqlite(
             conn, known[batch_id], requests=requests, indices=indices, outcomes=outcomes, now=now
         )
-        await _take_sqlite(conn, batch_id, requests, allowed, outcomes, now=now)
+        handed += await _take_sqlite(conn, batch_id, requests, allowed, outcomes, now=now)
+    events = await emit_events(conn, CODE_ISSUED, [issued_payload(c) for c in handed], now=now)
+    emitted.count += len(events)
     _resolve_replays(requests, replays, outcomes)
 
 
@@ -465,7 +557,8 @@ async def _take_sqlite(
     outcomes: Outcomes,
     *,
     now: datetime,
-) -> None:
+) -> list[IssuedCode]:
+    """Hand the batch's next free codes to ``indices``; the codes handed out."""
     free = (
         await conn.execute(
             select(codes.c.client_id, codes.c.code)
@@ -475,6 +568,7 @@ async def _take_sqlite(
         )
     ).all()
     marks = []
+    handed: list[IssuedCode] = []
     for i, (client_id, code) in zip(indices, free, strict=False):
         req = requests[i]
         marks.append(
@@ -486,8 +580,10 @@ async def _take_sqlite(
                 "key": req.idempotency_key,
             }
         )
-        outcomes[i] = IssuedCode(code, batch_id, req.client_id, req.customer_id, now)
+        handed.append(IssuedCode(code, batch_id, req.client_id, req.customer_id, now))
+        outcomes[i] = handed[-1]
     for i in indices[len(free) :]:
         outcomes[i] = PoolExhausted(f"batch {batch_id} has no codes left")
     if marks:
         await conn.execute(_MARK_ISSUED, marks)
+    return handed

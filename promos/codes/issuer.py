@@ -7,7 +7,7 @@ meanwhile leave together in the next one. At low load a request leaves at once, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from promos.batching import Batcher
@@ -16,6 +16,7 @@ from promos.codes.issue import Outcome, Outcomes, issue_codes, needs_transaction
 from promos.codes.service import IssuedCode, IssueRequest
 from promos.db import Database
 from promos.errors import PromosError, Unavailable
+from promos.events.outbox import Demand, Emitted
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,13 @@ class Issuer:
         group_size: int = 64,
         concurrency: int = 1,
         linger_seconds: float = 0.0,
+        on_events: Callable[[], None] | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
+        # Called when a group's code.issued events have committed (wakes the dispatcher).
+        self._on_events = on_events
+        self._code_events = Demand()
         self._free_code_hints: dict[UUID, int] = {}
         self._batcher: Batcher[IssueRequest, Outcome] = Batcher(
             self._issue_group,
@@ -58,10 +63,17 @@ class Issuer:
         database = self._database
         in_transaction = needs_transaction(database.dialect, requests)
         outcomes: Outcomes = [None] * len(requests)
+        emitted = Emitted()
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
                 await issue_codes(
-                    conn, requests, outcomes, now=self._clock(), hints=self._free_code_hints
+                    conn,
+                    requests,
+                    outcomes,
+                    now=self._clock(),
+                    hints=self._free_code_hints,
+                    emitted=emitted,
+                    demand=self._code_events,
                 )
         # Whatever failed fails the requests it undid, and only those. Outside a transaction,
         # what an earlier statement issued is committed: those requests get their codes.
@@ -69,6 +81,9 @@ class Issuer:
             log.exception("issuing failed")
             if in_transaction:
                 outcomes = [None] * len(requests)
+        # After a failure too: outside a transaction, earlier statements' events committed.
+        if emitted.count and self._on_events is not None:
+            self._on_events()
         return [o if o is not None else IssueFailed("issuing failed") for o in outcomes]
 
 

@@ -10,6 +10,10 @@ request as the replay it now is.
 
 SQLite: one writer at a time (``BEGIN IMMEDIATE``): the same steps as plain statements inside
 one transaction (``_claim_sqlite``, ``_see_sqlite``).
+
+A claim counted is an ``offer.claimed`` event when a webhook subscription wants that type:
+written by ``_CLAIMS`` itself (``_CLAIMS_LEAN`` while no subscription wants them), or in the
+SQLite transaction; a replay counts nothing and emits nothing. Impressions are not events.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from sqlalchemy.sql.elements import TextClause
 
 from promos.batching import Batcher
 from promos.db import Database, UTCDateTime, insert_for
+from promos.events.outbox import Demand, emit_events, emitting, event_time, wanted_cte
+from promos.events.types import OFFER_CLAIMED
 from promos.offers.service import Offer
 from promos.offers.tables import offer_claims, offer_impressions, offer_players
 
@@ -182,11 +188,43 @@ class SeenAsk:
     now: datetime
 
 
-# PostgreSQL, many claims of one game in ONE statement, each (player, offer) once; rows are
-# locked in (player, offer) order so that statements cannot deadlock.
-_CLAIMS = text(
-    """
-    WITH asks AS (
+def claimed_payload(ask: ClaimAsk) -> dict[str, Any]:
+    """The ``offer.claimed`` event's payload (``_CLAIMS`` builds the same in SQL)."""
+    return {
+        "game_id": ask.offer.game_id,
+        "offer_id": ask.offer.id,
+        "offer_version": ask.offer.version,
+        "player_id": ask.player_id,
+        "transaction_id": ask.transaction_id,
+        "purchased_at": ask.purchased_at,
+        "claimed_at": ask.now,
+    }
+
+
+# Every claim counted is an event, in the same statement, when a subscription wants them.
+_CLAIM_EVENTS = emitting(
+    OFFER_CLAIMED,
+    rows="recorded",
+    payload="json_build_object('game_id', CAST(:game_id AS text), "
+    "'offer_id', recorded.offer_id, 'offer_version', recorded.offer_version, "
+    "'player_id', recorded.player_id, 'transaction_id', recorded.transaction_id, "
+    "'purchased_at', recorded.purchased_at, 'claimed_at', CAST(:event_time AS text))",
+    name="claim_events",
+    when="(SELECT yes FROM events_wanted)",
+)
+
+
+def _claims_statement(*, events: bool) -> TextClause:
+    """PostgreSQL, many claims of one game in ONE statement, each (player, offer) once; rows
+    are locked in (player, offer) order so that statements cannot deadlock. With ``events``,
+    each claim counted is an ``offer.claimed`` event; without (lean), the statement counts
+    nothing (``events_wanted`` in every row) when a subscription wants those events."""
+    lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
+    emit = f", {_CLAIM_EVENTS}" if events else ""
+    count = "(SELECT count(*) FROM claim_events)" if events else "0"
+    return text(
+        f"""
+    WITH {wanted_cte(OFFER_CLAIMED, name="events_wanted")}, asks AS (
         SELECT * FROM unnest(:players, :offers, :transactions, :versions, :purchased,
                              :contents, :caps, :next_ats)
             WITH ORDINALITY AS a(player_id, offer_id, transaction_id, version, purchased_at,
@@ -196,7 +234,7 @@ _CLAIMS = text(
         SELECT * FROM asks WHERE transaction_id NOT IN (
             SELECT transaction_id FROM offer_claims
             WHERE game_id = :game_id AND transaction_id = ANY(:transactions)
-        )
+        ) {lean_guard}
     ), counted AS (
         INSERT INTO offer_players AS p
             (game_id, player_id, offer_id, claim_count, last_claim_at, impression_count)
@@ -212,24 +250,30 @@ _CLAIMS = text(
                :now, CAST(f.contents AS jsonb),
                CASE WHEN f.cap = 0 OR c.claim_count < f.cap THEN f.next_at END
         FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
-        RETURNING transaction_id, next_at
-    )
-    SELECT a.n, r.transaction_id IS NOT NULL AS counted, r.next_at
+        RETURNING transaction_id, next_at, player_id, offer_id, offer_version, purchased_at
+    ){emit}
+    SELECT a.n, r.transaction_id IS NOT NULL AS counted, r.next_at,
+           (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
     FROM asks AS a LEFT JOIN recorded AS r USING (transaction_id)
     ORDER BY a.n
-    """
-).bindparams(
-    bindparam("game_id", type_=String()),
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("players", type_=ARRAY(Text())),
-    bindparam("offers", type_=ARRAY(Uuid())),
-    bindparam("transactions", type_=ARRAY(Text())),
-    bindparam("versions", type_=ARRAY(Integer())),
-    bindparam("purchased", type_=ARRAY(BigInteger())),
-    bindparam("contents", type_=ARRAY(Text())),
-    bindparam("caps", type_=ARRAY(Integer())),
-    bindparam("next_ats", type_=ARRAY(BigInteger())),
-)
+    """  # noqa: S608 - put together from this module's constants
+    ).bindparams(
+        bindparam("game_id", type_=String()),
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("players", type_=ARRAY(Text())),
+        bindparam("offers", type_=ARRAY(Uuid())),
+        bindparam("transactions", type_=ARRAY(Text())),
+        bindparam("versions", type_=ARRAY(Integer())),
+        bindparam("purchased", type_=ARRAY(BigInteger())),
+        bindparam("contents", type_=ARRAY(Text())),
+        bindparam("caps", type_=ARRAY(Integer())),
+        bindparam("next_ats", type_=ARRAY(BigInteger())),
+        *([bindparam("event_time", type_=String())] if events else []),
+    )
+
+
+_CLAIMS = _claims_statement(events=True)
+_CLAIMS_LEAN = _claims_statement(events=False)
 
 _IMPRESSIONS = text(
     """
@@ -281,8 +325,18 @@ class Counter:
     and then answers that request as a replay. SQLite: one transaction, one request at a time.
     """
 
-    def __init__(self, database: Database, *, group_size: int = 64, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        group_size: int = 64,
+        concurrency: int = 2,
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
         self._database = database
+        # Called when offer.claimed events have committed (wakes the dispatcher).
+        self._on_events = on_events
+        self._claim_events = Demand()
         workers = 1 if database.is_sqlite else concurrency
         self._claims: Batcher[ClaimAsk, Claimed] = Batcher(
             self._claim_group, group_size=group_size, concurrency=workers
@@ -300,7 +354,7 @@ class Counter:
     async def _claim_group(self, asks: Sequence[ClaimAsk]) -> list[Claimed]:
         if self._database.is_sqlite:
             async with self._database.begin() as conn:
-                return [
+                answers = [
                     await _claim_sqlite(
                         conn,
                         offer=a.offer,
@@ -311,6 +365,15 @@ class Counter:
                     )
                     for a in asks
                 ]
+                counted = [a for a, c in zip(asks, answers, strict=True) if not c.replayed]
+                events = await emit_events(
+                    conn,
+                    OFFER_CLAIMED,
+                    [claimed_payload(a) for a in counted],
+                    now=max(a.now for a in asks),
+                )
+            self._emitted(len(events))
+            return answers
         return await _in_rounds(
             asks,
             key=lambda a: a.transaction_id,
@@ -352,8 +415,16 @@ class Counter:
             "contents": [orjson.dumps(a.offer.spec.contents).decode() for a in asks],
             "caps": [a.offer.spec.period.max for a in asks],
             "next_ats": [a.offer.spec.period.next_time(a.now) for a in asks],
+            "event_time": event_time(asks[0].now),
         }
-        rows = await self._run(_CLAIMS, params)
+        statement = _CLAIMS if self._claim_events.wanted else _CLAIMS_LEAN
+        rows = await self._run(statement, params)
+        self._claim_events.wanted = rows[0].events_wanted
+        if rows[0].events_wanted and statement is _CLAIMS_LEAN:
+            # It counted nothing: a subscription wants the events. Again, with them.
+            rows = await self._run(_CLAIMS, params)
+            self._claim_events.wanted = rows[0].events_wanted
+        self._emitted(rows[0].events)
         answers: list[Claimed | None] = [
             Claimed(a.offer.spec.contents, row.next_at, replayed=False) if row.counted else None
             for a, row in zip(asks, rows, strict=True)
@@ -383,6 +454,10 @@ class Counter:
             [a.impression_id for a in asks],
             lambda conn, impression: _seen_before(conn, game_id, impression),
         )
+
+    def _emitted(self, events: int) -> None:
+        if events and self._on_events is not None:
+            self._on_events()
 
     async def _replayed(
         self,

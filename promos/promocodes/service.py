@@ -3,22 +3,44 @@
 Every rule of a redemption (uses left, expiry, bound customer, products) is in the WHERE
 clause of the one UPDATE that takes the use, so concurrent redemptions can never take more
 uses than there are. Only when that UPDATE finds nothing do we read why.
+
+A redemption is a ``promocode.redeemed`` event, and its rollback a
+``promocode.redeem_rolled_back`` event, when a webhook subscription wants that type; written
+with the change (on PostgreSQL, in the statement that records the redemption). A replayed
+redemption (same Idempotency-Key) emits nothing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from promos.db import UTCDateTime
+from promos.events.outbox import emit_events, emitting, event_time
+from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.promocodes import bulk
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
@@ -504,19 +526,9 @@ async def redeem(
         await savepoint.rollback()
         found = await get_promocode(conn, code)
         raise _why_unusable(found, customer=who, skus=skus, today=now.date())
+    redemption = Redemption(0, code, who, idempotency_key, now, None, taken.usage_count)
     try:
-        redemption_id = (
-            await conn.execute(
-                redemptions.insert()
-                .values(
-                    promocode_id=taken.id,
-                    customer=who,
-                    idempotency_key=idempotency_key,
-                    redeemed_at=now,
-                )
-                .returning(redemptions.c.id)
-            )
-        ).scalar_one()
+        redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id)
     except IntegrityError:
         # A concurrent retry with the same key committed first: give the use back, replay it.
         await savepoint.rollback()
@@ -525,7 +537,93 @@ async def redeem(
             raise
         return _replayed(earlier, who)
     await savepoint.commit()
-    return Redemption(redemption_id, code, who, idempotency_key, now, None, taken.usage_count)
+    return replace(redemption, id=redemption_id)
+
+
+def redeemed_payload(redemption: Redemption) -> dict[str, Any]:
+    """The ``promocode.redeemed`` event's payload (``_RECORD_REDEMPTION`` builds it in SQL)."""
+    return {
+        "redemption_id": redemption.id,
+        "code": redemption.code,
+        "customer": redemption.customer,
+        "uses_left": redemption.usage_count,
+        "redeemed_at": redemption.redeemed_at,
+    }
+
+
+def rolled_back_payload(redemption: Redemption) -> dict[str, Any]:
+    """The ``promocode.redeem_rolled_back`` event's payload: the redemption, undone."""
+    return {**redeemed_payload(redemption), "rolled_back_at": redemption.rolled_back_at}
+
+
+# PostgreSQL: the redemption and its event (when a subscription wants it) in one statement.
+_REDEMPTION_EVENTS = emitting(
+    PROMOCODE_REDEEMED,
+    rows="redeemed",
+    payload="json_build_object('redemption_id', redeemed.id, 'code', CAST(:code AS text), "
+    "'customer', CAST(:customer AS text), 'uses_left', CAST(:uses_left AS integer), "
+    "'redeemed_at', CAST(:event_time AS text))",
+    name="redemption_events",
+)
+_RECORD_REDEMPTION = text(
+    f"""
+    WITH redeemed AS (
+        INSERT INTO promocode_redemptions (promocode_id, customer, idempotency_key, redeemed_at)
+        VALUES (:promocode_id, :customer, :idempotency_key, :now)
+        RETURNING id
+    ), {_REDEMPTION_EVENTS}
+    SELECT id FROM redeemed
+    """  # noqa: S608 - _REDEMPTION_EVENTS is a constant
+).bindparams(
+    bindparam("promocode_id", type_=BigInteger()),
+    bindparam("customer", type_=String()),
+    bindparam("idempotency_key", type_=String()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("code", type_=Text()),
+    bindparam("uses_left", type_=Integer()),
+    bindparam("event_time", type_=String()),
+)
+
+
+async def _record_redemption(
+    conn: AsyncConnection, redemption: Redemption, *, promocode_id: int
+) -> int:
+    """Insert the redemption (and its event, when wanted); its id."""
+    if conn.dialect.name == "postgresql":
+        recorded = await conn.execute(
+            _RECORD_REDEMPTION,
+            {
+                "promocode_id": promocode_id,
+                "customer": redemption.customer,
+                "idempotency_key": redemption.idempotency_key,
+                "now": redemption.redeemed_at,
+                "code": redemption.code,
+                "uses_left": redemption.usage_count,
+                "event_time": event_time(redemption.redeemed_at),
+            },
+        )
+        redemption_id: int = recorded.scalar_one()
+        return redemption_id
+    redemption_id = (
+        await conn.execute(
+            redemptions.insert()
+            .values(
+                promocode_id=promocode_id,
+                customer=redemption.customer,
+                idempotency_key=redemption.idempotency_key,
+                redeemed_at=redemption.redeemed_at,
+            )
+            .returning(redemptions.c.id)
+        )
+    ).scalar_one()
+    recorded_redemption = replace(redemption, id=redemption_id)
+    await emit_events(
+        conn,
+        PROMOCODE_REDEEMED,
+        [redeemed_payload(recorded_redemption)],
+        now=redemption.redeemed_at,
+    )
+    return redemption_id
 
 
 async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
@@ -557,4 +655,8 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
             .where(redemptions.c.id == redemption_id)
         )
     ).one()
-    return Redemption(*row)
+    undone_redemption = Redemption(*row)
+    await emit_events(
+        conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
+    )
+    return undone_redemption
