@@ -12,7 +12,6 @@ from uuid import UUID
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from promos.app import create_app
@@ -21,6 +20,7 @@ from promos.auth.tables import api_keys, tokens
 from promos.db import Database
 from promos.settings import Settings
 from promos.tables import metadata
+from tests._routes import app_routes
 from tests.conftest import FakeClock
 from tests.factories.auth import make_api_key, make_user
 
@@ -512,31 +512,7 @@ PUBLIC = {
     ("PUT", "/offers/{offer_id}/impressions"),
 }
 
-try:
-    from fastapi.routing import iter_route_contexts
-except ImportError:  # FastAPI before lazily included routers: app.routes is already flat
-
-    def iter_route_contexts(routes: Any) -> Any:
-        return iter(routes)
-
-
-def _routes(app: FastAPI) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-    """Every (method, path) the app serves, documented or not, with its path parameters."""
-    found: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-    for path, operations in app.openapi()["paths"].items():
-        for method, operation in operations.items():
-            found[method.upper(), path] = {
-                p["name"]: p["schema"] for p in operation.get("parameters", []) if p["in"] == "path"
-            }
-    for route in iter_route_contexts(app.routes):
-        path = getattr(route, "path", None)
-        for method in getattr(route, "methods", None) or ():
-            if path is not None and method != "HEAD":
-                found.setdefault((method, path), {})
-    return found
-
-
-_APP_ROUTES = _routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
+_APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
 PRIVATE = sorted(set(_APP_ROUTES) - PUBLIC)
 
 

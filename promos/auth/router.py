@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response, status
 
+from promos.audit import service as audit
 from promos.auth import service
 from promos.auth.schemas import (
     ApiKeyCreate,
@@ -52,12 +53,22 @@ async def who_am_i(principal: CurrentPrincipal) -> WhoAmI:
 
 
 @router.delete("/auth/tokens/current", status_code=status.HTTP_204_NO_CONTENT)
-async def sign_out(request: Request, state: State, _: CurrentPrincipal) -> Response:
+async def sign_out(request: Request, state: State, principal: CurrentPrincipal) -> Response:
     """Revoke the bearer token this request was made with."""
     scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.startswith(service.TOKEN_PREFIX):
+        now = state.clock()
         async with state.database.begin() as conn:
-            await service.revoke_token(conn, token.strip(), now=state.clock())
+            revoked = await service.revoke_token(conn, token.strip(), now=now)
+            if revoked is not None:
+                await audit.record(
+                    conn,
+                    actor=principal,
+                    action="token.revoke",
+                    target_type="token",
+                    target_id=revoked,
+                    at=now,
+                )
         state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -67,14 +78,20 @@ async def sign_out(request: Request, state: State, _: CurrentPrincipal) -> Respo
     status_code=status.HTTP_201_CREATED,
     responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def create_user(body: UserCreate, state: State, _: AdminPrincipal) -> UserOut:
+async def create_user(body: UserCreate, state: State, principal: AdminPrincipal) -> UserOut:
+    now = state.clock()
     async with state.database.begin() as conn:
         user = await service.create_user(
+            conn, username=body.username, password=body.password, role=body.role, now=now
+        )
+        await audit.record(
             conn,
-            username=body.username,
-            password=body.password,
-            role=body.role,
-            now=state.clock(),
+            actor=principal,
+            action="user.create",
+            target_type="user",
+            target_id=user.id,
+            after=user,
+            at=now,
         )
     return UserOut.model_validate(user)
 
@@ -90,10 +107,22 @@ async def list_users(state: State, _: AdminPrincipal) -> list[UserOut]:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-async def disable_user(user_id: int, state: State, _: AdminPrincipal) -> Response:
+async def disable_user(user_id: int, state: State, principal: AdminPrincipal) -> Response:
     """Disable a user: their tokens and password stop working."""
+    now = state.clock()
     async with state.database.begin() as conn:
-        await service.disable_user(conn, user_id, now=state.clock())
+        before = await service.get_user(conn, user_id, for_update=True)
+        await service.disable_user(conn, user_id, now=now)
+        await audit.record(
+            conn,
+            actor=principal,
+            action="user.disable",
+            target_type="user",
+            target_id=user_id,
+            before=before,
+            after=await service.get_user(conn, user_id),
+            at=now,
+        )
     state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -103,10 +132,22 @@ async def disable_user(user_id: int, state: State, _: AdminPrincipal) -> Respons
     status_code=status.HTTP_201_CREATED,
     responses={403: {"model": ErrorBody}},
 )
-async def create_api_key(body: ApiKeyCreate, state: State, _: AdminPrincipal) -> NewApiKeyOut:
+async def create_api_key(
+    body: ApiKeyCreate, state: State, principal: AdminPrincipal
+) -> NewApiKeyOut:
     """A key for a service; its secret is in this response and nowhere else."""
+    now = state.clock()
     async with state.database.begin() as conn:
-        new = await service.create_api_key(conn, name=body.name, role=body.role, now=state.clock())
+        new = await service.create_api_key(conn, name=body.name, role=body.role, now=now)
+        await audit.record(
+            conn,
+            actor=principal,
+            action="api_key.create",
+            target_type="api_key",
+            target_id=new.key.id,
+            after=new.key,
+            at=now,
+        )
     return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
 
@@ -121,8 +162,20 @@ async def list_api_keys(state: State, _: AdminPrincipal) -> list[ApiKeyOut]:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-async def revoke_api_key(key_id: int, state: State, _: AdminPrincipal) -> Response:
+async def revoke_api_key(key_id: int, state: State, principal: AdminPrincipal) -> Response:
+    now = state.clock()
     async with state.database.begin() as conn:
-        await service.revoke_api_key(conn, key_id, now=state.clock())
+        before = await service.get_api_key(conn, key_id, for_update=True)
+        await service.revoke_api_key(conn, key_id, now=now)
+        await audit.record(
+            conn,
+            actor=principal,
+            action="api_key.revoke",
+            target_type="api_key",
+            target_id=key_id,
+            before=before,
+            after=await service.get_api_key(conn, key_id),
+            at=now,
+        )
     state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

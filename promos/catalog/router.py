@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from promos.catalog import service
+from promos.catalog import changes, service
 from promos.catalog.schemas import (
     SpecialIn,
     SpecialOut,
@@ -28,9 +28,11 @@ _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
 @router.post("/specials", status_code=status.HTTP_201_CREATED)
-async def create_special(body: SpecialIn, state: State, _: CurrentPrincipal) -> SpecialOut:
+async def create_special(body: SpecialIn, state: State, principal: CurrentPrincipal) -> SpecialOut:
     async with state.database.begin() as conn:
-        made = await service.create_special(conn, spec=body.to_spec(), now=state.clock())
+        made = await changes.create_special(
+            conn, actor=principal, spec=body.to_spec(), now=state.clock()
+        )
     return SpecialOut.model_validate(made)
 
 
@@ -63,29 +65,33 @@ async def get_special(special_id: int, state: State, _: CurrentPrincipal) -> Spe
 
 @router.put("/specials/{special_id}", responses=_404)
 async def update_special(
-    special_id: int, body: SpecialIn, state: State, _: CurrentPrincipal
+    special_id: int, body: SpecialIn, state: State, principal: CurrentPrincipal
 ) -> SpecialOut:
     """Replace the special's fields."""
     async with state.database.begin() as conn:
-        done = await service.update_special(
-            conn, special_id=special_id, spec=body.to_spec(), now=state.clock()
+        done = await changes.update_special(
+            conn, actor=principal, special_id=special_id, spec=body.to_spec(), now=state.clock()
         )
     return SpecialOut.model_validate(done)
 
 
 @router.delete("/specials/{special_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
-async def delete_special(special_id: int, state: State, _: CurrentPrincipal) -> Response:
+async def delete_special(special_id: int, state: State, principal: CurrentPrincipal) -> Response:
     async with state.database.begin() as conn:
-        await service.delete_special(conn, special_id)
+        await changes.delete_special(
+            conn, actor=principal, special_id=special_id, now=state.clock()
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/upgrade-programs", status_code=status.HTTP_201_CREATED)
 async def create_upgrade_program(
-    body: UpgradeProgramIn, state: State, _: CurrentPrincipal
+    body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
 ) -> UpgradeProgramOut:
     async with state.database.begin() as conn:
-        made = await service.create_upgrade_program(conn, spec=body.to_spec(), now=state.clock())
+        made = await changes.create_upgrade_program(
+            conn, actor=principal, spec=body.to_spec(), now=state.clock()
+        )
     return UpgradeProgramOut.model_validate(made)
 
 
@@ -116,12 +122,12 @@ async def get_upgrade_program(
 
 @router.put("/upgrade-programs/{program_id}", responses=_404)
 async def update_upgrade_program(
-    program_id: int, body: UpgradeProgramIn, state: State, _: CurrentPrincipal
+    program_id: int, body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
 ) -> UpgradeProgramOut:
     """Replace the upgrade program's fields."""
     async with state.database.begin() as conn:
-        done = await service.update_upgrade_program(
-            conn, program_id=program_id, spec=body.to_spec(), now=state.clock()
+        done = await changes.update_upgrade_program(
+            conn, actor=principal, program_id=program_id, spec=body.to_spec(), now=state.clock()
         )
     return UpgradeProgramOut.model_validate(done)
 
@@ -129,7 +135,11 @@ async def update_upgrade_program(
 @router.delete(
     "/upgrade-programs/{program_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404
 )
-async def delete_upgrade_program(program_id: int, state: State, _: CurrentPrincipal) -> Response:
+async def delete_upgrade_program(
+    program_id: int, state: State, principal: CurrentPrincipal
+) -> Response:
     async with state.database.begin() as conn:
-        await service.delete_upgrade_program(conn, program_id)
+        await changes.delete_upgrade_program(
+            conn, actor=principal, program_id=program_id, now=state.clock()
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

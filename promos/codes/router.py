@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 
+from promos.audit import service as audit
 from promos.codes import csv_import, service
 from promos.codes.schemas import (
     BatchCreate,
@@ -43,16 +44,22 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED)
-async def create_batch(body: BatchCreate, state: State, _: CurrentPrincipal) -> BatchOut:
+async def create_batch(body: BatchCreate, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Create an empty batch for a client (the client needs no registering first)."""
     rules = body.rules.to_rules()
+    now = state.clock()
     async with state.database.begin() as conn:
         batch = await service.create_batch(
+            conn, client_id=body.client_id, name=body.name, rules=rules, now=now
+        )
+        await audit.record(
             conn,
-            client_id=body.client_id,
-            name=body.name,
-            rules=rules,
-            now=state.clock(),
+            actor=principal,
+            action="batch.create",
+            target_type="batch",
+            target_id=batch.id,
+            after=batch,
+            at=now,
         )
     return BatchOut.model_validate(batch)
 
@@ -85,10 +92,23 @@ async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> Stat
 
 
 @router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
-async def expire_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
+async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Stop issuing from the batch, without touching its codes."""
+    now = state.clock()
     async with state.database.begin() as conn:
-        return BatchOut.model_validate(await service.expire_batch(conn, batch_id))
+        before = await service.get_batch(conn, batch_id, for_update=True)
+        expired = await service.expire_batch(conn, batch_id)
+        await audit.record(
+            conn,
+            actor=principal,
+            action="batch.expire",
+            target_type="batch",
+            target_id=batch_id,
+            before=before,
+            after=expired,
+            at=now,
+        )
+    return BatchOut.model_validate(expired)
 
 
 @router.post(
@@ -103,13 +123,24 @@ async def expire_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> Bat
 async def upload_codes(
     batch_id: UUID,
     state: State,
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV with header `code` or `client_id,code`")],
 ) -> ImportOut:
     """Add a CSV file's codes to the batch: all of them, or none if any row is wrong."""
+    now = state.clock()
     async with state.database.begin() as conn:
         batch = await service.get_batch(conn, batch_id)
         added = await csv_import.import_into(conn, batch, file.file)
+        # How many codes, not which: the codes themselves are the pool, not its configuration.
+        await audit.record(
+            conn,
+            actor=principal,
+            action="batch.codes_add",
+            target_type="batch",
+            target_id=batch_id,
+            after={"added": added},
+            at=now,
+        )
     return ImportOut(batch_id=batch_id, added=added)
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
 
+from promos.audit import service as audit
 from promos.codes import csv_import, service
 from promos.codes.errors import InvalidRules
 from promos.codes.service import IssueRequest, Rules
@@ -134,7 +135,7 @@ async def batches(state: State, _: CurrentPrincipal) -> list[AngoBatch]:
 @router.post(UPLOAD_PATH, responses={409: {"model": AngoError}})
 async def upload(
     state: State,
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV with the header client_id,code")],
     batch_name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)],
     rules: Annotated[
@@ -143,9 +144,19 @@ async def upload(
 ) -> UploadOut:
     """Create a batch from a CSV file: every code is stored, or none if any row is wrong."""
     parsed = _rules(rules)
+    now = state.clock()
     async with state.database.begin() as conn:
         batch, count = await csv_import.import_batch(
-            conn, file.file, name=batch_name, rules=parsed, now=state.clock()
+            conn, file.file, name=batch_name, rules=parsed, now=now
+        )
+        await audit.record(
+            conn,
+            actor=principal,
+            action="batch.import",
+            target_type="batch",
+            target_id=batch.id,
+            after={"batch": batch, "added": count},
+            at=now,
         )
     return UploadOut(message="Codes uploaded successfully", batch_id=batch.id, count=count)
 

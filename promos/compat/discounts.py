@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
+from promos.audit import service as audit
 from promos.brands import service as brands
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
@@ -101,11 +102,21 @@ class GenerateIn(BaseModel):
 
 
 @router.post("/generate")
-async def generate(body: GenerateIn, state: State, _: CurrentPrincipal) -> Envelope:
+async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) -> Envelope:
     """Generate ``number_of_codes`` new codes for the brand (needs a credential)."""
+    now = state.clock()
     async with state.database.begin() as conn:
-        await brands.generate_for_brand(
-            conn, brand_id=body.brand_id, count=body.number_of_codes, now=state.clock()
+        batch = await brands.generate_for_brand(
+            conn, brand_id=body.brand_id, count=body.number_of_codes, now=now
+        )
+        await audit.record(
+            conn,
+            actor=principal,
+            action="brand.generate",
+            target_type="brand",
+            target_id=body.brand_id,
+            after={"batch_id": batch.id, "added": body.number_of_codes},
+            at=now,
         )
     return Envelope(
         code="201",

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
 
+from promos.auth.service import Principal
 from promos.errors import (
     Conflict,
     InvalidInput,
@@ -37,7 +38,7 @@ from promos.http.errors import error_route_class, headers_for, invalid_input, st
 from promos.http.fastpath import FastEndpoint
 from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
-from promos.offers import player, service
+from promos.offers import changes, player, service
 from promos.offers.counting import Claimed
 from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer
 from promos.offers.filters import filters_json
@@ -139,13 +140,18 @@ async def upsert_game(
     game_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)],
     body: GameIn,
     state: State,
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
 ) -> GameIdOut:
     """Insert the game, or update its name and metadata (``:id``: ``^[^-][a-zA-Z0-9-_]*$``)."""
     metadata = check_game_metadata(body.metadata)
     async with state.database.begin() as conn:
-        await service.upsert_game(
-            conn, game_id=game_id, name=body.name, metadata=metadata, now=state.clock()
+        await changes.upsert_game(
+            conn,
+            actor=principal,
+            game_id=game_id,
+            name=body.name,
+            metadata=metadata,
+            now=state.clock(),
         )
     state.offers.invalidate(game_id)
     return GameIdOut(gameId=game_id)
@@ -216,13 +222,13 @@ def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
 
 
 @management.post(OFFERS_PATH, responses=MANAGED)
-async def create_offer(body: OfferIn, state: State, _: CurrentPrincipal) -> JSON:
+async def create_offer(body: OfferIn, state: State, principal: CurrentPrincipal) -> JSON:
     """Insert a new offer template: enabled, version 1. Its game must exist (422 otherwise)."""
     spec = body.to_spec()
     try:
         async with state.database.begin() as conn:
-            offer = await service.create_offer(
-                conn, game_id=body.gameId, spec=spec, now=state.clock()
+            offer = await changes.create_offer(
+                conn, actor=principal, game_id=body.gameId, spec=spec, now=state.clock()
             )
     except GameNotFound as exc:
         raise InvalidOffer(f"gameId: {exc.message}") from None
@@ -237,13 +243,18 @@ class VersionOut(BaseModel):
 
 @management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
 async def update_offer(
-    offer_id: UUID, body: OfferIn, state: State, _: CurrentPrincipal
+    offer_id: UUID, body: OfferIn, state: State, principal: CurrentPrincipal
 ) -> VersionOut:
     """A new version of the offer (same id); 404 if the game has no such offer."""
     spec = body.to_spec()
     async with state.database.begin() as conn:
-        offer = await service.update_offer(
-            conn, game_id=body.gameId, offer_id=offer_id, spec=spec, now=state.clock()
+        offer = await changes.update_offer(
+            conn,
+            actor=principal,
+            game_id=body.gameId,
+            offer_id=offer_id,
+            spec=spec,
+            now=state.clock(),
         )
     state.offers.invalidate(body.gameId)
     return VersionOut(id=offer.id, version=offer.version)
@@ -254,10 +265,17 @@ QueryGameId = Annotated[
 ]
 
 
-async def _set_enabled(state: AppState, game_id: str, offer_id: UUID, *, enabled: bool) -> JSON:
+async def _set_enabled(
+    state: AppState, actor: Principal, game_id: str, offer_id: UUID, *, enabled: bool
+) -> JSON:
     async with state.database.begin() as conn:
-        await service.set_enabled(
-            conn, game_id=game_id, offer_id=offer_id, enabled=enabled, now=state.clock()
+        await changes.set_enabled(
+            conn,
+            actor=actor,
+            game_id=game_id,
+            offer_id=offer_id,
+            enabled=enabled,
+            now=state.clock(),
         )
     state.offers.invalidate(game_id)
     return JSON({})
@@ -265,18 +283,18 @@ async def _set_enabled(state: AppState, game_id: str, offer_id: UUID, *, enabled
 
 @management.put("/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND})
 async def enable_offer(
-    offer_id: UUID, game_id: QueryGameId, state: State, _: CurrentPrincipal
+    offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
     """Enable the offer: ``{}``."""
-    return await _set_enabled(state, game_id, offer_id, enabled=True)
+    return await _set_enabled(state, principal, game_id, offer_id, enabled=True)
 
 
 @management.put("/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND})
 async def disable_offer(
-    offer_id: UUID, game_id: QueryGameId, state: State, _: CurrentPrincipal
+    offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
     """Disable the offer: ``{}``."""
-    return await _set_enabled(state, game_id, offer_id, enabled=False)
+    return await _set_enabled(state, principal, game_id, offer_id, enabled=False)
 
 
 @management.get(OFFERS_PATH, responses=MANAGED)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from promos.auth import service as auth_service
 from promos.auth.service import Principal
+from promos.catalog import changes as catalog_changes
 from promos.catalog import service as catalog
 from promos.catalog.errors import InvalidOffer
 from promos.catalog.schemas import SpecialIn, UpgradeProgramIn
@@ -34,6 +35,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
+from promos.promocodes import changes as promocode_changes
 from promos.promocodes import service as promocodes
 from promos.promocodes.errors import PromocodeNotFound
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
@@ -258,10 +260,12 @@ class SetIn(BaseModel):
 
 
 @both("POST", "/promocodes/set")
-async def set_promocodes(body: SetIn, state: State, _: CurrentPrincipal) -> Message:
+async def set_promocodes(body: SetIn, state: State, principal: CurrentPrincipal) -> Message:
     """Generate ``count`` codes from ``pattern`` and ``charset`` (all, or none)."""
     async with state.database.begin() as conn:
-        made = await promocodes.generate(conn, spec=body.to_spec(), now=state.clock())
+        made = await promocode_changes.generate(
+            conn, actor=principal, spec=body.to_spec(), now=state.clock()
+        )
     names = ", ".join(made.codes[:100])
     if made.generation.count > 100:  # noqa: PLR2004 - the message names the first 100
         names += f" and {made.generation.count - 100} more"
@@ -341,11 +345,13 @@ async def get_discount_percentage(state: State, _: CurrentPrincipal) -> list[See
 async def delete_code(
     code: Annotated[str, Path(alias="id", min_length=1, max_length=255)],
     state: State,
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
 ) -> Message:
     """Delete the promo code ``{id}`` (the code itself, e.g. SUMMER21)."""
     async with state.database.begin() as conn:
-        await promocodes.delete_promocode(conn, code)
+        await promocode_changes.delete_promocode(
+            conn, actor=principal, code=code, now=state.clock()
+        )
     return Message(message="Promocodes deleted.", status=200)
 
 
@@ -429,14 +435,21 @@ async def crud_list(module: Module, state: State, _: CurrentPrincipal) -> list[d
 
 @router.post("/api/create")
 async def crud_create(
-    module: Module, body: AnyBody, state: State, _: CurrentPrincipal
+    module: Module, body: AnyBody, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
+    now = state.clock()
     async with state.database.begin() as conn:
         if module == "specials":
             spec = SpecialIn.model_validate(body).to_spec()
-            return plain(await catalog.create_special(conn, spec=spec, now=state.clock()))
+            return plain(
+                await catalog_changes.create_special(conn, actor=principal, spec=spec, now=now)
+            )
         program = UpgradeProgramIn.model_validate(body).to_spec()
-        return plain(await catalog.create_upgrade_program(conn, spec=program, now=state.clock()))
+        return plain(
+            await catalog_changes.create_upgrade_program(
+                conn, actor=principal, spec=program, now=now
+            )
+        )
 
 
 def _id_of(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -449,7 +462,7 @@ def _id_of(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
 
 @router.put("/api/update")
 async def crud_update(
-    module: Module, body: AnyBody, state: State, _: CurrentPrincipal
+    module: Module, body: AnyBody, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Replace every field of the special or upgrade program named by ``id`` in the body."""
     item_id, rest = _id_of(body)
@@ -457,10 +470,16 @@ async def crud_update(
     async with state.database.begin() as conn:
         if module == "specials":
             spec = SpecialIn.model_validate(rest).to_spec()
-            return plain(await catalog.update_special(conn, special_id=item_id, spec=spec, now=now))
+            return plain(
+                await catalog_changes.update_special(
+                    conn, actor=principal, special_id=item_id, spec=spec, now=now
+                )
+            )
         program = UpgradeProgramIn.model_validate(rest).to_spec()
         return plain(
-            await catalog.update_upgrade_program(conn, program_id=item_id, spec=program, now=now)
+            await catalog_changes.update_upgrade_program(
+                conn, actor=principal, program_id=item_id, spec=program, now=now
+            )
         )
 
 
@@ -482,13 +501,16 @@ async def crud_delete(
     item_id: Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)],
     module: Module,
     state: State,
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
 ) -> Message:
+    now = state.clock()
     async with state.database.begin() as conn:
         if module == "specials":
-            await catalog.delete_special(conn, item_id)
+            await catalog_changes.delete_special(conn, actor=principal, special_id=item_id, now=now)
             return Message(message=f"Special {item_id} deleted.", status=200)
-        await catalog.delete_upgrade_program(conn, item_id)
+        await catalog_changes.delete_upgrade_program(
+            conn, actor=principal, program_id=item_id, now=now
+        )
     return Message(message=f"Upgrade program {item_id} deleted.", status=200)
 
 
@@ -519,7 +541,7 @@ class UpgradeCodeIn(BaseModel):
 
 @both("POST", "/promocode/upgrade-program")
 async def upgrade_program_code(
-    body: UpgradeCodeIn, state: State, _: CurrentPrincipal
+    body: UpgradeCodeIn, state: State, principal: CurrentPrincipal
 ) -> SeedPromocode:
     """A promo code for an active upgrade program: its discount, on its ``to_sku``.
 
@@ -532,8 +554,9 @@ async def upgrade_program_code(
         if program.id not in {p.id for p in active}:
             raise InvalidOffer(f"upgrade program {program.id} is not active now")
         ends = program.ends_at.date() if program.ends_at is not None else None
-        made = await promocodes.generate(
+        made = await promocode_changes.generate(
             conn,
+            actor=principal,
             spec=GenerationSpec(
                 pattern=UPGRADE_PATTERN,
                 count=1,

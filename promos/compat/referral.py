@@ -20,7 +20,7 @@ from promos.errors import InvalidInput, PromosError
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input
 from promos.http.responses import JSON
-from promos.referrals import service
+from promos.referrals import changes, service
 from promos.referrals.router import wake_dispatcher
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, Name
@@ -213,12 +213,13 @@ UserHashPath = Annotated[
 
 
 @route("POST", "/program/", status_code=status.HTTP_201_CREATED, openapi_extra=body_doc(ProgramIn))
-async def create_program(request: Request, state: State, _: CurrentPrincipal) -> ProgramOut:
+async def create_program(request: Request, state: State, principal: CurrentPrincipal) -> ProgramOut:
     """A new referral program: name, credit_value (the new user's), target_value."""
     body = await params(request, ProgramIn)
     async with state.database.begin() as conn:
-        program = await service.create_program(
+        program = await changes.create_program(
             conn,
+            actor=principal,
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
@@ -248,14 +249,15 @@ async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) 
     openapi_extra=body_doc(ProgramChange),
 )
 async def update_program(
-    program_id: ProgramId, request: Request, state: State, _: CurrentPrincipal
+    program_id: ProgramId, request: Request, state: State, principal: CurrentPrincipal
 ) -> ProgramOut:
     """Change the fields given; referrals already made keep their terms."""
     body = await params(request, ProgramChange)
     async with state.database.begin() as conn:
-        program = await service.update_program(
+        program = await changes.update_program(
             conn,
             program_id,
+            actor=principal,
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
@@ -270,10 +272,12 @@ async def update_program(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ReferralError}, 409: {"model": ReferralError}},
 )
-async def delete_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> Response:
+async def delete_program(
+    program_id: ProgramId, state: State, principal: CurrentPrincipal
+) -> Response:
     """Delete a program that has no referrals (409 otherwise)."""
     async with state.database.begin() as conn:
-        await service.delete_program(conn, program_id)
+        await changes.delete_program(conn, program_id, actor=principal, now=state.clock())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
+from promos.audit import service as audit
 from promos.events import service
 from promos.events.schemas import (
     DeliveryDetail,
@@ -72,10 +73,31 @@ async def get_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> Deli
     status_code=status.HTTP_202_ACCEPTED,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def replay_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> DeliveryDetail:
+async def replay_delivery(
+    delivery_id: Id, state: State, principal: AdminPrincipal
+) -> DeliveryDetail:
     """Send a delivery's body again, as a new delivery that is due now."""
+    now = state.clock()
     async with state.database.begin() as conn:
-        replayed = await service.replay_delivery(conn, delivery_id, now=state.clock())
+        replayed = await service.replay_delivery(conn, delivery_id, now=now)
+        # The new delivery, without its body: the event it carries is in the outbox already.
+        await audit.record(
+            conn,
+            actor=principal,
+            action="webhook_delivery.replay",
+            target_type="webhook_delivery",
+            target_id=delivery_id,
+            after={
+                "id": replayed.id,
+                "event_id": replayed.event_id,
+                "event_type": replayed.event_type,
+                "kind": replayed.kind,
+                "subscription_id": replayed.subscription_id,
+                "url": replayed.url,
+                "replay_of": replayed.replay_of,
+            },
+            at=now,
+        )
     if state.dispatcher is not None:
         state.dispatcher.wake()
     return DeliveryDetail.model_validate(replayed)
@@ -83,16 +105,22 @@ async def replay_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> D
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_subscription(
-    body: SubscriptionCreate, state: State, _: AdminPrincipal
+    body: SubscriptionCreate, state: State, principal: AdminPrincipal
 ) -> SubscriptionOut:
     """Send these events to this URL, signed with this secret, from now on."""
+    now = state.clock()
     async with state.database.begin() as conn:
         created = await service.create_subscription(
+            conn, url=str(body.url), event_types=body.events, secret=body.secret, now=now
+        )
+        await audit.record(
             conn,
-            url=str(body.url),
-            event_types=body.events,
-            secret=body.secret,
-            now=state.clock(),
+            actor=principal,
+            action="webhook.create",
+            target_type="webhook",
+            target_id=created.id,
+            after=created,
+            at=now,
         )
     return SubscriptionOut.model_validate(created)
 
@@ -112,9 +140,21 @@ async def get_subscription(subscription_id: Id, state: State, _: AdminPrincipal)
 
 @router.delete("/{subscription_id}", responses={404: {"model": ErrorBody}})
 async def delete_subscription(
-    subscription_id: Id, state: State, _: AdminPrincipal
+    subscription_id: Id, state: State, principal: AdminPrincipal
 ) -> SubscriptionOut:
     """Stop the subscription; its pending deliveries are cancelled, its log stays."""
+    now = state.clock()
     async with state.database.begin() as conn:
+        before = await service.get_subscription(conn, subscription_id, for_update=True)
         stopped = await service.deactivate_subscription(conn, subscription_id)
+        await audit.record(
+            conn,
+            actor=principal,
+            action="webhook.delete",
+            target_type="webhook",
+            target_id=subscription_id,
+            before=before,
+            after=stopped,
+            at=now,
+        )
     return SubscriptionOut.model_validate(stopped)

@@ -7,9 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, status
 
+from promos.auth.service import Principal
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.offers import service
+from promos.offers import changes, service
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
     GameIn,
@@ -33,13 +34,20 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
 @router.put("/games/{game_id}")
-async def put_game(game_id: GameIdPath, body: GameIn, state: State, _: CurrentPrincipal) -> GameOut:
+async def put_game(
+    game_id: GameIdPath, body: GameIn, state: State, principal: CurrentPrincipal
+) -> GameOut:
     """Create the game, or replace its name and metadata (``cacheMaxAge``,
     ``allowInefficientQueries``)."""
     metadata = check_game_metadata(body.metadata)
     async with state.database.begin() as conn:
-        game = await service.upsert_game(
-            conn, game_id=game_id, name=body.name, metadata=metadata, now=state.clock()
+        game = await changes.upsert_game(
+            conn,
+            actor=principal,
+            game_id=game_id,
+            name=body.name,
+            metadata=metadata,
+            now=state.clock(),
         )
     state.offers.invalidate(game_id)
     return GameOut.of(game)
@@ -60,12 +68,14 @@ async def get_game(game_id: GameIdPath, state: State, _: CurrentPrincipal) -> Ga
 
 @router.post("/games/{game_id}/offers", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
 async def create_offer(
-    game_id: GameIdPath, body: OfferIn, state: State, _: CurrentPrincipal
+    game_id: GameIdPath, body: OfferIn, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
     """A new offer template of the game: enabled, version 1."""
     spec = body.to_spec()
     async with state.database.begin() as conn:
-        offer = await service.create_offer(conn, game_id=game_id, spec=spec, now=state.clock())
+        offer = await changes.create_offer(
+            conn, actor=principal, game_id=game_id, spec=spec, now=state.clock()
+        )
     state.offers.invalidate(game_id)
     return OfferOut.of(offer)
 
@@ -94,22 +104,29 @@ async def get_offer(
 
 @router.put("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)
 async def update_offer(
-    game_id: GameIdPath, offer_id: UUID, body: OfferIn, state: State, _: CurrentPrincipal
+    game_id: GameIdPath, offer_id: UUID, body: OfferIn, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
     """The offer's next version: the same id, a new key, version + 1."""
     spec = body.to_spec()
     async with state.database.begin() as conn:
-        offer = await service.update_offer(
-            conn, game_id=game_id, offer_id=offer_id, spec=spec, now=state.clock()
+        offer = await changes.update_offer(
+            conn, actor=principal, game_id=game_id, offer_id=offer_id, spec=spec, now=state.clock()
         )
     state.offers.invalidate(game_id)
     return OfferOut.of(offer)
 
 
-async def _set_enabled(state: State, game_id: str, offer_id: UUID, *, enabled: bool) -> OfferOut:
+async def _set_enabled(
+    state: State, actor: Principal, game_id: str, offer_id: UUID, *, enabled: bool
+) -> OfferOut:
     async with state.database.begin() as conn:
-        offer = await service.set_enabled(
-            conn, game_id=game_id, offer_id=offer_id, enabled=enabled, now=state.clock()
+        offer = await changes.set_enabled(
+            conn,
+            actor=actor,
+            game_id=game_id,
+            offer_id=offer_id,
+            enabled=enabled,
+            now=state.clock(),
         )
     state.offers.invalidate(game_id)
     return OfferOut.of(offer)
@@ -117,13 +134,13 @@ async def _set_enabled(state: State, game_id: str, offer_id: UUID, *, enabled: b
 
 @router.post("/games/{game_id}/offers/{offer_id}/enable", responses=NOT_FOUND)
 async def enable_offer(
-    game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
+    game_id: GameIdPath, offer_id: UUID, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
-    return await _set_enabled(state, game_id, offer_id, enabled=True)
+    return await _set_enabled(state, principal, game_id, offer_id, enabled=True)
 
 
 @router.post("/games/{game_id}/offers/{offer_id}/disable", responses=NOT_FOUND)
 async def disable_offer(
-    game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
+    game_id: GameIdPath, offer_id: UUID, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
-    return await _set_enabled(state, game_id, offer_id, enabled=False)
+    return await _set_enabled(state, principal, game_id, offer_id, enabled=False)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 from promos.errors import InvalidInput
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.promocodes import service
+from promos.promocodes import changes, service
 from promos.promocodes.schemas import (
     GeneratedOut,
     GenerateIn,
@@ -63,10 +63,10 @@ def promocode_out(found: Promocode) -> PromocodeOut:
     status_code=status.HTTP_201_CREATED,
     responses={409: {"model": ErrorBody, "description": "pattern_exhausted"}},
 )
-async def generate(body: GenerateIn, state: State, _: CurrentPrincipal) -> GeneratedOut:
+async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) -> GeneratedOut:
     """Generate `count` unique codes from `pattern` and `charset`: all of them, or none."""
     async with state.database.begin() as conn:
-        made = await service.generate(conn, spec=body.to_spec(), now=state.clock())
+        made = await changes.generate(conn, actor=principal, spec=body.to_spec(), now=state.clock())
     return GeneratedOut(generation=GenerationOut.model_validate(made.generation), codes=made.codes)
 
 
@@ -108,9 +108,9 @@ async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> Promoc
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}},
 )
-async def delete_promocode(code: Code, state: State, _: CurrentPrincipal) -> Response:
+async def delete_promocode(code: Code, state: State, principal: CurrentPrincipal) -> Response:
     async with state.database.begin() as conn:
-        await service.delete_promocode(conn, code)
+        await changes.delete_promocode(conn, actor=principal, code=code, now=state.clock())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

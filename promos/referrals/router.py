@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.referrals import service
+from promos.referrals import changes, service
 from promos.referrals.schemas import (
     CreditList,
     CreditOut,
@@ -46,10 +46,13 @@ def wake_dispatcher(state: AppState) -> None:
 
 
 @router.post("/referral-programs", status_code=status.HTTP_201_CREATED)
-async def create_program(body: ProgramCreate, state: State, _: CurrentPrincipal) -> ProgramOut:
+async def create_program(
+    body: ProgramCreate, state: State, principal: CurrentPrincipal
+) -> ProgramOut:
     async with state.database.begin() as conn:
-        program = await service.create_program(
+        program = await changes.create_program(
             conn,
+            actor=principal,
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
@@ -78,13 +81,14 @@ async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) 
 
 @router.patch("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
 async def update_program(
-    program_id: ProgramId, body: ProgramUpdate, state: State, _: CurrentPrincipal
+    program_id: ProgramId, body: ProgramUpdate, state: State, principal: CurrentPrincipal
 ) -> ProgramOut:
     """Change a program's terms; referrals already made keep the terms they were made under."""
     async with state.database.begin() as conn:
-        program = await service.update_program(
+        program = await changes.update_program(
             conn,
             program_id,
+            actor=principal,
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
@@ -98,10 +102,12 @@ async def update_program(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def delete_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> Response:
+async def delete_program(
+    program_id: ProgramId, state: State, principal: CurrentPrincipal
+) -> Response:
     """Delete a program no referral was made under (409 otherwise)."""
     async with state.database.begin() as conn:
-        await service.delete_program(conn, program_id)
+        await changes.delete_program(conn, program_id, actor=principal, now=state.clock())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,0 +1,50 @@
+"""Changes to promo codes, each with its audit row in the same transaction.
+
+The native routes and the Promos seed's routes make them alike, through these. Redeeming,
+validating and rolling back are checkout traffic, not management: they are not audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.audit import service as audit
+from promos.auth.service import Principal
+from promos.promocodes import service
+from promos.promocodes.service import Generated, GenerationSpec
+
+
+async def generate(
+    conn: AsyncConnection, *, actor: Principal, spec: GenerationSpec, now: datetime
+) -> Generated:
+    """Generate the codes; recorded as the generation (what they share), not every code."""
+    made = await service.generate(conn, spec=spec, now=now)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="promocode_generation.create",
+        target_type="promocode_generation",
+        target_id=made.generation.id,
+        after=made.generation,
+        at=now,
+    )
+    return made
+
+
+async def delete_promocode(
+    conn: AsyncConnection, *, actor: Principal, code: str, now: datetime
+) -> None:
+    """Delete the code; recorded with what it was (uses left, its generation's terms)."""
+    before = await service.get_promocode(conn, code, for_update=True)
+    await service.delete_promocode(conn, code)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="promocode.delete",
+        target_type="promocode",
+        target_id=code,
+        before=before,
+        at=now,
+    )
