@@ -32,6 +32,9 @@ from promos.health import router as health_router
 from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
+from promos.observability import metrics
+from promos.observability.requests import RequestObserver
+from promos.observability.router import router as metrics_router
 from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
@@ -45,7 +48,7 @@ from promos.state import AppState
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noqa: PLR0915 - the one place that wires every part
     """A Promos app for these settings. Nothing connects until the app starts."""
     database = Database(
         settings.database_url,
@@ -94,6 +97,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(state)
+        metrics.app_started(database.engine)
         # What exists now lives as long as the process: keep it out of the collector's way,
         # or each full collection walks it all (seen as 50 ms pauses under load).
         gc.collect()
@@ -108,6 +112,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             await state.issuer.drain()
             await state.limits.close()
             await database.dispose()
+            metrics.app_stopped(database.engine)
 
     app = PromosAPI(
         title="Promos",
@@ -151,7 +156,17 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         shapes=error_shapes,
     )
     app.fast_routes = _fast_routes(state)
+    _observe(app, state)
     return app
+
+
+def _observe(app: PromosAPI, state: AppState) -> None:
+    """``GET /metrics``, the pool's usage, and the observer of every request, as set."""
+    settings = state.settings
+    metrics.observe_pool(state.database.engine)
+    if settings.metrics:
+        app.include_router(metrics_router)
+    app.observer = RequestObserver(access_log=settings.access_log, record_metrics=settings.metrics)
 
 
 def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:
@@ -185,11 +200,23 @@ def _offers_basic(settings: Settings) -> tuple[str, str] | None:
 
 
 class PromosAPI(FastAPI):
-    """FastAPI, with the hot routes (``FastRoutes``) answered before its middleware stack."""
+    """FastAPI, with the hot routes (``FastRoutes``) answered before its middleware stack.
+
+    Every HTTP request, fast or not, goes through ``observer`` first: request id, metrics,
+    access line.
+    """
 
     fast_routes: FastRoutes | None = None
+    observer: RequestObserver | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observer = self.observer
+        if observer is not None and scope["type"] == "http":
+            await observer(scope, receive, send, self._serve)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_routes
         endpoint = fast.match(scope) if fast is not None else None
         if fast is None or endpoint is None:

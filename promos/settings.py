@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535, validation_alias=_alias("PORT"))] = 8000
     workers: Annotated[int, Field(ge=1, le=256, validation_alias=_alias("WORKERS"))] = 1
     log_level: Annotated[str, Field(validation_alias=_alias("LOG_LEVEL"))] = "info"
+    # Logs and metrics (docs/operations.md): JSON lines on stderr, text on a terminal.
+    log_format: Annotated[
+        Literal["auto", "json", "text"], Field(validation_alias=_alias("LOG_FORMAT"))
+    ] = "auto"
+    access_log: Annotated[bool, Field(validation_alias=_alias("ACCESS_LOG"))] = True
+    metrics: Annotated[bool, Field(validation_alias=_alias("METRICS"))] = True
+    # A bearer token for Prometheus alone; admins' credentials are accepted too.
+    metrics_token: Annotated[
+        SecretStr | None, Field(min_length=16, validation_alias=_alias("METRICS_TOKEN"))
+    ] = None
 
     admin_user: Annotated[str | None, Field(validation_alias=_alias("ADMIN_USER"))] = None
     admin_password: Annotated[

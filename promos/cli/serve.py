@@ -8,6 +8,8 @@ import uvicorn
 from promos.cli._run import run, settings
 from promos.cli._uvicorn import run_server
 from promos.db import Database
+from promos.observability.logs import log_config
+from promos.observability.multiproc import metrics_directory
 from promos.settings import Settings
 
 
@@ -18,6 +20,7 @@ from promos.settings import Settings
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API. An embedded SQLite database is migrated first; PostgreSQL must be."""
     config = settings()
+    count = workers or config.workers
 
     async def nothing(_database: Database, _settings: Settings) -> None:
         return None
@@ -28,14 +31,18 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         factory=True,
         host=host or config.host,
         port=port or config.port,
-        workers=workers or config.workers,
+        workers=count,
         loop="uvloop",
         http="httptools",
         log_level=config.log_level,
+        # JSON lines (or text on a terminal) for uvicorn's lines too; Promos logs each request
+        # itself (promos.access), with the route template instead of the raw path.
+        log_config=log_config(config),
         access_log=False,
         proxy_headers=True,
         # Whose X-Forwarded-For names the client (rate limits count per client address).
         forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=30,
     )
-    run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit
+    with metrics_directory(count):  # before any worker starts: /metrics sums them all
+        run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit

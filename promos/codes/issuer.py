@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TypeGuard
 from uuid import UUID
 
 from promos.batching import Batcher
@@ -17,6 +18,7 @@ from promos.codes.service import IssuedCode, IssueRequest
 from promos.db import Database
 from promos.errors import PromosError, Unavailable
 from promos.events.outbox import Demand, Emitted
+from promos.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,14 @@ class Issuer:
         in_transaction = needs_transaction(database.dialect, requests)
         outcomes: Outcomes = [None] * len(requests)
         emitted = Emitted()
+        now = self._clock()
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
                 await issue_codes(
                     conn,
                     requests,
                     outcomes,
-                    now=self._clock(),
+                    now=now,
                     hints=self._free_code_hints,
                     emitted=emitted,
                     demand=self._code_events,
@@ -81,10 +84,19 @@ class Issuer:
             log.exception("issuing failed")
             if in_transaction:
                 outcomes = [None] * len(requests)
+        # Committed now. A replay carries its first issue's time, read back from the database:
+        # only codes stamped with this very `now` object are new (a repeated key shares one).
+        metrics.CODES_ISSUED.inc(
+            len({(o.client_id, o.code) for o in outcomes if _issued(o) and o.issued_at is now})
+        )
         # After a failure too: outside a transaction, earlier statements' events committed.
         if emitted.count and self._on_events is not None:
             self._on_events()
         return [o if o is not None else IssueFailed("issuing failed") for o in outcomes]
+
+
+def _issued(outcome: Outcome | None) -> TypeGuard[IssuedCode]:
+    return isinstance(outcome, IssuedCode)
 
 
 class IssueFailed(Unavailable):

@@ -23,6 +23,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
+from promos.observability.requests import set_principal
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE
 
@@ -175,12 +176,13 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
     """The redeem route without the framework's per-request cost (same model, same checks)."""
 
     async def redeem_fast(
-        _scope: Scope, body: bytes, headers: Mapping[bytes, bytes]
+        scope: Scope, body: bytes, headers: Mapping[bytes, bytes]
     ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         try:
-            await state.authenticator.authenticate(
+            principal = await state.authenticator.authenticate(
                 header(headers, b"authorization"), header(headers, b"x-api-key")
             )
+            set_principal(scope, principal)
             try:
                 payload = RedeemIn.model_validate_json(body)
             except ValidationError as exc:

@@ -27,12 +27,14 @@ from promos.http.responses import JSON
 log = logging.getLogger(__name__)
 
 PREFIX = "/discounts/api/v1.0"
-_GET_CODE = re.compile(rf"^({re.escape(PREFIX)}/get_code/[^/]*/)[^/]*(/.*)?$")
+# Anywhere in a text (a path, a URL, a log message, a traceback): the secret segment ends at
+# the next slash, query, fragment, quote or space.
+_GET_CODE = re.compile(rf"({re.escape(PREFIX)}/get_code/[^/\s]*/)[^/\s?#'\"]+")
 
 
-def redact(path: str) -> str:
-    """The path with a ``get_code`` user secret replaced by ``***``: safe to log."""
-    return _GET_CODE.sub(lambda m: f"{m.group(1)}***{m.group(2) or ''}", path)
+def redact(text: str) -> str:
+    """The text with every ``get_code`` user secret replaced by ``***``: safe to log."""
+    return _GET_CODE.sub(r"\1***", text)
 
 
 class Envelope(BaseModel):

@@ -28,6 +28,7 @@ from promos.clock import Clock
 from promos.db import Database
 from promos.events.signing import SIGNATURE_HEADER, signature
 from promos.events.tables import webhook_attempts, webhook_deliveries, webhook_subscriptions
+from promos.observability import metrics
 from promos.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,36 @@ class Dispatcher:
         async with self._database.begin() as conn:
             for delivery, outcome in zip(claimed, outcomes, strict=True):
                 await record(conn, delivery, outcome, now=self._clock(), policy=self.policy)
+        self._report(claimed, outcomes)
         return len(claimed)
+
+    def _report(self, claimed: list[Claimed], outcomes: list[Outcome]) -> None:
+        """Count the recorded attempts; a warning per failure (never the URL: it may hold a key)."""
+        for delivery, outcome in zip(claimed, outcomes, strict=True):
+            if outcome.ok:
+                metrics.WEBHOOK_DELIVERED.inc()
+                continue
+            metrics.WEBHOOK_FAILURES.inc()
+            attempt = delivery.attempts + 1
+            why = f"HTTP {outcome.status_code}" if outcome.status_code else _kind(outcome.error)
+            if attempt >= self.policy.max_attempts:
+                metrics.WEBHOOK_GIVEN_UP.inc()
+                log.error(
+                    "webhook delivery %s (event %s) failed for good after %s attempts: %s",
+                    delivery.id,
+                    delivery.event_id,
+                    attempt,
+                    why,
+                )
+            else:
+                log.warning(
+                    "webhook delivery %s (event %s) attempt %s of %s failed: %s",
+                    delivery.id,
+                    delivery.event_id,
+                    attempt,
+                    self.policy.max_attempts,
+                    why,
+                )
 
     async def _send(self, http: httpx.AsyncClient, delivery: Claimed) -> Outcome:
         body = delivery.body.encode()
@@ -220,6 +250,11 @@ class Dispatcher:
 async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout=seconds)
+
+
+def _kind(error: str | None) -> str:
+    """The exception's name alone: its message may quote the receiver's URL."""
+    return (error or "no answer").split(":", 1)[0]
 
 
 def _ms_since(started: float) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,6 +25,13 @@ FastEndpoint = Callable[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """What ``scope["route"]`` holds for a fast route, as it does for FastAPI's: its template."""
+
+    path: str
+
+
 class FastRoutes:
     """The hot routes, answered without the framework (see ``promos.app.PromosAPI``)."""
 
@@ -35,9 +43,11 @@ class FastRoutes:
         shapes: Mapping[str, ErrorShape],
     ) -> None:
         # Paths like "/offers/{offer_id}/impressions" match by pattern, into scope["path_params"].
-        self._routes = {key: e for key, e in routes.items() if "{" not in key[1]}
+        self._routes = {
+            key: (e, FastRoute(key[1])) for key, e in routes.items() if "{" not in key[1]
+        }
         self._templated = [
-            (method, path_pattern(path), endpoint)
+            (method, path_pattern(path), FastRoute(path), endpoint)
             for (method, path), endpoint in routes.items()
             if "{" in path
         ]
@@ -45,15 +55,18 @@ class FastRoutes:
         self._shapes = ShapesByPath(shapes)  # the error body of a 413, by path
 
     def match(self, scope: Scope) -> FastEndpoint | None:
+        """The endpoint of this request, if it is a fast route (then ``scope["route"]`` too)."""
         if scope["type"] != "http":
             return None
-        endpoint = self._routes.get((scope["method"], scope["path"]))
-        if endpoint is not None or not self._templated:
-            return endpoint
-        for method, pattern, templated in self._templated:
+        exact = self._routes.get((scope["method"], scope["path"]))
+        if exact is not None:
+            scope["route"] = exact[1]
+            return exact[0]
+        for method, pattern, route, templated in self._templated:
             found = pattern.fullmatch(scope["path"]) if method == scope["method"] else None
             if found is not None:
                 scope["path_params"] = found.groupdict()
+                scope["route"] = route
                 return templated
         return None
 

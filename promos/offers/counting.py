@@ -36,6 +36,7 @@ from promos.batching import Batcher
 from promos.db import Database, UTCDateTime, insert_for
 from promos.events.outbox import Demand, emit_events, emitting, event_time, wanted_cte
 from promos.events.types import OFFER_CLAIMED
+from promos.observability import metrics
 from promos.offers.service import Offer
 from promos.offers.tables import offer_claims, offer_impressions, offer_players
 
@@ -346,7 +347,10 @@ class Counter:
         )
 
     async def claim(self, ask: ClaimAsk) -> Claimed:
-        return await self._claims.submit(ask)
+        claimed = await self._claims.submit(ask)
+        if not claimed.replayed:  # its group has committed; a replay was counted the first time
+            metrics.OFFER_CLAIMS.inc()
+        return claimed
 
     async def see(self, ask: SeenAsk) -> Seen:
         return await self._seen.submit(ask)

@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from promos.db import UTCDateTime
 from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
+from promos.observability import metrics
 from promos.promocodes import bulk
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
@@ -537,6 +538,9 @@ async def redeem(
             raise
         return _replayed(earlier, who)
     await savepoint.commit()
+    # Counted here, the one place that knows the use was taken and not replayed; the caller
+    # commits right after (a failing commit would count one use too many).
+    metrics.PROMOCODES_REDEEMED.inc()
     return replace(redemption, id=redemption_id)
 
 

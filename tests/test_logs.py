@@ -1,0 +1,250 @@
+"""Logs: one JSON line per request, request ids, warnings with their request, and no secret.
+
+The log is captured as a server writes it: the JSON formatter on the root logger, with the
+levels ``log_config`` gives each logger (at debug, the most a server can be asked to say).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import orjson
+import pytest
+
+from promos.app import create_app
+from promos.brands import service as brands
+from promos.observability.logs import (
+    REQUEST_ID,
+    JSONFormatter,
+    TextFormatter,
+    chosen_format,
+    logger_levels,
+)
+from promos.settings import Settings
+from tests.factories.auth import make_user
+from tests.factories.codes import CLIENT, make_batch
+
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
+ADMIN_PASSWORD = "bootstrap admin's own password"
+WEBHOOK_SECRET = "billing callbacks' signing secret"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        metrics_token=METRICS_TOKEN,
+        admin_user="boss",
+        admin_password=ADMIN_PASSWORD,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_dispatcher=False,
+    )
+
+
+@pytest.fixture
+def captured(settings: Settings) -> Iterator[io.StringIO]:
+    """Everything logged during the test, as the server's JSON lines, at debug level."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JSONFormatter())
+    levels = logger_levels(settings.model_copy(update={"log_level": "debug"}))
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in levels}
+    saved_root = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_root)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [line for line in lines(buffer) if line["logger"] == "promos.access"]
+
+
+# access lines
+
+
+async def test_each_request_is_one_json_line_with_its_route_template(client, auth, captured):
+    batch_id = uuid4()
+    await client.get(f"/v1/batches/{batch_id}", headers={**auth, "X-Request-ID": "req-42"})
+
+    [line] = access_lines(captured)
+    assert line["method"] == "GET"
+    assert line["route"] == "/v1/batches/{batch_id}"
+    assert line["status"] == 404
+    assert line["request_id"] == "req-42"
+    assert line["duration_ms"] > 0
+    assert line["credential"].startswith("api_key:")
+    assert str(batch_id) not in captured.getvalue()
+
+
+async def test_a_fast_route_is_logged_with_its_credential(client, auth, database, clock, captured):
+    batch = await make_batch(database, now=clock())
+    body = {"batchid": str(batch.id), "clientid": str(CLIENT), "customerid": str(uuid4())}
+    await client.post("/api/v1/code/redeem", json=body, headers=auth)
+
+    [line] = access_lines(captured)
+    assert (line["route"], line["status"]) == ("/api/v1/code/redeem", 200)
+    assert line["credential"].startswith("api_key:")
+
+
+async def test_a_public_request_is_logged_without_a_credential(client, captured):
+    await client.get("/healthcheck")
+    [line] = access_lines(captured)
+    assert line["credential"] is None
+
+
+async def test_the_access_log_can_be_turned_off(database_url, clock, captured):
+    app = create_app(Settings(database_url=database_url, access_log=False), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            assert (await http.get("/healthcheck")).status_code == 200
+    assert access_lines(captured) == []
+
+
+# request ids
+
+
+async def test_a_given_request_id_is_echoed(client):
+    response = await client.get("/healthcheck", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+async def test_a_fast_route_echoes_the_request_id_too(client, auth):
+    response = await client.post(
+        "/api/v1/code/redeem", json={}, headers={**auth, "X-Request-ID": "abc-456"}
+    )
+    assert response.status_code == 422
+    assert response.headers["x-request-id"] == "abc-456"
+
+
+async def test_a_request_without_an_id_gets_a_new_one_each(client):
+    first = (await client.get("/healthcheck")).headers["x-request-id"]
+    second = (await client.get("/healthcheck")).headers["x-request-id"]
+    assert first
+    assert first != second
+
+
+@pytest.mark.parametrize("given", ["two words", "x" * 129, "line\u00e9"])
+async def test_a_request_id_that_could_forge_a_log_line_is_replaced(client, given):
+    response = await client.get("/healthcheck", headers={"X-Request-ID": given.encode("latin-1")})
+    assert response.headers["x-request-id"] not in ("", given)
+
+
+def test_a_line_logged_during_a_request_carries_its_request_id():
+    record = logging.LogRecord("promos.codes", logging.WARNING, __file__, 1, "slow", None, None)
+    token = REQUEST_ID.set("req-7")
+    try:
+        line = orjson.loads(JSONFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert (line["level"], line["message"], line["request_id"]) == ("warning", "slow", "req-7")
+
+
+# secrets
+
+
+def test_a_get_code_secret_in_any_line_is_masked():
+    secret = "s3cret-of-user-2341"
+    path = f"/discounts/api/v1.0/get_code/2341/{secret}/2"
+    failure = RuntimeError(f"lookup failed for {path}")
+    record = logging.LogRecord(
+        "uvicorn.error", logging.ERROR, __file__, 1, "on %s", (path,), (RuntimeError, failure, None)
+    )
+    for formatter in (JSONFormatter(), TextFormatter()):
+        text = formatter.format(record)
+        assert secret not in text
+        assert "get_code/2341/***/2" in text
+
+
+async def test_the_log_holds_no_password_token_key_or_secret(
+    captured, client, database, clock, api_key
+):
+    password = "a person's sign-in password"
+    await make_user(database, username="ann", password=password, role="admin", now=clock())
+    basic = "Basic " + base64.b64encode(f"ann:{password}".encode()).decode()
+    brand_secret = "brand-user-secret-0123"
+    async with database.begin() as conn:
+        await brands.create_brand_user(conn, user_id="2341", secret=brand_secret, now=clock())
+    subscription_secret = "subscriber's own signing secret"
+
+    signed_in = await client.post("/v1/auth/tokens", json={"login": "ann", "password": password})
+    token = signed_in.json()["token"]
+    await client.post("/v1/auth/tokens", json={"login": "ann", "password": password + "!"})
+    await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    await client.get("/v1/auth/me", headers={"X-API-Key": api_key})
+    await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {api_key}x"})
+    await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["*"], "secret": subscription_secret},
+        headers={"Authorization": basic},
+    )
+    await client.post(
+        "/discounts/api/v1.0/generate",
+        json={"brand_id": 2, "number_of_codes": 3},
+        headers={"Authorization": basic},
+    )
+    await client.get(f"/discounts/api/v1.0/get_code/2341/{brand_secret}/2")
+    await client.get(f"/discounts/api/v1.0/get_code/2341/{brand_secret}x/2")
+    await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+    server = [line for line in lines(captured) if not line["logger"].startswith("httpx")]
+    assert any("created the first admin user" in line["message"] for line in server)
+    assert len(access_lines(captured)) == 10
+    routes = {line["route"] for line in access_lines(captured)}
+    assert "/discounts/api/v1.0/get_code/{user_id}/{user_secret}/{brand_id}" in routes
+    for secret in (
+        password,
+        token,
+        api_key,
+        basic.removeprefix("Basic "),
+        brand_secret,
+        subscription_secret,
+        METRICS_TOKEN,
+        ADMIN_PASSWORD,
+        WEBHOOK_SECRET,
+    ):
+        # The test's own HTTP client logs the URLs it asks for; the server never does.
+        assert not any(secret in orjson.dumps(line).decode() for line in server), secret
+
+
+# format
+
+
+def test_a_terminal_gets_text_and_anything_else_json(tmp_path: Path):
+    primary, secondary = os.openpty()
+    try:
+        with os.fdopen(secondary, "w") as terminal, (tmp_path / "log").open("w") as file:
+            assert chosen_format("auto", terminal) == "text"
+            assert chosen_format("auto", file) == "json"
+            assert chosen_format("json", terminal) == "json"
+            assert chosen_format("text", file) == "text"
+    finally:
+        os.close(primary)
+
+
+def test_a_text_line_reads_as_a_sentence():
+    record = logging.LogRecord("promos.access", logging.INFO, __file__, 1, "request", None, None)
+    record.access = ("GET", "/v1/batches", 200, 1.53, "req-1", "user:3")
+    line = TextFormatter().format(record)
+    assert line.endswith("INFO    promos.access: GET /v1/batches 200 1.5 ms [req-1] by user:3")
