@@ -33,6 +33,7 @@ from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
 from promos.observability import metrics
+from promos.observability.logs import AccessLog, chosen_format
 from promos.observability.requests import RequestObserver
 from promos.observability.router import router as metrics_router
 from promos.offers.catalog import OfferCatalog
@@ -166,7 +167,8 @@ def _observe(app: PromosAPI, state: AppState) -> None:
     metrics.observe_pool(state.database.engine)
     if settings.metrics:
         app.include_router(metrics_router)
-    app.observer = RequestObserver(access_log=settings.access_log, record_metrics=settings.metrics)
+    access_log = AccessLog(chosen_format(settings.log_format)) if settings.access_log else None
+    app.observer = RequestObserver(access_log=access_log, record_metrics=settings.metrics)
 
 
 def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:

@@ -1,7 +1,8 @@
 """Logs: one JSON line per request, request ids, warnings with their request, and no secret.
 
-The log is captured as a server writes it: the JSON formatter on the root logger, with the
-levels ``log_config`` gives each logger (at debug, the most a server can be asked to say).
+The log is captured as a server writes it: the records through the JSON formatter on the root
+logger, with the levels ``log_config`` gives each logger (at debug, the most a server can be
+asked to say), and the access lines from stderr, where ``AccessLog`` writes them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from promos.app import create_app
 from promos.brands import service as brands
 from promos.observability.logs import (
     REQUEST_ID,
+    AccessLog,
     JSONFormatter,
     TextFormatter,
     chosen_format,
@@ -46,12 +48,32 @@ def settings(database_url: str) -> Settings:
         admin_password=ADMIN_PASSWORD,
         webhook_secret=WEBHOOK_SECRET,
         webhook_dispatcher=False,
+        log_format="json",
     )
 
 
+class Captured:
+    """The JSON lines of the records logged and of the access lines written, in the test."""
+
+    def __init__(self, records: io.StringIO, stderr: pytest.CaptureFixture[str]) -> None:
+        self._records = records
+        self._stderr = stderr
+        self._written = ""
+
+    def text(self) -> str:
+        self._written += self._stderr.readouterr().err
+        return self._records.getvalue() + self._written
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.text().splitlines() if line.startswith("{")]
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line["logger"] == "promos.access"]
+
+
 @pytest.fixture
-def captured(settings: Settings) -> Iterator[io.StringIO]:
-    """Everything logged during the test, as the server's JSON lines, at debug level."""
+def captured(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Iterator[Captured]:
+    """Everything logged or written to stderr during the test, at debug level."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(JSONFormatter())
@@ -64,20 +86,12 @@ def captured(settings: Settings) -> Iterator[io.StringIO]:
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     try:
-        yield buffer
+        yield Captured(buffer, capsys)
     finally:
         root.removeHandler(handler)
         root.setLevel(saved_root)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
-
-
-def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
-
-
-def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
-    return [line for line in lines(buffer) if line["logger"] == "promos.access"]
 
 
 # access lines
@@ -87,14 +101,14 @@ async def test_each_request_is_one_json_line_with_its_route_template(client, aut
     batch_id = uuid4()
     await client.get(f"/v1/batches/{batch_id}", headers={**auth, "X-Request-ID": "req-42"})
 
-    [line] = access_lines(captured)
+    [line] = captured.access_lines()
     assert line["method"] == "GET"
     assert line["route"] == "/v1/batches/{batch_id}"
     assert line["status"] == 404
     assert line["request_id"] == "req-42"
     assert line["duration_ms"] > 0
     assert line["credential"].startswith("api_key:")
-    assert str(batch_id) not in captured.getvalue()
+    assert str(batch_id) not in captured.text()
 
 
 async def test_a_fast_route_is_logged_with_its_credential(client, auth, database, clock, captured):
@@ -102,24 +116,26 @@ async def test_a_fast_route_is_logged_with_its_credential(client, auth, database
     body = {"batchid": str(batch.id), "clientid": str(CLIENT), "customerid": str(uuid4())}
     await client.post("/api/v1/code/redeem", json=body, headers=auth)
 
-    [line] = access_lines(captured)
+    [line] = captured.access_lines()
     assert (line["route"], line["status"]) == ("/api/v1/code/redeem", 200)
     assert line["credential"].startswith("api_key:")
 
 
 async def test_a_public_request_is_logged_without_a_credential(client, captured):
     await client.get("/healthcheck")
-    [line] = access_lines(captured)
+    [line] = captured.access_lines()
     assert line["credential"] is None
 
 
 async def test_the_access_log_can_be_turned_off(database_url, clock, captured):
-    app = create_app(Settings(database_url=database_url, access_log=False), clock=clock)
+    app = create_app(
+        Settings(database_url=database_url, access_log=False, log_format="json"), clock=clock
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
             assert (await http.get("/healthcheck")).status_code == 200
-    assert access_lines(captured) == []
+    assert captured.access_lines() == []
 
 
 # request ids
@@ -153,7 +169,7 @@ async def test_a_request_id_that_could_forge_a_log_line_is_replaced(client, give
 
 def test_a_line_logged_during_a_request_carries_its_request_id():
     record = logging.LogRecord("promos.codes", logging.WARNING, __file__, 1, "slow", None, None)
-    token = REQUEST_ID.set("req-7")
+    token = REQUEST_ID.set(b"req-7")
     try:
         line = orjson.loads(JSONFormatter().format(record))
     finally:
@@ -208,10 +224,10 @@ async def test_the_log_holds_no_password_token_key_or_secret(
     await client.get(f"/discounts/api/v1.0/get_code/2341/{brand_secret}x/2")
     await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
 
-    server = [line for line in lines(captured) if not line["logger"].startswith("httpx")]
+    server = [line for line in captured.lines() if not line["logger"].startswith("httpx")]
     assert any("created the first admin user" in line["message"] for line in server)
-    assert len(access_lines(captured)) == 10
-    routes = {line["route"] for line in access_lines(captured)}
+    assert len(captured.access_lines()) == 10
+    routes = {line["route"] for line in captured.access_lines()}
     assert "/discounts/api/v1.0/get_code/{user_id}/{user_secret}/{brand_id}" in routes
     for secret in (
         password,
@@ -243,8 +259,7 @@ def test_a_terminal_gets_text_and_anything_else_json(tmp_path: Path):
         os.close(primary)
 
 
-def test_a_text_line_reads_as_a_sentence():
-    record = logging.LogRecord("promos.access", logging.INFO, __file__, 1, "request", None, None)
-    record.access = ("GET", "/v1/batches", 200, 1.53, "req-1", "user:3")
-    line = TextFormatter().format(record)
-    assert line.endswith("INFO    promos.access: GET /v1/batches 200 1.5 ms [req-1] by user:3")
+def test_a_text_access_line_reads_as_a_sentence(capsys):
+    AccessLog("text").write(("GET", "/v1/batches", 200, 1.53, b"req-1", "user:3"))
+    line = capsys.readouterr().err
+    assert line.endswith(" INFO    promos.access: GET /v1/batches 200 1.5 ms [req-1] by user:3\n")

@@ -1,19 +1,20 @@
 """Logs: one JSON object per line on stderr (text when stderr is a terminal), never a secret.
 
-Stdlib ``logging`` with a formatter on orjson (already a dependency, and the fastest JSON
-encoder here): every line has the same few fields, chosen here, so that nothing a caller
-attaches to a record (``extra``) can carry a secret into the log. Access lines
-(``promos.access``) are written by ``promos.observability.requests``; every other line,
-uvicorn's too, goes through the same formatter, with the request's id when it is logged while
-a request is served, and with any discount generator user secret in it masked.
+Every line but the access lines goes through stdlib ``logging``, uvicorn's too, with a
+formatter on orjson (already a dependency, and the fastest JSON encoder here): the same few
+fields, chosen here, so that nothing a caller attaches to a record (``extra``) can carry a
+secret into the log; the request's id when the line is logged while a request is served; any
+discount generator user secret masked. Access lines (``AccessLog``) are written straight to
+stderr in the same format: a ``logging`` record and its handler cost several times the rest
+of the line, on every request.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -21,13 +22,14 @@ import orjson
 from promos.compat.discounts import redact
 from promos.settings import Settings
 
-# The id of the request being served in this task (None outside a request).
-REQUEST_ID: ContextVar[str | None] = ContextVar("promos_request_id", default=None)
+# The id of the request being served in this task (None outside a request), as the ASCII
+# bytes of its X-Request-ID header: decoded only when a line is written.
+REQUEST_ID: ContextVar[bytes | None] = ContextVar("promos_request_id", default=None)
 
 ACCESS_LOGGER = "promos.access"
 
 # One access line: method, route template, status, duration in ms, request id, credential id.
-Access = tuple[str, str, int, float, str, str | None]
+Access = tuple[str, str, int, float, bytes, str | None]
 
 LogFormat = Literal["json", "text"]
 
@@ -40,44 +42,45 @@ def chosen_format(setting: str, stream: TextIO | None = None) -> LogFormat:
     return "text" if stream.isatty() else "json"
 
 
-def _time(record: logging.LogRecord) -> datetime:
-    return datetime.fromtimestamp(record.created, UTC)
+class _UTCTime:
+    """``2026-03-01T12:00:00.123456Z`` for a record's time; the seconds' text kept per second."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def iso(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._text}.{int((created - second) * 1_000_000):06d}Z"
 
 
 class JSONFormatter(logging.Formatter):
-    """``{"time","level","logger","message",...}``: access fields, or request id and exception."""
+    """``{"time","level","logger","message"}``, with ``request_id`` and ``exception`` if any."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._time = _UTCTime()
 
     def format(self, record: logging.LogRecord) -> str:
-        access: Access | None = getattr(record, "access", None)
-        if access is not None:
-            method, route, status, duration_ms, request_id, credential = access
-            entry: dict[str, Any] = {
-                "time": _time(record),
-                "level": "info",
-                "logger": record.name,
-                "message": "request",
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "request_id": request_id,
-                "credential": credential,
-            }
-            return orjson.dumps(entry, option=orjson.OPT_UTC_Z).decode()
         entry = {
-            "time": _time(record),
+            "time": self._time.iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
         serving = REQUEST_ID.get()
         if serving is not None:
-            entry["request_id"] = serving
+            entry["request_id"] = serving.decode("ascii")
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = redact(self.formatStack(record.stack_info))
-        return orjson.dumps(entry, option=orjson.OPT_UTC_Z).decode()
+        return orjson.dumps(entry).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -87,15 +90,53 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        access: Access | None = getattr(record, "access", None)
-        if access is not None:
-            method, route, status, duration_ms, request_id, credential = access
-            by = f" by {credential}" if credential else ""
-            line = f"{method} {route} {status} {duration_ms:.1f} ms [{request_id}]{by}"
-            return f"{self.formatTime(record)} {'INFO':<7} {record.name}: {line}"
         text = redact(super().format(record))
         serving = REQUEST_ID.get()
-        return f"{text} [{serving}]" if serving is not None else text
+        return f"{text} [{serving.decode()}]" if serving is not None else text
+
+
+class AccessLog:
+    """One line per request on stderr, in the log's format, whatever PROMOS_LOG_LEVEL says.
+
+    Written with one ``write`` of a whole line (stderr is line-buffered: one system call, so
+    the lines of several workers never mix). ``sys.stderr`` is looked up at each write, as
+    ``logging`` does not: what replaces it (a test's capture) gets the lines.
+    """
+
+    def __init__(self, log_format: LogFormat) -> None:
+        self._json = log_format == "json"
+        self._time = _UTCTime()
+
+    def write(self, access: Access) -> None:
+        method, route, status, duration_ms, request_id, credential = access
+        now = time.time()
+        if self._json:
+            line = orjson.dumps(
+                {
+                    "time": self._time.iso(now),
+                    "level": "info",
+                    "logger": ACCESS_LOGGER,
+                    "message": "request",
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "request_id": request_id.decode("ascii"),
+                    "credential": credential,
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            ).decode()
+        else:
+            # As TextFormatter writes a record's time: local, with milliseconds.
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+            by = f" by {credential}" if credential else ""
+            line = (
+                f"{stamp},{int(now % 1 * 1000):03d} INFO    {ACCESS_LOGGER}: {method} {route} "
+                f"{status} {duration_ms:.1f} ms [{request_id.decode()}]{by}\n"
+            )
+        stream = sys.stderr
+        stream.write(line)
+        stream.flush()
 
 
 # Libraries whose debug or info lines would carry secrets: SQL parameters (a webhook
@@ -110,11 +151,8 @@ def logger_levels(settings: Settings) -> dict[str, str]:
     return {
         "uvicorn": level,
         "uvicorn.error": level,
-        # Replaced by promos.access, which logs the route template, never the raw path.
+        # Replaced by Promos' own access lines (AccessLog): the route template, never the path.
         "uvicorn.access": "WARNING",
-        # Access lines are info: written whatever PROMOS_LOG_LEVEL says, unless
-        # PROMOS_ACCESS_LOG=false.
-        ACCESS_LOGGER: "INFO" if settings.access_log else "WARNING",
         **dict.fromkeys(TALKATIVE, "WARNING"),
     }
 
