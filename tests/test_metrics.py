@@ -12,11 +12,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from promos.codes import service as codes
 from promos.db import Database
 from promos.events.dispatcher import Dispatcher, RetryPolicy
+from promos.observability.metrics import HTTP_BUCKETS, RequestTimes
 from promos.observability.scrape import exposition
 from promos.settings import Settings
 from tests._receiver import Receiver
@@ -30,6 +32,7 @@ METRICS_TOKEN = "scrape-token-0123456789abcdef"
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+ROUTE_X = {"route": "/x", "status": "200"}
 
 
 @pytest.fixture
@@ -156,6 +159,27 @@ async def test_an_unknown_method_is_counted_as_other(client):
         if k[0] == "promos_http_request_duration_seconds_count" and ("method", "OTHER") in k[1]
     )
     assert counted == 1
+
+
+async def test_request_times_added_in_bulk_equal_those_observed_one_by_one():
+    registry = CollectorRegistry()
+    labels = ["method", "route", "status"]
+    direct = Histogram("direct", "one by one", labels, buckets=HTTP_BUCKETS, registry=registry)
+    bulk = Histogram("bulk", "in bulk", labels, buckets=HTTP_BUCKETS, registry=registry)
+    times = RequestTimes(bulk)
+    durations = [0.0, 0.001, 0.0011, 0.003, 0.003, 0.7, 10.0, 12.5]
+    for seconds in durations:
+        direct.labels("GET", "/x", "200").observe(seconds)
+        times.observe("GET", "/x", 200, seconds)
+    assert registry.get_sample_value("bulk_count", {"method": "GET"} | ROUTE_X) == 0
+    times.flush()
+    times.flush()  # nothing pending: nothing added twice
+
+    def samples(name: str) -> list[tuple[str, dict[str, str], float]]:
+        [family] = [f for f in registry.collect() if f.name == name]
+        return [(s.name.removeprefix(name), s.labels, s.value) for s in family.samples]
+
+    assert samples("bulk") == samples("direct")
 
 
 # what the services did

@@ -50,18 +50,21 @@ def test_a_scrape_sums_the_metrics_of_every_worker(tmp_path: Path):
         for _ in range(REQUESTS):
             with httpx.Client(base_url=server.url, timeout=5.0) as one:
                 assert one.get("/v1/auth/me").status_code == 401
+        labels = frozenset({"method": "GET", "route": "/v1/auth/me", "status": "401"}.items())
+        counted = ("promos_http_request_duration_seconds_count", labels)
+        pools = ("promos_db_pool_size", frozenset())
         with httpx.Client(base_url=server.url, timeout=5.0) as http:
             deadline = time.monotonic() + WAIT_SECONDS
             samples = scrape(http)
-            # Each worker adds its pool once its startup has finished.
-            while samples[("promos_db_pool_size", frozenset())] < 2 * SQLITE_POOL_SIZE:
-                assert time.monotonic() < deadline, "the second worker never counted its pool"
+            # Each worker adds its pool once its startup has finished, and its requests within
+            # a second (FLUSH_SECONDS) of serving them.
+            while samples[pools] < 2 * SQLITE_POOL_SIZE or samples.get(counted) != REQUESTS:
+                assert time.monotonic() < deadline, f"the workers' sum never came: {samples}"
                 time.sleep(0.1)
                 samples = scrape(http)
 
-        labels = frozenset({"method": "GET", "route": "/v1/auth/me", "status": "401"}.items())
-        assert samples[("promos_http_request_duration_seconds_count", labels)] == REQUESTS
-        assert samples[("promos_db_pool_size", frozenset())] == 2 * SQLITE_POOL_SIZE
+        assert samples[counted] == REQUESTS
+        assert samples[pools] == 2 * SQLITE_POOL_SIZE
         assert not (directory / "counter_1.db").exists()
         assert len({path.name.rsplit("_", 1)[1] for path in directory.glob("*.db")}) >= 2
 

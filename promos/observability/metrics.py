@@ -8,7 +8,9 @@ values live in this process's memory.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,13 +41,83 @@ MULTIPROCESS = values.ValueClass is not values.MutexValue
 # the status. The histogram's ``_count`` is the number of requests (no separate counter: one
 # value less to write per request). Its buckets span the hot routes' ~1 ms to an upload's
 # seconds.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HTTP_REQUESTS = Histogram(
     "promos_http_request_duration_seconds",
     "HTTP requests by method, route template and status: how many (_count) and how long, "
     "from arrival to the end of the response, in seconds.",
     ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=HTTP_BUCKETS,
 )
+
+# How long a request's observation may wait in memory before its histogram has it.
+FLUSH_SECONDS = 1.0
+
+
+class _Times:
+    """The observations of one (method, route, status) not yet in its histogram child."""
+
+    __slots__ = ("child", "counts", "pending", "total")
+
+    def __init__(self, child: Histogram) -> None:
+        self.child = child
+        self.counts = [0] * (len(HTTP_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+        self.pending = False
+
+
+class RequestTimes:
+    """``HTTP_REQUESTS``, observed in memory and handed to prometheus_client in bulk.
+
+    A ``Histogram.observe`` takes a lock and writes two values, to memory-mapped files under
+    ``--workers N``: with the observer's other work, that was twice the cost of the rest. Here
+    an observation is a list increment; ``flush`` (at most ``FLUSH_SECONDS`` later, before a
+    scrape, and when the app stops) adds each bucket's count and the sum with one write each.
+    That uses the histogram child's ``_sum`` and ``_buckets``: prometheus_client has no public
+    way to add many observations at once (tests/test_metrics.py checks the result against
+    ``observe``).
+    """
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._series: dict[tuple[str, str, int], _Times] = {}
+        self._pending: list[_Times] = []
+        self._flushing_on: asyncio.AbstractEventLoop | None = None
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request (inside the event loop, which flushes it within a second)."""
+        key = (method, route, status)
+        times = self._series.get(key)
+        if times is None:
+            times = _Times(self._histogram.labels(method, route, str(status)))
+            self._series[key] = times
+        if not times.pending:
+            times.pending = True
+            self._pending.append(times)
+        # The first bucket whose bound is >= seconds, as Histogram.observe picks it.
+        times.counts[bisect_left(HTTP_BUCKETS, seconds)] += 1
+        times.total += seconds
+        loop = asyncio.get_running_loop()
+        if self._flushing_on is not loop:  # one timer per loop (a test's loop may be gone)
+            self._flushing_on = loop
+            loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Hand every pending observation to the histogram."""
+        self._flushing_on = None
+        pending, self._pending = self._pending, []
+        for times in pending:
+            child = times.child
+            child._sum.inc(times.total)  # noqa: SLF001 - see the class docstring
+            for bucket, count in zip(child._buckets, times.counts, strict=True):  # noqa: SLF001
+                if count:
+                    bucket.inc(count)
+            times.counts = [0] * len(times.counts)
+            times.total = 0.0
+            times.pending = False
+
+
+REQUEST_TIMES = RequestTimes(HTTP_REQUESTS)
 
 # --- domain events, counted once their change is committed ----------------------------------
 
@@ -113,7 +185,9 @@ def app_started(engine: AsyncEngine) -> None:
 
 
 def app_stopped(engine: AsyncEngine) -> None:
-    """The app has stopped: its pool no longer counts; a worker leaves the live sums."""
+    """The app has stopped: its requests are counted, its pool no longer counts, and a worker
+    leaves the live sums."""
+    REQUEST_TIMES.flush()
     DB_POOL_SIZE.dec(_pool_size(engine))
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if MULTIPROCESS and directory:
@@ -131,6 +205,7 @@ class _Together(Collector):
 
 def collector(*extra: Collector) -> Collector:
     """What a scrape shows: every worker's metrics (or this process's), and ``extra``."""
+    REQUEST_TIMES.flush()  # this process's requests up to now; other workers' within a second
     if MULTIPROCESS:
         workers = CollectorRegistry()
         MultiProcessCollector(workers)  # type: ignore[no-untyped-call]
