@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,13 +34,21 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Stands in for ``uvicorn.run``: records what ``serve`` would serve instead of blocking."""
+    """Stands in for the server's run: records what ``serve`` would serve instead of blocking."""
     calls: list[dict[str, Any]] = []
 
-    def run(app: str, **options: Any) -> None:
-        calls.append({"app": app, **options})
+    def run(config: uvicorn.Config) -> None:
+        calls.append(
+            {
+                "app": config.app,
+                "host": config.host,
+                "port": config.port,
+                "workers": config.workers,
+            }
+        )
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    # The module, not the click command of the same name that promos.cli exports.
+    monkeypatch.setattr(importlib.import_module("promos.cli.serve"), "run_server", run)
     return calls
 
 
