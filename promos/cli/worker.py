@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging.config
 import signal
 
 import click
 
 from promos.cli._run import run
+from promos.cli._run import settings as settings_from_env
 from promos.clock import utc_now
 from promos.db import Database
 from promos.events.dispatcher import Dispatcher
+from promos.observability.logs import log_config
 from promos.settings import Settings
 
 
@@ -22,6 +25,9 @@ def worker(once: bool) -> None:
     Servers deliver too unless PROMOS_WEBHOOK_DISPATCHER=false; any number of workers and
     servers can run at once on PostgreSQL (they never take the same delivery).
     """
+    if not logging.getLogger().handlers:  # unless whoever runs this configured logging
+        # The dispatcher's warnings in the server's format (JSON lines, text on a terminal).
+        logging.config.dictConfig(log_config(settings_from_env()))
 
     async def work(database: Database, settings: Settings) -> int:
         dispatcher = Dispatcher.from_settings(settings, database, utc_now)
