@@ -346,6 +346,16 @@ async def test_the_pool_size_and_connections_in_use_are_reported(client, setting
     assert value(samples, "promos_database_up") == 1
 
 
+async def test_a_connection_checked_out_is_counted_in_use(client, database):
+    in_use = ("promos_db_pool_connections_in_use", frozenset())
+    before = (await scrape(client))[in_use]
+    async with database.engine.connect():  # checked out of the pool, no transaction begun
+        held = (await scrape(client))[in_use]
+    after = (await scrape(client))[in_use]
+    assert held == before + 1
+    assert after == before
+
+
 async def test_a_scrape_without_the_database_still_answers_and_says_so(clock):
     unreachable = Database("postgresql+asyncpg://promos@127.0.0.1:9/nothing")
     try:
