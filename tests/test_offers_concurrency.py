@@ -6,12 +6,16 @@ The seed's own claim was a read-modify-write of a JSON array and lost concurrent
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import func, select
 
+from promos.offers.counting import ClaimAsk, SeenAsk
+from promos.offers.counting import Counter as OfferCounter
+from promos.offers.service import Offer
 from promos.offers.tables import offer_claims, offer_impressions, offer_players
 from promos.settings import Settings
 from tests.factories.offers import make_game, make_offer
@@ -140,3 +144,80 @@ async def test_concurrent_claims_and_impressions_of_one_player_are_all_counted(
 
     assert {r.status_code for r in responses} == {200}
     assert await counters(database) == (REQUESTS // 2, REQUESTS // 2)
+
+
+WORKERS = 6
+IDS = 96
+
+
+def _workers(database) -> list[OfferCounter]:
+    """Counters as separate server processes hold them: groups of 8, 2 statements at once."""
+    return [OfferCounter(database, group_size=8, concurrency=2) for _ in range(WORKERS)]
+
+
+def _in_order_of(worker: int, items: list):
+    """Each worker sees the ids in its own order, so their groups overlap and race."""
+    return random.Random(worker).sample(items, len(items))
+
+
+async def test_claims_replayed_to_every_worker_at_once_are_each_counted_once(
+    database, clock, catalog_offer
+):
+    asks = [
+        ClaimAsk(
+            offer=catalog_offer,
+            player_id=f"racer-{n}",
+            transaction_id=f"tx-{n}",
+            purchased_at=1,
+            now=clock(),
+        )
+        for n in range(IDS)
+    ]
+
+    answers = await asyncio.gather(
+        *(
+            counter.claim(ask)
+            for worker, counter in enumerate(_workers(database))
+            for ask in _in_order_of(worker, asks)
+        ),
+        return_exceptions=True,  # every request finishes before the test asserts
+    )
+
+    assert [a for a in answers if isinstance(a, BaseException)] == []
+    assert sum(not a.replayed for a in answers) == IDS
+    assert await rows(database, offer_claims) == IDS
+    assert await total(database, offer_players.c.claim_count) == IDS
+
+
+async def test_impressions_replayed_to_every_worker_at_once_are_each_counted_once(
+    database, clock, catalog_offer
+):
+    asks = [
+        SeenAsk(offer=catalog_offer, player_id=f"racer-{n}", impression_id=uuid4(), now=clock())
+        for n in range(IDS)
+    ]
+
+    answers = await asyncio.gather(
+        *(
+            counter.see(ask)
+            for worker, counter in enumerate(_workers(database))
+            for ask in _in_order_of(worker, asks)
+        ),
+        return_exceptions=True,  # every request finishes before the test asserts
+    )
+
+    assert [a for a in answers if isinstance(a, BaseException)] == []
+    assert sum(not a.replayed for a in answers) == IDS
+    assert await rows(database, offer_impressions) == IDS
+    assert await total(database, offer_players.c.impression_count) == IDS
+
+
+@pytest.fixture
+async def catalog_offer(offer_id, state) -> Offer:
+    held = await state.offers.get(GAME)
+    return held.by_id[UUID(offer_id)]
+
+
+async def total(database, column) -> int:
+    async with database.begin() as conn:
+        return int((await conn.execute(select(func.sum(column)))).scalar_one())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -254,8 +255,12 @@ def _claims_statement(*, events: bool) -> TextClause:
         RETURNING transaction_id, next_at, player_id, offer_id, offer_version, purchased_at
     ){emit}
     SELECT a.n, r.transaction_id IS NOT NULL AS counted, r.next_at,
+           -- a replay: the first claim's answer, committed before this statement began
+           e.transaction_id IS NOT NULL AS earlier, CAST(e.contents AS text) AS earlier_contents,
+           e.next_at AS earlier_next_at,
            (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
     FROM asks AS a LEFT JOIN recorded AS r USING (transaction_id)
+    LEFT JOIN offer_claims AS e ON e.game_id = :game_id AND e.transaction_id = a.transaction_id
     ORDER BY a.n
     """  # noqa: S608 - put together from this module's constants
     ).bindparams(
@@ -302,8 +307,12 @@ _IMPRESSIONS = text(
         FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
         RETURNING impression_id, next_at
     )
-    SELECT a.n, r.impression_id IS NOT NULL AS counted, r.next_at
+    SELECT a.n, r.impression_id IS NOT NULL AS counted, r.next_at,
+           -- a replay: the first impression's answer, committed before this statement began
+           e.impression_id IS NOT NULL AS earlier, e.next_at AS earlier_next_at
     FROM asks AS a LEFT JOIN recorded AS r USING (impression_id)
+    LEFT JOIN offer_impressions AS e
+        ON e.game_id = :game_id AND e.impression_id = a.impression_id
     ORDER BY a.n
     """
 ).bindparams(
@@ -321,9 +330,10 @@ class Counter:
     """Claims and impressions of many concurrent requests, counted in few statements.
 
     PostgreSQL: one statement (``_CLAIMS`` / ``_IMPRESSIONS``) per game and round, where a
-    round holds each (player, offer) and each transaction or impression id once; a statement
-    that loses a race on an id (a concurrent first use commits) is undone whole and run again,
-    and then answers that request as a replay. SQLite: one transaction, one request at a time.
+    round holds each (player, offer) and each transaction or impression id once; the same
+    statement answers replays from the earlier row. One that loses a race on an id (a
+    concurrent first use commits) is undone whole and run again (``_settled``), and then answers
+    that request as a replay. SQLite: one transaction, one request at a time.
     """
 
     def __init__(
@@ -429,15 +439,16 @@ class Counter:
             rows = await self._run(_CLAIMS, params)
             self._claim_events.wanted = rows[0].events_wanted
         self._emitted(rows[0].events)
-        answers: list[Claimed | None] = [
-            Claimed(a.offer.spec.contents, row.next_at, replayed=False) if row.counted else None
+        return [
+            Claimed(a.offer.spec.contents, row.next_at, replayed=False)
+            if row.counted
+            else Claimed(
+                _earlier(row, orjson.loads(row.earlier_contents)),
+                row.earlier_next_at,
+                replayed=True,
+            )
             for a, row in zip(asks, rows, strict=True)
         ]
-        return await self._replayed(
-            answers,
-            [a.transaction_id for a in asks],
-            lambda conn, tx: _claimed_before(conn, game_id, tx),
-        )
 
     async def _seen_round(self, game_id: str, asks: Sequence[SeenAsk]) -> list[Seen]:
         params = {
@@ -449,45 +460,27 @@ class Counter:
             "caps": [a.offer.spec.frequency.max for a in asks],
             "next_ats": [a.offer.spec.frequency.next_time(a.now) for a in asks],
         }
-        rows = await self._run(_IMPRESSIONS, params)
-        answers: list[Seen | None] = [
-            Seen(row.next_at, replayed=False) if row.counted else None for row in rows
+        return [
+            Seen(row.next_at, replayed=False)
+            if row.counted
+            else Seen(_earlier(row, row.earlier_next_at), replayed=True)
+            for row in await self._run(_IMPRESSIONS, params)
         ]
-        return await self._replayed(
-            answers,
-            [a.impression_id for a in asks],
-            lambda conn, impression: _seen_before(conn, game_id, impression),
-        )
 
     def _emitted(self, events: int) -> None:
         if events and self._on_events is not None:
             self._on_events()
 
-    async def _replayed(
-        self,
-        answers: list[Answer | None],
-        ids: list[Any],
-        earlier: Callable[[AsyncConnection, Any], Awaitable[Answer | None]],
-    ) -> list[Answer]:
-        """Answers where the statement counted; the first answer of each id that it did not."""
-        missing = [n for n, answer in enumerate(answers) if answer is None]
-        if missing:
-            async with self._database.autocommit() as conn:
-                for n in missing:
-                    answers[n] = await earlier(conn, ids[n])
-        return [_found(answer) for answer in answers]
-
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
-        # A concurrent first use of one of the ids committed first: the statement was undone
-        # whole; run it again, and that request is answered as the replay it now is.
-        for attempt in range(3):
-            try:
-                async with self._database.autocommit() as conn:
-                    return list(await conn.execute(statement, params))
-            except IntegrityError:
-                if attempt == 2:  # noqa: PLR2004 - the third try
-                    raise
-        raise AssertionError("unreachable")
+        async with self._database.autocommit() as conn:
+            return list(await conn.execute(statement, params))
+
+
+def _earlier(row: Any, value: T) -> T:
+    """``value`` of a row's earlier claim or impression, which a row not counted must have."""
+    if not row.earlier:
+        raise RuntimeError("a claim or impression was neither recorded nor found")
+    return value
 
 
 A = TypeVar("A", ClaimAsk, SeenAsk)
@@ -526,13 +519,35 @@ async def _in_rounds(
             by_game[asks[i].offer.game_id].append(i)
         for game_id, indices in by_game.items():
             for i, answer in zip(
-                indices, await run(game_id, [asks[i] for i in indices]), strict=True
+                indices, await _settled(run, game_id, [asks[i] for i in indices]), strict=True
             ):
                 answers[i] = answer
         pending = later
     for i, first in repeats:
         answers[i] = replay(_found(answers[first]))
     return [_found(answer) for answer in answers]
+
+
+async def _settled(
+    run: Callable[[str, Sequence[A]], Awaitable[list[Answer]]], game_id: str, asks: Sequence[A]
+) -> list[Answer]:
+    """``run(game_id, asks)``, through the races it can lose.
+
+    A statement fails whole when a concurrent first use of one of its ids commits while it
+    runs (the unique key); that id is a replay for the next statement, which sees the commit.
+    Under heavy replaying a group can lose again on another id, so after a second loss each
+    request runs alone: a statement of one id can lose once at most.
+    """
+    for _ in range(2):
+        with suppress(IntegrityError):
+            return await run(game_id, asks)
+    answers: list[Answer] = []
+    for ask in asks:
+        try:
+            answers += await run(game_id, [ask])
+        except IntegrityError:
+            answers += await run(game_id, [ask])  # it lost to a use now committed: a replay
+    return answers
 
 
 def _found(answer: T | None) -> T:
