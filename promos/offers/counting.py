@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -535,19 +534,19 @@ async def _settled(
 
     A statement fails whole when a concurrent first use of one of its ids commits while it
     runs (the unique key); that id is a replay for the next statement, which sees the commit.
-    Under heavy replaying a group can lose again on another id, so after a second loss each
-    request runs alone: a statement of one id can lose once at most.
+    Under heavy replaying a group can lose again on another id: then each half is settled on
+    its own, down to statements of one id, which can lose once at most.
     """
-    for _ in range(2):
-        with suppress(IntegrityError):
-            return await run(game_id, asks)
-    answers: list[Answer] = []
-    for ask in asks:
-        try:
-            answers += await run(game_id, [ask])
-        except IntegrityError:
-            answers += await run(game_id, [ask])  # it lost to a use now committed: a replay
-    return answers
+    try:
+        return await run(game_id, asks)
+    except IntegrityError:
+        if len(asks) == 1:
+            return await run(game_id, asks)  # it lost to a use now committed: a replay
+    try:
+        return await run(game_id, asks)
+    except IntegrityError:
+        half = len(asks) // 2
+        return await _settled(run, game_id, asks[:half]) + await _settled(run, game_id, asks[half:])
 
 
 def _found(answer: T | None) -> T:
