@@ -4,8 +4,10 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1 
 
     .venv/bin/python bench/available_offers.py [--duration 20] [--connections 64]
                                                [--players 1000000] [--workers 2] [--rate 2400]
+                                               [--reuse]
 
-1. Creates the database ``promos_bench_offers`` (dropping it first), migrates it, and seeds by
+1. Creates the database ``promos_bench_offers`` (dropping it first; ``--reuse`` keeps the one an
+   earlier run seeded, with that run's claims), migrates it, and seeds by
    SQL (generate_series) the game ``bench`` with 1,000 offers over 5 placements (filters: 40%
    ``eq`` on country, 2% ``neq``, 30% intervals on level, the rest none; 10% not triggered
    now; 5% disabled) and ``--players`` players with claim and impression history (three
@@ -264,10 +266,16 @@ def main() -> None:
         default=2400,
         help="req/s the paced available-offers run aims at (it lands a little under)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database an earlier run seeded (quicker; it holds that run's claims too)",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    create_database()
-    seed(args.players)
+    if not (args.reuse and (OUT / "offer_ids.txt").exists()):
+        create_database()
+        seed(args.players)
     run = f"{int(time.time()) % 0xFFFFFFFF:08x}"[:8]
     before = totals()
     results = {}
