@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,6 +60,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_AFTER_COMMIT = "promos.after_commit"
+
+
+def after_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
+    """Run ``action`` once the ``Database.begin()`` transaction of ``conn`` has committed
+    (e.g. counting a metric only for what really happened); never if it rolls back."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 class Database:
     """Owns the engine; ``begin()`` is one unit of work (one transaction)."""
 
@@ -77,9 +86,17 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a transaction, committed on success and rolled back on error."""
+        """A connection inside a transaction, committed on success and rolled back on error;
+        then what ``after_commit`` left for it runs, on success only."""
         async with self.engine.begin() as conn:
-            yield conn
+            # conn.info lives as long as the pooled connection: never inherit another's actions.
+            conn.info.pop(_AFTER_COMMIT, None)
+            try:
+                yield conn
+            finally:
+                actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        for action in actions:  # reached only once the commit has succeeded
+            action()
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:

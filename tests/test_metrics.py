@@ -7,6 +7,7 @@ after the action with one before it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from promos.db import Database
 from promos.events.dispatcher import Dispatcher, RetryPolicy
 from promos.observability.metrics import HTTP_BUCKETS, RequestTimes
 from promos.observability.scrape import exposition
+from promos.promocodes import service as promocodes
 from promos.settings import Settings
 from tests._receiver import Receiver
 from tests.conftest import FakeClock
@@ -233,6 +235,29 @@ async def test_redeemed_promocodes_are_counted_once_and_a_replay_not_again(
     after = await scrape(client)
     redeemed = "promos_promocodes_redeemed_total"
     assert value(after, redeemed) - value(before, redeemed) == 1
+
+
+async def test_a_redemption_whose_transaction_rolls_back_is_not_counted(client, database, clock):
+    code = await make_promocode(database, now=clock())
+    before = await scrape(client)
+
+    with pytest.raises(Undone):
+        await redeem(database, code, clock(), then_fail=True)
+    await redeem(database, code, clock(), then_fail=False)  # maybe on the same connection
+
+    redeemed = "promos_promocodes_redeemed_total"
+    assert value(await scrape(client), redeemed) - value(before, redeemed) == 1
+
+
+class Undone(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+async def redeem(database: Database, code: str, now: datetime, *, then_fail: bool) -> None:
+    async with database.begin() as conn:
+        await promocodes.redeem(conn, code=code, customer=None, skus=None, now=now)
+        if then_fail:
+            raise Undone
 
 
 async def test_offer_claims_are_counted_once_per_transaction_id(client, database, clock):

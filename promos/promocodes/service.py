@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from promos.db import UTCDateTime
+from promos.db import UTCDateTime, after_commit
 from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
@@ -538,9 +538,9 @@ async def redeem(
             raise
         return _replayed(earlier, who)
     await savepoint.commit()
-    # Counted here, the one place that knows the use was taken and not replayed; the caller
-    # commits right after (a failing commit would count one use too many).
-    metrics.PROMOCODES_REDEEMED.inc()
+    # Decided here, the one place that knows the use was taken and not replayed; counted
+    # once the caller's transaction has committed.
+    after_commit(conn, metrics.PROMOCODES_REDEEMED.inc)
     return replace(redemption, id=redemption_id)
 
 

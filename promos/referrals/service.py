@@ -20,7 +20,7 @@ from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, insert_for
+from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
 from promos.observability import metrics
@@ -422,8 +422,8 @@ async def record_payment(
     if granted is not None:
         referral = await _referral_of(conn, granted)
         await _reward(conn, referral, now=now, callback=callback)
-        # The one statement that grants it said so; the caller commits right after.
-        metrics.REFERRAL_REWARDS.inc()
+        # The one statement that grants it said so; counted once the caller has committed.
+        after_commit(conn, metrics.REFERRAL_REWARDS.inc)
         return Payment(user_hash, referral.total_amount_paid, referral.target_value, referral)
     recorded = (
         await conn.execute(
