@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     host: Annotated[str, Field(validation_alias=_alias("HOST"))] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535, validation_alias=_alias("PORT"))] = 8000
     workers: Annotated[int, Field(ge=1, le=256, validation_alias=_alias("WORKERS"))] = 1
+    # On SIGTERM, how long requests already begun may take before they are cancelled.
+    shutdown_timeout_seconds: Annotated[
+        int, Field(ge=1, le=3600, validation_alias=_alias("SHUTDOWN_TIMEOUT_SECONDS"))
+    ] = 30
     log_level: Annotated[str, Field(validation_alias=_alias("LOG_LEVEL"))] = "info"
     # Logs and metrics (docs/operations.md): JSON lines on stderr, text on a terminal.
     log_format: Annotated[

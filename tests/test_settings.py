@@ -44,6 +44,7 @@ def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                 "host": config.host,
                 "port": config.port,
                 "workers": config.workers,
+                "shutdown_timeout": config.timeout_graceful_shutdown,
             }
         )
 
@@ -274,6 +275,18 @@ def test_serve_with_nothing_configured_migrates_a_sqlite_file_and_serves(
     revisions = asyncio.run(revisions_of(f"sqlite+aiosqlite:///{tmp_path / 'promos.db'}"))
     assert revisions == migrate.head_revisions()
     assert [(c["host"], c["port"], c["workers"]) for c in uvicorn_runs] == [("127.0.0.1", 8000, 1)]
+
+
+def test_serve_finishes_requests_for_the_configured_shutdown_timeout(
+    tmp_path: Path, monkeypatch, uvicorn_runs
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMOS_SHUTDOWN_TIMEOUT_SECONDS", "120")
+
+    result = promos("serve")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [c["shutdown_timeout"] for c in uvicorn_runs] == [120]
 
 
 def test_serve_options_override_the_environment(tmp_path: Path, monkeypatch, uvicorn_runs):

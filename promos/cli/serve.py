@@ -42,7 +42,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         proxy_headers=True,
         # Whose X-Forwarded-For names the client (rate limits count per client address).
         forwarded_allow_ips=config.forwarded_allow_ips,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=config.shutdown_timeout_seconds,
     )
     with metrics_directory(count):  # before any worker starts: /metrics sums them all
         run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit
