@@ -13,6 +13,7 @@ from promos.cli.migrate import migrate
 from promos.cli.promocodes import promocodes
 from promos.cli.serve import serve
 from promos.cli.users import users
+from promos.cli.webhooks import webhooks
 from promos.cli.worker import worker
 
 
@@ -34,3 +35,4 @@ main.add_command(demo)
 main.add_command(promocodes)
 main.add_command(brand_users)
 main.add_command(worker)
+main.add_command(webhooks)

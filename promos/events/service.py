@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.clock import utc_now
 from promos.events.errors import DeliveryNotFound, SubscriptionInactive, SubscriptionNotFound
 from promos.events.outbox import emit_events
 from promos.events.tables import (
+    outbox,
     webhook_attempts,
     webhook_deliveries,
     webhook_subscriptions,
@@ -316,3 +317,47 @@ async def replay_delivery(conn: AsyncConnection, delivery_id: int, *, now: datet
         )
     ).scalar_one()
     return await get_delivery(conn, new_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    deliveries: int
+    attempts: int
+
+
+FINISHED = ("delivered", "cancelled")
+
+
+async def prune_deliveries(conn: AsyncConnection, *, before: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` delivered or cancelled deliveries created before ``before``, with
+    their attempts; a delivery that a replay repeats is kept (the replay points at it)."""
+    d = webhook_deliveries
+    replayed = select(d.c.replay_of).where(d.c.replay_of.is_not(None))
+    chosen = (
+        select(d.c.id)
+        .where(d.c.status.in_(FINISHED), d.c.created_at < before, d.c.id.not_in(replayed))
+        .order_by(d.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL: never wait on a replay of one of them
+    )
+    ids = list((await conn.execute(chosen)).scalars())
+    if not ids:
+        return Pruned(0, 0)
+    attempts = await conn.execute(
+        delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids))
+    )
+    deliveries = await conn.execute(delete(d).where(d.c.id.in_(ids)))
+    return Pruned(deliveries.rowcount, attempts.rowcount)
+
+
+async def prune_events(conn: AsyncConnection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` events created before ``before`` that no delivery refers to."""
+    delivered = select(webhook_deliveries.c.id).where(webhook_deliveries.c.event_id == outbox.c.id)
+    chosen = (
+        select(outbox.c.id)
+        .where(outbox.c.created_at < before, ~delivered.exists())
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    done = await conn.execute(delete(outbox).where(outbox.c.id.in_(chosen.scalar_subquery())))
+    return int(done.rowcount)
