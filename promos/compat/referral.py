@@ -21,7 +21,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import error_route_class, headers_for, invalid_input
 from promos.http.responses import JSON
 from promos.referrals import changes, service
-from promos.referrals.router import wake_dispatcher
+from promos.referrals import router as referrals
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, Name
 
@@ -300,18 +300,13 @@ async def register(
 ) -> RegisterOut:
     """``user_indicator`` (the referrer) brought in ``user_indicated``, who gets the credit."""
     body = await params(request, RegisterIn)
-    async with state.database.begin() as conn:
-        registration = await service.register(
-            conn,
-            referrer=body.user_indicator,
-            referred=body.user_indicated,
-            program_id=body.referral_program_id,
-            now=state.clock(),
-            callback=state.settings.referral_callback_url,
-        )
-    if registration.created:
-        wake_dispatcher(state)
-    else:
+    registration = await referrals.register_referral(
+        state,
+        referrer=body.user_indicator,
+        referred=body.user_indicated,
+        program_id=body.referral_program_id,
+    )
+    if not registration.created:
         response.status_code = status.HTTP_200_OK
     referral = registration.referral
     return RegisterOut(
@@ -335,16 +330,9 @@ async def invoice(
 ) -> InvoiceOut:
     """The user's running total paid; reaching the target rewards the referrer, once."""
     body = await params(request, InvoiceIn)
-    async with state.database.begin() as conn:
-        payment = await service.record_payment(
-            conn,
-            user_hash=user_hash,
-            total_amount_paid=body.total_amount_paid,
-            now=state.clock(),
-            callback=state.settings.referral_callback_url,
-        )
-    if payment.acquired_credit:
-        wake_dispatcher(state)
+    payment = await referrals.record_total_paid(
+        state, user_hash=user_hash, total_amount_paid=body.total_amount_paid
+    )
     return InvoiceOut(acquired_credit=payment.acquired_credit)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -43,6 +44,41 @@ def wake_dispatcher(state: AppState) -> None:
     """Deliver what a committed change emitted now, not at the next poll."""
     if state.dispatcher is not None:
         state.dispatcher.wake()
+
+
+async def register_referral(
+    state: AppState, *, referrer: str, referred: str, program_id: int | None
+) -> service.Registration:
+    """A referred sign-up, committed; its credit callback sent now (native and compat API)."""
+    async with state.database.begin() as conn:
+        registration = await service.register(
+            conn,
+            referrer=referrer,
+            referred=referred,
+            program_id=program_id,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if registration.created:
+        wake_dispatcher(state)
+    return registration
+
+
+async def record_total_paid(
+    state: AppState, *, user_hash: str, total_amount_paid: Decimal
+) -> service.Payment:
+    """A user's running total paid, committed; a reward's callback sent now (both APIs)."""
+    async with state.database.begin() as conn:
+        payment = await service.record_payment(
+            conn,
+            user_hash=user_hash,
+            total_amount_paid=total_amount_paid,
+            now=state.clock(),
+            callback=state.settings.referral_callback_url,
+        )
+    if payment.acquired_credit:
+        wake_dispatcher(state)
+    return payment
 
 
 @router.post("/referral-programs", status_code=status.HTTP_201_CREATED)
@@ -124,18 +160,10 @@ async def create_referral(
     body: ReferralCreate, state: State, _: CurrentPrincipal, response: Response
 ) -> ReferralOut:
     """Record a referred sign-up and credit the new user; a user is referred only once."""
-    async with state.database.begin() as conn:
-        registration = await service.register(
-            conn,
-            referrer=body.referrer,
-            referred=body.referred,
-            program_id=body.program_id,
-            now=state.clock(),
-            callback=state.settings.referral_callback_url,
-        )
-    if registration.created:
-        wake_dispatcher(state)
-    else:
+    registration = await register_referral(
+        state, referrer=body.referrer, referred=body.referred, program_id=body.program_id
+    )
+    if not registration.created:
         response.status_code = status.HTTP_200_OK
     return ReferralOut.model_validate(registration.referral)
 
@@ -152,16 +180,9 @@ async def record_payment(
     user_hash: UserHashPath, body: PaymentIn, state: State, _: CurrentPrincipal
 ) -> PaymentOut:
     """The user's running total of payments; reaching the target rewards the referrer, once."""
-    async with state.database.begin() as conn:
-        payment = await service.record_payment(
-            conn,
-            user_hash=user_hash,
-            total_amount_paid=body.total_amount_paid,
-            now=state.clock(),
-            callback=state.settings.referral_callback_url,
-        )
-    if payment.acquired_credit:
-        wake_dispatcher(state)
+    payment = await record_total_paid(
+        state, user_hash=user_hash, total_amount_paid=body.total_amount_paid
+    )
     return PaymentOut.model_validate(payment)
 
 
