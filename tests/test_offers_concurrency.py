@@ -150,14 +150,20 @@ WORKERS = 6
 IDS = 96
 
 
-def _workers(database) -> list[OfferCounter]:
-    """Counters as separate server processes hold them: groups of 8, 2 statements at once."""
-    return [OfferCounter(database, group_size=8, concurrency=2) for _ in range(WORKERS)]
-
-
-def _in_order_of(worker: int, items: list):
-    """Each worker sees the ids in its own order, so their groups overlap and race."""
-    return random.Random(worker).sample(items, len(items))
+async def sent_to_every_worker(database, asks: list, send) -> list:
+    """Each ask sent to each of several counters at once, as to several server processes
+    (groups of 8, 2 statements at once), each in its own order so that their groups race."""
+    workers = [OfferCounter(database, group_size=8, concurrency=2) for _ in range(WORKERS)]
+    answers = await asyncio.gather(
+        *(
+            send(counter, ask)
+            for n, counter in enumerate(workers)
+            for ask in random.Random(n).sample(asks, len(asks))
+        ),
+        return_exceptions=True,  # every request finishes before the test asserts
+    )
+    assert [a for a in answers if isinstance(a, BaseException)] == []
+    return answers
 
 
 async def test_claims_replayed_to_every_worker_at_once_are_each_counted_once(
@@ -174,16 +180,8 @@ async def test_claims_replayed_to_every_worker_at_once_are_each_counted_once(
         for n in range(IDS)
     ]
 
-    answers = await asyncio.gather(
-        *(
-            counter.claim(ask)
-            for worker, counter in enumerate(_workers(database))
-            for ask in _in_order_of(worker, asks)
-        ),
-        return_exceptions=True,  # every request finishes before the test asserts
-    )
+    answers = await sent_to_every_worker(database, asks, OfferCounter.claim)
 
-    assert [a for a in answers if isinstance(a, BaseException)] == []
     assert sum(not a.replayed for a in answers) == IDS
     assert await rows(database, offer_claims) == IDS
     assert await total(database, offer_players.c.claim_count) == IDS
@@ -197,16 +195,8 @@ async def test_impressions_replayed_to_every_worker_at_once_are_each_counted_onc
         for n in range(IDS)
     ]
 
-    answers = await asyncio.gather(
-        *(
-            counter.see(ask)
-            for worker, counter in enumerate(_workers(database))
-            for ask in _in_order_of(worker, asks)
-        ),
-        return_exceptions=True,  # every request finishes before the test asserts
-    )
+    answers = await sent_to_every_worker(database, asks, OfferCounter.see)
 
-    assert [a for a in answers if isinstance(a, BaseException)] == []
     assert sum(not a.replayed for a in answers) == IDS
     assert await rows(database, offer_impressions) == IDS
     assert await total(database, offer_players.c.impression_count) == IDS
