@@ -129,9 +129,12 @@ async def _store_postgresql(
 _STAGE = text(
     "CREATE TEMPORARY TABLE IF NOT EXISTS promocode_staging (code text NOT NULL) ON COMMIT DROP"
 )
+# Codes already taken are left out before the LIMIT, so that the extra codes drawn stand in
+# for them (a LIMIT alone would try only the first ``wanted``, whether taken or not).
 _FROM_STAGE = text(
     "INSERT INTO promocodes (code, generation_id, usage_count) "
-    "SELECT code, :generation_id, :usage_count FROM promocode_staging LIMIT :wanted "
+    "SELECT s.code, :generation_id, :usage_count FROM promocode_staging AS s "
+    "WHERE NOT EXISTS (SELECT FROM promocodes AS p WHERE p.code = s.code) LIMIT :wanted "
     "ON CONFLICT (code) DO NOTHING RETURNING code"
 )
 
