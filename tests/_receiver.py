@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -28,6 +29,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
+    _held: socket.socket | None = None  # the port, bound but not listening, while stopped
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -36,14 +38,40 @@ class Receiver:
 
     async def start(self) -> None:
         """Listen (again, on the same port after a ``stop``)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Stop listening: connections are refused. The port stays bound (without listening),
+        so that no other process (another pytest-xdist worker) is given it before ``start``."""
+        if await self._stop_listening():
+            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                # As asyncio's listener did: the port's connections may be in TIME_WAIT.
+                held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                held.bind(("127.0.0.1", self.port))
+            except OSError:
+                held.close()
+                raise
+            self._held = held
+
+    async def close(self) -> None:
+        """Stop listening, and let the port go."""
+        await self._stop_listening()
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    async def _stop_listening(self) -> bool:
+        if self._server is None:
+            return False
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        return True
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Wait (bounded) until ``count`` requests have arrived."""

@@ -16,6 +16,7 @@ import httpx
 
 STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
+START_ATTEMPTS = 3  # a server whose port was taken meanwhile is started again on another
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,38 +55,51 @@ def server_env(database_url: str, **settings: str) -> dict[str, str]:
 def running_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[list[Server]]:
     """Start ``count`` servers, wait until each answers its healthcheck, stop them all after."""
     with ExitStack() as stack:
-        servers = []
+        servers = [_start(n, env, log_dir, stack) for n in range(count)]
         for n in range(count):
-            port = free_port()
-            log = log_dir / f"server-{n}.log"
-            out = stack.enter_context(log.open("wb"))
-            process = subprocess.Popen(
-                [sys.executable, "-m", "promos", "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            stack.callback(_stop, process)
-            servers.append(Server(f"http://127.0.0.1:{port}", process, log))
-        for server in servers:
-            _wait_healthy(server)
+            attempts = 1
+            while not _wait_healthy(servers[n]):
+                # Another process (another pytest-xdist worker) bound the port that free_port
+                # had found free before this server could: start it again on another one.
+                if attempts == START_ATTEMPTS:
+                    raise RuntimeError(f"server {n} found its port taken {attempts} times")
+                servers[n] = _start(n, env, log_dir, stack)
+                attempts += 1
         yield servers
 
 
-def _wait_healthy(server: Server) -> None:
+def _start(n: int, env: dict[str, str], log_dir: Path, stack: ExitStack) -> Server:
+    port = free_port()
+    log = log_dir / f"server-{n}-{port}.log"
+    out = stack.enter_context(log.open("wb"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promos", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    stack.callback(_stop, process)
+    return Server(f"http://127.0.0.1:{port}", process, log)
+
+
+def _wait_healthy(server: Server) -> bool:
+    """True once the server answers its healthcheck; False if it exited because its port was
+    taken; raises if it exited otherwise or does not become healthy in time."""
     deadline = time.monotonic() + STARTUP_SECONDS
     with httpx.Client(base_url=server.url, timeout=2.0) as http:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
+                log = server.log.read_text(errors="replace")
+                if "address already in use" in log.lower():
+                    return False
                 raise RuntimeError(
-                    f"server {server.url} exited with {server.process.returncode}:\n"
-                    + server.log.read_text(errors="replace")
+                    f"server {server.url} exited with {server.process.returncode}:\n" + log
                 )
             try:
                 if http.get("/healthcheck").status_code == 200:
-                    return
+                    return True
             except httpx.TransportError:
                 pass
             time.sleep(0.1)

@@ -37,7 +37,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     receiving = Receiver()
     await receiving.start()
     yield receiving
-    await receiving.stop()
+    await receiving.close()
 
 
 @pytest.fixture
