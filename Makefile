@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# `make test` runs the suite in this many pytest-xdist worker processes, each with databases
+# of its own (on the 2-core CI machine, 3 or 4 were no faster than 2: docs/development.md).
+# TEST_WORKERS=0, or plain `pytest`, runs it in one process, one test after another.
+TEST_WORKERS ?= 2
 
 .PHONY: venv serve test lint format demo bench clean
 
@@ -18,7 +22,7 @@ serve: venv
 	$(BIN)/promos serve
 
 test: venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: venv
 	$(BIN)/ruff check promos tests bench deploy

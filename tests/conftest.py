@@ -7,6 +7,7 @@ SQLite: one migrated file per run, copied for each test.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import uuid
@@ -30,6 +31,7 @@ from tests.factories.auth import make_api_key, make_user
 
 PG_URL = os.environ.get("PROMOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: `make test` runs pytest -n
 
 
 class FakeClock:
@@ -66,6 +68,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def one_concurrency_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Under pytest-xdist, a test of real concurrency (``postgres_only``) waits until no other
+    worker runs one: each holds up to 30 pooled connections, or starts servers with pools of
+    their own, and PostgreSQL's 100 connections are for every worker's tests at once.
+
+    A file lock in the run's own temporary directory, shared by its workers; taken before any
+    other function-scoped fixture (autouse, defined here), released after all of them.
+    """
+    if request.node.get_closest_marker("postgres_only") is None or not XDIST_WORKER:
+        yield
+        return
+    lock = tmp_path_factory.getbasetemp().parent / "postgres_concurrency.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
