@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        driver_reads=settings.offers_concurrency,  # one per concurrent history read
     )
     dispatcher = (
         Dispatcher.from_settings(settings, database, clock) if settings.webhook_dispatcher else None

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
 # Constraint names are stable so that migrations can refer to them on every backend.
@@ -72,7 +75,9 @@ def after_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
 class Database:
     """Owns the engine; ``begin()`` is one unit of work (one transaction)."""
 
-    def __init__(self, url: str, *, pool_size: int = 16, max_overflow: int = 4) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 16, max_overflow: int = 4, driver_reads: int = 2
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
@@ -81,8 +86,12 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # The hottest reads, on PostgreSQL: see DriverReads. None on SQLite.
+        self.reads: DriverReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            self.reads = DriverReads(self.engine, size=driver_reads)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -109,7 +118,74 @@ class Database:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
+        if self.reads is not None:
+            await self.reads.close()
         await self.engine.dispose()
+
+
+# What SQLAlchemy's asyncpg dialect takes from the URL for itself, not for asyncpg.connect.
+_SQLALCHEMY_ONLY = (
+    "async_creator_fn",
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+)
+
+
+class DriverReads:
+    """PostgreSQL reads run on asyncpg itself, for the hottest route (available offers).
+
+    SQLAlchemy's async layer costs a greenlet, an execution context and a pool checkout per
+    statement: measured at 270 us of CPU for a one-row read that asyncpg alone does in 120 us.
+    The SQL is still written once, as a SQLAlchemy ``Select``, compiled here once. It opens its
+    own connections (at most ``size``), as SQLAlchemy's URL says, when first used.
+
+    Only for statements whose parameters need no conversion on the way in (text, numbers and
+    lists of them): they are handed to asyncpg as given. Rows come back as asyncpg's records.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, size: int) -> None:
+        self._engine = engine
+        self._size = size
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._compiled: dict[Select[Any], tuple[str, tuple[str, ...]]] = {}
+
+    async def fetch(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any]:
+        """The rows of ``statement`` with these named parameters."""
+        sql, names = self._compile(statement)
+        pool = self._pool if self._pool is not None else await self._open()
+        return await pool.fetch(sql, *[params[name] for name in names])
+
+    def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
+        found = self._compiled.get(statement)
+        if found is None:
+            # asyncpg's dialect numbers its parameters ($1, $2...): positiontup is their order.
+            compiled = statement.compile(dialect=self._engine.dialect)
+            found = (str(compiled), tuple(compiled.positiontup or ()))
+            self._compiled[statement] = found
+        return found
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                _, connect = self._engine.dialect.create_connect_args(self._engine.url)
+                for name in _SQLALCHEMY_ONLY:
+                    connect.pop(name, None)
+                self._pool = await asyncpg.create_pool(
+                    min_size=0, max_size=self._size, max_inactive_connection_lifetime=300, **connect
+                )
+            return self._pool
+
+    @property
+    def connections(self) -> int:
+        """How many connections it holds open now."""
+        return self._pool.get_size() if self._pool is not None else 0
+
+    async def close(self) -> None:
+        """Close its connections (it opens new ones if used again)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -67,11 +67,20 @@ class HistoryReader:
         by_game: dict[str, list[str]] = defaultdict(list)
         for game_id, player_id in asks:
             by_game[game_id].append(player_id)
-        async with _one_statement(self._database) as conn:
+        reads = self._database.reads
+        if reads is not None:
             found = {
-                game_id: await service.player_histories(conn, game_id=game_id, player_ids=players)
+                game_id: await service.player_histories(reads, game_id=game_id, player_ids=players)
                 for game_id, players in by_game.items()
             }
+        else:
+            async with self._database.begin() as conn:
+                found = {
+                    game_id: await service.player_histories(
+                        conn, game_id=game_id, player_ids=players
+                    )
+                    for game_id, players in by_game.items()
+                }
         return [found[game_id][player_id] for game_id, player_id in asks]
 
 

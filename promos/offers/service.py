@@ -7,7 +7,7 @@ see, with the in-process cache, in ``promos.offers.player``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from promos.db import insert_for
+from promos.db import DriverReads, insert_for
 from promos.offers.durations import InvalidDuration, parse_duration
 from promos.offers.errors import GameNotFound, InvalidGame, InvalidOffer, OfferNotFound
 from promos.offers.filters import (
@@ -568,13 +568,15 @@ async def player_history(
 
 
 async def player_histories(
-    conn: AsyncConnection, *, game_id: str, player_ids: Sequence[str]
+    source: AsyncConnection | DriverReads, *, game_id: str, player_ids: Sequence[str]
 ) -> dict[str, dict[UUID, PlayerOffer]]:
     """The histories of several players of one game, in one read of the primary key."""
     found: dict[str, dict[UUID, PlayerOffer]] = {p: {} for p in player_ids}
-    rows = await conn.execute(
-        _HISTORIES[conn.dialect.name], {"game_id": game_id, "player_ids": list(set(player_ids))}
-    )
+    params = {"game_id": game_id, "player_ids": list(set(player_ids))}
+    if isinstance(source, DriverReads):
+        rows: Iterable[Sequence[Any]] = await source.fetch(_HISTORIES["postgresql"], params)
+    else:
+        rows = await source.execute(_HISTORIES[source.dialect.name], params)
     for player, offer_id, claims, claimed_at, seen, seen_at in rows:
         found[player][offer_id] = PlayerOffer(claims, claimed_at, seen, seen_at)
     return found
