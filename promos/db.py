@@ -131,6 +131,11 @@ _SQLALCHEMY_ONLY = (
 )
 
 
+async def _read_only_session(_: asyncpg.Connection) -> None:
+    """Nothing to undo between reads: only single SELECTs run on these connections (asyncpg's
+    default reset, RESET ALL and the like, is one more round trip per read)."""
+
+
 class DriverReads:
     """PostgreSQL reads run on asyncpg itself, for the hottest route (available offers).
 
@@ -172,7 +177,11 @@ class DriverReads:
                 for name in _SQLALCHEMY_ONLY:
                     connect.pop(name, None)
                 self._pool = await asyncpg.create_pool(
-                    min_size=0, max_size=self._size, max_inactive_connection_lifetime=300, **connect
+                    min_size=0,
+                    max_size=self._size,
+                    max_inactive_connection_lifetime=300,
+                    reset=_read_only_session,
+                    **connect,
                 )
             return self._pool
 
