@@ -123,7 +123,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         lifespan=lifespan,
     )
     app.state.promos = state
-    install_handlers(app)
+    # Errors raised before any route runs, and 500s, take the shape of the API that was called.
+    error_shapes = _error_shapes(settings)
+    install_handlers(app, error_shapes)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(codes_router)
@@ -144,8 +146,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         app.include_router(referral_compat.router)
     if settings.compat_offers:
         app.include_router(offers_compat.router)
-    # Errors raised before any route runs still take the shape of the API that was called.
-    error_shapes = _error_shapes(settings)
     app.add_middleware(
         AuthenticateUploads,
         authenticator=state.authenticator,

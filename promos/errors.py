@@ -56,6 +56,13 @@ class Unavailable(PromosError):
     code = "unavailable"
 
 
+class Internal(PromosError):
+    """Promos failed in a way its caller did not cause (its database is down, or a bug): only
+    ever made to render a 500 in the shape of the API that was called."""
+
+    code = "internal"
+
+
 class TooManyRequests(PromosError):
     """The caller went over a rate limit; ``retry_after`` whole seconds until one would pass."""
 

@@ -7,12 +7,13 @@ checked with the in-process catalog and with the SQL path (``PROMOS_OFFERS_CATAL
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from promos.app import create_app
 from promos.db import Database
@@ -782,3 +783,43 @@ async def test_an_oversized_player_request_is_413_in_the_seeds_shape(client, pat
     response = await client.put(path, content=b'{"pad": "' + b"x" * 70_000 + b'"}')
 
     seed_error(response, 413)
+
+
+@pytest.fixture
+async def histories_gone(database: Database) -> AsyncIterator[None]:
+    """A real failure of the database: the players' histories table renamed away, then back."""
+    async with database.begin() as conn:
+        await conn.execute(text("ALTER TABLE offer_players RENAME TO offer_players_away"))
+    yield
+    async with database.begin() as conn:
+        await conn.execute(text("ALTER TABLE offer_players_away RENAME TO offer_players"))
+
+
+def internal_error(response: httpx.Response) -> None:
+    seed_error(response, 500)
+    assert response.json() == {
+        "error": "InternalError",
+        "code": "OFF-009",
+        "description": "internal server error",
+    }
+
+
+@both_paths
+async def test_a_failing_database_makes_available_offers_500_in_the_seeds_shape(
+    client, auth, clock, game, histories_gone
+):
+    await create(client, auth, clock)
+
+    internal_error(
+        await client.get("/available-offers", params={"player-id": PLAYER, "game-id": GAME})
+    )
+
+
+@both_paths
+async def test_a_failing_database_makes_claims_and_impressions_500_in_the_seeds_shape(
+    client, auth, clock, game, histories_gone
+):
+    offer_id = await create(client, auth, clock)
+
+    internal_error(await claim(client, offer_id))
+    internal_error(await impression(client, offer_id))

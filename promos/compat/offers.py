@@ -24,6 +24,7 @@ from starlette.types import Scope
 from promos.auth.service import Principal
 from promos.errors import (
     Conflict,
+    Internal,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -68,6 +69,7 @@ _NAMES: tuple[tuple[type[PromosError], str, str], ...] = (
     (PermissionDenied, "ForbiddenError", "OFF-006"),
     (PayloadTooLarge, "PayloadTooLargeError", "OFF-007"),
     (TooManyRequests, "TooManyRequestsError", "OFF-010"),
+    (Internal, "InternalError", "OFF-009"),
 )
 
 
@@ -79,7 +81,6 @@ def offers_body(exc: PromosError) -> dict[str, str]:
     return {"error": "RequestError", "code": "OFF-008", "description": exc.message}
 
 
-INTERNAL = {"error": "InternalError", "code": "OFF-009", "description": "internal server error"}
 ERROR_SHAPES = {
     AVAILABLE_PATH: offers_body,
     CLAIM_PATH: offers_body,

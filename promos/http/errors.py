@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from promos.errors import (
     Conflict,
     Gone,
+    Internal,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -26,6 +27,7 @@ from promos.errors import (
     Unauthenticated,
     Unavailable,
 )
+from promos.http.paths import path_pattern
 from promos.http.responses import JSON
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ _STATUS: Sequence[tuple[type[PromosError], int]] = (
     (PayloadTooLarge, 413),
     (TooManyRequests, 429),
     (Unavailable, 503),
+    (Internal, 500),
 )
 
 
@@ -103,6 +106,27 @@ def native_body(exc: PromosError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "message": exc.message, "details": exc.details}}
 
 
+# What a 500 says: nothing of the failure itself (that goes to the log).
+INTERNAL = Internal("internal server error")
+
+
+class ShapesByPath:
+    """Which error body a path's API uses (paths may be templates); native by default."""
+
+    def __init__(self, shapes: Mapping[str, ErrorShape]) -> None:
+        self._exact = {path: s for path, s in shapes.items() if "{" not in path}
+        self._templated = [(path_pattern(p), s) for p, s in shapes.items() if "{" in p]
+
+    def get(self, path: str) -> ErrorShape:
+        shape = self._exact.get(path)
+        if shape is not None:
+            return shape
+        for pattern, templated in self._templated:
+            if pattern.fullmatch(path):
+                return templated
+        return native_body
+
+
 Renderer = Callable[[int, PromosError], Response]
 
 
@@ -131,8 +155,10 @@ def error_route_class(render: Renderer) -> type[APIRoute]:
     return ErrorRenderingRoute
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Native error shape for everything that no route class rendered itself."""
+def install_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape]) -> None:
+    """Native error shape for everything that no route class rendered itself; a 500 in the
+    shape of the API that was called (``shapes``, by path)."""
+    shapes_by_path = ShapesByPath(shapes)
 
     async def on_domain(request: Request, exc: Exception) -> Response:
         error = as_domain_error(exc)
@@ -155,14 +181,7 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        body = {
-            "error": {
-                "code": "internal",
-                "message": "internal server error",
-                "details": None,
-            }
-        }
-        return JSON(body, status_code=500)
+        return JSON(shapes_by_path.get(request.url.path)(INTERNAL), status_code=500)
 
     app.add_exception_handler(PromosError, on_domain)
     app.add_exception_handler(RequestValidationError, on_domain)

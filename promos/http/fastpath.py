@@ -7,7 +7,7 @@ What the fast path skips is only the framework's per-request dependency machiner
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +16,10 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from promos.errors import PayloadTooLarge
-from promos.http.errors import ErrorShape, native_body
+from promos.http.errors import INTERNAL, ErrorShape, ShapesByPath
+from promos.http.paths import path_pattern
+
+log = logging.getLogger(__name__)
 
 # (method, path) -> endpoint(scope, body, headers) -> (status, json-able body, extra headers)
 FastEndpoint = Callable[
@@ -52,7 +55,7 @@ class FastRoutes:
             if "{" in path
         ]
         self._max_body = max_body
-        self._shapes = ShapesByPath(shapes)  # the error body of a 413, by path
+        self._shapes = ShapesByPath(shapes)  # the error body of a 413 or 500, by path
 
     def match(self, scope: Scope) -> FastEndpoint | None:
         """The endpoint of this request, if it is a fast route (then ``scope["route"]`` too)."""
@@ -80,7 +83,12 @@ class FastRoutes:
             status, payload = 413, self._shapes.get(scope["path"])(exc)
             extra: list[tuple[bytes, bytes]] = []
         else:
-            status, payload, extra = await endpoint(scope, body, headers)
+            try:
+                status, payload, extra = await endpoint(scope, body, headers)
+            except Exception:
+                # What FastAPI's routes answer too (install_handlers): a 500 in the API's shape.
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                status, payload, extra = 500, self._shapes.get(scope["path"])(INTERNAL), []
         data = orjson.dumps(payload)
         await send(
             {
@@ -118,28 +126,3 @@ def header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
     """A raw ASGI header's value as text (HTTP headers are Latin-1)."""
     value = headers.get(name)
     return value.decode("latin-1") if value is not None else None
-
-
-def path_pattern(template: str) -> re.Pattern[str]:
-    """A regular expression for a path like ``/offers/{offer_id}/impressions``."""
-    parts = re.split(r"\{(\w+)\}", template)
-    return re.compile(
-        "".join(re.escape(p) if n % 2 == 0 else f"(?P<{p}>[^/]+)" for n, p in enumerate(parts))
-    )
-
-
-class ShapesByPath:
-    """Which error body a path's API uses (paths may be templates); native by default."""
-
-    def __init__(self, shapes: Mapping[str, ErrorShape]) -> None:
-        self._exact = {path: s for path, s in shapes.items() if "{" not in path}
-        self._templated = [(path_pattern(p), s) for p, s in shapes.items() if "{" in p]
-
-    def get(self, path: str) -> ErrorShape:
-        shape = self._exact.get(path)
-        if shape is not None:
-            return shape
-        for pattern, templated in self._templated:
-            if pattern.fullmatch(path):
-                return templated
-        return native_body

@@ -8,8 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.auth.credentials import Authenticator
 from promos.errors import PayloadTooLarge, PromosError
-from promos.http.errors import ErrorShape, headers_for, status_for
-from promos.http.fastpath import ShapesByPath, header
+from promos.http.errors import ErrorShape, ShapesByPath, headers_for, status_for
+from promos.http.fastpath import header
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 
