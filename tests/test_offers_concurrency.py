@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Awaitable
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from promos.offers.counting import ClaimAsk, SeenAsk
 from promos.offers.counting import Counter as OfferCounter
@@ -185,6 +187,78 @@ async def test_claims_replayed_to_every_worker_at_once_are_each_counted_once(
     assert sum(not a.replayed for a in answers) == IDS
     assert await rows(database, offer_claims) == IDS
     assert await total(database, offer_players.c.claim_count) == IDS
+
+
+async def lock_waiters(database, expected: int) -> None:
+    """Wait (at most 5 s) until ``expected`` statements of this database wait for a lock."""
+    for _ in range(500):
+        async with database.begin() as conn:
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting >= expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{expected} statements never waited for a lock")
+
+
+@pytest.mark.parametrize("kind", ["claims", "impressions"])
+async def test_two_statements_reusing_ids_for_other_players_do_not_deadlock(
+    database, clock, catalog_offer, kind
+):
+    """A records id a, then waits for a first use of id c that is not committed yet; B, for
+    other players, records id b and waits for A's a. Once c is given up, A records c and then
+    needs b, held by B: a deadlock, unless both record their ids in one order."""
+    ids = {name: UUID(int=n) for n, name in enumerate("01abc")}  # in this order in SQL too
+    if kind == "claims":
+        table, column, count = offer_claims, "transaction_id", offer_players.c.claim_count
+
+        def send(counter: OfferCounter, player: str, name: str) -> Awaitable[Any]:
+            return counter.claim(ClaimAsk(catalog_offer, player, str(ids[name]), 1, clock()))
+
+        holding = {"offer_version": 1, "purchased_at": 1, "claimed_at": clock(), "contents": {}}
+    else:
+        table, column, count = offer_impressions, "impression_id", offer_players.c.impression_count
+
+        def send(counter: OfferCounter, player: str, name: str) -> Awaitable[Any]:
+            return counter.see(SeenAsk(catalog_offer, player, ids[name], clock()))
+
+        holding = {"seen_at": clock()}
+    held = str(ids["c"]) if kind == "claims" else ids["c"]
+    # One statement in flight per counter: the asks after its first go as one group.
+    a, b = (OfferCounter(database, group_size=8, concurrency=1) for _ in range(2))
+    async with database.engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(
+            table.insert().values(
+                game_id=GAME,
+                player_id="carol",
+                offer_id=catalog_offer.id,
+                next_at=None,
+                **{column: held},
+                **holding,
+            )
+        )
+        first = asyncio.gather(
+            *(send(a, f"ann-{n}", n) for n in ("0", "a", "c", "b")), return_exceptions=True
+        )
+        await lock_waiters(database, 1)
+        second = asyncio.gather(
+            *(send(b, f"bob-{n}", n) for n in ("1", "b", "a")), return_exceptions=True
+        )
+        await lock_waiters(database, 2)
+        await holder.rollback()  # c is A's to record after all
+    answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
+
+    assert [[x if isinstance(x, BaseException) else x.replayed for x in g] for g in answers] == [
+        [False, False, False, False],
+        [False, True, True],
+    ]
+    assert await rows(database, table) == 5
+    assert await total(database, count) == 5
 
 
 async def test_impressions_replayed_to_every_worker_at_once_are_each_counted_once(

@@ -216,10 +216,15 @@ _CLAIM_EVENTS = emitting(
 
 
 def _claims_statement(*, events: bool) -> TextClause:
-    """PostgreSQL, many claims of one game in ONE statement, each (player, offer) once; rows
-    are locked in (player, offer) order so that statements cannot deadlock. With ``events``,
-    each claim counted is an ``offer.claimed`` event; without (lean), the statement counts
-    nothing (``events_wanted`` in every row) when a subscription wants those events."""
+    """PostgreSQL, many claims of one game in ONE statement, each (player, offer) once.
+
+    Statements cannot deadlock: each locks its players' rows in (player, offer) order, then
+    (the sort waits for every row of ``counted``) records its ids in id order, so that two
+    statements that share ids for other players wait for each other's ids in one order.
+    Recorded in request order, they deadlocked (tests/test_offers_concurrency.py).
+
+    With ``events``, each claim counted is an ``offer.claimed`` event; without (lean), the
+    statement counts nothing (``events_wanted`` in every row) when a subscription wants them."""
     lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
     emit = f", {_CLAIM_EVENTS}" if events else ""
     count = "(SELECT count(*) FROM claim_events)" if events else "0"
@@ -251,6 +256,7 @@ def _claims_statement(*, events: bool) -> TextClause:
                :now, CAST(f.contents AS jsonb),
                CASE WHEN f.cap = 0 OR c.claim_count < f.cap THEN f.next_at END
         FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
+        ORDER BY f.transaction_id
         RETURNING transaction_id, next_at, player_id, offer_id, offer_version, purchased_at
     ){emit}
     SELECT a.n, r.transaction_id IS NOT NULL AS counted, r.next_at,
@@ -304,6 +310,7 @@ _IMPRESSIONS = text(
         SELECT :game_id, f.impression_id, f.player_id, f.offer_id, :now,
                CASE WHEN f.cap = 0 OR c.impression_count < f.cap THEN f.next_at END
         FROM fresh AS f JOIN counted AS c USING (player_id, offer_id)
+        ORDER BY f.impression_id  -- in id order, as claims are: no deadlock
         RETURNING impression_id, next_at
     )
     SELECT a.n, r.impression_id IS NOT NULL AS counted, r.next_at,
