@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.batching import Batcher
-from promos.db import Database
+from promos.db import Database, DriverReads
 from promos.offers import service
 from promos.offers.catalog import OfferCatalog, offer_body, select_offers
 from promos.offers.counting import ClaimAsk, Claimed, Counter, Seen, SeenAsk
@@ -45,6 +45,17 @@ async def _one_statement(database: Database) -> AsyncIterator[AsyncConnection]:
             yield conn
 
 
+@asynccontextmanager
+async def _history_source(database: Database) -> AsyncIterator[AsyncConnection | DriverReads]:
+    """PostgreSQL: asyncpg itself (``DriverReads``, the hot route's read); SQLite: a
+    transaction."""
+    if database.reads is not None:
+        yield database.reads
+    else:
+        async with database.begin() as conn:
+            yield conn
+
+
 def max_age(game: Game, default: int) -> int:
     age = game.cache_max_age
     return default if age is None else age
@@ -67,20 +78,11 @@ class HistoryReader:
         by_game: dict[str, list[str]] = defaultdict(list)
         for game_id, player_id in asks:
             by_game[game_id].append(player_id)
-        reads = self._database.reads
-        if reads is not None:
+        async with _history_source(self._database) as source:
             found = {
-                game_id: await service.player_histories(reads, game_id=game_id, player_ids=players)
+                game_id: await service.player_histories(source, game_id=game_id, player_ids=players)
                 for game_id, players in by_game.items()
             }
-        else:
-            async with self._database.begin() as conn:
-                found = {
-                    game_id: await service.player_histories(
-                        conn, game_id=game_id, player_ids=players
-                    )
-                    for game_id, players in by_game.items()
-                }
         return [found[game_id][player_id] for game_id, player_id in asks]
 
 
