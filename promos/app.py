@@ -157,7 +157,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         max_upload=settings.max_upload_bytes,
         shapes=error_shapes,
     )
-    app.fast_routes = _fast_routes(state)
+    app.fast_routes = _fast_routes(state, error_shapes)
     _observe(app, state)
     return app
 
@@ -181,7 +181,7 @@ def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:
     return shapes
 
 
-def _fast_routes(state: AppState) -> FastRoutes | None:
+def _fast_routes(state: AppState, shapes: dict[str, ErrorShape]) -> FastRoutes | None:
     """The hot routes of the compat APIs that are on, unless PROMOS_FAST_PATH=false."""
     settings = state.settings
     routes: dict[tuple[str, str], FastEndpoint] = {}
@@ -191,7 +191,7 @@ def _fast_routes(state: AppState) -> FastRoutes | None:
         routes.update(offers_compat.fast_routes(state))
     if not routes:
         return None
-    return FastRoutes(routes, max_body=settings.max_body_bytes, shapes=_error_shapes(settings))
+    return FastRoutes(routes, max_body=settings.max_body_bytes, shapes=shapes)
 
 
 def _offers_basic(settings: Settings) -> tuple[str, str] | None:
