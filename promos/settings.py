@@ -13,7 +13,7 @@ def _alias(name: str, *seed_names: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    """Everything Promos can be configured with; README.md lists each with its default."""
+    """Everything Promos can be configured with; docs/settings.md lists each with its default."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 

@@ -22,7 +22,7 @@ from promos.cli.worker import worker
 def main() -> None:
     """Promos: code pools, promo codes, referrals and in-game offers.
 
-    Settings come from PROMOS_* environment variables (see README.md).
+    Settings come from PROMOS_* environment variables (see docs/settings.md).
     """
 
 

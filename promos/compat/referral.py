@@ -2,7 +2,7 @@
 the trailing slash (both are registered: no redirect), taking JSON bodies or form fields.
 
 Errors are ``{"error": "<message>"}`` with the status of the domain error. Decisions where
-the seed is silent are in README.md ("Referral API").
+the seed is silent are in docs/compatible/referral-program.md.
 """
 
 from __future__ import annotations
