@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from promos.cli import main
-from tests._servers import free_port
+from tests._servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -176,22 +175,8 @@ class _Pasted:
 
 def _serving(pasted: _Pasted, port: int) -> bool:
     """True once the server answers; False if it could not have the port; raises otherwise."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if pasted.process.poll() is not None:
-                if "address already in use" in pasted.output.lower():
-                    return False
-                pytest.fail(
-                    f"the Quick start ended ({pasted.process.returncode}):\n{pasted.output}"
-                )
-            try:
-                if http.get("/healthcheck").status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    pytest.fail(f"the Quick start did not serve within {STARTUP_SECONDS:.0f} s:\n{pasted.output}")
+    url = f"http://127.0.0.1:{port}"
+    return wait_healthy(url, pasted.process, lambda: pasted.output, seconds=STARTUP_SECONDS)
 
 
 def printed_commands(output: str) -> list[str]:
