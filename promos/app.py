@@ -15,7 +15,7 @@ from promos import __version__, migrate
 from promos.audit.router import router as audit_router
 from promos.auth import service as auth_service
 from promos.auth.credentials import Authenticator
-from promos.auth.errors import InvalidCredentials
+from promos.auth.errors import InvalidCredentials, UserExists
 from promos.auth.router import router as auth_router
 from promos.brands.router import router as brands_router
 from promos.catalog.router import router as catalog_router
@@ -249,10 +249,13 @@ async def bootstrap_admin(database: Database, settings: Settings, now: datetime)
     if settings.admin_user is None or settings.admin_password is None:
         return
     username, password = settings.admin_user, settings.admin_password.get_secret_value()
-    async with database.begin() as conn:
-        created = await auth_service.bootstrap_admin(
-            conn, username=username, password=password, now=now
-        )
+    try:
+        async with database.begin() as conn:
+            created = await auth_service.bootstrap_admin(
+                conn, username=username, password=password, now=now
+            )
+    except UserExists:  # another node, started at the same moment, created it first
+        created = None
     if created is not None:
         log.info("created the first admin user %r", created.username)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from promos.app import create_app
+from promos.app import bootstrap_admin, create_app
 from promos.auth import service
 from promos.auth.tables import api_keys, tokens
 from promos.db import Database
@@ -701,6 +702,20 @@ async def test_an_app_told_the_database_is_prepared_does_not_bootstrap(database_
         users = await service.list_users(conn)
 
     assert users == []
+
+
+@pytest.mark.postgres_only
+async def test_nodes_starting_at_once_make_one_admin_and_all_start(database_url, clock):
+    settings = _bootstrapping(database_url)
+    databases = [Database(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(bootstrap_admin(db, settings, clock()) for db in databases))
+        async with databases[0].begin() as conn:
+            users = await service.list_users(conn)
+    finally:
+        await asyncio.gather(*(db.dispose() for db in databases))
+
+    assert [(u.username, u.role) for u in users] == [("boss", "admin")]
 
 
 async def test_the_bootstrap_does_not_log_the_password(database_url, clock, caplog):
