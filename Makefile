@@ -1,4 +1,4 @@
-# The two commands a new user needs: `make serve` and `make test`. Each builds .venv first.
+# What a new user needs: `make demo`, `make serve` and `make test`. Each builds .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 serve: venv
-	$(BIN)/promos serve
+	@$(BIN)/promos serve
 
 test: venv
 	$(BIN)/pytest -n $(TEST_WORKERS)
@@ -34,7 +34,7 @@ format: venv
 	$(BIN)/ruff format promos tests bench deploy
 
 demo: venv
-	$(BIN)/promos demo
+	@$(BIN)/promos demo
 
 bench: venv
 	$(BIN)/python bench/issue_codes.py

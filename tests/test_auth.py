@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from promos.app import create_app
+from promos.app import bootstrap_admin, create_app
 from promos.auth import service
 from promos.auth.tables import api_keys, tokens
 from promos.db import Database
@@ -488,6 +489,7 @@ class TestRevocationWithTheCredentialCache:
 # --- every route needs a credential, except the public ones ---------------------------
 
 PUBLIC = {
+    ("GET", "/"),  # where to go: fixed links to the pages below
     ("GET", "/healthcheck"),
     ("POST", "/v1/auth/tokens"),
     ("GET", "/openapi.json"),
@@ -541,7 +543,7 @@ async def test_every_private_route_needs_a_credential(client, method, path):
     assert response.status_code == 401, response.text
 
 
-@pytest.mark.parametrize("path", ["/healthcheck", "/openapi.json", "/docs", "/redoc"])
+@pytest.mark.parametrize("path", ["/", "/healthcheck", "/openapi.json", "/docs", "/redoc"])
 async def test_public_pages_answer_without_a_credential(client, path):
     response = await client.get(path)
 
@@ -637,6 +639,83 @@ async def test_the_bootstrap_does_nothing_when_a_user_exists(database_url, clock
     users = await _users_after_startup(_bootstrapping(database_url), clock)
 
     assert [u.username for u in users] == ["first"]
+
+
+IGNORED = "PROMOS_ADMIN_USER and PROMOS_ADMIN_PASSWORD are ignored"
+
+
+async def _with_user(database_url: str, clock: FakeClock, **user: Any) -> None:
+    database = Database(database_url)
+    try:
+        await make_user(database, now=clock(), **user)
+    finally:
+        await database.dispose()
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_other_users_exist(database_url, clock, caplog):
+    await _with_user(database_url, clock, username="first", role="sales")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    [warning] = [w for w in _warnings(caplog) if IGNORED in w]
+    assert "'boss' cannot sign in as an admin" in warning
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_the_admin_has_another_password(
+    database_url, clock, caplog
+):
+    await _with_user(database_url, clock, username="boss", password="another one", role="admin")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert [w for w in _warnings(caplog) if IGNORED in w] != []
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_its_user_is_not_an_admin(
+    database_url, clock, caplog
+):
+    await _with_user(database_url, clock, username="boss", password=BOOT_PASSWORD, role="sales")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert [w for w in _warnings(caplog) if IGNORED in w] != []
+
+
+async def test_the_bootstrap_is_quiet_when_its_admin_exists_with_that_password(
+    database_url, clock, caplog
+):
+    await _users_after_startup(_bootstrapping(database_url), clock)  # creates the admin
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert _warnings(caplog) == []
+
+
+async def test_an_app_told_the_database_is_prepared_does_not_bootstrap(database_url, clock):
+    # `promos serve` bootstraps once before its workers start: they say nothing again.
+    app = create_app(_bootstrapping(database_url), clock=clock, prepare=False)
+    async with app.router.lifespan_context(app), app.state.promos.database.begin() as conn:
+        users = await service.list_users(conn)
+
+    assert users == []
+
+
+@pytest.mark.postgres_only
+async def test_nodes_starting_at_once_make_one_admin_and_all_start(database_url, clock):
+    settings = _bootstrapping(database_url)
+    databases = [Database(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(bootstrap_admin(db, settings, clock()) for db in databases))
+        async with databases[0].begin() as conn:
+            users = await service.list_users(conn)
+    finally:
+        await asyncio.gather(*(db.dispose() for db in databases))
+
+    assert [(u.username, u.role) for u in users] == [("boss", "admin")]
 
 
 async def test_the_bootstrap_does_not_log_the_password(database_url, clock, caplog):
