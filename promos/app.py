@@ -29,6 +29,7 @@ from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
+from promos.http.docs import INTRODUCTION, install_docs
 from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
@@ -120,12 +121,17 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         title="Promos",
         version=__version__,
         summary="Code pools, promo codes, referrals and in-game offers.",
+        description=INTRODUCTION,
         lifespan=lifespan,
+        # Served by install_docs, with their assets from this process instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.promos = state
     # Errors raised before any route runs, and 500s, take the shape of the API that was called.
     error_shapes = _error_shapes(settings)
     install_handlers(app, error_shapes)
+    install_docs(app)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(codes_router)
