@@ -12,8 +12,10 @@ from promos.audit.schemas import ActorOut, AuditEntryOut, AuditPage, TargetOut
 from promos.audit.service import AuditEntry, AuditQuery
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1/audit",
     tags=["audit"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},

@@ -20,9 +20,12 @@ from promos.auth.schemas import (
 )
 from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.http.ratelimit import client_key
 
-router = APIRouter(prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}})
+router = APIRouter(
+    route_class=NativeRoute, prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}}
+)
 
 
 @router.post(

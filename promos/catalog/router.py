@@ -15,9 +15,11 @@ from promos.catalog.schemas import (
 )
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.validation import MAX_OFFSET
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["specials and upgrade programs"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},

@@ -22,9 +22,11 @@ from promos.codes.schemas import (
 from promos.codes.service import IssueRequest
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["code pools"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},

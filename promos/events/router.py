@@ -17,9 +17,11 @@ from promos.events.schemas import (
 )
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.validation import MAX_OFFSET
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1/webhooks",
     tags=["webhooks"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},

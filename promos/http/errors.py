@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promos.errors import (
+    BadRequest,
     Conflict,
     Gone,
     Internal,
@@ -33,6 +34,7 @@ from promos.http.responses import JSON
 log = logging.getLogger(__name__)
 
 _STATUS: Sequence[tuple[type[PromosError], int]] = (
+    (BadRequest, 400),
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (PermissionDenied, 403),

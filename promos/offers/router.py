@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, status
 from promos.auth.service import Principal
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.offers import changes, service
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
@@ -24,6 +25,7 @@ from promos.offers.service import check_game_metadata
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["offers"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},

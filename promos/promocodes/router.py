@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 from promos.errors import InvalidInput
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.promocodes import changes, service
 from promos.promocodes.schemas import (
     GeneratedOut,
@@ -25,6 +26,7 @@ from promos.promocodes.service import Promocode, PromocodeFilter
 from promos.validation import MAX_OFFSET
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["promo codes"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 from promos.referrals import changes, service
 from promos.referrals.schemas import (
     CreditList,
@@ -27,6 +28,7 @@ from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["referrals"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},

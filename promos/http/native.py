@@ -1,0 +1,50 @@
+"""What every route of the native API (``/v1``) shares: its route class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from promos.errors import BadRequest
+
+
+class UnknownParameter(BadRequest):
+    code = "unknown_parameter"
+
+
+class NativeRoute(APIRoute):
+    """A native route refuses query parameters it does not take (400, naming them).
+
+    A misspelt filter (``?clientid=`` for ``?client_id=``) would otherwise be ignored, and
+    the answer would hold everything the filter was meant to leave out. The compat routers
+    keep their systems' behaviour (the Offers player routes take any attribute as a query
+    parameter), so this is the native routers' class only.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        known = _query_names(self.dependant)
+
+        async def handle(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                takes = ", ".join(sorted(known)) or "no query parameter"
+                raise UnknownParameter(
+                    f"unknown query parameter {', '.join(unknown)}: this route takes {takes}",
+                    details={"unknown": unknown, "known": sorted(known)},
+                )
+            return await handler(request)
+
+        return handle
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
