@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -29,6 +30,7 @@ from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
+from promos.http import openapi
 from promos.http.docs import INTRODUCTION, install_docs
 from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
@@ -217,6 +219,13 @@ class PromosAPI(FastAPI):
 
     fast_routes: FastRoutes | None = None
     observer: RequestObserver | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        cached = self.openapi_schema
+        document = super().openapi()
+        if document is not cached:  # made anew: finish it, once
+            openapi.finish(document)
+        return document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         observer = self.observer

@@ -26,7 +26,11 @@ class Unhealthy(BaseModel):
     description: str
 
 
-@router.get("/healthcheck", responses={500: {"model": Unhealthy}})
+@router.get(
+    "/healthcheck",
+    response_model=Healthy,
+    responses={500: {"model": Unhealthy, "description": "The database does not answer."}},
+)
 async def healthcheck(state: State) -> JSON:
     """200 with ``{"healthy": true}`` when the database answers, 500 otherwise."""
     try:

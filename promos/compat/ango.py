@@ -20,9 +20,10 @@ from promos.codes.errors import InvalidRules
 from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
+from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.observability.requests import set_principal
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE
@@ -51,8 +52,7 @@ def ango_error(status: int, exc: PromosError) -> Response:
 
 router = APIRouter(
     tags=["Ango (compat)"],
-    route_class=error_route_class(ango_error),
-    responses={401: {"model": AngoError}, 422: {"model": AngoError}},
+    route_class=error_route_class(ango_error, ApiErrors(AngoError, status_for)),
 )
 
 

@@ -35,15 +35,25 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
+from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint
 from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.offers import changes, player, service
 from promos.offers.counting import Claimed
 from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer
 from promos.offers.filters import filters_json
-from promos.offers.schemas import GAME_ID_PATTERN, CapIn, JsonObject, PlayerId, Text255, TriggerIn
+from promos.offers.schemas import (
+    GAME_ID_PATTERN,
+    CapIn,
+    CapOut,
+    JsonObject,
+    PlayerId,
+    Text255,
+    TriggerIn,
+    TriggerOut,
+)
 from promos.offers.service import Offer, check_game_metadata
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, Name, has_control_character
@@ -99,17 +109,16 @@ class OffersError(BaseModel):
     description: str
 
 
+OFFERS_ERRORS = ApiErrors(OffersError, status_for)
 management = APIRouter(
     tags=["Offers (compat)"],
-    route_class=error_route_class(offers_error),
-    responses={422: {"model": OffersError}},
+    route_class=error_route_class(offers_error, OFFERS_ERRORS),
 )
 players = APIRouter(
     tags=["Offers (compat)"],
-    route_class=error_route_class(offers_error),
+    route_class=error_route_class(offers_error, OFFERS_ERRORS),
     # Rate limited per client address when PROMOS_RATE_LIMIT_OFFERS is set (off by default).
     dependencies=[OffersLimit],
-    responses={422: {"model": OffersError}, 429: {"model": OffersError}},
 )
 MANAGED: dict[int | str, dict[str, Any]] = {401: {"model": OffersError}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": OffersError}}
@@ -119,7 +128,7 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"model": OffersError}}
 # --- games -----------------------------------------------------------------------------------
 
 
-class GameIn(BaseModel):
+class OffersGameIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     name: Name
@@ -130,7 +139,7 @@ class GameIdOut(BaseModel):
     gameId: str  # noqa: N815 - the seed's field name
 
 
-class GameOut(BaseModel):
+class OffersGameOut(BaseModel):
     id: str
     name: str
     metadata: JsonObject
@@ -139,7 +148,7 @@ class GameOut(BaseModel):
 @management.put("/games/{game_id}", responses=MANAGED)
 async def upsert_game(
     game_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)],
-    body: GameIn,
+    body: OffersGameIn,
     state: State,
     principal: CurrentPrincipal,
 ) -> GameIdOut:
@@ -159,16 +168,16 @@ async def upsert_game(
 
 
 @management.get("/games", responses=MANAGED)
-async def list_games(state: State, _: CurrentPrincipal) -> list[GameOut]:
+async def list_games(state: State, _: CurrentPrincipal) -> list[OffersGameOut]:
     async with state.database.begin() as conn:
         found = await service.list_games(conn)
-    return [GameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
+    return [OffersGameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
 
 
 # --- offers ----------------------------------------------------------------------------------
 
 
-class OfferIn(BaseModel):
+class OffersOfferIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     name: Name
@@ -198,6 +207,37 @@ class OfferIn(BaseModel):
         )
 
 
+class OffersOfferOut(BaseModel):
+    """An offer template in the seed's shape (``key`` is left out where the seed does)."""
+
+    id: Annotated[UUID, Field(description="the offer's id, the same across its versions")]
+    key: Annotated[UUID | None, Field(description="this version's own id")] = None
+    name: Annotated[str, Field(description="the offer's name")]
+    productId: Annotated[str | None, Field(description="the store's product id")]  # noqa: N815
+    cost: Annotated[JsonObject | None, Field(description="what the offer costs, as sent")]
+    gameId: Annotated[str, Field(description="the game the offer belongs to")]  # noqa: N815
+    contents: Annotated[JsonObject, Field(description="what the player gets, as sent")]
+    metadata: Annotated[JsonObject | None, Field(description="free data, as sent")]
+    placement: Annotated[str, Field(description="where in the game the offer shows")]
+    period: Annotated[CapOut, Field(description="at most `max` claims per `every`")]
+    frequency: Annotated[CapOut, Field(description="at most `max` impressions per `every`")]
+    trigger: Annotated[TriggerOut, Field(description="the window of the player's progress")]
+    enabled: Annotated[bool, Field(description="whether players can get the offer")]
+    version: Annotated[int, Field(description="1 for a new offer, one more per update")]
+    filters: Annotated[JsonObject, Field(description="the attributes a player must match")]
+
+
+class OffersOfferPage(BaseModel):
+    offers: Annotated[list[OffersOfferOut], Field(description="this page's offers")]
+    pages: Annotated[int, Field(description="how many pages of this size there are")]
+
+
+class Empty(BaseModel):
+    """The seed's ``{}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
     """An offer template in the seed's shape (``key``: the version's own id)."""
     spec = offer.spec
@@ -222,8 +262,8 @@ def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
     return body
 
 
-@management.post(OFFERS_PATH, responses=MANAGED)
-async def create_offer(body: OfferIn, state: State, principal: CurrentPrincipal) -> JSON:
+@management.post(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferOut)
+async def create_offer(body: OffersOfferIn, state: State, principal: CurrentPrincipal) -> JSON:
     """Insert a new offer template: enabled, version 1. Its game must exist (422 otherwise)."""
     spec = body.to_spec()
     try:
@@ -244,7 +284,7 @@ class VersionOut(BaseModel):
 
 @management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
 async def update_offer(
-    offer_id: UUID, body: OfferIn, state: State, principal: CurrentPrincipal
+    offer_id: UUID, body: OffersOfferIn, state: State, principal: CurrentPrincipal
 ) -> VersionOut:
     """A new version of the offer (same id); 404 if the game has no such offer."""
     spec = body.to_spec()
@@ -282,7 +322,9 @@ async def _set_enabled(
     return JSON({})
 
 
-@management.put("/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND})
+@management.put(
+    "/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+)
 async def enable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
@@ -290,7 +332,9 @@ async def enable_offer(
     return await _set_enabled(state, principal, game_id, offer_id, enabled=True)
 
 
-@management.put("/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND})
+@management.put(
+    "/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+)
 async def disable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
@@ -298,7 +342,7 @@ async def disable_offer(
     return await _set_enabled(state, principal, game_id, offer_id, enabled=False)
 
 
-@management.get(OFFERS_PATH, responses=MANAGED)
+@management.get(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferPage)
 async def list_offers(
     game_id: QueryGameId,
     state: State,

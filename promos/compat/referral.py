@@ -18,8 +18,9 @@ from starlette.datastructures import UploadFile
 
 from promos.errors import InvalidInput, PromosError
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import error_route_class, headers_for, invalid_input
+from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.referrals import changes, service
 from promos.referrals import router as referrals
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
@@ -42,8 +43,7 @@ def referral_error(status_code: int, exc: PromosError) -> Response:
 
 router = APIRouter(
     tags=["Referral program (compat)"],
-    route_class=error_route_class(referral_error),
-    responses={401: {"model": ReferralError}, 422: {"model": ReferralError}},
+    route_class=error_route_class(referral_error, ApiErrors(ReferralError, status_for)),
 )
 
 
@@ -99,7 +99,7 @@ class EmailIndicationIn(EmailsIn):
     user_indicator: UserHash
 
 
-class ProgramOut(BaseModel):
+class ReferralProgramOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -111,7 +111,7 @@ class ProgramOut(BaseModel):
 class RegisterOut(BaseModel):
     user_indicated: str
     user_indicator: str
-    referral_program: ProgramOut
+    referral_program: ReferralProgramOut
     credit_value: MoneyOut
     total_amount_paid: MoneyOut
     created_at: datetime
@@ -123,11 +123,11 @@ class InvoiceOut(BaseModel):
     ]
 
 
-class StatementOut(BaseModel):
+class ReferralStatementOut(BaseModel):
     potencial_credit: Annotated[MoneyOut, Field(description="spelled as the seed spells it")]
     acquired_credit: MoneyOut
     signup_credit: MoneyOut
-    referral_program: ProgramOut
+    referral_program: ReferralProgramOut
 
 
 class EmailIndicationOut(BaseModel):
@@ -213,7 +213,9 @@ UserHashPath = Annotated[
 
 
 @route("POST", "/program/", status_code=status.HTTP_201_CREATED, openapi_extra=body_doc(ProgramIn))
-async def create_program(request: Request, state: State, principal: CurrentPrincipal) -> ProgramOut:
+async def create_program(
+    request: Request, state: State, principal: CurrentPrincipal
+) -> ReferralProgramOut:
     """A new referral program: name, credit_value (the new user's), target_value."""
     body = await params(request, ProgramIn)
     async with state.database.begin() as conn:
@@ -225,21 +227,23 @@ async def create_program(request: Request, state: State, principal: CurrentPrinc
             target_value=body.target_value,
             now=state.clock(),
         )
-    return ProgramOut.model_validate(program)
+    return ReferralProgramOut.model_validate(program)
 
 
 @route("GET", "/program/")
-async def list_programs(state: State, _: CurrentPrincipal) -> list[ProgramOut]:
+async def list_programs(state: State, _: CurrentPrincipal) -> list[ReferralProgramOut]:
     """Every referral program, oldest first."""
     async with state.database.begin() as conn:
         found = await service.list_programs(conn)
-    return [ProgramOut.model_validate(p) for p in found]
+    return [ReferralProgramOut.model_validate(p) for p in found]
 
 
 @route("GET", "/program/{program_id}/", responses={404: {"model": ReferralError}})
-async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> ProgramOut:
+async def get_program(
+    program_id: ProgramId, state: State, _: CurrentPrincipal
+) -> ReferralProgramOut:
     async with state.database.begin() as conn:
-        return ProgramOut.model_validate(await service.get_program(conn, program_id))
+        return ReferralProgramOut.model_validate(await service.get_program(conn, program_id))
 
 
 @route(
@@ -250,7 +254,7 @@ async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) 
 )
 async def update_program(
     program_id: ProgramId, request: Request, state: State, principal: CurrentPrincipal
-) -> ProgramOut:
+) -> ReferralProgramOut:
     """Change the fields given; referrals already made keep their terms."""
     body = await params(request, ProgramChange)
     async with state.database.begin() as conn:
@@ -263,7 +267,7 @@ async def update_program(
             target_value=body.target_value,
             now=state.clock(),
         )
-    return ProgramOut.model_validate(program)
+    return ReferralProgramOut.model_validate(program)
 
 
 @route(
@@ -312,7 +316,7 @@ async def register(
     return RegisterOut(
         user_indicated=referral.referred,
         user_indicator=referral.referrer,
-        referral_program=ProgramOut.model_validate(referral.program),
+        referral_program=ReferralProgramOut.model_validate(referral.program),
         credit_value=referral.credit_value,
         total_amount_paid=referral.total_amount_paid,
         created_at=referral.created_at,
@@ -337,15 +341,17 @@ async def invoice(
 
 
 @route("GET", "/statement/{user_hash}/", responses={404: {"model": ReferralError}})
-async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
+async def statement(
+    user_hash: UserHashPath, state: State, _: CurrentPrincipal
+) -> ReferralStatementOut:
     """``potencial_credit``: targets the user's referrals have not reached yet."""
     async with state.database.begin() as conn:
         found = await service.statement(conn, user_hash)
-    return StatementOut(
+    return ReferralStatementOut(
         potencial_credit=found.potential_credit,
         acquired_credit=found.acquired_credit,
         signup_credit=found.signup_credit,
-        referral_program=ProgramOut.model_validate(found.program),
+        referral_program=ReferralProgramOut.model_validate(found.program),
     )
 
 

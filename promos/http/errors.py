@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -129,32 +128,8 @@ class ShapesByPath:
         return native_body
 
 
-Renderer = Callable[[int, PromosError], Response]
-
-
 def native_response(status: int, exc: PromosError) -> Response:
     return JSON(native_body(exc), status_code=status, headers=headers_for(exc))
-
-
-def error_route_class(render: Renderer) -> type[APIRoute]:
-    """A route class whose errors are rendered by ``render`` (the compat routers' own shapes)."""
-
-    class ErrorRenderingRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def handle(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except Exception as exc:
-                    error = as_domain_error(exc)
-                    if error is None:
-                        raise
-                    return render(status_for(error), error)
-
-            return handle
-
-    return ErrorRenderingRoute
 
 
 def install_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape]) -> None:

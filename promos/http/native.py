@@ -7,16 +7,19 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 
 from promos.errors import BadRequest
+from promos.http.errors import ErrorBody, status_for
+from promos.http.routes import ApiErrors, DocumentedRoute, Responses
+
+NATIVE = ApiErrors(model=ErrorBody, status=status_for)
 
 
 class UnknownParameter(BadRequest):
     code = "unknown_parameter"
 
 
-class NativeRoute(APIRoute):
+class NativeRoute(DocumentedRoute):
     """A native route refuses query parameters it does not take (400, naming them).
 
     A misspelt filter (``?clientid=`` for ``?client_id=``) would otherwise be ignored, and
@@ -24,6 +27,19 @@ class NativeRoute(APIRoute):
     keep their systems' behaviour (the Offers player routes take any attribute as a query
     parameter), so this is the native routers' class only.
     """
+
+    api = NATIVE
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        responses: Responses | None = None,
+        **kwargs: Any,
+    ) -> None:
+        unknown = {"model": ErrorBody, "description": "A query parameter the route does not take."}
+        super().__init__(path, endpoint, responses={400: unknown, **(responses or {})}, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
