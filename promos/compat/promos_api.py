@@ -177,7 +177,12 @@ class Identity(BaseModel):
     role: Annotated[Literal["ADMIN", "SALES"], Field(description="the seed's role names")]
 
 
-@both("POST", "/signin", responses=_LIMITED)
+_WRONG_CREDENTIAL: dict[int | str, dict[str, Any]] = {
+    401: {"model": PromosErrorBody, "description": "wrong login or password, or a bad token"}
+}
+
+
+@both("POST", "/signin", responses={**_LIMITED, **_WRONG_CREDENTIAL})
 async def signin(request: Request, body: PromosSignIn, state: State) -> TokenBody:
     """Exchange a login and password for a bearer token (failed attempts are rate limited)."""
     attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=body.login)
@@ -209,7 +214,7 @@ async def authenticate(principal: CurrentPrincipal) -> Identity:
     return identity(principal)
 
 
-@both("POST", "/authenticate")
+@both("POST", "/authenticate", responses=_WRONG_CREDENTIAL)
 async def authenticate_token(
     state: State,
     body: AuthenticateIn | None = None,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import UploadFile
 
 from promos.errors import InvalidInput, PromosError
+from promos.http import openapi
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.responses import JSON
@@ -170,7 +171,7 @@ async def params(request: Request, model: type[T]) -> T:
 
 def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI: the body is read by ``params``, as JSON or as form fields."""
-    schema = model.model_json_schema()
+    schema = openapi.body_schema(model)
     return {
         "requestBody": {
             "required": True,

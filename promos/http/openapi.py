@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 _REF = "#/components/schemas/"
 # FastAPI documents a 422 in its own {"detail": [...]} shape on every route that takes
 # values, unless the route declares a 422 itself. The routes of the Promos API answer their
@@ -16,6 +18,29 @@ FORM_NAMES = {
     "Body_upload_codes_v1_batches__batch_id__codes_post": "CodesUpload",
     "Body_upload_api_v1_codes_upload_post": "AngoCodesUpload",
 }
+
+
+# Bodies that a route reads itself (as JSON or form fields) and documents in openapi_extra:
+# FastAPI does not see them, so they are added to the components here.
+_READ_BY_ROUTES: dict[str, type[BaseModel]] = {}
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to ``model`` as a component of the document, for ``openapi_extra``."""
+    known = _READ_BY_ROUTES.setdefault(model.__name__, model)
+    if known is not model:
+        raise ValueError(f"two bodies are named {model.__name__}")
+    return {"$ref": _REF + model.__name__}
+
+
+def _add_bodies(schemas: dict[str, Any]) -> None:
+    for name, model in _READ_BY_ROUTES.items():
+        schema = model.model_json_schema(ref_template=_REF + "{model}")
+        for inner, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(inner, definition)
+        if name in schemas and schemas[name] != schema:
+            raise ValueError(f"two schemas are named {name}")
+        schemas[name] = schema
 
 
 def _refs(node: Any) -> set[str]:
@@ -49,7 +74,8 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
             for status, response in list(responses.items()):
                 if _FASTAPI_VALIDATION in _refs(response):
                     del responses[status]
-    schemas = document.get("components", {}).get("schemas", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    _add_bodies(schemas)
     if _FASTAPI_VALIDATION not in _refs(document.get("paths", {})):
         for name in _FASTAPI_SCHEMAS:
             schemas.pop(name, None)

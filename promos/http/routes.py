@@ -62,16 +62,20 @@ def documented_errors(
     endpoint: Callable[..., Any],
     dependencies: Sequence[params.Depends],
     declared: Responses,
+    reads_body: bool = False,
 ) -> Responses:
-    """The error responses a route of ``api`` can answer, beside those it ``declared``."""
+    """The error responses a route of ``api`` can answer, beside those it ``declared``.
+
+    ``reads_body``: the route reads a body itself (documented in its ``openapi_extra``).
+    """
     dependant = get_dependant(path=path, call=endpoint)
     dependant.dependencies.extend(
         get_parameterless_sub_dependant(depends=d, path=path) for d in dependencies
     )
     calls = {d.call for d in _walk(dependant)}
-    takes_values = any(
-        d.path_params or d.query_params or d.header_params or d.body_params
-        for d in _walk(dependant)
+    takes_body = reads_body or bool(dependant.body_params)
+    takes_values = takes_body or any(
+        d.path_params or d.query_params or d.header_params for d in _walk(dependant)
     )
     wanted: list[tuple[int, str]] = []
 
@@ -80,7 +84,7 @@ def documented_errors(
 
     if takes_values:
         want(InvalidInput, "A parameter or the body is not valid: the message says which.")
-    if dependant.body_params:
+    if takes_body:
         # The body limit is answered before any route runs, always as a 413 (promos.http.limits).
         wanted.append((413, "The body is larger than the limit (PROMOS_MAX_BODY_BYTES)."))
     if current_principal in calls:
@@ -128,6 +132,7 @@ class DocumentedRoute(APIRoute):
                 endpoint=endpoint,
                 dependencies=dependencies or (),
                 declared=declared,
+                reads_body="requestBody" in (kwargs.get("openapi_extra") or {}),
             )
         )
         super().__init__(path, endpoint, responses=declared, dependencies=dependencies, **kwargs)
