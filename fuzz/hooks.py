@@ -3,10 +3,10 @@
 ``PROMOS_FUZZ_CREDENTIAL`` says which:
 
 - ``static``: the admin API key the run seeded with, for every call;
-- ``token``: a new sign-in token for each call (for the sign-out route, which revokes it);
-- ``api_key``: a new admin API key for each call, made in the database itself (for the
-  routes that disable users and revoke keys: any key or user that could make one over HTTP
-  may have been revoked or disabled by an earlier call).
+- ``fresh``: a new one for each call, for the operations that sign out or disable the
+  caller: a sign-in token for the sign-out route (which revokes it), else an admin API key
+  made in the database itself (any key or user that could make one over HTTP may have been
+  revoked or disabled by an earlier call).
 """
 
 from __future__ import annotations
@@ -50,15 +50,18 @@ def _new_token() -> str:
     return token
 
 
-# No caching for the fresh kinds: every call gets its own.
-@schemathesis.auth(refresh_interval=None if _KIND != "static" else 3600, retry_on=[])
+SIGN_OUT = "/v1/auth/tokens/current"
+
+
+# No caching of fresh ones: every call gets its own.
+@schemathesis.auth(refresh_interval=None if _KIND == "fresh" else 3600, retry_on=[])
 class Credential:
-    def get(self, _case: Any, _context: Any) -> str:
-        if _KIND == "token":
+    def get(self, case: Any, _context: Any) -> str:
+        if _KIND == "static":
+            return os.environ["PROMOS_FUZZ_ADMIN_KEY"]
+        if case.operation.path == SIGN_OUT:
             return _new_token()
-        if _KIND == "api_key":
-            return asyncio.run(_new_admin_key())
-        return os.environ["PROMOS_FUZZ_ADMIN_KEY"]
+        return asyncio.run(_new_admin_key())
 
     def set(self, case: Any, data: str, _context: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}

@@ -46,7 +46,10 @@ async def scraper(request: Request, state: State) -> None:
     dependencies=[Depends(scraper), Depends(_bearer)],
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text format"},
+        200: {
+            "content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        },
         401: {"model": ErrorBody},
         403: {"model": ErrorBody},
     },
