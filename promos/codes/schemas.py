@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.codes.service import Rules
+from promos.http.pagination import PageOut
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
 CustomerId = Identifier
@@ -61,10 +62,8 @@ class BatchOut(Out):
     created_at: datetime
 
 
-class BatchPage(BaseModel):
-    items: list[BatchOut]
-    limit: int
-    offset: int
+class BatchPage(PageOut):
+    items: Annotated[list[BatchOut], Field(description="this page's batches")]
 
 
 class StatsOut(Out):
@@ -87,10 +86,8 @@ class IssuedOut(Out):
     issued_at: datetime
 
 
-class IssuedPage(BaseModel):
-    items: list[IssuedOut]
-    limit: int
-    offset: int
+class IssuedPage(PageOut):
+    items: Annotated[list[IssuedOut], Field(description="this page's codes")]
 
 
 class ImportOut(BaseModel):
