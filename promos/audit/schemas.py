@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+
+from promos.http.pagination import PageOut
 
 
 class ActorOut(BaseModel):
@@ -30,9 +32,5 @@ class AuditEntryOut(BaseModel):
     after: dict[str, Any] | None = Field(description="the target after the change, if any")
 
 
-class AuditPage(BaseModel):
-    items: list[AuditEntryOut]
-    limit: int
-    next_cursor: int | None = Field(
-        description="pass as `cursor` for the next (older) page; null on the last page"
-    )
+class AuditPage(PageOut):
+    items: Annotated[list[AuditEntryOut], Field(description="this page's entries")]

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.auth.service import Role
+from promos.http.pagination import PageOut
 
 Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
 
@@ -72,3 +73,11 @@ class ApiKeyOut(BaseModel):
 
 class NewApiKeyOut(ApiKeyOut):
     key: Annotated[str, Field(description="The secret; shown this once, stored only as a digest")]
+
+
+class UserPage(PageOut):
+    items: Annotated[list[UserOut], Field(description="this page's users")]
+
+
+class ApiKeyPage(PageOut):
+    items: Annotated[list[ApiKeyOut], Field(description="this page's API keys")]

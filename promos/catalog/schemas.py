@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.catalog.service import SpecialSpec, UpgradeProgramSpec
+from promos.http.pagination import PageOut
 from promos.promocodes.schemas import Money, Sku
 from promos.validation import Name
 
@@ -84,3 +85,11 @@ class UpgradeProgramOut(Out):
     ends_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class SpecialPage(PageOut):
+    items: Annotated[list[SpecialOut], Field(description="this page's specials")]
+
+
+class UpgradeProgramPage(PageOut):
+    items: Annotated[list[UpgradeProgramOut], Field(description="this page's upgrade programs")]

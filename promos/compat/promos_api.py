@@ -511,8 +511,10 @@ async def crud_list(
     """Every special, or every upgrade program."""
     async with state.database.begin() as conn:
         if module == "specials":
-            return [seed_special(s) for s in await catalog.list_specials(conn, limit=MAX_ROWS)]
-        return [seed_upgrade(p) for p in await catalog.list_upgrade_programs(conn, limit=MAX_ROWS)]
+            found = await catalog.list_specials(conn, limit=MAX_ROWS)
+            return [seed_special(s) for s in found.items]
+        programs = await catalog.list_upgrade_programs(conn, limit=MAX_ROWS)
+        return [seed_upgrade(p) for p in programs.items]
 
 
 @router.post("/api/create")

@@ -9,6 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from promos.events.outbox import ALL_EVENTS
 from promos.events.types import EVENT_TYPES
+from promos.http.pagination import PageOut
 
 EventType = Annotated[str, Field(min_length=1, max_length=100)]
 _EVENTS_DESCRIPTION = f'event types ({", ".join(EVENT_TYPES)}), or ["*"] for all'
@@ -86,7 +87,9 @@ class DeliveryDetail(DeliveryOut):
     attempt_log: list[AttemptOut]
 
 
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    limit: int
-    offset: int
+class DeliveryPage(PageOut):
+    items: Annotated[list[DeliveryOut], Field(description="this page's deliveries")]
+
+
+class SubscriptionPage(PageOut):
+    items: Annotated[list[SubscriptionOut], Field(description="this page's subscriptions")]

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promos.http.pagination import PageOut
 from promos.offers.filters import filters_json
 from promos.offers.service import Game, Offer, OfferSpec, make_spec
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE, Name
@@ -54,8 +55,8 @@ class GameOut(BaseModel):
         return cls(id=game.id, name=game.name, metadata=game.metadata)
 
 
-class GamePage(BaseModel):
-    items: list[GameOut]
+class GamePage(PageOut):
+    items: Annotated[list[GameOut], Field(description="this page's games")]
 
 
 class OfferIn(Strict):
@@ -140,8 +141,5 @@ class OfferOut(BaseModel):
         )
 
 
-class OfferPage(BaseModel):
-    items: list[OfferOut]
-    total: int
-    limit: int
-    offset: int
+class OfferPage(PageOut):
+    items: Annotated[list[OfferOut], Field(description="this page's offers")]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from promos.http.pagination import PageOut
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
 from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec
 from promos.validation import Identifier
@@ -114,10 +115,8 @@ class PromocodeOut(Out):
     created_at: datetime
 
 
-class PromocodePage(BaseModel):
-    items: list[PromocodeOut]
-    limit: int
-    offset: int
+class PromocodePage(PageOut):
+    items: Annotated[list[PromocodeOut], Field(description="this page's promo codes")]
 
 
 class UseIn(Strict):

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from promos.db import MAX_MONEY, MONEY_PLACES
+from promos.http.pagination import PageOut
 from promos.validation import Identifier, Name
 
 
@@ -54,10 +55,8 @@ class ProgramOut(Out):
     updated_at: datetime
 
 
-class ProgramPage(BaseModel):
-    items: list[ProgramOut]
-    limit: int
-    offset: int
+class ProgramPage(PageOut):
+    items: Annotated[list[ProgramOut], Field(description="this page's programs")]
 
 
 class ReferralCreate(BaseModel):
@@ -114,5 +113,5 @@ class CreditOut(Out):
     created_at: datetime
 
 
-class CreditList(BaseModel):
-    items: list[CreditOut]
+class CreditPage(PageOut):
+    items: Annotated[list[CreditOut], Field(description="this page's ledger entries")]
