@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from promos.http.deps import State
@@ -16,14 +16,23 @@ router = APIRouter(tags=["health"])
 
 
 class Healthy(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     healthy: bool
+    """True: the database answers."""
 
 
 class Unhealthy(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     healthy: bool
+    """False."""
     error: str
+    """DatabaseError."""
     code: str
+    """OFF-000."""
     description: str
+    """What failed."""
 
 
 @router.get(

@@ -253,7 +253,8 @@ async def test_the_api_key_listing_shows_the_prefix_and_never_the_secret(
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
     assert response.status_code == 200, response.text
-    assert [(k["id"], k["prefix"]) for k in response.json()] == [(new_key["id"], new_key["prefix"])]
+    keys = response.json()["items"]
+    assert [(k["id"], k["prefix"]) for k in keys] == [(new_key["id"], new_key["prefix"])]
     assert new_key["key"] not in response.text
     assert "key" not in response.json()[0]
 
@@ -279,7 +280,7 @@ async def test_a_revoked_api_key_is_listed_as_revoked(client, new_key, admin_aut
 
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
-    assert [k["revoked"] for k in response.json()] == [True]
+    assert [k["revoked"] for k in response.json()["items"]] == [True]
 
 
 async def test_revoking_an_unknown_api_key_is_a_404(client, admin_auth):
@@ -409,7 +410,7 @@ async def test_an_unknown_role_is_a_422(client, admin_auth):
 async def test_the_user_listing_shows_no_password_hashes(client, admin_auth, sales_user):
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert sorted(u["username"] for u in response.json()) == ["root", "sally"]
+    assert sorted(u["username"] for u in response.json()["items"]) == ["root", "sally"]
     assert "argon2" not in response.text
     assert "password" not in response.text
 
@@ -436,7 +437,7 @@ async def test_a_disabled_user_is_listed_as_disabled(client, admin_auth, sales_u
 
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert {u["username"]: u["disabled"] for u in response.json()} == {
+    assert {u["username"]: u["disabled"] for u in response.json()["items"]} == {
         "root": False,
         "sally": True,
     }

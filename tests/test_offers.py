@@ -44,7 +44,8 @@ async def test_put_get_and_list_games(client, auth):
     assert put.status_code == 200
     assert put.json() == {"id": GAME, "name": "Galaxy", "metadata": {"cacheMaxAge": 5}}
     assert (await client.get(f"/v1/games/{GAME}", headers=auth)).json() == put.json()
-    assert (await client.get("/v1/games", headers=auth)).json() == {"items": [put.json()]}
+    listed = (await client.get("/v1/games", headers=auth)).json()
+    assert listed == {"items": [put.json()], "has_more": False, "next_cursor": None}
 
 
 async def test_unknown_game_is_404(client, auth):

@@ -46,7 +46,7 @@ async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
     ] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. special.update")] = None,
     target_type: Annotated[str | None, Query(max_length=64, description="e.g. special")] = None,
-    target_id: Annotated[str | None, Query(max_length=255)] = None,
+    target_id: Annotated[str | None, Query(max_length=255, description="e.g. 12")] = None,
     since: Annotated[AwareDatetime | None, Query(description="from this time on")] = None,
     until: Annotated[AwareDatetime | None, Query(description="before this time")] = None,
     cursor: Cursor = None,

@@ -124,6 +124,13 @@ async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal
         409: {"model": ErrorBody},
         413: {"model": ErrorBody},
     },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {"example": {"file": "code\nSUMMER-0001\nSUMMER-0002\n"}}
+            }
+        }
+    },
 )
 async def upload_codes(
     batch_id: UUID,

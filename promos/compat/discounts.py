@@ -40,10 +40,20 @@ def redact(text: str) -> str:
 class Envelope(BaseModel):
     """The seed's one response shape, for success and (here) failure alike."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "201", "data": "X7K2-9QPL", "message": "", "status": "success"}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     code: Annotated[str, Field(description='"201" on success; the HTTP status on failure')]
     data: str
+    """The code, on success of get_code; else empty."""
     message: str
+    """What happened, for a person."""
     status: Literal["success", "error"]
+    """Success or error."""
 
 
 def error_body(status: int, exc: PromosError) -> dict[str, str]:
@@ -93,10 +103,17 @@ router = APIRouter(
 
 
 class DiscountsGenerateIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"brand_id": 7, "number_of_codes": 100}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     brand_id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    """The brand."""
     number_of_codes: Annotated[int, Field(ge=1, le=brands.MAX_CODES_PER_REQUEST)]
+    """How many codes to add."""
 
 
 @router.post("/generate")

@@ -104,9 +104,21 @@ def offers_error(status: int, exc: PromosError) -> Response:
 
 
 class OffersError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "NotFoundError", "code": "OFF-003", "description": "offer not found"}
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """The error's name, e.g. NotFoundError."""
     code: str
+    """The seed's code, e.g. OFF-003."""
     description: str
+    """What went wrong, for a person."""
 
 
 OFFERS_ERRORS = ApiErrors(OffersError, status_for)
@@ -129,20 +141,35 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"model": OffersError}}
 
 
 class OffersGameIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Galaxy", "metadata": {"cacheMaxAge": 60}}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     name: Name
+    """The game's name."""
     metadata: JsonObject | None = None
+    """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
 class GameIdOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     gameId: str  # noqa: N815 - the seed's field name
+    """The game's id."""
 
 
 class OffersGameOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: str
+    """The game's id."""
     name: str
+    """The game's name."""
     metadata: JsonObject
+    """Its settings and free data."""
 
 
 @management.put("/games/{game_id}", responses=MANAGED)
@@ -178,19 +205,48 @@ async def list_games(state: State, _: CurrentPrincipal) -> list[OffersGameOut]:
 
 
 class OffersOfferIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Gems pack",
+                    "productId": "com.galaxy.gems",
+                    "gameId": "galaxy",
+                    "contents": {"gems": 500},
+                    "placement": "store",
+                    "period": {"every": "24h", "max": 1},
+                    "frequency": {"every": "1h", "max": 3},
+                    "trigger": {"from": 0, "to": 4000000000},
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     name: Name
+    """The offer's name."""
     productId: Text255 | None = None  # noqa: N815 - the seed's field names
+    """The store's product id (a product id or a cost, or both)."""
     cost: JsonObject | None = None
+    """What the offer costs, free-form."""
     gameId: GameId  # noqa: N815
+    """The game (it must exist)."""
     contents: JsonObject
+    """What the player gets, free-form."""
     placement: Text255
+    """Where in the game it shows."""
     period: CapIn
+    """At most `max` claims per `every`."""
     frequency: CapIn
+    """At most `max` impressions per `every`."""
     trigger: TriggerIn
+    """The window it is offered in."""
     metadata: JsonObject | None = None
+    """Free data."""
     filters: JsonObject | None = None
+    """Attributes a player must match."""
 
     def to_spec(self) -> service.OfferSpec:
         return service.make_spec(
@@ -278,8 +334,12 @@ async def create_offer(body: OffersOfferIn, state: State, principal: CurrentPrin
 
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The offer's id."""
     version: int
+    """The new version."""
 
 
 @management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
@@ -302,7 +362,14 @@ async def update_offer(
 
 
 QueryGameId = Annotated[
-    str, Query(alias="game-id", min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)
+    str,
+    Query(
+        alias="game-id",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=GAME_ID_PATTERN,
+        description="the game",
+    ),
 ]
 
 
@@ -426,14 +493,36 @@ async def answer_offer_info(state: AppState, raw_query: bytes) -> Answer:
 
 
 class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gameId": "galaxy",
+                    "playerId": "player-7",
+                    "productId": "com.galaxy.gems",
+                    "timestamp": 1767225600,
+                    "transactionId": "GPA.3312-4456-7788",
+                    "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     gameId: GameId  # noqa: N815 - the seed's field names
+    """The game."""
     playerId: PlayerId  # noqa: N815
+    """The player."""
     productId: Text255 | None = None  # noqa: N815
+    """The store's product id paid for."""
     timestamp: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    """When the player paid (Unix seconds)."""
     transactionId: Text255  # noqa: N815
+    """The payment's id: a claim counts once per transaction."""
     id: Annotated[UUID | None, Field(strict=False)] = None
+    """The offer's id."""
 
 
 def claim_body(claimed: Claimed) -> dict[str, Any]:
@@ -462,24 +551,51 @@ async def answer_claim(state: AppState, payload: ClaimIn) -> Answer:
 
 
 class ImpressionIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gameId": "galaxy",
+                    "playerId": "player-7",
+                    "impressionId": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     gameId: GameId  # noqa: N815 - the seed's field names
+    """The game."""
     playerId: PlayerId  # noqa: N815
+    """The player."""
     impressionId: Annotated[UUID, Field(strict=False)]  # noqa: N815
+    """The impression's id: it counts once."""
 
 
 class AvailableOffer(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The offer's id."""
     productId: str | None = None  # noqa: N815 - the seed's field names
+    """The store's product id."""
     cost: JsonObject | None = None
+    """What the offer costs, as set."""
     contents: JsonObject
+    """What the player gets, as set."""
     metadata: JsonObject
+    """Free data, as set."""
     expireAt: int  # noqa: N815
+    """When the player's chance ends (Unix seconds)."""
 
 
 class ClaimOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     contents: JsonObject
+    """What the player gets."""
     nextAt: int | None = Field(None, description="left out once the player cannot claim again")  # noqa: N815
 
 
@@ -501,8 +617,8 @@ def _reply(answer: Answer) -> JSON:
 async def available_offers(
     request: Request,
     state: State,
-    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
-    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
+    player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """Per placement, the offers the player may get now (``Cache-Control: max-age``)."""
     return _reply(await answer_available(state, request.scope["query_string"]))
@@ -512,9 +628,9 @@ async def available_offers(
 async def offer_info(
     request: Request,
     state: State,
-    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
-    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
-    offer_id: Annotated[str | None, Query(alias="offer-id")] = None,  # noqa: ARG001 - for OpenAPI
+    player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
+    offer_id: Annotated[str | None, Query(alias="offer-id", description="the offer")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """One offer as a player sees it (``Cache-Control: max-age``)."""
     return _reply(await answer_offer_info(state, request.scope["query_string"]))

@@ -53,8 +53,17 @@ NOT_VALID = "promocode not found or not valid"
 
 
 class PromosErrorBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": "promocode not found or not valid", "status": 400}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """What went wrong, for a person."""
     status: int
+    """The HTTP status, again."""
 
 
 def promos_status(exc: PromosError) -> int:
@@ -118,19 +127,31 @@ def number(value: Decimal | None) -> int | float:
 
 
 class SeedPromocode(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The code's id."""
     code: str
+    """The code."""
     discount_percentage: int | float
+    """Percent off (0: none)."""
     discount_amount: int | float
+    """Amount off (0: none)."""
     usage_count: Annotated[int, Field(description="uses left")]
     usage_by: Annotated[str, Field(description='"" when the code is not bound to anybody')]
     products: list[str]
+    """The SKUs it applies to; none = all."""
     expires_in: Annotated[str, Field(description='YYYY-MM-DD, "" when it never expires')]
     created: str
+    """The day it was made (YYYY-MM-DD)."""
     created_unix: int
+    """When it was made (Unix seconds)."""
     pattern: str
+    """The pattern it was drawn from."""
     charset: str
+    """The characters drawn from."""
     count: int
+    """How many codes its generation made."""
 
 
 def seed_promocode(found: Promocode) -> SeedPromocode:
@@ -153,27 +174,45 @@ def seed_promocode(found: Promocode) -> SeedPromocode:
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     message: str
+    """What was done, for a person."""
     status: int
+    """200."""
 
 
 # --- sign-in -----------------------------------------------------------------------------------
 
 
 class PromosSignIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"login": "admin", "password": "a long password"}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     login: Annotated[str, Field(min_length=1, max_length=255)]
+    """The user name."""
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The password."""
 
 
 class TokenBody(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     token: str
+    """The bearer token."""
 
 
 class Identity(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The user's or key's id."""
     login: str
+    """The user name or the key's name."""
     role: Annotated[Literal["ADMIN", "SALES"], Field(description="the seed's role names")]
 
 
@@ -198,9 +237,17 @@ async def signin(request: Request, body: PromosSignIn, state: State) -> TokenBod
 
 
 class AuthenticateIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "pt_Kq0c7n3YV1xH2m9dR4tW8zB6aE5fJ0sL1pU3gN7iO2c"}]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     token: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The token to check (else the Authorization header's)."""
 
 
 def identity(principal: Principal) -> Identity:
@@ -235,17 +282,43 @@ def _blank_is_none(value: Any) -> Any:
 class SetIn(BaseModel):
     """The seed's ``promocodes/set`` body; a discount of 0 means "not this one"."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pattern": "SALE-######",
+                    "count": 10,
+                    "discount_percentage": 20,
+                    "usage_count": 1,
+                    "expires_in": "2026-12-31",
+                    "products": [],
+                    "usage_by": "",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     discount_percentage: Money = Decimal(0)
+    """Percent off (0: not this kind)."""
     discount_amount: Money = Decimal(0)
+    """Amount off (0: not this kind)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    """Uses per code."""
     charset: Annotated[str, Field(min_length=1, max_length=62)] = DEFAULT_CHARSET
+    """The characters `#` is drawn from."""
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+    """How many codes."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+    """The last day they work (YYYY-MM-DD; "": never)."""
     pattern: Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH)]
+    """`#` is drawn from charset; anything else is literal."""
     products: Annotated[list[Sku], Field(max_length=promocodes.MAX_PRODUCTS)] = []
+    """The SKUs they apply to; none = all."""
     usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+    """The one customer allowed ("": anybody)."""
 
     def to_spec(self) -> GenerationSpec:
         return GenerationSpec(
@@ -449,6 +522,14 @@ _ID = Annotated[int, Field(ge=1, le=2**63 - 1, description="what to replace")]
 class SeedSpecialUpdate(SpecialIn):
     """The special named by ``id``, with every field anew."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": 1, "sku": "SKU-1", "title": "Half price", "discount_percentage": 50}
+            ]
+        }
+    )
+
     id: _ID
 
     def to_spec(self) -> SpecialSpec:
@@ -457,6 +538,20 @@ class SeedSpecialUpdate(SpecialIn):
 
 class SeedUpgradeProgramUpdate(UpgradeProgramIn):
     """The upgrade program named by ``id``, with every field anew."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "from_sku": "SKU-BASIC",
+                    "to_sku": "SKU-PRO",
+                    "title": "Go pro",
+                    "discount_amount": 20,
+                }
+            ]
+        }
+    )
 
     id: _ID
 
@@ -610,12 +705,30 @@ async def actual_upgrade_programs(state: State) -> list[SeedUpgradeProgram]:
 
 
 class UpgradeCodeIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "upgrade_program_id": 1,
+                    "usage_by": "customer@example.com",
+                    "usage_count": 1,
+                    "expires_in": "2026-12-31",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     upgrade_program_id: Annotated[int, Field(ge=1)]
+    """The active upgrade program."""
     usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+    """The one customer allowed ("": anybody)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    """Uses of the code."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+    """Its last day (default: the program's)."""
 
 
 @both("POST", "/promocode/upgrade-program")

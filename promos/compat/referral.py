@@ -31,7 +31,13 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class ReferralError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "user bob was referred already"}]},
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """What went wrong, for a person."""
 
 
 def referral_body(exc: PromosError) -> dict[str, str]:
@@ -58,18 +64,43 @@ class Params(BaseModel):
 
 
 class ProgramIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Friends", "credit_value": 10, "target_value": 100}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     name: Name
+    """The program's name."""
     credit_value: MoneyIn
+    """What a new user is credited on sign-up."""
     target_value: Annotated[MoneyIn, Field(gt=0)]
+    """What the new user must pay in all for the referrer's reward."""
 
 
 class ProgramChange(Params):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"target_value": 150}]}, use_attribute_docstrings=True
+    )
+
     name: Name | None = None
+    """A new name."""
     credit_value: MoneyIn | None = None
+    """A new sign-up credit."""
     target_value: Annotated[MoneyIn | None, Field(gt=0)] = None
+    """A new target."""
 
 
 class RegisterIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"user_indicator": "alice", "user_indicated": "bob", "referral_program_id": 1}
+            ]
+        }
+    )
+
     user_indicator: Annotated[UserHash, Field(description="the referrer")]
     user_indicated: Annotated[UserHash, Field(description="the new user, who was referred")]
     referral_program_id: Annotated[
@@ -83,10 +114,16 @@ class RegisterIn(Params):
 
 
 class InvoiceIn(Params):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"total_amount_paid": 120.5}]})
+
     total_amount_paid: Annotated[MoneyIn, Field(description="the user's running total")]
 
 
 class EmailsIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"emails": "bob@example.com,carol@example.com"}]}
+    )
+
     emails: Annotated[
         str | list[str], Field(description="e-mail addresses separated by commas (or a list)")
     ]
@@ -97,25 +134,45 @@ class EmailsIn(Params):
 
 
 class EmailIndicationIn(EmailsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_indicator": "alice", "emails": "bob@example.com,carol@example.com"}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     user_indicator: UserHash
+    """Who invites them (the referrer)."""
 
 
 class ReferralProgramOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
     id: int
+    """The program's id."""
     name: str
+    """The program's name."""
     credit_value: MoneyOut
+    """The sign-up credit."""
     target_value: MoneyOut
+    """The target, and the referrer's reward."""
 
 
 class RegisterOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     user_indicated: str
+    """The new user."""
     user_indicator: str
+    """Who referred them."""
     referral_program: ReferralProgramOut
+    """The program."""
     credit_value: MoneyOut
+    """The new user's sign-up credit."""
     total_amount_paid: MoneyOut
+    """What the new user has paid so far."""
     created_at: datetime
+    """When."""
 
 
 class InvoiceOut(BaseModel):
@@ -125,16 +182,26 @@ class InvoiceOut(BaseModel):
 
 
 class ReferralStatementOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     potencial_credit: Annotated[MoneyOut, Field(description="spelled as the seed spells it")]
     acquired_credit: MoneyOut
+    """Rewards earned."""
     signup_credit: MoneyOut
+    """The user's own sign-up credit."""
     referral_program: ReferralProgramOut
+    """The program."""
 
 
 class EmailIndicationOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     user_indicator: str
+    """Who invited them."""
     emails: list[str]
+    """The addresses invited now."""
     already_indicated: list[str]
+    """The addresses invited before (not again)."""
 
 
 # --- reading JSON or form fields -------------------------------------------------------------

@@ -45,7 +45,8 @@ async def list_deliveries(
         Query(description="billing callbacks, or subscriptions' deliveries"),
     ] = None,
     delivery_status: Annotated[
-        Literal["pending", "delivered", "failed", "cancelled"] | None, Query(alias="status")
+        Literal["pending", "delivered", "failed", "cancelled"] | None,
+        Query(alias="status", description="the deliveries in this state"),
     ] = None,
     event_type: Annotated[str | None, Query(max_length=100, description="e.g. code.issued")] = None,
     limit: Limit = DEFAULT_LIMIT,

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promos.errors import (
@@ -67,15 +67,36 @@ def headers_for(exc: PromosError) -> dict[str, str]:
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     code: str
+    """Stable and machine-readable, e.g. pool_exhausted."""
     message: str
+    """What went wrong and what to fix, for a person."""
     details: Any = None
+    """More, where the code has any (e.g. the invalid fields)."""
 
 
 class ErrorBody(BaseModel):
     """The native API's one error shape."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "pool_exhausted",
+                        "message": "batch 0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a has no codes left",
+                        "details": None,
+                    }
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: ErrorDetail
+    """What went wrong."""
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:

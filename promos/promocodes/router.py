@@ -77,8 +77,12 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
     state: State,
     _: CurrentPrincipal,
     usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
-    kind: Annotated[Literal["percentage", "amount"] | None, Query()] = None,
-    expires_before: date | None = None,
+    kind: Annotated[
+        Literal["percentage", "amount"] | None, Query(description="the kind of discount")
+    ] = None,
+    expires_before: Annotated[
+        date | None, Query(description="codes whose last day is before this one")
+    ] = None,
     expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
     q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
     generation_id: Annotated[
