@@ -484,36 +484,32 @@ SeedNumber = Annotated[int | float | None, Field(description="a JSON number; nul
 SeedTime = Annotated[str | None, Field(description="ISO 8601 with the offset; null = open")]
 
 
-class SeedSpecial(BaseModel):
+class _SeedCatalogItem(BaseModel):
+    """What specials and upgrade programs share, as the seed's CRUD shows them."""
+
+    id: Annotated[int, Field(description="its id")]
+    title: Annotated[str, Field(description="a title for people")]
+    description: Annotated[str, Field(description="free text")]
+    discount_percentage: Annotated[SeedNumber, Field(description="percent off, if that")]
+    discount_amount: Annotated[SeedNumber, Field(description="amount off, if that")]
+    starts_at: Annotated[SeedTime, Field(description="from when; null = already")]
+    ends_at: Annotated[SeedTime, Field(description="until when; null = no end")]
+    created_at: Annotated[str, Field(description="when it was made (ISO 8601)")]
+    updated_at: Annotated[str, Field(description="when it last changed (ISO 8601)")]
+
+
+class SeedSpecial(_SeedCatalogItem):
     """A special as the seed's CRUD shows it: numbers for money, ISO 8601 for times."""
 
-    id: Annotated[int, Field(description="the special's id")]
     sku: Annotated[str, Field(description="the product on offer")]
-    title: Annotated[str, Field(description="the special's title")]
-    description: Annotated[str, Field(description="free text")]
     price: Annotated[SeedNumber, Field(description="the special price, if that is the offer")]
-    discount_percentage: Annotated[SeedNumber, Field(description="percent off, if that")]
-    discount_amount: Annotated[SeedNumber, Field(description="amount off, if that")]
-    starts_at: Annotated[SeedTime, Field(description="from when; null = already")]
-    ends_at: Annotated[SeedTime, Field(description="until when; null = no end")]
-    created_at: Annotated[str, Field(description="when it was made (ISO 8601)")]
-    updated_at: Annotated[str, Field(description="when it last changed (ISO 8601)")]
 
 
-class SeedUpgradeProgram(BaseModel):
+class SeedUpgradeProgram(_SeedCatalogItem):
     """An upgrade program as the seed's CRUD shows it."""
 
-    id: Annotated[int, Field(description="the upgrade program's id")]
     from_sku: Annotated[str, Field(description="the product upgraded from")]
     to_sku: Annotated[str, Field(description="the product upgraded to")]
-    title: Annotated[str, Field(description="the program's title")]
-    description: Annotated[str, Field(description="free text")]
-    discount_percentage: Annotated[SeedNumber, Field(description="percent off, if that")]
-    discount_amount: Annotated[SeedNumber, Field(description="amount off, if that")]
-    starts_at: Annotated[SeedTime, Field(description="from when; null = already")]
-    ends_at: Annotated[SeedTime, Field(description="until when; null = no end")]
-    created_at: Annotated[str, Field(description="when it was made (ISO 8601)")]
-    updated_at: Annotated[str, Field(description="when it last changed (ISO 8601)")]
 
 
 _ID = Annotated[int, Field(ge=1, le=2**63 - 1, description="what to replace")]
