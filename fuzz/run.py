@@ -11,7 +11,7 @@ webhook, specials, a brand user) so that generated requests reach past "not foun
 
 It fails on any 5xx, and on any answer the document does not allow: an undocumented status,
 a body that does not match its schema, another content type or missing headers. Bounded in
-time (``--seconds``, 120 by default); the database is dropped and the server stopped after.
+time (``--seconds``, 100 by default); the database is dropped and the server stopped after.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def log_step(done: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=120, help="time for the first phase")
+    parser.add_argument("--seconds", type=int, default=100, help="time for the first phase")
     parser.add_argument("--caller-seconds", type=int, default=20, help="for the second")
     parser.add_argument("--seed", type=int, help="schemathesis' random seed")
     parser.add_argument(
@@ -303,6 +303,8 @@ def main() -> int:
             PROMOS_ADMIN_PASSWORD=password,
             PROMOS_LOG_LEVEL="warning",
             PROMOS_ACCESS_LOG="false",
+            # Nothing is left to finish when the run stops the server.
+            PROMOS_SHUTDOWN_TIMEOUT_SECONDS="1",
             # No delivery leaves the machine: the subscriptions point nowhere near it.
             PROMOS_WEBHOOK_DISPATCHER="false",
             # The run is one client: limits would answer 429s instead of reaching the routes.

@@ -42,7 +42,24 @@ class UserOut(BaseModel):
 
 
 class TokenOut(BaseModel):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "pt_Kq0c7n3YV1xH2m9dR4tW8zB6aE5fJ0sL1pU3gN7iO2c",
+                    "expires_at": "2026-03-02T12:00:00Z",
+                    "user": {
+                        "id": 1,
+                        "username": "admin",
+                        "role": "admin",
+                        "created_at": "2026-03-01T12:00:00Z",
+                        "disabled": False,
+                    },
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     token: str
     """The bearer token: Authorization: Bearer <token>."""

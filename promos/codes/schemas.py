@@ -78,7 +78,21 @@ class BatchCreate(Strict):
 
 
 class BatchOut(Out):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "name": "Summer sale",
+                    "rules": {"max_per_customer": 1, "time_limit_days": 30},
+                    "expired": False,
+                    "created_at": "2026-03-01T12:00:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     id: UUID
     """The batch's id."""
@@ -99,7 +113,19 @@ class BatchPage(PageOut):
 
 
 class StatsOut(Out):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "total": 1000,
+                    "issued": 250,
+                    "left": 750,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     batch_id: UUID
     """The batch."""
@@ -131,7 +157,20 @@ class IssueIn(Strict):
 
 
 class IssuedOut(Out):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "SUMMER-0001",
+                    "batch_id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "customer_id": "customer-1001",
+                    "issued_at": "2026-03-01T12:05:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     code: str
     """The code."""

@@ -88,7 +88,9 @@ class RedeemIn(BaseModel):
 
 
 class RedeemOut(BaseModel):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "SUMMER-0001"}]}, use_attribute_docstrings=True
+    )
 
     code: str
     """The code handed out."""

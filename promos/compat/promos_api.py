@@ -127,7 +127,28 @@ def number(value: Decimal | None) -> int | float:
 
 
 class SeedPromocode(BaseModel):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "code": "SALE-7KQ2PX",
+                    "discount_percentage": 20,
+                    "discount_amount": 0,
+                    "usage_count": 1,
+                    "usage_by": "",
+                    "products": [],
+                    "expires_in": "2026-12-31",
+                    "created": "2026-03-01",
+                    "created_unix": 1772366400,
+                    "pattern": "SALE-######",
+                    "charset": "23456789ABCDEFGHJKMNPQRSTUVWXYZ",
+                    "count": 10,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     id: int
     """The code's id."""

@@ -146,7 +146,13 @@ class EmailIndicationIn(EmailsIn):
 
 
 class ReferralProgramOut(BaseModel):
-    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": 1, "name": "Friends", "credit_value": 10, "target_value": 100}]
+        },
+        use_attribute_docstrings=True,
+        from_attributes=True,
+    )
 
     id: int
     """The program's id."""

@@ -143,7 +143,25 @@ class GeneratedOut(BaseModel):
 
 
 class PromocodeOut(Out):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "code": "SUMMER-7KQ2",
+                    "generation_id": 3,
+                    "usage_count": 1,
+                    "discount_percentage": "15",
+                    "discount_amount": None,
+                    "expires_in": "2026-08-31",
+                    "products": ["SKU-1"],
+                    "usage_by": None,
+                    "created_at": "2026-03-01T12:00:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     id: int
     """The code's id."""
@@ -200,7 +218,21 @@ class ValidateIn(UseIn):
 
 
 class RedemptionOut(Out):
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "redeemed_at": "2026-03-02T09:30:00Z",
+                    "rolled_back_at": None,
+                    "usage_count": 0,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
 
     id: int
     """The redemption's id."""
