@@ -6,11 +6,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.dependencies.models import Dependant
 
 from promos.errors import BadRequest
 from promos.http.errors import ErrorBody, status_for
-from promos.http.routes import ApiErrors, DocumentedRoute, Responses
+from promos.http.routes import ApiErrors, DocumentedRoute, Responses, walk
 
 NATIVE = ApiErrors(model=ErrorBody, status=status_for)
 
@@ -43,7 +42,8 @@ class NativeRoute(DocumentedRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        known = _query_names(self.dependant)
+        # The query parameters the route reads, its dependencies' included.
+        known = frozenset(p.alias for d in walk(self.dependant) for p in d.query_params)
 
         async def handle(request: Request) -> Response:
             unknown = sorted(set(request.query_params) - known)
@@ -56,11 +56,3 @@ class NativeRoute(DocumentedRoute):
             return await handler(request)
 
         return handle
-
-
-def _query_names(dependant: Dependant) -> frozenset[str]:
-    """The query parameters a route reads, its dependencies' included."""
-    names = {p.alias for p in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return frozenset(names)

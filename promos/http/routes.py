@@ -49,10 +49,11 @@ def _probe(kind: type[PromosError]) -> PromosError:
     return kind("")
 
 
-def _walk(dependant: Dependant) -> Iterator[Dependant]:
+def walk(dependant: Dependant) -> Iterator[Dependant]:
+    """A route's dependant and every dependency below it."""
     yield dependant
     for sub in dependant.dependencies:
-        yield from _walk(sub)
+        yield from walk(sub)
 
 
 def documented_errors(
@@ -72,10 +73,10 @@ def documented_errors(
     dependant.dependencies.extend(
         get_parameterless_sub_dependant(depends=d, path=path) for d in dependencies
     )
-    calls = {d.call for d in _walk(dependant)}
+    calls = {d.call for d in walk(dependant)}
     takes_body = reads_body or bool(dependant.body_params)
     takes_values = takes_body or any(
-        d.path_params or d.query_params or d.header_params for d in _walk(dependant)
+        d.path_params or d.query_params or d.header_params for d in walk(dependant)
     )
     wanted: list[tuple[int, str]] = []
 
