@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -32,6 +33,8 @@ from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
 from promos.home import router as home_router
+from promos.http import openapi
+from promos.http.docs import INTRODUCTION, install_docs
 from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
@@ -128,13 +131,18 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
         title="Promos",
         version=__version__,
         summary="Code pools, promo codes, referrals and in-game offers.",
+        description=INTRODUCTION,
         lifespan=lifespan,
+        # Served by install_docs, with their assets from this process instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.promos = state
     # Errors raised before any route runs, and 500s, take the shape of the API that was called.
     error_shapes = _error_shapes(settings)
     install_handlers(app, error_shapes)
     app.include_router(home_router)
+    install_docs(app)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(codes_router)
@@ -220,6 +228,13 @@ class PromosAPI(FastAPI):
 
     fast_routes: FastRoutes | None = None
     observer: RequestObserver | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        cached = self.openapi_schema
+        document = super().openapi()
+        if document is not cached:  # made anew: finish it, once
+            openapi.finish(document)
+        return document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         observer = self.observer

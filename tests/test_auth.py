@@ -6,10 +6,8 @@ import asyncio
 import base64
 import hashlib
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
@@ -21,7 +19,7 @@ from promos.auth.tables import api_keys, tokens
 from promos.db import Database
 from promos.settings import Settings
 from promos.tables import metadata
-from tests._routes import app_routes
+from tests._routes import app_routes, concrete_path
 from tests.conftest import FakeClock
 from tests.factories.auth import make_api_key, make_user
 
@@ -256,9 +254,10 @@ async def test_the_api_key_listing_shows_the_prefix_and_never_the_secret(
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
     assert response.status_code == 200, response.text
-    assert [(k["id"], k["prefix"]) for k in response.json()] == [(new_key["id"], new_key["prefix"])]
+    keys = response.json()["items"]
+    assert [(k["id"], k["prefix"]) for k in keys] == [(new_key["id"], new_key["prefix"])]
     assert new_key["key"] not in response.text
-    assert "key" not in response.json()[0]
+    assert "key" not in keys[0]
 
 
 async def test_the_secret_of_an_api_key_appears_in_no_listing(client, new_key, admin_auth):
@@ -282,7 +281,7 @@ async def test_a_revoked_api_key_is_listed_as_revoked(client, new_key, admin_aut
 
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
-    assert [k["revoked"] for k in response.json()] == [True]
+    assert [k["revoked"] for k in response.json()["items"]] == [True]
 
 
 async def test_revoking_an_unknown_api_key_is_a_404(client, admin_auth):
@@ -412,7 +411,7 @@ async def test_an_unknown_role_is_a_422(client, admin_auth):
 async def test_the_user_listing_shows_no_password_hashes(client, admin_auth, sales_user):
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert sorted(u["username"] for u in response.json()) == ["root", "sally"]
+    assert sorted(u["username"] for u in response.json()["items"]) == ["root", "sally"]
     assert "argon2" not in response.text
     assert "password" not in response.text
 
@@ -439,7 +438,7 @@ async def test_a_disabled_user_is_listed_as_disabled(client, admin_auth, sales_u
 
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert {u["username"]: u["disabled"] for u in response.json()} == {
+    assert {u["username"]: u["disabled"] for u in response.json()["items"]} == {
         "root": False,
         "sally": True,
     }
@@ -518,18 +517,6 @@ _APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:
 PRIVATE = sorted(set(_APP_ROUTES) - PUBLIC)
 
 
-def _concrete(path: str, params: dict[str, dict[str, Any]]) -> str:
-    """The path with a well-formed value in each parameter."""
-
-    def sample(match: re.Match[str]) -> str:
-        schema = params.get(match.group(1), {})
-        if schema.get("format") == "uuid":
-            return str(UUID(int=1))
-        return "1"
-
-    return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", sample, path)
-
-
 def test_the_route_list_covers_the_app():
     assert len(PRIVATE) > 10
     assert ("GET", "/v1/users") in PRIVATE
@@ -538,7 +525,7 @@ def test_the_route_list_covers_the_app():
 
 @pytest.mark.parametrize(("method", "path"), PRIVATE, ids=[f"{m} {p}" for m, p in PRIVATE])
 async def test_every_private_route_needs_a_credential(client, method, path):
-    response = await client.request(method, _concrete(path, _APP_ROUTES[method, path]))
+    response = await client.request(method, concrete_path(path, _APP_ROUTES[method, path]))
 
     assert response.status_code == 401, response.text
 
