@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher, profiles
 from fastapi import FastAPI
 from redis import Redis
 from redis.exceptions import RedisError
@@ -27,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from promos import migrate
 from promos.app import create_app
+from promos.auth import service as auth_service
 from promos.db import Database
 from promos.settings import Settings
 from promos.state import AppState
@@ -96,6 +98,15 @@ def one_concurrency_test_at_a_time(
             yield
         finally:
             fcntl.flock(held, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2 at its cheapest: at the default cost every user a test makes, and every password
+    it checks, takes about 0.2 s of CPU. What is stored and checked stays argon2id."""
+    default = auth_service.use_password_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
+    yield
+    auth_service.use_password_hasher(default)
 
 
 class ServiceMissing(pytest.skip.Exception):
