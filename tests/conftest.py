@@ -196,17 +196,31 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _empty_postgres(url: str) -> None:
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+# Every row deleted, children first, and every sequence used set back to its start: what
+# `TRUNCATE ... RESTART IDENTITY` does, at a few ms instead of 0.2-0.4 s (a TRUNCATE gives each
+# of the tables new files, whether it holds a row or not). One round trip.
+_RESTART_SEQUENCES = (
+    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false)"
+    " FROM pg_sequences WHERE last_value IS NOT NULL"
+)
+_EMPTY_POSTGRES = ";\n".join(
+    [
+        # The names are those of Promos's own tables.
+        *(f'DELETE FROM "{table.name}"' for table in reversed(metadata.sorted_tables)),  # noqa: S608
+        _RESTART_SEQUENCES,
+    ]
+)
 
-    async def truncate() -> None:
+
+def _empty_postgres(url: str) -> None:
+    async def empty() -> None:
         conn = await asyncpg.connect(_asyncpg_dsn(url))
         try:
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            await conn.execute(_EMPTY_POSTGRES)
         finally:
             await conn.close()
 
-    asyncio.run(truncate())
+    asyncio.run(empty())
 
 
 # `-m "not postgres"` leaves the PostgreSQL variants out (`make test-quick`).
