@@ -204,24 +204,34 @@ def test_an_invalid_value_is_refused(monkeypatch, name, value):
 # --- promos serve and the database ----------------------------------------------------
 
 
-@pytest.fixture
-def empty_postgres_url(postgres_url: str) -> Iterator[str]:
-    """A new PostgreSQL database with no schema at all, dropped afterwards."""
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def unmigrated_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this run's own besides ``postgres_url``'s, not migrated by any
+    fixture, dropped at the end: a DROP DATABASE waits for a checkpoint, once and not per test."""
     # postgres_url: skipped (or failed, in CI) as every PostgreSQL test is without a server.
     server = make_url(PG_URL).set(drivername="postgresql", database="postgres")
     dsn = server.render_as_string(hide_password=False)
     name = f"promos_empty_{uuid4().hex[:12]}"
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_execute(dsn, f'CREATE DATABASE "{name}"'))
     yield server.set(database=name).render_as_string(hide_password=False)
-    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def empty_postgres_url(unmigrated_postgres_url: str) -> str:
+    """A PostgreSQL database with no schema at all: whatever a test made in it is gone."""
+    asyncio.run(
+        _execute(unmigrated_postgres_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    )
+    return unmigrated_postgres_url
 
 
 @pytest.mark.postgres
