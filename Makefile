@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # TEST_WORKERS=0, or plain `pytest`, runs it in one process, one test after another.
 TEST_WORKERS ?= 2
 
-.PHONY: venv serve test lint format demo bench fuzz clean
+.PHONY: venv serve test test-quick lint format demo bench fuzz clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ serve: venv
 
 test: venv
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# The SQLite variants alone: no PostgreSQL or Redis needed, under a minute (docs/development.md).
+test-quick: venv
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not postgres and not redis"
 
 lint: venv
 	$(BIN)/ruff check promos tests bench deploy fuzz

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -28,9 +29,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migrations, read once per process: Alembic reads and compiles every file each time."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revisions() -> set[str]:
     """The newest revision of each domain's branch (each domain's migrations branch off 0001)."""
-    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return set(_scripts().get_heads())
 
 
 async def upgrade(engine: AsyncEngine) -> None:
@@ -68,6 +75,8 @@ def _names(revisions: set[str]) -> str:
 async def prepare(engine: AsyncEngine) -> None:
     """Migrate an embedded SQLite database; require any other to be migrated already."""
     if engine.dialect.name == "sqlite":
-        await upgrade(engine)
+        # One already at every head (each start but the first) is left as it is.
+        if await current_revisions(engine) != head_revisions():
+            await upgrade(engine)
     else:
         await ensure_migrated(engine)

@@ -1,14 +1,14 @@
 """Rate limits: 429 with an exact Retry-After over the limit, and recovery once it has passed.
 
-Every HTTP test runs with the counters in this process and in Redis (127.0.0.1:6379, a key
-prefix of its own, deleted afterwards). Time moves with the FakeClock, never by sleeping.
+Every HTTP test runs with the counters in this process and in Redis (PROMOS_TEST_REDIS_URL, a
+key prefix of its own, deleted afterwards; without a Redis, the in-process variants still run).
+Time moves with the FakeClock, never by sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from promos.brands import service as brands
@@ -28,7 +26,6 @@ from promos.settings import Settings
 from tests.factories.auth import make_user
 from tests.factories.offers import make_game
 
-REDIS_URL = os.environ.get("PROMOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Windows of a minute or more: Redis expires a key in real time once its TAT has passed,
 # and a test must not lose its count to that while the FakeClock stands still.
 LIMITS: dict[str, Any] = {
@@ -45,38 +42,32 @@ PASSWORD = "the right password"
 both_paths = pytest.mark.parametrize("fast_path", [True, False], ids=["fast_path", "fastapi"])
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The Redis of the tests, which must be there (as PostgreSQL must)."""
-    client = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=5)
-    try:
-        client.ping()
-    except RedisError as exc:
-        pytest.fail(
-            f"the rate-limit tests need Redis at {REDIS_URL} (PROMOS_TEST_REDIS_URL): {exc}"
-        )
-    finally:
-        client.close()
-    return REDIS_URL
+# `-m "not redis"` leaves the Redis variants out (`make test-quick`).
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+def redis(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The Redis URL of a ``redis`` variant; None for ``memory``, which needs no Redis."""
+    return str(request.getfixturevalue("redis_url")) if backend == "redis" else None
+
+
+@pytest.fixture
+async def redis_prefix(redis: str | None) -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"promos-test:{uuid.uuid4().hex}:"
     yield prefix
-    redis = Redis.from_url(redis_url)
+    if redis is None:
+        return
+    client = Redis.from_url(redis)
     try:
-        keys = [key async for key in redis.scan_iter(match=prefix + "*")]
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
         if keys:
-            await redis.delete(*keys)
+            await client.delete(*keys)
     finally:
-        await redis.aclose()
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+        await client.aclose()
 
 
 @pytest.fixture
@@ -89,14 +80,14 @@ def overrides() -> dict[str, Any]:
 def settings(
     database_url: str,
     fast_path: bool,
-    backend: str,
+    redis: str | None,
     redis_prefix: str,
     overrides: dict[str, Any],
 ) -> Settings:
     return Settings(
         database_url=database_url,
         fast_path=fast_path,
-        redis_url=REDIS_URL if backend == "redis" else None,
+        redis_url=redis,
         rate_limit_prefix=redis_prefix,
         **{**LIMITS, **overrides},
     )
@@ -359,12 +350,11 @@ SECOND = 1_000_000
 
 
 @pytest.fixture
-async def store(backend: str, redis_prefix: str) -> AsyncIterator[MemoryStore | RedisStore]:
-    memory = MemoryStore(max_keys=1000)
+async def store(redis: str | None, redis_prefix: str) -> AsyncIterator[MemoryStore | RedisStore]:
     found = (
-        memory
-        if backend == "memory"
-        else RedisStore(REDIS_URL, prefix=redis_prefix, fallback=MemoryStore(max_keys=1000))
+        MemoryStore(max_keys=1000)
+        if redis is None
+        else RedisStore(redis, prefix=redis_prefix, fallback=MemoryStore(max_keys=1000))
     )
     yield found
     await found.close()

@@ -27,7 +27,7 @@ from promos.cli._run import EX_CONFIG
 from promos.datadir import data_directory
 from promos.db import Database
 from promos.settings import Settings, from_environment
-from tests.conftest import IN_CI, PG_URL
+from tests.conftest import PG_URL
 
 
 @pytest.fixture(autouse=True)
@@ -280,30 +280,37 @@ def test_an_invalid_value_is_refused(monkeypatch, name, value):
 # --- promos serve and the database ----------------------------------------------------
 
 
-@pytest.fixture
-def empty_postgres_url() -> Iterator[str]:
-    """A new PostgreSQL database with no schema at all, dropped afterwards."""
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def unmigrated_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this run's own besides ``postgres_url``'s, not migrated by any
+    fixture, dropped at the end: a DROP DATABASE waits for a checkpoint, once and not per test."""
+    # postgres_url: skipped (or failed, in CI) as every PostgreSQL test is without a server.
     server = make_url(PG_URL).set(drivername="postgresql", database="postgres")
     dsn = server.render_as_string(hide_password=False)
     name = f"promos_empty_{uuid4().hex[:12]}"
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is mandatory in CI and unreachable at {dsn}: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable at {dsn}")
+    asyncio.run(_execute(dsn, f'CREATE DATABASE "{name}"'))
     yield server.set(database=name).render_as_string(hide_password=False)
-    asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def empty_postgres_url(unmigrated_postgres_url: str) -> str:
+    """A PostgreSQL database with no schema at all: whatever a test made in it is gone."""
+    asyncio.run(
+        _execute(unmigrated_postgres_url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    )
+    return unmigrated_postgres_url
+
+
+@pytest.mark.postgres
 def test_serve_refuses_an_unmigrated_postgresql_database(empty_postgres_url, uvicorn_runs):
     result = promos("serve", env={"PROMOS_DATABASE_URL": empty_postgres_url})
 
@@ -312,6 +319,7 @@ def test_serve_refuses_an_unmigrated_postgresql_database(empty_postgres_url, uvi
     assert uvicorn_runs == []
 
 
+@pytest.mark.postgres
 def test_serve_leaves_an_unmigrated_postgresql_database_unmigrated(
     empty_postgres_url, uvicorn_runs
 ):
@@ -321,6 +329,7 @@ def test_serve_leaves_an_unmigrated_postgresql_database_unmigrated(
     assert asyncio.run(revisions_of(async_url)) == set()
 
 
+@pytest.mark.postgres
 def test_serve_starts_on_postgresql_once_migrated(empty_postgres_url, uvicorn_runs):
     env = {"PROMOS_DATABASE_URL": empty_postgres_url}
     assert promos("migrate", env=env).exit_code == 0

@@ -34,9 +34,21 @@ API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
 USERNAME = re.compile(r"[^\s:]{1,255}")
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory profile
 # Verifying against this when the user does not exist keeps sign-in time the same either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash and verify passwords with ``hasher`` from now on; returns the one used until now.
+
+    For the tests, which make thousands of users: at the default cost each hash or check takes
+    about 0.2 s of CPU. A hash is always checked at the cost it was made with.
+    """
+    global _hasher, _DUMMY_HASH  # noqa: PLW0603 - one hasher per process, swapped by the tests
+    previous, _hasher = _hasher, hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+    return previous
 
 
 @dataclass(frozen=True, slots=True)
