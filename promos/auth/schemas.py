@@ -7,9 +7,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promos.auth.service import Role
+from promos.auth.service import MIN_PASSWORD_LENGTH, Role
 
 Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD_LENGTH,
+        max_length=1024,
+        description=f"At least {MIN_PASSWORD_LENGTH} characters",
+    ),
+]
 
 
 class SignIn(BaseModel):
@@ -48,8 +56,25 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: Username
-    password: Annotated[str, Field(min_length=8, max_length=1024)]
+    password: NewPassword
     role: Role = "sales"
+
+
+class PasswordChange(BaseModel):
+    """The signed-in user's own change: the current password proves it is them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    new_password: NewPassword
+
+
+class PasswordReset(BaseModel):
+    """An admin's reset of another user's password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: NewPassword
 
 
 class ApiKeyCreate(BaseModel):
