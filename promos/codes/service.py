@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, Uuid, func, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -103,6 +103,16 @@ class IssuedCode:
     client_id: UUID
     customer_id: str
     issued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCode:
+    """A code of a batch as an export shows it: whose it is, and its issue if it was issued."""
+
+    code: str
+    client_id: UUID
+    customer_id: str | None
+    issued_at: datetime | None
 
 
 BATCH_COLUMNS = (
@@ -316,3 +326,26 @@ async def customer_codes(
     if batch_id is not None:
         query = query.where(codes.c.batch_id == batch_id)
     return [IssuedCode(*row) for row in await conn.execute(query)]
+
+
+async def batch_codes(
+    conn: AsyncConnection, *, batch_id: UUID, after: tuple[UUID, str] | None, limit: int
+) -> list[PoolCode]:
+    """Up to ``limit`` codes of the batch, by client and code, from just after ``after``.
+
+    The keyset reads of an export: they walk the primary key (client, code), so every read
+    costs the same however far the export has gone. (No index orders a batch's codes: one
+    would cost every issue a write, for the sake of a rare export.)
+    """
+    query = (
+        select(codes.c.code, codes.c.client_id, codes.c.customer_id, codes.c.issued_at)
+        .where(codes.c.batch_id == batch_id)
+        .order_by(codes.c.client_id, codes.c.code)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            tuple_(codes.c.client_id, codes.c.code)
+            > tuple_(literal(after[0], Uuid()), literal(after[1], Text()))
+        )
+    return [PoolCode(*row) for row in await conn.execute(query)]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from pydantic import AwareDatetime
 
 from promos.errors import InvalidInput
+from promos.export import csv_stream
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.promocodes import changes, service
+from promos.http.responses import CSV_RESPONSE, CsvDownload
+from promos.promocodes import changes, export, service
 from promos.promocodes.schemas import (
     GeneratedOut,
     GenerateIn,
@@ -43,19 +46,7 @@ IdempotencyKey = Annotated[
 
 
 def promocode_out(found: Promocode) -> PromocodeOut:
-    g = found.generation
-    return PromocodeOut(
-        id=found.id,
-        code=found.code,
-        generation_id=g.id,
-        usage_count=found.usage_count,
-        discount_percentage=g.discount_percentage,
-        discount_amount=g.discount_amount,
-        expires_in=g.expires_in,
-        products=list(g.products),
-        usage_by=g.usage_by,
-        created_at=g.created_at,
-    )
+    return PromocodeOut.of(found)
 
 
 @router.post(
@@ -95,6 +86,52 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
     async with state.database.begin() as conn:
         found = await service.list_promocodes(conn, filters=filters, limit=limit, offset=offset)
     return PromocodePage(items=[promocode_out(p) for p in found], limit=limit, offset=offset)
+
+
+def export_filter(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
+    usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
+    kind: Annotated[Literal["percentage", "amount"] | None, Query()] = None,
+    expires_before: date | None = None,
+    expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
+    generation_id: int | None = None,
+) -> PromocodeFilter:
+    """The list route's filters, for the exports."""
+    return PromocodeFilter(
+        usage_by=usage_by,
+        kind=kind,
+        expires_before=expires_before,
+        expires_after=expires_after,
+        search=q,
+        generation_id=generation_id,
+    )
+
+
+ExportFilter = Annotated[PromocodeFilter, Depends(export_filter)]
+
+
+@router.get("/promocodes.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+async def export_promocodes(
+    filters: ExportFilter, state: State, _: CurrentPrincipal
+) -> CsvDownload:
+    """The promo codes the filters let through (the list route's), as CSV, in the order they
+    were made, streamed as they are read."""
+    rows = export.promocodes(state.database, filters)
+    return CsvDownload(csv_stream(export.PROMOCODES, rows), filename="promocodes.csv")
+
+
+@router.get("/redemptions.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+async def export_redemptions(
+    filters: ExportFilter,
+    state: State,
+    _: CurrentPrincipal,
+    since: Annotated[AwareDatetime | None, Query(description="redeemed from this time on")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="redeemed before this time")] = None,
+) -> CsvDownload:
+    """The redemptions of the promo codes the filters let through, rolled-back ones too, as
+    CSV, in the order they were made, streamed as they are read."""
+    rows = export.redemptions(state.database, filters, since=since, until=until)
+    return CsvDownload(csv_stream(export.REDEMPTIONS, rows), filename="redemptions.csv")
 
 
 @router.get("/promocodes/{code}", responses={404: {"model": ErrorBody}})

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
-from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec
+from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec, Promocode
 from promos.validation import Identifier
 
 
@@ -112,6 +112,23 @@ class PromocodeOut(Out):
     products: list[str]
     usage_by: str | None
     created_at: datetime
+
+    @classmethod
+    def of(cls, found: Promocode) -> PromocodeOut:
+        """The code with its generation's terms."""
+        g = found.generation
+        return cls(
+            id=found.id,
+            code=found.code,
+            generation_id=g.id,
+            usage_count=found.usage_count,
+            discount_percentage=g.discount_percentage,
+            discount_amount=g.discount_amount,
+            expires_in=g.expires_in,
+            products=list(g.products),
+            usage_by=g.usage_by,
+            created_at=g.created_at,
+        )
 
 
 class PromocodePage(BaseModel):

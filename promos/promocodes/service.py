@@ -401,6 +401,23 @@ async def list_promocodes(
     return await _promocodes(conn, (await conn.execute(query)).all())
 
 
+async def promocodes_after(
+    conn: AsyncConnection, *, filters: PromocodeFilter, after: int | None, limit: int
+) -> list[Promocode]:
+    """Up to ``limit`` filtered promo codes with an id above ``after``, in id order: the keyset
+    reads of an export (each costs the same, however far the export has gone)."""
+    query = (
+        select(*_COLUMNS)
+        .select_from(_JOINED)
+        .where(*_conditions(filters))
+        .order_by(promocodes.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(promocodes.c.id > after)
+    return await _promocodes(conn, (await conn.execute(query)).all())
+
+
 async def delete_promocode(conn: AsyncConnection, code: str) -> None:
     result = await conn.execute(delete(promocodes).where(promocodes.c.code == code))
     if result.rowcount == 0:
@@ -664,3 +681,31 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )
     return undone_redemption
+
+
+async def redemptions_after(
+    conn: AsyncConnection,
+    *,
+    filters: PromocodeFilter,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int | None,
+    limit: int,
+) -> list[Redemption]:
+    """Up to ``limit`` redemptions of the filtered promo codes, made from ``since`` (inclusive)
+    until ``until`` (exclusive), with an id above ``after``, in id order (the order they were
+    made); rolled-back ones too. ``usage_count`` is the code's uses left now."""
+    query = (
+        select(*_REDEMPTION_COLUMNS)
+        .select_from(_REDEMPTIONS.join(generations, promocodes.c.generation_id == generations.c.id))
+        .where(*_conditions(filters))
+        .order_by(redemptions.c.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(redemptions.c.redeemed_at >= since)
+    if until is not None:
+        query = query.where(redemptions.c.redeemed_at < until)
+    if after is not None:
+        query = query.where(redemptions.c.id > after)
+    return [Redemption(*row) for row in await conn.execute(query)]

@@ -1,0 +1,30 @@
+"""A batch's codes as CSV: ``code,client_id,customer_id,issued_at``, one row per code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from uuid import UUID
+
+from promos.codes import service
+from promos.codes.service import PoolCode
+from promos.db import Database
+from promos.export import CHUNK_ROWS, CsvTable, chunks
+
+BATCH_CODES: CsvTable[PoolCode] = CsvTable(
+    header=("code", "client_id", "customer_id", "issued_at"),
+    values=lambda c: (c.code, c.client_id, c.customer_id, c.issued_at),
+)
+
+
+def batch_codes(
+    database: Database, batch_id: UUID, *, chunk_rows: int = CHUNK_ROWS
+) -> AsyncIterator[Sequence[PoolCode]]:
+    """Every code of the batch, by client and code, in chunks of short reads."""
+    return chunks(
+        database,
+        lambda conn, after, limit: service.batch_codes(
+            conn, batch_id=batch_id, after=after, limit=limit
+        ),
+        key=lambda c: (c.client_id, c.code),
+        chunk_rows=chunk_rows,
+    )

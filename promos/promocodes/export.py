@@ -1,0 +1,81 @@
+"""Promo codes and their redemptions as CSV, filtered as the list route filters them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+from promos.db import Database
+from promos.export import CHUNK_ROWS, CsvTable, chunks
+from promos.promocodes import service
+from promos.promocodes.service import Promocode, PromocodeFilter, Redemption
+
+PROMOCODES: CsvTable[Promocode] = CsvTable(
+    header=(
+        "code",
+        "generation_id",
+        "uses_left",
+        "discount_percentage",
+        "discount_amount",
+        "expires_in",
+        "products",
+        "usage_by",
+        "created_at",
+    ),
+    values=lambda p: (
+        p.code,
+        p.generation.id,
+        p.usage_count,
+        p.discount_percentage,
+        p.discount_amount,
+        p.expires_in,
+        p.products,
+        p.usage_by,
+        p.created_at,
+    ),
+)
+
+REDEMPTIONS: CsvTable[Redemption] = CsvTable(
+    header=("id", "code", "customer", "idempotency_key", "redeemed_at", "rolled_back_at"),
+    values=lambda r: (
+        r.id,
+        r.code,
+        r.customer,
+        r.idempotency_key,
+        r.redeemed_at,
+        r.rolled_back_at,
+    ),
+)
+
+
+def promocodes(
+    database: Database, filters: PromocodeFilter, *, chunk_rows: int = CHUNK_ROWS
+) -> AsyncIterator[Sequence[Promocode]]:
+    """Every promo code the filters let through, in the order they were made."""
+    return chunks(
+        database,
+        lambda conn, after, limit: service.promocodes_after(
+            conn, filters=filters, after=after, limit=limit
+        ),
+        key=lambda p: p.id,
+        chunk_rows=chunk_rows,
+    )
+
+
+def redemptions(
+    database: Database,
+    filters: PromocodeFilter,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> AsyncIterator[Sequence[Redemption]]:
+    """Every redemption of those promo codes in ``[since, until)``, in the order made."""
+    return chunks(
+        database,
+        lambda conn, after, limit: service.redemptions_after(
+            conn, filters=filters, since=since, until=until, after=after, limit=limit
+        ),
+        key=lambda r: r.id,
+        chunk_rows=chunk_rows,
+    )
