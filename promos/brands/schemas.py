@@ -29,3 +29,10 @@ class NewBrandUserOut(BaseModel):
     user_id: str
     created_at: datetime
     secret: Annotated[str, Field(description="Shown this once; stored only as a digest")]
+
+
+class BrandUserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: str
+    created_at: datetime
