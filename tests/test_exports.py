@@ -15,6 +15,7 @@ import pytest
 from promos.codes import export as codes_export
 from promos.codes import service as codes
 from promos.codes.service import Rules
+from promos.codes.tables import codes as codes_table
 from promos.export import cell
 from promos.promocodes import export as promocodes_export
 from promos.promocodes.service import PromocodeFilter
@@ -135,6 +136,34 @@ async def test_the_chunked_reads_return_every_code_once(database, clock):
     assert [len(c) for c in chunks] == [3, 3, 1]
     assert sorted(c.code for chunk in chunks for c in chunk) == sorted(
         f"CHUNK-{n}" for n in range(7)
+    )
+
+
+async def test_a_batch_holding_codes_of_several_clients_exports_them_all(database, clock):
+    batch = await make_batch(database, now=clock(), codes=3, prefix="FIRST")
+    # Ango's uploads name a client on every row; a batch of several clients, made directly.
+    async with database.begin() as conn:
+        await codes.ensure_client(conn, OTHER_CLIENT, now=clock())
+        await conn.execute(
+            codes_table.insert(),
+            [
+                {
+                    "client_id": OTHER_CLIENT,
+                    "code": f"SECOND-{n}",
+                    "batch_id": batch.id,
+                    "seq": 9 + n,
+                }
+                for n in range(4)
+            ],
+        )
+
+    chunks = [c async for c in codes_export.batch_codes(database, batch.id, chunk_rows=2)]
+
+    assert [len(c) for c in chunks] == [2, 2, 2, 1]
+    exported = [(c.client_id, c.code) for chunk in chunks for c in chunk]
+    assert exported == sorted(
+        [(CLIENT, f"FIRST-{n}") for n in range(3)]
+        + [(OTHER_CLIENT, f"SECOND-{n}") for n in range(4)]
     )
 
 

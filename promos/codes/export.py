@@ -16,15 +16,20 @@ BATCH_CODES: CsvTable[PoolCode] = CsvTable(
 )
 
 
-def batch_codes(
+async def batch_codes(
     database: Database, batch_id: UUID, *, chunk_rows: int = CHUNK_ROWS
 ) -> AsyncIterator[Sequence[PoolCode]]:
-    """Every code of the batch, by client and code, in chunks of short reads."""
-    return chunks(
+    """Every code of the batch, by client and code, in chunks of short reads (of the clients
+    the batch held when the export began)."""
+    async with database.begin() as conn:
+        clients = await service.batch_clients(conn, batch_id)
+    rows = chunks(
         database,
         lambda conn, after, limit: service.batch_codes(
-            conn, batch_id=batch_id, after=after, limit=limit
+            conn, batch_id=batch_id, clients=clients, after=after, limit=limit
         ),
         key=lambda c: (c.client_id, c.code),
         chunk_rows=chunk_rows,
     )
+    async for chunk in rows:
+        yield chunk

@@ -5,13 +5,13 @@ Issuing lives in ``promos.codes.issue`` (the SQL) and ``promos.codes.issuer`` (g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import Text, Uuid, func, literal, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -328,24 +328,40 @@ async def customer_codes(
     return [IssuedCode(*row) for row in await conn.execute(query)]
 
 
+async def batch_clients(conn: AsyncConnection, batch_id: UUID) -> list[UUID]:
+    """The clients whose codes the batch holds, in order (one read of the batch's codes)."""
+    query = select(codes.c.client_id).where(codes.c.batch_id == batch_id).distinct()
+    return sorted((await conn.execute(query)).scalars())
+
+
 async def batch_codes(
-    conn: AsyncConnection, *, batch_id: UUID, after: tuple[UUID, str] | None, limit: int
+    conn: AsyncConnection,
+    *,
+    batch_id: UUID,
+    clients: Sequence[UUID],
+    after: tuple[UUID, str] | None,
+    limit: int,
 ) -> list[PoolCode]:
     """Up to ``limit`` codes of the batch, by client and code, from just after ``after``.
 
-    The keyset reads of an export: they walk the primary key (client, code), so every read
-    costs the same however far the export has gone. (No index orders a batch's codes: one
-    would cost every issue a write, for the sake of a rare export.)
+    The keyset reads of an export: each walks the primary key (client, code) within one of
+    ``clients`` (``batch_clients``), so a read costs the same however far the export has
+    gone, and only those clients' codes are ever walked. (No index orders a batch's codes:
+    one would cost every issue another index write, for the sake of a rare export.)
     """
-    query = (
-        select(codes.c.code, codes.c.client_id, codes.c.customer_id, codes.c.issued_at)
-        .where(codes.c.batch_id == batch_id)
-        .order_by(codes.c.client_id, codes.c.code)
-        .limit(limit)
-    )
-    if after is not None:
-        query = query.where(
-            tuple_(codes.c.client_id, codes.c.code)
-            > tuple_(literal(after[0], Uuid()), literal(after[1], Text()))
+    found: list[PoolCode] = []
+    for client_id in clients:
+        if after is not None and client_id < after[0]:
+            continue
+        query = (
+            select(codes.c.code, codes.c.client_id, codes.c.customer_id, codes.c.issued_at)
+            .where(codes.c.client_id == client_id, codes.c.batch_id == batch_id)
+            .order_by(codes.c.code)
+            .limit(limit - len(found))
         )
-    return [PoolCode(*row) for row in await conn.execute(query)]
+        if after is not None and client_id == after[0]:
+            query = query.where(codes.c.code > after[1])
+        found.extend(PoolCode(*row) for row in await conn.execute(query))
+        if len(found) == limit:
+            break
+    return found
