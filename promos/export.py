@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,21 +53,21 @@ async def chunks(
 
 @dataclass(frozen=True, slots=True)
 class CsvTable(Generic[R]):
-    """The columns of an export, and how one row of it becomes their values."""
+    """The columns of an export, and how one row of it becomes their cells: text, numbers,
+    UUIDs and ``None`` (an empty cell) as they are, times through ``iso``, lists ``words``."""
 
     header: tuple[str, ...]
     values: Callable[[R], Iterable[object]]
 
 
-def cell(value: object) -> object:
-    """A value as a CSV cell: times in ISO 8601 (UTC), nothing as empty, lists space-separated."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return " ".join(str(v) for v in value)
-    return value
+def iso(value: date | None) -> str | None:
+    """A time (UTC) or a day as an ISO 8601 cell."""
+    return None if value is None else value.isoformat()
+
+
+def words(values: Iterable[object]) -> str:
+    """A list as one cell, space-separated (SKUs hold no spaces)."""
+    return " ".join(map(str, values))
 
 
 async def csv_stream(table: CsvTable[R], rows: AsyncIterator[Sequence[R]]) -> AsyncIterator[bytes]:
@@ -79,7 +79,8 @@ async def csv_stream(table: CsvTable[R], rows: AsyncIterator[Sequence[R]]) -> As
     async for chunk in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([cell(v) for v in table.values(row)] for row in chunk)
+        # The csv module writes None as an empty cell, anything else as str() makes it.
+        writer.writerows(map(table.values, chunk))
         yield buffer.getvalue().encode()
 
 

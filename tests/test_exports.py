@@ -16,7 +16,7 @@ from promos.codes import export as codes_export
 from promos.codes import service as codes
 from promos.codes.service import Rules
 from promos.codes.tables import codes as codes_table
-from promos.export import cell
+from promos.export import iso, words
 from promos.promocodes import export as promocodes_export
 from promos.promocodes.service import PromocodeFilter
 from tests.conftest import FakeClock
@@ -378,7 +378,7 @@ async def test_exporting_redemptions_needs_a_credential(client):
     assert (await client.get("/v1/redemptions.csv")).status_code == 401
 
 
-def test_times_are_exported_in_iso_8601_utc():
-    assert cell(datetime(2026, 3, 1, 12, tzinfo=UTC)) == "2026-03-01T12:00:00+00:00"
-    assert cell(None) == ""
-    assert cell(("A", "B")) == "A B"
+def test_times_are_exported_in_iso_8601_utc_and_lists_as_words():
+    assert iso(datetime(2026, 3, 1, 12, tzinfo=UTC)) == "2026-03-01T12:00:00+00:00"
+    assert iso(None) is None
+    assert words(("A", "B")) == "A B"

@@ -8,11 +8,11 @@ from uuid import UUID
 from promos.codes import service
 from promos.codes.service import PoolCode
 from promos.db import Database
-from promos.export import CHUNK_ROWS, CsvTable, chunks
+from promos.export import CHUNK_ROWS, CsvTable, chunks, iso
 
 BATCH_CODES: CsvTable[PoolCode] = CsvTable(
     header=("code", "client_id", "customer_id", "issued_at"),
-    values=lambda c: (c.code, c.client_id, c.customer_id, c.issued_at),
+    values=lambda c: (c.code, c.client_id, c.customer_id, iso(c.issued_at)),
 )
 
 

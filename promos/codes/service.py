@@ -361,7 +361,7 @@ async def batch_codes(
         )
         if after is not None and client_id == after[0]:
             query = query.where(codes.c.code > after[1])
-        found.extend(PoolCode(*row) for row in await conn.execute(query))
+        found.extend(PoolCode(*row) for row in (await conn.execute(query)).all())
         if len(found) == limit:
             break
     return found

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from promos.db import Database
-from promos.export import CHUNK_ROWS, CsvTable, chunks
+from promos.export import CHUNK_ROWS, CsvTable, chunks, iso, words
 from promos.promocodes import service
 from promos.promocodes.service import Promocode, PromocodeFilter, Redemption
 
@@ -28,10 +28,10 @@ PROMOCODES: CsvTable[Promocode] = CsvTable(
         p.usage_count,
         p.discount_percentage,
         p.discount_amount,
-        p.expires_in,
-        p.products,
+        iso(p.expires_in),
+        words(p.products),
         p.usage_by,
-        p.created_at,
+        iso(p.created_at),
     ),
 )
 
@@ -42,8 +42,8 @@ REDEMPTIONS: CsvTable[Redemption] = CsvTable(
         r.code,
         r.customer,
         r.idempotency_key,
-        r.redeemed_at,
-        r.rolled_back_at,
+        iso(r.redeemed_at),
+        iso(r.rolled_back_at),
     ),
 )
 

@@ -315,12 +315,13 @@ async def _products_of(conn: AsyncConnection, ids: set[int]) -> dict[int, tuple[
 
 async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promocode]:
     products = await _products_of(conn, {row.generation_id for row in rows})
-    return [
-        Promocode(
-            id=row.id,
-            code=row.code,
-            usage_count=row.usage_count,
-            generation=Generation(
+    # Codes of one generation share its terms: one Generation each (an export reads many).
+    generations_: dict[int, Generation] = {}
+    found = []
+    for row in rows:
+        generation = generations_.get(row.generation_id)
+        if generation is None:
+            generation = generations_[row.generation_id] = Generation(
                 id=row.generation_id,
                 pattern=row.pattern,
                 charset=row.charset,
@@ -334,10 +335,9 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
                 products=products.get(row.generation_id, ()),
                 usage_by=row.usage_by,
                 created_at=row.created_at,
-            ),
-        )
-        for row in rows
-    ]
+            )
+        found.append(Promocode(row.id, row.code, row.usage_count, generation))
+    return found
 
 
 async def get_promocode(conn: AsyncConnection, code: str, *, for_update: bool = False) -> Promocode:
