@@ -23,7 +23,7 @@ from promos.codes.schemas import (
 from promos.codes.service import IssueRequest
 from promos.export import csv_stream
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import ErrorBody
+from promos.http.errors import ErrorBody, json_errors
 from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
 
@@ -97,7 +97,7 @@ async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> Stat
 @router.get(
     "/batches/{batch_id}/codes.csv",
     response_class=CsvDownload,
-    responses={**CSV_RESPONSE, 404: {"model": ErrorBody}},
+    responses={**CSV_RESPONSE, **json_errors(401, 404, 422)},
 )
 async def export_codes(batch_id: UUID, state: State, _: CurrentPrincipal) -> CsvDownload:
     """Every code of the batch as CSV, `code,client_id,customer_id,issued_at` (the last two

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -75,6 +76,19 @@ class ErrorBody(BaseModel):
     """The native API's one error shape."""
 
     error: ErrorDetail
+
+
+def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The native error body at these statuses, for OpenAPI, on a route whose own responses
+    are not JSON (a CSV export): FastAPI would give a ``model`` the route's media type."""
+    schema = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {JSON.media_type: {"schema": schema}},
+        }
+        for status in statuses
+    }
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:

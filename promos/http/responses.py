@@ -36,7 +36,7 @@ class CsvDownload(StreamingResponse):
         )
 
 
-# How OpenAPI shows a CSV export's 200.
+# How OpenAPI shows a CSV export's 200 (its errors: promos.http.errors.json_errors).
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "CSV (RFC 4180, UTF-8, a header row), streamed",

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 from promos.errors import InvalidInput
 from promos.export import csv_stream
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import ErrorBody
+from promos.http.errors import ErrorBody, json_errors
 from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.promocodes import changes, export, service
 from promos.promocodes.schemas import (
@@ -110,7 +110,10 @@ def export_filter(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
 ExportFilter = Annotated[PromocodeFilter, Depends(export_filter)]
 
 
-@router.get("/promocodes.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+_CSV = {**CSV_RESPONSE, **json_errors(401, 422)}
+
+
+@router.get("/promocodes.csv", response_class=CsvDownload, responses=_CSV)
 async def export_promocodes(
     filters: ExportFilter, state: State, _: CurrentPrincipal
 ) -> CsvDownload:
@@ -120,7 +123,7 @@ async def export_promocodes(
     return CsvDownload(csv_stream(export.PROMOCODES, rows), filename="promocodes.csv")
 
 
-@router.get("/redemptions.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+@router.get("/redemptions.csv", response_class=CsvDownload, responses=_CSV)
 async def export_redemptions(
     filters: ExportFilter,
     state: State,
