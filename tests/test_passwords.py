@@ -8,6 +8,7 @@ import base64
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from promos.audit.tables import audit_log
@@ -142,6 +143,27 @@ async def test_an_api_key_has_no_password_to_change(client, auth):
 
     assert response.status_code == 403, response.text
     assert response.json()["error"]["code"] == "no_password"
+
+
+class TestTheOffersBasicPair:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(
+            update={
+                "offers_basic_auth_username": "offers",
+                "offers_basic_auth_password": SecretStr("offers password"),
+            }
+        )
+
+    async def test_its_password_is_set_in_the_settings_not_here(self, client):
+        response = await client.put(
+            CHANGE,
+            json=change("offers password", NEW_PASSWORD),
+            headers=basic("offers", "offers password"),
+        )
+
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "no_password"
 
 
 async def test_changing_a_password_needs_a_credential(client, sally):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from promos.audit import service as audit
 from promos.auth import changes, service
@@ -158,7 +159,10 @@ async def disable_user(user_id: int, state: State, principal: AdminPrincipal) ->
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
 async def reset_password(
-    user_id: int, body: PasswordReset, state: State, principal: AdminPrincipal
+    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: PasswordReset,
+    state: State,
+    principal: AdminPrincipal,
 ) -> Response:
     """Set a user's password (an admin's reset): every sign-in token of theirs is revoked."""
     async with state.database.begin() as conn:

@@ -23,6 +23,9 @@ from promos.export import CsvTable, write_csv
 
 R = TypeVar("R")
 
+# A row id, as the database stores it (BIGINT): a bigger number is refused as a usage error.
+ROW_ID = click.IntRange(1, 2**63 - 1)
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="One JSON document per line, for scripts"
 )

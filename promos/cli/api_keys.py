@@ -6,7 +6,7 @@ import click
 
 from promos.auth import changes, service
 from promos.auth.schemas import ApiKeyOut, NewApiKeyOut
-from promos.cli._output import json_option, show_list, show_one
+from promos.cli._output import ROW_ID, json_option, show_list, show_one
 from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
 from promos.db import Database
@@ -61,7 +61,7 @@ def list_keys(*, as_json: bool) -> None:
 
 
 @api_keys.command("show")
-@click.argument("key_id", type=int)
+@click.argument("key_id", type=ROW_ID)
 @json_option
 def show(key_id: int, *, as_json: bool) -> None:
     """Show an API key (never its secret)."""
@@ -74,7 +74,7 @@ def show(key_id: int, *, as_json: bool) -> None:
 
 
 @api_keys.command("revoke")
-@click.argument("key_id", type=int)
+@click.argument("key_id", type=ROW_ID)
 @json_option
 def revoke(key_id: int, *, as_json: bool) -> None:
     """Revoke an API key, for good.

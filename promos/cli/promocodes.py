@@ -13,6 +13,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from promos.cli._output import (
+    ROW_ID,
     console,
     json_option,
     output_option,
@@ -77,7 +78,7 @@ _FILTER_OPTIONS = (
     _filter_option("--expires-before", type=_DAY, help="Last day before YYYY-MM-DD"),
     _filter_option("--expires-after", type=_DAY, help="Last day after YYYY-MM-DD, or never"),
     _filter_option("--search", metavar="TEXT", help="Part of the code (any case)"),
-    _filter_option("--generation", "generation_id", type=int, help="Of this generation only"),
+    _filter_option("--generation", "generation_id", type=ROW_ID, help="Of this generation only"),
 )
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 
-from promos.cli._output import json_option, show_list, show_one
+from promos.cli._output import ROW_ID, json_option, show_list, show_one
 from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
 from promos.db import Database
@@ -39,7 +39,7 @@ def list_subscriptions(*, as_json: bool) -> None:
 
 
 @webhooks.command("show")
-@click.argument("subscription_id", type=int)
+@click.argument("subscription_id", type=ROW_ID)
 @json_option
 def show(subscription_id: int, *, as_json: bool) -> None:
     """Show a webhook subscription (never its secret)."""
@@ -52,7 +52,7 @@ def show(subscription_id: int, *, as_json: bool) -> None:
 
 
 @webhooks.command("delete")
-@click.argument("subscription_id", type=int)
+@click.argument("subscription_id", type=ROW_ID)
 @json_option
 def delete(subscription_id: int, *, as_json: bool) -> None:
     """Delete (stop) a webhook subscription.

@@ -94,7 +94,7 @@ def export_filter(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
     expires_before: date | None = None,
     expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
     q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
-    generation_id: int | None = None,
+    generation_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> PromocodeFilter:
     """The list route's filters, for the exports."""
     return PromocodeFilter(
