@@ -7,7 +7,7 @@ meanwhile neither repeat nor go missing from the pages still to come.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -62,3 +62,15 @@ async def read_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return Page([item(row) for row in rows], key(rows[-1]) if more else None)
+
+
+async def every_item(read: Callable[[Key | None], Awaitable[Page[T]]]) -> list[T]:
+    """Every item of a paged list, read page after page (``read`` takes the key to read after)."""
+    items: list[T] = []
+    key: Key | None = None
+    while True:
+        page = await read(key)
+        items.extend(page.items)
+        if page.next_key is None:
+            return items
+        key = page.next_key

@@ -177,6 +177,32 @@ async def disable_user(ctx: Ctx, path: str) -> Expected:
     )
 
 
+@case("PUT", "/v1/users/{user_id}/password")
+async def reset_password(ctx: Ctx, path: str) -> Expected:
+    user = await make_user(ctx.database, now=ctx.clock())
+    body = {"password": "a new long password"}
+    await ok(await ctx.client.put(fill(path, user_id=user.id), json=body, headers=ctx.admin))
+    after = {"username": user.username, "tokens_revoked": 0}
+    return Expected("user.password_reset", "user", user.id, after=after)
+
+
+@case("PUT", "/v1/auth/password")
+async def change_own_password(ctx: Ctx, path: str) -> Expected:
+    signed_in = await ok(
+        await ctx.client.post("/v1/auth/tokens", json={"login": "root", "password": ADMIN_PASSWORD})
+    )
+    bearer = {"Authorization": f"Bearer {signed_in['token']}"}
+    # There and back, with the token the change keeps: the case's admin header still works.
+    for current, new in (
+        (ADMIN_PASSWORD, "an interim password"),
+        ("an interim password", ADMIN_PASSWORD),
+    ):
+        body = {"current_password": current, "new_password": new}
+        await ok(await ctx.client.put(path, json=body, headers=bearer))
+    after = {"username": "root", "tokens_revoked": 0}
+    return Expected("user.password_change", "user", signed_in["user"]["id"], after=after)
+
+
 @case("POST", "/v1/api-keys")
 async def create_api_key(ctx: Ctx, path: str) -> Expected:
     body = {"name": "shop", "role": "sales"}

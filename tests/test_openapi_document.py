@@ -170,6 +170,7 @@ NATIVE_LISTS = [
     (name, operation)
     for name, operation in OPERATIONS
     if name.startswith("GET /v1/")
+    and "application/json" in operation["responses"]["200"]["content"]
     and "items"
     in _schema(operation["responses"]["200"]["content"]["application/json"]["schema"]).get(
         "properties", {}

@@ -42,7 +42,7 @@ async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
     state: State,
     _: AdminPrincipal,
     actor: Annotated[
-        str | None, Query(max_length=40, description="user:<id> or api_key:<id>")
+        str | None, Query(max_length=40, description="user:<id>, api_key:<id> or cli:<uid>")
     ] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. special.update")] = None,
     target_type: Annotated[str | None, Query(max_length=64, description="e.g. special")] = None,

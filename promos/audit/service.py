@@ -62,10 +62,11 @@ class AuditQuery:
 
 
 def parse_actor(credential_id: str) -> tuple[str, int]:
-    """``"user:3"`` or ``"api_key:5"`` (a ``Principal.credential_id``) as (kind, id)."""
+    """``"user:3"``, ``"api_key:5"`` or ``"cli:1000"`` (a ``Principal.credential_id``) as
+    (kind, id)."""
     kind, _, number = credential_id.partition(":")
-    if kind not in {"user", "api_key"} or not number.isascii() or not number.isdigit():
-        raise InvalidActor("actor is user:<id> or api_key:<id>, e.g. user:3")
+    if kind not in {"user", "api_key", "cli"} or not number.isascii() or not number.isdigit():
+        raise InvalidActor("actor is user:<id>, api_key:<id> or cli:<uid>, e.g. user:3")
     actor_id = int(number)
     if actor_id > MAX_ID:
         raise InvalidActor(f"actor: the id must be at most {MAX_ID}")

@@ -48,6 +48,8 @@ class Authenticator:
         self._clock = clock
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
+        # Bumped by forget_all: a check begun before it may not fill the cache after it.
+        self._generation = 0
         self._inflight: dict[str, asyncio.Future[Principal]] = {}
 
     async def authenticate(
@@ -71,6 +73,7 @@ class Authenticator:
             return await asyncio.shield(waiting)
         future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        generation = self._generation
         try:
             principal = await self._verify(header, client)
         except BaseException as exc:
@@ -79,14 +82,17 @@ class Authenticator:
             raise
         else:
             future.set_result(principal)
-            self._remember(key, principal)
+            if generation == self._generation:
+                self._remember(key, principal)
             return principal
         finally:
             del self._inflight[key]
 
     def forget_all(self) -> None:
-        """Drop every cached credential (after a revocation made in this process)."""
+        """Drop every cached credential (after a revocation or a password change made in this
+        process), and what checks under way would cache."""
         self._cache.clear()
+        self._generation += 1
 
     def _remember(self, key: str, principal: Principal) -> None:
         if self._ttl <= 0:

@@ -41,3 +41,15 @@ class InvalidUsername(InvalidInput):
 
 class WeakPassword(InvalidInput):
     code = "weak_password"
+
+
+class NoPassword(PermissionDenied):
+    """The credential has no password of its own to change (an API key)."""
+
+    code = "no_password"
+
+
+class WrongPassword(PermissionDenied):
+    """The current password given to change it is not the user's."""
+
+    code = "wrong_password"

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from promos.audit import service as audit
-from promos.auth import service
+from promos.auth import changes, service
+from promos.auth.errors import InvalidCredentials, WrongPassword
 from promos.auth.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
     ApiKeyPage,
     NewApiKeyOut,
+    PasswordChange,
+    PasswordReset,
     SignIn,
     TokenOut,
     UserCreate,
@@ -61,11 +65,11 @@ async def who_am_i(principal: CurrentPrincipal) -> WhoAmI:
 @router.delete("/auth/tokens/current", status_code=status.HTTP_204_NO_CONTENT)
 async def sign_out(request: Request, state: State, principal: CurrentPrincipal) -> Response:
     """Revoke the bearer token this request was made with."""
-    scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.startswith(service.TOKEN_PREFIX):
+    token = _bearer_token(request)
+    if token is not None:
         now = state.clock()
         async with state.database.begin() as conn:
-            revoked = await service.revoke_token(conn, token.strip(), now=now)
+            revoked = await service.revoke_token(conn, token, now=now)
             if revoked is not None:
                 await audit.record(
                     conn,
@@ -79,6 +83,44 @@ async def sign_out(request: Request, state: State, principal: CurrentPrincipal) 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.put(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        403: {"model": ErrorBody, "description": "wrong_password or no_password"},
+        429: {"model": ErrorBody, "description": "too many wrong passwords"},
+    },
+)
+async def change_password(
+    request: Request, body: PasswordChange, state: State, principal: CurrentPrincipal
+) -> Response:
+    """Change the signed-in user's password: the token this request was made with stays valid,
+    every other token of theirs is revoked."""
+    attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=principal.name)
+    try:
+        # A wrong current password counts as a failed sign-in: it is one, made with a token.
+        async with attempt, state.database.begin() as conn:
+            await changes.change_own_password(
+                conn,
+                actor=principal,
+                current_password=body.current_password,
+                new_password=body.new_password,
+                keep_token=_bearer_token(request),
+                now=state.clock(),
+            )
+    except InvalidCredentials:
+        raise WrongPassword("current_password is not this user's password") from None
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _bearer_token(request: Request) -> str | None:
+    """The sign-in token the request was made with, if it was."""
+    scheme, _sep, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token.startswith(service.TOKEN_PREFIX) else None
+
+
 @router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
@@ -87,17 +129,13 @@ async def sign_out(request: Request, state: State, principal: CurrentPrincipal) 
 async def create_user(body: UserCreate, state: State, principal: AdminPrincipal) -> UserOut:
     now = state.clock()
     async with state.database.begin() as conn:
-        user = await service.create_user(
-            conn, username=body.username, password=body.password, role=body.role, now=now
-        )
-        await audit.record(
+        user = await changes.create_user(
             conn,
             actor=principal,
-            action="user.create",
-            target_type="user",
-            target_id=user.id,
-            after=user,
-            at=now,
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            now=now,
         )
     return UserOut.model_validate(user)
 
@@ -120,19 +158,27 @@ async def list_users(
 )
 async def disable_user(user_id: int, state: State, principal: AdminPrincipal) -> Response:
     """Disable a user: their tokens and password stop working."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        before = await service.get_user(conn, user_id, for_update=True)
-        await service.disable_user(conn, user_id, now=now)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="user.disable",
-            target_type="user",
-            target_id=user_id,
-            before=before,
-            after=await service.get_user(conn, user_id),
-            at=now,
+        await changes.disable_user(conn, actor=principal, user_id=user_id, now=state.clock())
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/users/{user_id}/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def reset_password(
+    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: PasswordReset,
+    state: State,
+    principal: AdminPrincipal,
+) -> Response:
+    """Set a user's password (an admin's reset): every sign-in token of theirs is revoked."""
+    async with state.database.begin() as conn:
+        await changes.reset_password(
+            conn, actor=principal, user_id=user_id, password=body.password, now=state.clock()
         )
     state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -147,17 +193,9 @@ async def create_api_key(
     body: ApiKeyCreate, state: State, principal: AdminPrincipal
 ) -> NewApiKeyOut:
     """A key for a service; its secret is in this response and nowhere else."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        new = await service.create_api_key(conn, name=body.name, role=body.role, now=now)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="api_key.create",
-            target_type="api_key",
-            target_id=new.key.id,
-            after=new.key,
-            at=now,
+        new = await changes.create_api_key(
+            conn, actor=principal, name=body.name, role=body.role, now=state.clock()
         )
     return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
@@ -179,19 +217,7 @@ async def list_api_keys(
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
 async def revoke_api_key(key_id: int, state: State, principal: AdminPrincipal) -> Response:
-    now = state.clock()
     async with state.database.begin() as conn:
-        before = await service.get_api_key(conn, key_id, for_update=True)
-        await service.revoke_api_key(conn, key_id, now=now)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="api_key.revoke",
-            target_type="api_key",
-            target_id=key_id,
-            before=before,
-            after=await service.get_api_key(conn, key_id),
-            at=now,
-        )
+        await changes.revoke_api_key(conn, actor=principal, key_id=key_id, now=state.clock())
     state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

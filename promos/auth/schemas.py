@@ -7,10 +7,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promos.auth.service import Role
+from promos.auth.service import MIN_PASSWORD_LENGTH, Role
 from promos.http.pagination import PageOut
 
 Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD_LENGTH,
+        max_length=1024,
+        description=f"At least {MIN_PASSWORD_LENGTH} characters",
+    ),
+]
 
 
 class SignIn(BaseModel):
@@ -93,10 +101,42 @@ class UserCreate(BaseModel):
 
     username: Username
     """The name to sign in with (no spaces or colons)."""
-    password: Annotated[str, Field(min_length=8, max_length=1024)]
+    password: NewPassword
     """At least 8 characters."""
     role: Role = "sales"
     """Admin or sales."""
+
+
+class PasswordChange(BaseModel):
+    """The signed-in user's own change: the current password proves it is them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"current_password": "a long password", "new_password": "a longer password"}
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The password the user signs in with now."""
+    new_password: NewPassword
+    """The password from now on: at least 8 characters."""
+
+
+class PasswordReset(BaseModel):
+    """An admin's reset of another user's password."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "a new long password"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    password: NewPassword
+    """The user's new password: at least 8 characters."""
 
 
 class ApiKeyCreate(BaseModel):

@@ -21,6 +21,7 @@ from promos.auth.errors import (
     ApiKeyNotFound,
     InvalidCredentials,
     InvalidUsername,
+    NoPassword,
     UserExists,
     UserNotFound,
     WeakPassword,
@@ -53,9 +54,10 @@ def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user (by password or token) or an API key."""
+    """Who is calling: a user (by password or token), an API key, or the command line (whose
+    ``id`` and ``name`` are the operating system's user running it)."""
 
-    kind: Literal["user", "api_key"]
+    kind: Literal["user", "api_key", "cli"]
     id: int
     name: str
     role: Role
@@ -124,6 +126,17 @@ def _api_key(row: Any) -> ApiKey:
     )
 
 
+def check_password(password: str) -> None:
+    """The password policy of every password Promos stores: ``WeakPassword`` says what to fix."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+
+
+async def _hash(password: str) -> str:
+    # argon2 is deliberately slow; off the event loop it does not stall other requests.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
 async def create_user(
     conn: AsyncConnection, *, username: str, password: str, role: Role, now: datetime
 ) -> User:
@@ -132,15 +145,14 @@ async def create_user(
         raise InvalidUsername(
             "a user name is 1 to 255 characters without spaces or colons (HTTP Basic needs that)"
         )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise WeakPassword(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    check_password(password)
     try:
         async with conn.begin_nested():
             result = await conn.execute(
                 users.insert()
                 .values(
                     username=username,
-                    password_hash=await asyncio.to_thread(_hasher.hash, password),
+                    password_hash=await _hash(password),
                     role=role,
                     created_at=now,
                 )
@@ -176,6 +188,14 @@ async def get_user(conn: AsyncConnection, user_id: int, *, for_update: bool = Fa
     return _user(row)
 
 
+async def get_user_by_name(conn: AsyncConnection, username: str) -> User:
+    """The user with that name (disabled or not)."""
+    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    if row is None:
+        raise UserNotFound(f"user {username!r} does not exist")
+    return _user(row)
+
+
 async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> None:
     """Disable a user; their tokens and Basic credentials stop working."""
     result = await conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=now))
@@ -183,9 +203,16 @@ async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) ->
         raise UserNotFound(f"user {user_id} does not exist")
 
 
-async def verify_password(conn: AsyncConnection, username: str, password: str) -> User:
-    """The enabled user with that name and password, or ``InvalidCredentials``."""
-    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+async def verify_password(
+    conn: AsyncConnection, username: str, password: str, *, lock: bool = False
+) -> User:
+    """The enabled user with that name and password, or ``InvalidCredentials``.
+
+    ``lock`` holds a share lock on the user's row (PostgreSQL) until the transaction ends, so
+    that a password change or a disable committed meanwhile waits, or is seen.
+    """
+    query = select(users).where(users.c.username == username)
+    row = (await conn.execute(query.with_for_update(read=True) if lock else query)).first()
     try:
         # argon2 is deliberately slow; off the event loop it does not stall other requests.
         await asyncio.to_thread(
@@ -209,7 +236,8 @@ async def sign_in(
     now: datetime,
 ) -> IssuedToken:
     """Check a password and hand out an opaque bearer token that expires after ``ttl``."""
-    user = await verify_password(conn, username, password)
+    # Locked: a token is never handed out for a password that a concurrent change replaced.
+    user = await verify_password(conn, username, password, lock=True)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = now + ttl
     await conn.execute(
@@ -231,6 +259,46 @@ async def revoke_token(conn: AsyncConnection, token: str, *, now: datetime) -> i
         )
     ).scalar_one_or_none()
     return revoked
+
+
+async def set_password(
+    conn: AsyncConnection, user_id: int, *, password: str, now: datetime, keep_token: str | None
+) -> int:
+    """Give the user a new password and revoke their sign-in tokens, all but ``keep_token``
+    (the caller's own, on a change of one's own password); how many were revoked."""
+    check_password(password)
+    result = await conn.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=await _hash(password))
+    )
+    if result.rowcount == 0:
+        raise UserNotFound(f"user {user_id} does not exist")
+    revoke = update(tokens).where(
+        tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None), tokens.c.expires_at > now
+    )
+    if keep_token is not None:
+        revoke = revoke.where(tokens.c.digest != digest(keep_token))
+    return int((await conn.execute(revoke.values(revoked_at=now))).rowcount)
+
+
+async def change_own_password(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    current_password: str,
+    new_password: str,
+    keep_token: str | None,
+    now: datetime,
+) -> int:
+    """The signed-in user's new password, once the current one is proven; their other tokens
+    are revoked (how many is returned). ``InvalidCredentials`` for a wrong current password."""
+    if principal.kind != "user" or principal.id == 0:
+        raise NoPassword(
+            "only a user has a password to change: an API key has none, and the Offers "
+            "Basic credential is set in the settings"
+        )
+    user = await get_user(conn, principal.id, for_update=True)
+    await verify_password(conn, user.username, current_password)
+    return await set_password(conn, user.id, password=new_password, now=now, keep_token=keep_token)
 
 
 async def principal_for_token(conn: AsyncConnection, token: str, *, now: datetime) -> Principal:

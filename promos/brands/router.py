@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from promos.audit import service as audit
-from promos.brands import service
+from promos.brands import changes
 from promos.brands.schemas import BrandUserIn, NewBrandUserOut
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
@@ -28,19 +27,9 @@ async def create_brand_user(
     body: BrandUserIn, state: State, principal: AdminPrincipal
 ) -> NewBrandUserOut:
     """A user of the discount generator's get_code route; the secret is in this response only."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        new = await service.create_brand_user(
-            conn, user_id=body.user_id, secret=body.secret, now=now
-        )
-        await audit.record(
-            conn,
-            actor=principal,
-            action="brand_user.create",
-            target_type="brand_user",
-            target_id=new.user.user_id,
-            after=new.user,
-            at=now,
+        new = await changes.create_brand_user(
+            conn, actor=principal, user_id=body.user_id, secret=body.secret, now=state.clock()
         )
     return NewBrandUserOut(
         user_id=new.user.user_id, created_at=new.user.created_at, secret=new.secret
@@ -57,17 +46,6 @@ async def delete_brand_user(
     state: State,
     principal: AdminPrincipal,
 ) -> Response:
-    now = state.clock()
     async with state.database.begin() as conn:
-        before = await service.get_brand_user(conn, user_id, for_update=True)
-        await service.delete_brand_user(conn, user_id)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="brand_user.delete",
-            target_type="brand_user",
-            target_id=user_id,
-            before=before,
-            at=now,
-        )
+        await changes.delete_brand_user(conn, actor=principal, user_id=user_id, now=state.clock())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -39,3 +39,10 @@ class NewBrandUserOut(BaseModel):
     created_at: datetime
     """When it was made."""
     secret: Annotated[str, Field(description="Shown this once; stored only as a digest")]
+
+
+class BrandUserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: str
+    created_at: datetime

@@ -108,6 +108,14 @@ async def get_brand_user(
     return BrandUser(row.user_id, row.created_at)
 
 
+async def list_brand_users(conn: AsyncConnection) -> list[BrandUser]:
+    """Every brand user (never a secret), in the order of their ids."""
+    rows = await conn.execute(
+        select(brand_users.c.user_id, brand_users.c.created_at).order_by(brand_users.c.user_id)
+    )
+    return [BrandUser(row.user_id, row.created_at) for row in rows]
+
+
 async def delete_brand_user(conn: AsyncConnection, user_id: str) -> None:
     result = await conn.execute(delete(brand_users).where(brand_users.c.user_id == user_id))
     if result.rowcount == 0:

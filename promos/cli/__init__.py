@@ -6,6 +6,7 @@ import click
 
 from promos import __version__
 from promos.cli.api_keys import api_keys
+from promos.cli.batches import batches
 from promos.cli.brand_users import brand_users
 from promos.cli.codes import codes
 from promos.cli.demo import demo
@@ -30,6 +31,7 @@ main.add_command(serve)
 main.add_command(migrate)
 main.add_command(users)
 main.add_command(api_keys)
+main.add_command(batches)
 main.add_command(codes)
 main.add_command(demo)
 main.add_command(promocodes)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 from collections.abc import Awaitable, Callable
 from typing import IO, Any, TypeVar
 
@@ -10,6 +12,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
+from promos.auth.service import Principal
 from promos.db import Database
 from promos.errors import PromosError
 from promos.settings import InvalidSettings, Settings, from_environment
@@ -67,3 +70,13 @@ def run(work: Callable[[Database, Settings], Awaitable[T]], *, prepare: bool = T
         raise click.ClickException(
             f"cannot use the database at PROMOS_DATABASE_URL: {cause}"
         ) from None
+
+
+def cli_actor() -> Principal:
+    """Who the audit log names for a change made from the shell: ``cli:<uid>`` with the
+    operating system's user name, as an admin (the command line has the database itself)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no such user in the password database (e.g. a container)
+        name = "unknown"
+    return Principal("cli", os.getuid(), name[:255], "admin")

@@ -1,35 +1,98 @@
-"""``promos api-keys create``: a key for a service, shown once."""
+"""``promos api-keys``: keys for services (the secret shown once), listed, shown, revoked."""
 
 from __future__ import annotations
 
 import click
 
-from promos.auth import service
-from promos.cli._run import run
+from promos.auth import changes, service
+from promos.auth.schemas import ApiKeyOut, NewApiKeyOut
+from promos.cli._output import ROW_ID, json_option, show_list, show_one
+from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
 from promos.db import Database
+from promos.pagination import every_item
 from promos.settings import Settings
+
+COLUMNS = ("id", "name", "prefix", "role", "revoked", "created_at")
 
 
 @click.group("api-keys")
 def api_keys() -> None:
-    """Manage API keys."""
+    """Manage API keys.
+
+    Changes are in the audit log, made by cli:<your uid>."""
 
 
 @api_keys.command("create")
 @click.option("--name", required=True, help="What the key is for, e.g. the calling service")
 @click.option("--role", type=click.Choice(["admin", "sales"]), default="sales", show_default=True)
-def create(name: str, role: service.Role) -> None:
+@json_option
+def create(name: str, role: service.Role, *, as_json: bool) -> None:
     """Create an API key and print its secret (it is stored only as a digest)."""
 
     async def work(database: Database, _: Settings) -> service.NewApiKey:
         async with database.begin() as conn:
-            return await service.create_api_key(conn, name=name, role=role, now=utc_now())
+            return await changes.create_api_key(
+                conn, actor=cli_actor(), name=name, role=role, now=utc_now()
+            )
 
     new = run(work)
+    if as_json:
+        out = NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
+        show_one(out, as_json=True)
+        return
     click.echo(
         f"API key {new.key.id} ({new.key.role}) for {new.key.name!r}; "
         "keep it, it is not shown again:",
         err=True,
     )
     click.echo(new.secret)
+
+
+@api_keys.command("list")
+@json_option
+def list_keys(*, as_json: bool) -> None:
+    """List every API key, revoked ones too (a key's first characters, never its secret)."""
+
+    async def work(database: Database, _: Settings) -> list[service.ApiKey]:
+        async with database.begin() as conn:
+            return await every_item(
+                lambda key: service.list_api_keys(conn, limit=1000, after_key=key)
+            )
+
+    show_list((ApiKeyOut.model_validate(k) for k in run(work)), columns=COLUMNS, as_json=as_json)
+
+
+@api_keys.command("show")
+@click.argument("key_id", type=ROW_ID)
+@json_option
+def show(key_id: int, *, as_json: bool) -> None:
+    """Show an API key (never its secret)."""
+
+    async def work(database: Database, _: Settings) -> service.ApiKey:
+        async with database.begin() as conn:
+            return await service.get_api_key(conn, key_id)
+
+    show_one(ApiKeyOut.model_validate(run(work)), as_json=as_json)
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", type=ROW_ID)
+@json_option
+def revoke(key_id: int, *, as_json: bool) -> None:
+    """Revoke an API key, for good.
+
+    A running server's cache of verified credentials trusts it for up to
+    PROMOS_AUTH_CACHE_SECONDS more."""
+
+    async def work(database: Database, _: Settings) -> service.ApiKey:
+        async with database.begin() as conn:
+            return await changes.revoke_api_key(
+                conn, actor=cli_actor(), key_id=key_id, now=utc_now()
+            )
+
+    key = run(work)
+    if as_json:
+        show_one(ApiKeyOut.model_validate(key), as_json=True)
+    else:
+        click.echo(f"revoked API key {key.id} ({key.name!r})")

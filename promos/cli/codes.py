@@ -1,4 +1,5 @@
-"""``promos codes import``: load a CSV file of codes into a new batch, streaming."""
+"""``promos codes``: load a CSV file of codes into a new batch, or export a batch's codes,
+streaming both ways."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from promos.cli._run import run
+from promos.cli._output import output_option, write_export, wrote
+from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
-from promos.codes import csv_import
+from promos.codes import changes, csv_import, export, service
 from promos.codes.service import Batch, Rules
 from promos.db import Database
 from promos.errors import PromosError
@@ -28,7 +30,9 @@ from promos.settings import Settings
 
 @click.group()
 def codes() -> None:
-    """Manage code pools."""
+    """Manage code pools: import and export codes.
+
+    Imports are in the audit log, made by cli:<your uid>."""
 
 
 @codes.command("import")
@@ -64,16 +68,41 @@ def import_codes(file: Path, batch_name: str, client_id: UUID, rules_json: str |
                 yield line
 
         async def work(database: Database, _: Settings) -> tuple[Batch, int]:
+            now = utc_now()
             async with database.begin() as conn:
-                return await csv_import.import_batch(
+                batch, added = await csv_import.import_batch(
                     conn,
                     lines(handle),
                     name=batch_name,
                     rules=rules,
-                    now=utc_now(),
+                    now=now,
                     client_id=client_id,
                     on_progress=lambda n: progress.update(task, rows=n),
                 )
+                await changes.record_import(
+                    conn, actor=cli_actor(), batch=batch, added=added, now=now
+                )
+            return batch, added
 
         batch, added = run(work)
     click.echo(f"batch {batch.id} ({batch.name!r}): {added} codes imported")
+
+
+@codes.command("export")
+@click.argument("batch_id", type=click.UUID)
+@output_option
+def export_codes(batch_id: UUID, output: Path | None) -> None:
+    """Write a batch's codes as CSV.
+
+    Every code of BATCH_ID, by client and code, with the columns code, client_id,
+    customer_id, issued_at (the last two empty for a code not issued yet). To standard
+    output unless -o FILE."""
+
+    async def work(database: Database, _: Settings) -> int:
+        async with database.begin() as conn:
+            await service.get_batch(conn, batch_id)
+        return await write_export(
+            export.BATCH_CODES, export.batch_codes(database, batch_id), output
+        )
+
+    wrote(run(work), "codes", output)

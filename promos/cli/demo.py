@@ -7,10 +7,11 @@ from uuid import UUID, uuid4
 
 import click
 
-from promos.auth import service as auth_service
+from promos.auth import changes as auth_changes
 from promos.cli._address import base_url
-from promos.cli._run import run
+from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
+from promos.codes import changes as codes_changes
 from promos.codes import service as codes_service
 from promos.codes.service import Batch, Rules
 from promos.datadir import describe
@@ -40,8 +41,12 @@ def demo(count: int) -> None:
                 now=now,
             )
             rows = ((i + 2, f"DEMO-{secrets.token_hex(4).upper()}") for i in range(count))
-            await codes_service.add_codes(conn, batch, rows)
-            key = await auth_service.create_api_key(conn, name="demo", role="sales", now=now)
+            added = await codes_service.add_codes(conn, batch, rows)
+            actor = cli_actor()
+            await codes_changes.record_import(conn, actor=actor, batch=batch, added=added, now=now)
+            key = await auth_changes.create_api_key(
+                conn, actor=actor, name="demo", role="sales", now=now
+            )
         return batch, key.secret, config
 
     batch, secret, config = run(work)

@@ -9,7 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 
 from promos.audit import service as audit
-from promos.codes import csv_import, service
+from promos.codes import changes, csv_import, export, service
+from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import (
     BatchCreate,
     BatchOut,
@@ -21,10 +22,12 @@ from promos.codes.schemas import (
     StatsOut,
 )
 from promos.codes.service import IssueRequest
+from promos.export import csv_stream
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
 
 router = APIRouter(
@@ -96,22 +99,26 @@ async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> Stat
         return StatsOut.model_validate(await service.batch_stats(conn, batch_id))
 
 
+@router.get(
+    "/batches/{batch_id}/codes.csv",
+    response_class=CsvDownload,
+    responses={**CSV_RESPONSE, 404: {"model": ErrorBody}},
+)
+async def export_codes(batch_id: UUID, state: State, _: CurrentPrincipal) -> CsvDownload:
+    """Every code of the batch as CSV, `code,client_id,customer_id,issued_at` (the last two
+    empty for a free code), by client and code, streamed as it is read."""
+    async with state.database.begin() as conn:
+        await service.get_batch(conn, batch_id)
+    rows = export.batch_codes(state.database, batch_id)
+    return CsvDownload(csv_stream(BATCH_CODES, rows), filename=f"batch-{batch_id}-codes.csv")
+
+
 @router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
 async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Stop issuing from the batch, without touching its codes."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        before = await service.get_batch(conn, batch_id, for_update=True)
-        expired = await service.expire_batch(conn, batch_id)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="batch.expire",
-            target_type="batch",
-            target_id=batch_id,
-            before=before,
-            after=expired,
-            at=now,
+        expired = await changes.expire_batch(
+            conn, actor=principal, batch_id=batch_id, now=state.clock()
         )
     return BatchOut.model_validate(expired)
 

@@ -5,7 +5,7 @@ Issuing lives in ``promos.codes.issue`` (the SQL) and ``promos.codes.issuer`` (g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,6 +104,16 @@ class IssuedCode:
     client_id: UUID
     customer_id: str
     issued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCode:
+    """A code of a batch as an export shows it: whose it is, and its issue if it was issued."""
+
+    code: str
+    client_id: UUID
+    customer_id: str | None
+    issued_at: datetime | None
 
 
 BATCH_COLUMNS = (
@@ -343,3 +353,42 @@ async def customer_codes(
         key=lambda row: (row.issued_at, row.seq),
         item=lambda row: IssuedCode(*row[:5]),
     )
+
+
+async def batch_clients(conn: AsyncConnection, batch_id: UUID) -> list[UUID]:
+    """The clients whose codes the batch holds, in order (one read of the batch's codes)."""
+    query = select(codes.c.client_id).where(codes.c.batch_id == batch_id).distinct()
+    return sorted((await conn.execute(query)).scalars())
+
+
+async def batch_codes(
+    conn: AsyncConnection,
+    *,
+    batch_id: UUID,
+    clients: Sequence[UUID],
+    after: tuple[UUID, str] | None,
+    limit: int,
+) -> list[PoolCode]:
+    """Up to ``limit`` codes of the batch, by client and code, from just after ``after``.
+
+    The keyset reads of an export: each walks the primary key (client, code) within one of
+    ``clients`` (``batch_clients``), so a read costs the same however far the export has
+    gone, and only those clients' codes are ever walked. (No index orders a batch's codes:
+    one would cost every issue another index write, for the sake of a rare export.)
+    """
+    found: list[PoolCode] = []
+    for client_id in clients:
+        if after is not None and client_id < after[0]:
+            continue
+        query = (
+            select(codes.c.code, codes.c.client_id, codes.c.customer_id, codes.c.issued_at)
+            .where(codes.c.client_id == client_id, codes.c.batch_id == batch_id)
+            .order_by(codes.c.code)
+            .limit(limit - len(found))
+        )
+        if after is not None and client_id == after[0]:
+            query = query.where(codes.c.code > after[1])
+        found.extend(PoolCode(*row) for row in (await conn.execute(query)).all())
+        if len(found) == limit:
+            break
+    return found

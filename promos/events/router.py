@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from promos.audit import service as audit
-from promos.events import service
+from promos.events import changes, service
 from promos.events.schemas import (
     DeliveryDetail,
     DeliveryOut,
@@ -157,18 +157,8 @@ async def delete_subscription(
     subscription_id: Id, state: State, principal: AdminPrincipal
 ) -> SubscriptionOut:
     """Stop the subscription; its pending deliveries are cancelled, its log stays."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        before = await service.get_subscription(conn, subscription_id, for_update=True)
-        stopped = await service.deactivate_subscription(conn, subscription_id)
-        await audit.record(
-            conn,
-            actor=principal,
-            action="webhook.delete",
-            target_type="webhook",
-            target_id=subscription_id,
-            before=before,
-            after=stopped,
-            at=now,
+        stopped = await changes.delete_subscription(
+            conn, actor=principal, subscription_id=subscription_id, now=state.clock()
         )
     return SubscriptionOut.model_validate(stopped)

@@ -33,6 +33,7 @@ from promos.http.errors import as_domain_error
 from promos.http.ratelimit import limit_offers, limit_public
 
 Responses = dict[int | str, dict[str, Any]]
+JSON_MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,23 @@ class DocumentedRoute(APIRoute):
                 reads_body="requestBody" in (kwargs.get("openapi_extra") or {}),
             )
         )
+        media_type = getattr(kwargs.get("response_class"), "media_type", None)
+        if media_type not in {None, JSON_MEDIA_TYPE}:
+            declared = {status: _as_json(r) for status, r in declared.items()}
         super().__init__(path, endpoint, responses=declared, dependencies=dependencies, **kwargs)
+
+
+def _as_json(response: dict[str, Any]) -> dict[str, Any]:
+    """An error response whose body stays JSON on a route whose answer is not (a CSV export):
+    FastAPI would document a ``model`` in the route's own media type."""
+    model = response.get("model")
+    if model is None:
+        return response
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "description": response.get("description", "Error"),
+        "content": {JSON_MEDIA_TYPE: {"schema": schema}},
+    }
 
 
 Renderer = Callable[[int, PromosError], Response]

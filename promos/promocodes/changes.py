@@ -12,15 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit import service as audit
 from promos.auth.service import Principal
-from promos.promocodes import service
+from promos.promocodes import bulk, service
 from promos.promocodes.service import Generated, GenerationSpec
 
 
 async def generate(
-    conn: AsyncConnection, *, actor: Principal, spec: GenerationSpec, now: datetime
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    spec: GenerationSpec,
+    now: datetime,
+    on_progress: bulk.Progress | None = None,
 ) -> Generated:
     """Generate the codes; recorded as the generation (what they share), not every code."""
-    made = await service.generate(conn, spec=spec, now=now)
+    made = await service.generate(conn, spec=spec, now=now, on_progress=on_progress)
     await audit.record(
         conn,
         actor=actor,

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from pydantic import AwareDatetime
 
 from promos.errors import InvalidInput
+from promos.export import csv_stream
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
-from promos.promocodes import changes, service
+from promos.http.responses import CSV_RESPONSE, CsvDownload
+from promos.promocodes import changes, export, service
 from promos.promocodes.schemas import (
     GeneratedOut,
     GenerateIn,
@@ -45,19 +48,7 @@ IdempotencyKey = Annotated[
 
 
 def promocode_out(found: Promocode) -> PromocodeOut:
-    g = found.generation
-    return PromocodeOut(
-        id=found.id,
-        code=found.code,
-        generation_id=g.id,
-        usage_count=found.usage_count,
-        discount_percentage=g.discount_percentage,
-        discount_amount=g.discount_amount,
-        expires_in=g.expires_in,
-        products=list(g.products),
-        usage_by=g.usage_by,
-        created_at=g.created_at,
-    )
+    return PromocodeOut.of(found)
 
 
 @router.post(
@@ -72,10 +63,7 @@ async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) 
     return GeneratedOut(generation=GenerationOut.model_validate(made.generation), codes=made.codes)
 
 
-@router.get("/promocodes")
-async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
-    state: State,
-    _: CurrentPrincipal,
+def promocode_filter(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
     usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
     kind: Annotated[
         Literal["percentage", "amount"] | None, Query(description="the kind of discount")
@@ -88,11 +76,9 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
     generation_id: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="only this generation's codes")
     ] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
-) -> PromocodePage:
-    """Promo codes in the order they were made, filtered."""
-    filters = PromocodeFilter(
+) -> PromocodeFilter:
+    """The filters of the list route and of the exports."""
+    return PromocodeFilter(
         usage_by=usage_by,
         kind=kind,
         expires_before=expires_before,
@@ -100,12 +86,48 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
         search=q,
         generation_id=generation_id,
     )
+
+
+Filters = Annotated[PromocodeFilter, Depends(promocode_filter)]
+
+
+@router.get("/promocodes")
+async def list_promocodes(
+    filters: Filters,
+    state: State,
+    _: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PromocodePage:
+    """Promo codes in the order they were made, filtered."""
     after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
         page = await service.promocodes_page(
             conn, filters=filters, limit=limit, after_key=after_key
         )
     return PromocodePage(items=[promocode_out(p) for p in page.items], **page_fields(page))
+
+
+@router.get("/promocodes.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+async def export_promocodes(filters: Filters, state: State, _: CurrentPrincipal) -> CsvDownload:
+    """The promo codes the filters let through (the list route's), as CSV, in the order they
+    were made, streamed as they are read."""
+    rows = export.promocodes(state.database, filters)
+    return CsvDownload(csv_stream(export.PROMOCODES, rows), filename="promocodes.csv")
+
+
+@router.get("/redemptions.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+async def export_redemptions(
+    filters: Filters,
+    state: State,
+    _: CurrentPrincipal,
+    since: Annotated[AwareDatetime | None, Query(description="redeemed from this time on")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="redeemed before this time")] = None,
+) -> CsvDownload:
+    """The redemptions of the promo codes the filters let through, rolled-back ones too, as
+    CSV, in the order they were made, streamed as they are read."""
+    rows = export.redemptions(state.database, filters, since=since, until=until)
+    return CsvDownload(csv_stream(export.REDEMPTIONS, rows), filename="redemptions.csv")
 
 
 @router.get("/promocodes/{code}", responses={404: {"model": ErrorBody}})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from promos.http.pagination import PageOut
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
-from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec
+from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec, Promocode
 from promos.validation import Identifier
 
 
@@ -182,6 +182,23 @@ class PromocodeOut(Out):
     """The one customer allowed."""
     created_at: datetime
     """When it was made."""
+
+    @classmethod
+    def of(cls, found: Promocode) -> PromocodeOut:
+        """The code with its generation's terms."""
+        g = found.generation
+        return cls(
+            id=found.id,
+            code=found.code,
+            generation_id=g.id,
+            usage_count=found.usage_count,
+            discount_percentage=g.discount_percentage,
+            discount_amount=g.discount_amount,
+            expires_in=g.expires_in,
+            products=list(g.products),
+            usage_by=g.usage_by,
+            created_at=g.created_at,
+        )
 
 
 class PromocodePage(PageOut):

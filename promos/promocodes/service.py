@@ -316,12 +316,13 @@ async def _products_of(conn: AsyncConnection, ids: set[int]) -> dict[int, tuple[
 
 async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promocode]:
     products = await _products_of(conn, {row.generation_id for row in rows})
-    return [
-        Promocode(
-            id=row.id,
-            code=row.code,
-            usage_count=row.usage_count,
-            generation=Generation(
+    # Codes of one generation share its terms: one Generation each (an export reads many).
+    generations_: dict[int, Generation] = {}
+    found = []
+    for row in rows:
+        generation = generations_.get(row.generation_id)
+        if generation is None:
+            generation = generations_[row.generation_id] = Generation(
                 id=row.generation_id,
                 pattern=row.pattern,
                 charset=row.charset,
@@ -335,10 +336,9 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
                 products=products.get(row.generation_id, ()),
                 usage_by=row.usage_by,
                 created_at=row.created_at,
-            ),
-        )
-        for row in rows
-    ]
+            )
+        found.append(Promocode(row.id, row.code, row.usage_count, generation))
+    return found
 
 
 async def get_promocode(conn: AsyncConnection, code: str, *, for_update: bool = False) -> Promocode:
@@ -685,3 +685,31 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )
     return undone_redemption
+
+
+async def redemptions_after(
+    conn: AsyncConnection,
+    *,
+    filters: PromocodeFilter,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int | None,
+    limit: int,
+) -> list[Redemption]:
+    """Up to ``limit`` redemptions of the filtered promo codes, made from ``since`` (inclusive)
+    until ``until`` (exclusive), with an id above ``after``, in id order (the order they were
+    made); rolled-back ones too. ``usage_count`` is the code's uses left now."""
+    query = (
+        select(*_REDEMPTION_COLUMNS)
+        .select_from(_REDEMPTIONS.join(generations, promocodes.c.generation_id == generations.c.id))
+        .where(*_conditions(filters))
+        .order_by(redemptions.c.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(redemptions.c.redeemed_at >= since)
+    if until is not None:
+        query = query.where(redemptions.c.redeemed_at < until)
+    if after is not None:
+        query = query.where(redemptions.c.id > after)
+    return [Redemption(*row) for row in await conn.execute(query)]

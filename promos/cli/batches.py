@@ -1,0 +1,83 @@
+"""``promos batches``: the code pools' batches, listed, shown with their counts, expired."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import click
+
+from promos.cli._output import json_option, show_list, show_one
+from promos.cli._run import cli_actor, run
+from promos.clock import utc_now
+from promos.codes import changes, service
+from promos.codes.schemas import BatchOut, StatsOut
+from promos.codes.service import Batch, BatchStats
+from promos.db import Database
+from promos.settings import Settings
+
+COLUMNS = ("id", "client_id", "name", "expired", "created_at")
+
+
+class BatchShown(BatchOut):
+    """A batch with its counts, as ``batches show`` prints it."""
+
+    stats: StatsOut
+
+
+@click.group()
+def batches() -> None:
+    """Manage code pool batches.
+
+    Changes are in the audit log, made by cli:<your uid>."""
+
+
+@batches.command("list")
+@click.option("--client", "client_id", type=click.UUID, help="Only this client's batches")
+@json_option
+def list_batches(client_id: UUID | None, *, as_json: bool) -> None:
+    """List batches, oldest first."""
+
+    async def work(database: Database, _: Settings) -> list[Batch]:
+        async with database.begin() as conn:
+            return await service.list_batches(conn, client_id=client_id)
+
+    show_list((BatchOut.model_validate(b) for b in run(work)), columns=COLUMNS, as_json=as_json)
+
+
+@batches.command("show")
+@click.argument("batch_id", type=click.UUID)
+@json_option
+def show(batch_id: UUID, *, as_json: bool) -> None:
+    """Show a batch: its rules, and how many codes it holds, issued and left."""
+
+    async def work(database: Database, _: Settings) -> tuple[Batch, BatchStats]:
+        async with database.begin() as conn:
+            batch = await service.get_batch(conn, batch_id)
+            return batch, await service.batch_stats(conn, batch_id)
+
+    batch, stats = run(work)
+    shown = BatchShown(
+        **BatchOut.model_validate(batch).model_dump(), stats=StatsOut.model_validate(stats)
+    )
+    show_one(shown, as_json=as_json)
+
+
+@batches.command("expire")
+@click.argument("batch_id", type=click.UUID)
+@json_option
+def expire(batch_id: UUID, *, as_json: bool) -> None:
+    """Expire a batch: no more codes are issued from it.
+
+    Its codes, and who was issued which, stay."""
+
+    async def work(database: Database, _: Settings) -> Batch:
+        async with database.begin() as conn:
+            return await changes.expire_batch(
+                conn, actor=cli_actor(), batch_id=batch_id, now=utc_now()
+            )
+
+    batch = run(work)
+    if as_json:
+        show_one(BatchOut.model_validate(batch), as_json=True)
+    else:
+        click.echo(f"expired batch {batch.id} ({batch.name!r})")

@@ -1,0 +1,49 @@
+"""Changes to code pools made by both the native routes and the command line, each with its
+audit row in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.audit import service as audit
+from promos.auth.service import Principal
+from promos.codes import service
+from promos.codes.service import Batch
+
+
+async def expire_batch(
+    conn: AsyncConnection, *, actor: Principal, batch_id: UUID, now: datetime
+) -> Batch:
+    """Stop issuing from the batch, without touching its codes."""
+    before = await service.get_batch(conn, batch_id, for_update=True)
+    expired = await service.expire_batch(conn, batch_id)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="batch.expire",
+        target_type="batch",
+        target_id=batch_id,
+        before=before,
+        after=expired,
+        at=now,
+    )
+    return expired
+
+
+async def record_import(
+    conn: AsyncConnection, *, actor: Principal, batch: Batch, added: int, now: datetime
+) -> None:
+    """The audit row of a new batch made from a file of codes: the batch and how many codes
+    (not which: the codes are the pool, not its configuration), as Ango's upload records it."""
+    await audit.record(
+        conn,
+        actor=actor,
+        action="batch.import",
+        target_type="batch",
+        target_id=batch.id,
+        after={"batch": batch, "added": added},
+        at=now,
+    )
