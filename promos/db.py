@@ -82,7 +82,9 @@ class Database:
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        # A failed statement's message would otherwise list its bound values (secrets, codes,
+        # customer ids) in every log line and traceback that quotes it.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             make_default_directory(url)
             kwargs["connect_args"] = {"timeout": 30}
