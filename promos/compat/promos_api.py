@@ -8,7 +8,6 @@ credentials, 500 for the database, 400 for everything else (the seed knows no ot
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -32,7 +31,7 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import error_route_class, headers_for
+from promos.http.errors import error_route_class, headers_for, log_unhandled
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
 from promos.promocodes import changes as promocode_changes
@@ -42,8 +41,6 @@ from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COU
 from promos.promocodes.schemas import Day, Money, Sku
 from promos.promocodes.service import GenerationSpec, Promocode, PromocodeFilter
 from promos.validation import has_control_character
-
-log = logging.getLogger(__name__)
 
 MAX_ROWS = 100_000  # the seed's default {limitout}: also the most one listing returns
 UPGRADE_PATTERN = "UP-##########"
@@ -82,8 +79,8 @@ class PromosRoute(error_route_class(promos_error)):  # type: ignore[misc]
         async def handle(request: Request) -> Response:
             try:
                 response: Response = await handler(request)
-            except Exception:
-                log.exception("unhandled error on %s %s", request.method, request.url.path)
+            except Exception as exc:  # noqa: BLE001 - logged by log_unhandled
+                log_unhandled(request.scope, exc)
                 return JSON({"error": "internal server error", "status": 500}, status_code=500)
             return response
 
