@@ -3,7 +3,8 @@
 Where the seed writes a path without a prefix (``promocodes/...``, ``/special/{sku}``, ...),
 it is served both at the root and under ``/api``; the shared CRUD lives under ``/api`` only.
 Errors are the seed's ``{"error": "...", "status": N}`` with N as the HTTP status: 401 for
-credentials, 500 for the database, 400 for everything else (the seed knows no other).
+credentials, 503 (with ``Retry-After``) while the database is unavailable, 500 for a failure of
+Promos, 400 for everything else (the seed knows no other).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def promos_status(exc: PromosError) -> int:
     if isinstance(exc, Unauthenticated):
         return 401
     if isinstance(exc, Unavailable):
-        return 500
+        # The seed answers 500 for any database error; a 503 says the same to a client that
+        # only tells success from failure, and to one that retries, when to.
+        return 503
     if isinstance(exc, TooManyRequests):
         return 429  # the seed knows no such limit; its shape, with the status that says it
     return 400
