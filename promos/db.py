@@ -109,20 +109,21 @@ _SQLITE_OUTAGES = frozenset(
 )
 
 
-def is_outage(error: BaseException) -> bool:
-    """Whether ``error`` (or what caused it) says the database is unavailable, rather than
-    that the statement or the code is wrong. The one place connection failures are told apart:
-    SQLAlchemy's, asyncpg's (``DriverReads``) and the sockets' alike."""
+def outage_cause(error: BaseException) -> BaseException | None:
+    """The error in ``error``'s chain (itself or what caused it) that says the database is
+    unavailable, rather than that the statement or the code is wrong; None if there is none.
+    The one place connection failures are told apart: SQLAlchemy's, asyncpg's (``DriverReads``)
+    and the sockets' alike."""
     if isinstance(error, PromosError):  # a domain's own answer, whatever it was handling
-        return False
+        return None
     seen: set[int] = set()
     found: BaseException | None = error
     while found is not None and id(found) not in seen:
         seen.add(id(found))
         if _says_outage(found):
-            return True
+            return found
         found = found.__cause__ or found.__context__
-    return False
+    return None
 
 
 def _says_outage(error: BaseException) -> bool:
@@ -147,15 +148,19 @@ class OutageLog:
     def __init__(self) -> None:
         self._since: float | None = None
 
-    def failed(self, error: BaseException) -> DatabaseUnavailable:
-        """The error to raise instead of ``error``, an outage (its start logged once)."""
+    def raise_if_outage(self, error: Exception) -> None:
+        """``DatabaseUnavailable`` (from ``error``) if ``outage_cause`` finds an outage in it;
+        the outage's start is logged once."""
+        cause = outage_cause(error)
+        if cause is None:
+            return
         if self._since is None:
             self._since = time.monotonic()
             log.warning(
                 "database unavailable (%s): requests that need it answer 503 until it is back",
-                type(error).__name__,
+                type(cause).__name__,
             )
-        return DatabaseUnavailable()
+        raise DatabaseUnavailable from error
 
     def served(self) -> None:
         """A statement succeeded: an outage in progress, if any, is over."""
@@ -167,7 +172,7 @@ class OutageLog:
 class Database:
     """Owns the engine; ``begin()`` is one unit of work (one transaction).
 
-    A failure that ``is_outage`` recognises comes out of ``begin()``, ``autocommit()`` and
+    A failure that ``outage_cause`` recognises comes out of ``begin()``, ``autocommit()`` and
     ``reads`` as ``DatabaseUnavailable`` (a 503 with ``Retry-After`` in every API's shape).
     """
 
@@ -206,8 +211,7 @@ class Database:
                 finally:
                     actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
         except Exception as error:
-            if is_outage(error):
-                raise self.outages.failed(error) from error
+            self.outages.raise_if_outage(error)
             raise
         self.outages.served()
         for action in actions:  # reached only once the commit has succeeded
@@ -220,8 +224,7 @@ class Database:
             async with self.engine.connect() as conn:
                 yield await conn.execution_options(isolation_level="AUTOCOMMIT")
         except Exception as error:
-            if is_outage(error):
-                raise self.outages.failed(error) from error
+            self.outages.raise_if_outage(error)
             raise
         self.outages.served()
 
@@ -275,8 +278,7 @@ class DriverReads:
             pool = self._pool if self._pool is not None else await self._open()
             rows = await pool.fetch(sql, *[params[name] for name in names])
         except Exception as error:
-            if is_outage(error):
-                raise self._outages.failed(error) from error
+            self._outages.raise_if_outage(error)
             raise
         self._outages.served()
         return rows
