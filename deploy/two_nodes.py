@@ -273,7 +273,7 @@ def deployment(admin_dsn: str, nginx: str, workers: int, keep: bool) -> Iterator
     prefix.chmod(0o755)  # nginx's workers (nobody) write request bodies under it
     name = f"promos_nginx_{uuid.uuid4().hex[:12]}"
     database_url = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(_sql(admin_dsn, f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_sql(admin_dsn, f'CREATE DATABASE "{name}"'))
     ok = False
     try:
         with ExitStack() as stack:
@@ -293,14 +293,14 @@ def deployment(admin_dsn: str, nginx: str, workers: int, keep: bool) -> Iterator
             ok = True
     finally:
         if not keep:
-            asyncio.run(_sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(run_sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if ok and not keep:
             shutil.rmtree(prefix, ignore_errors=True)
         else:
             print(f"logs kept in {prefix}", flush=True)
 
 
-async def _sql(dsn: str, statement: str) -> None:
+async def run_sql(dsn: str, statement: str) -> None:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         await conn.execute(statement)
@@ -318,31 +318,40 @@ class Setup:
     offer_id: str
 
 
-async def set_up(http: httpx.AsyncClient) -> Setup:
-    """A rule batch with its codes, promo codes, a game with one offer: through nginx."""
+async def set_up(
+    http: httpx.AsyncClient,
+    *,
+    pool: int = POOL,
+    promocodes: int = PROMOCODES,
+    uses: int = USES,
+    game: str = GAME,
+    label: str = "NGINX",
+) -> Setup:
+    """A batch of ``pool`` codes under a rule of one per customer, ``promocodes`` promo codes of
+    ``uses`` uses, a game with one offer: through ``http`` (nginx here, a node elsewhere)."""
     rules = {"max_per_customer": 1}
     batch = await made(
-        http.post("/v1/batches", json={"client_id": str(CLIENT), "name": "nginx", "rules": rules})
+        http.post("/v1/batches", json={"client_id": str(CLIENT), "name": label, "rules": rules})
     )
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["code"])
-    writer.writerows([f"NGX-{n:05d}"] for n in range(POOL))
+    writer.writerows([f"{label[:3]}-{n:05d}"] for n in range(pool))
     files = {"file": ("codes.csv", rows.getvalue().encode(), "text/csv")}
     await made(http.post(f"/v1/batches/{batch['id']}/codes", files=files))
     generation = {
-        "pattern": "NGINX-######",
-        "count": PROMOCODES,
+        "pattern": f"{label}-######",
+        "count": promocodes,
         "discount_percentage": 10,
-        "usage_count": USES,
+        "usage_count": uses,
     }
     generated = await made(http.post("/v1/promocodes", json=generation))
-    await made(http.put(f"/games/{GAME}", json={"name": "Two nodes"}))
+    await made(http.put(f"/games/{game}", json={"name": label.title()}))
     now = int(time.time())
     offer = {
         "name": "Gems",
-        "gameId": GAME,
-        "productId": "com.nginx.gems",
+        "gameId": game,
+        "productId": f"com.{game}.gems",
         "contents": {"gems": 5},
         "placement": "store",
         "period": {"every": "", "max": 1000},
@@ -494,11 +503,7 @@ async def check_issues(conn: asyncpg.Connection, setup: Setup, answers: Answers)
     told = [(customer, code) for customer, status, code in answers.issues if status == OK]
     handed = Counter(code for _, code in told)
     twice = [code for code, n in handed.items() if n > 1]
-    rows = await conn.fetch(
-        "SELECT code, customer_id FROM codes WHERE batch_id = $1 AND issued_at IS NOT NULL",
-        uuid.UUID(setup.batch_id),
-    )
-    in_db = {row["code"]: row["customer_id"] for row in rows}
+    in_db = await issued_codes(conn, setup.batch_id)
     per_customer = Counter(in_db.values())
     over = {c: n for c, n in per_customer.items() if n > 1}
     failed = sum(s in FAILED for _, s, _ in answers.issues) + answers.transport_errors
@@ -526,15 +531,63 @@ async def check_issues(conn: asyncpg.Connection, setup: Setup, answers: Answers)
     ]
 
 
-async def check_redeems(conn: asyncpg.Connection, setup: Setup, answers: Answers) -> list[Check]:
+async def issued_codes(conn: asyncpg.Connection, batch_id: str) -> dict[str, str]:
+    """Each code of the batch that was issued, and to whom."""
     rows = await conn.fetch(
+        "SELECT code, customer_id FROM codes WHERE batch_id = $1 AND issued_at IS NOT NULL",
+        uuid.UUID(batch_id),
+    )
+    return {row["code"]: row["customer_id"] for row in rows}
+
+
+async def promocode_uses(conn: asyncpg.Connection, codes: list[str]) -> list[asyncpg.Record]:
+    """Per promo code: ``code``, ``usage_count`` (left), ``uses`` (initial), ``redeemed``
+    (redemptions recorded and not rolled back)."""
+    return await conn.fetch(
         "SELECT p.code, p.usage_count, g.usage_count AS uses,"
         " (SELECT count(*) FROM promocode_redemptions r"
         "  WHERE r.promocode_id = p.id AND r.rolled_back_at IS NULL) AS redeemed"
         " FROM promocodes p JOIN promocode_generations g ON g.id = p.generation_id"
         " WHERE p.code = ANY($1::text[])",
-        setup.promocodes,
+        codes,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimsInSQL:
+    by_transaction: Counter[str]  # claim rows per transaction id
+    per_player: Counter[str]  # claim rows per player
+    counters: dict[str, int]  # each player's claim counter
+
+
+async def offer_claims(conn: asyncpg.Connection, game: str) -> ClaimsInSQL:
+    """The game's claims as the database holds them."""
+    rows = await conn.fetch(
+        "SELECT transaction_id, player_id FROM offer_claims WHERE game_id = $1", game
+    )
+    counters = {
+        row["player_id"]: row["claim_count"]
+        for row in await conn.fetch(
+            "SELECT player_id, claim_count FROM offer_players WHERE game_id = $1", game
+        )
+    }
+    return ClaimsInSQL(
+        Counter(row["transaction_id"] for row in rows),
+        Counter(row["player_id"] for row in rows),
+        counters,
+    )
+
+
+def check_counters(claims: ClaimsInSQL) -> Check:
+    return Check(
+        "each player's claim counter == its claims",
+        claims.counters == dict(claims.per_player),
+        f"{sum(claims.counters.values())} counted, {claims.by_transaction.total()} claim rows",
+    )
+
+
+async def check_redeems(conn: asyncpg.Connection, setup: Setup, answers: Answers) -> list[Check]:
+    rows = await promocode_uses(conn, setup.promocodes)
     successes = Counter(code for code, status in answers.redeems if status == CREATED)
     negative = [r["code"] for r in rows if r["usage_count"] < 0]
     wrong = [
@@ -561,17 +614,8 @@ async def check_claims(conn: asyncpg.Connection, answers: Answers) -> list[Check
     by_tx: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for _, tx, status, body in answers.claims:
         by_tx[tx].append((status, body))
-    rows = await conn.fetch(
-        "SELECT transaction_id, player_id FROM offer_claims WHERE game_id = $1", GAME
-    )
-    in_db = Counter(row["transaction_id"] for row in rows)
-    counted = {
-        row["player_id"]: row["claim_count"]
-        for row in await conn.fetch(
-            "SELECT player_id, claim_count FROM offer_players WHERE game_id = $1", GAME
-        )
-    }
-    per_player = Counter(row["player_id"] for row in rows)
+    claims = await offer_claims(conn, GAME)
+    in_db = claims.by_transaction
     answered = {tx for tx, got in by_tx.items() if any(s in {200, 409} for s, _ in got)}
     not_once = [
         tx for tx, got in by_tx.items() if sum(s == OK for s, _ in got) != (1 if tx in in_db else 0)
@@ -591,12 +635,17 @@ async def check_claims(conn: asyncpg.Connection, answers: Answers) -> list[Check
             not replies_differ,
             f"transaction ids with differing answers: {replies_differ[:5]}",
         ),
-        Check(
-            "each player's claim counter == its claims",
-            counted == dict(per_player),
-            f"{sum(counted.values())} counted, {len(rows)} claim rows",
-        ),
+        check_counters(claims),
     ]
+
+
+def report(checks: list[Check], how: str) -> bool:
+    """Print PASS or FAIL for each rule, then how many held (and ``how``); whether all did."""
+    for check in checks:
+        print(f"{'PASS' if check.ok else 'FAIL'}  {check.rule}: {check.detail}", flush=True)
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} of {len(checks)} rules held ({how})", flush=True)
+    return not failed
 
 
 def check_both_nodes(access_log: Path) -> Check:
@@ -644,15 +693,8 @@ def main() -> int:
                 f"exit status {restarted}",
             )
         )
-        for check in checks:
-            print(f"{'PASS' if check.ok else 'FAIL'}  {check.rule}: {check.detail}", flush=True)
-        failed = [c for c in checks if not c.ok]
-        print(
-            f"{len(checks) - len(failed)} of {len(checks)} rules held "
-            f"({answers.count} requests in {time.monotonic() - started:.0f} s)",
-            flush=True,
-        )
-        if failed:
+        held = report(checks, f"{answers.count} requests in {time.monotonic() - started:.0f} s")
+        if not held:
             raise SystemExit(1)
     return 0
 

@@ -35,7 +35,7 @@ from promos.health import router as health_router
 from promos.home import router as home_router
 from promos.http import openapi
 from promos.http.docs import INTRODUCTION, install_docs
-from promos.http.errors import ErrorShape, install_handlers
+from promos.http.errors import ErrorShape, ServerErrors, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit
 from promos.observability import metrics
@@ -140,7 +140,7 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
     app.state.promos = state
     # Errors raised before any route runs, and 500s, take the shape of the API that was called.
     error_shapes = _error_shapes(settings)
-    install_handlers(app, error_shapes)
+    install_handlers(app)
     _include(app, home_router)
     install_docs(app)
     _include(app, health_router)
@@ -174,6 +174,8 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
         max_upload=settings.max_upload_bytes,
         shapes=error_shapes,
     )
+    # Added last, so outermost: it answers what any route or middleware failed to.
+    app.add_middleware(ServerErrors, shapes=error_shapes)
     app.fast_routes = _fast_routes(state, error_shapes)
     _observe(app, state)
     return app

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -10,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, event, exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -19,6 +22,9 @@ from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
 from promos.datadir import make_default_directory
+from promos.errors import PromosError, Unavailable
+
+log = logging.getLogger(__name__)
 
 # Constraint names are stable so that migrations can refer to them on every backend.
 metadata = MetaData(
@@ -74,15 +80,110 @@ def after_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database could not be reached or could not serve (down, restarting, dropped, out of
+    connections): nothing was done, and the same request may succeed in a moment."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable right now; retry in a moment")
+
+
+# PostgreSQL's SQLSTATE classes and codes of a server that cannot serve now, not of a statement
+# that is wrong: 08 connection exception, 53 insufficient resources (too many connections, disk
+# full), 57 operator intervention (shutdown, restart, "starting up", a statement cancelled),
+# 3D000 the database does not exist (dropped, or not created yet), 25006 read-only (a standby
+# reached during a failover).
+_OUTAGE_CLASSES = ("08", "53", "57")
+_OUTAGE_STATES = frozenset({"3D000", "25006"})
+# SQLite's primary result codes for a file that cannot be used now: busy and locked past the
+# busy timeout, read-only, I/O error, disk full, cannot open.
+_SQLITE_OUTAGES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+
+def outage_cause(error: BaseException) -> BaseException | None:
+    """The error in ``error``'s chain (itself or what caused it) that says the database is
+    unavailable, rather than that the statement or the code is wrong; None if there is none.
+    The one place connection failures are told apart: SQLAlchemy's, asyncpg's (``DriverReads``)
+    and the sockets' alike."""
+    if isinstance(error, PromosError):  # a domain's own answer, whatever it was handling
+        return None
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if _says_outage(found):
+            return found
+        found = found.__cause__ or found.__context__
+    return None
+
+
+def _says_outage(error: BaseException) -> bool:
+    if isinstance(error, OSError):  # refused, reset, unreachable, timed out (TimeoutError)
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.TimeoutError):  # no pooled connection free within pool_timeout
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        state = error.sqlstate or ""
+        return state.startswith(_OUTAGE_CLASSES) or state in _OUTAGE_STATES
+    if isinstance(error, sqlite3.Error):
+        return error.sqlite_errorcode & 0xFF in _SQLITE_OUTAGES
+    return False
+
+
+class OutageLog:
+    """One warning when the database becomes unavailable and one when it answers again (per
+    process), rather than a traceback for each request it fails meanwhile."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    def raise_if_outage(self, error: Exception) -> None:
+        """``DatabaseUnavailable`` (from ``error``) if ``outage_cause`` finds an outage in it;
+        the outage's start is logged once."""
+        cause = outage_cause(error)
+        if cause is None:
+            return
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning(
+                "database unavailable (%s): requests that need it answer 503 until it is back",
+                type(cause).__name__,
+            )
+        raise DatabaseUnavailable from error
+
+    def served(self) -> None:
+        """A statement succeeded: an outage in progress, if any, is over."""
+        if self._since is not None:
+            log.warning("database available again after %.1f s", time.monotonic() - self._since)
+            self._since = None
+
+
 class Database:
-    """Owns the engine; ``begin()`` is one unit of work (one transaction)."""
+    """Owns the engine; ``begin()`` is one unit of work (one transaction).
+
+    A failure that ``outage_cause`` recognises comes out of ``begin()``, ``autocommit()`` and
+    ``reads`` as ``DatabaseUnavailable`` (a 503 with ``Retry-After`` in every API's shape).
+    """
 
     def __init__(
         self, url: str, *, pool_size: int = 16, max_overflow: int = 4, driver_reads: int = 2
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        # A failed statement's message would otherwise list its bound values (secrets, codes,
+        # customer ids) in every log line and traceback that quotes it.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             make_default_directory(url)
             kwargs["connect_args"] = {"timeout": 30}
@@ -90,31 +191,42 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # The hottest reads, on PostgreSQL: see DriverReads. None on SQLite.
+        self.outages = OutageLog()
         self.reads: DriverReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         else:
-            self.reads = DriverReads(self.engine, size=driver_reads)
+            self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside a transaction, committed on success and rolled back on error;
         then what ``after_commit`` left for it runs, on success only."""
-        async with self.engine.begin() as conn:
-            # conn.info lives as long as the pooled connection: never inherit another's actions.
-            conn.info.pop(_AFTER_COMMIT, None)
-            try:
-                yield conn
-            finally:
-                actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        try:
+            async with self.engine.begin() as conn:
+                # conn.info lives as long as the pooled connection: never inherit another's.
+                conn.info.pop(_AFTER_COMMIT, None)
+                try:
+                    yield conn
+                finally:
+                    actions: list[Callable[[], None]] = conn.info.pop(_AFTER_COMMIT, [])
+        except Exception as error:
+            self.outages.raise_if_outage(error)
+            raise
+        self.outages.served()
         for action in actions:  # reached only once the commit has succeeded
             action()
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A connection on which each statement is its own transaction."""
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            async with self.engine.connect() as conn:
+                yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        except Exception as error:
+            self.outages.raise_if_outage(error)
+            raise
+        self.outages.served()
 
     @property
     def dialect(self) -> str:
@@ -151,9 +263,10 @@ class DriverReads:
     lists of them): they are handed to asyncpg as given. Rows come back as asyncpg's records.
     """
 
-    def __init__(self, engine: AsyncEngine, *, size: int) -> None:
+    def __init__(self, engine: AsyncEngine, *, size: int, outages: OutageLog) -> None:
         self._engine = engine
         self._size = size
+        self._outages = outages
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._compiled: dict[Select[Any], tuple[str, tuple[str, ...]]] = {}
@@ -161,8 +274,14 @@ class DriverReads:
     async def fetch(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any]:
         """The rows of ``statement`` with these named parameters."""
         sql, names = self._compile(statement)
-        pool = self._pool if self._pool is not None else await self._open()
-        return await pool.fetch(sql, *[params[name] for name in names])
+        try:
+            pool = self._pool if self._pool is not None else await self._open()
+            rows = await pool.fetch(sql, *[params[name] for name in names])
+        except Exception as error:
+            self._outages.raise_if_outage(error)
+            raise
+        self._outages.served()
+        return rows
 
     def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
         found = self._compiled.get(statement)

@@ -11,25 +11,31 @@ import base64
 import io
 import logging
 import os
-from collections.abc import Iterator
+import traceback
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import orjson
 import pytest
+from sqlalchemy import bindparam, select, text
 
 from promos.app import create_app
 from promos.brands import service as brands
+from promos.db import Database
 from promos.observability.logs import (
     REQUEST_ID,
     AccessLog,
     JSONFormatter,
     TextFormatter,
     chosen_format,
+    format_exception,
     logger_levels,
 )
+from promos.offers.tables import offer_players
 from promos.settings import Settings
 from tests.factories.auth import make_user
 from tests.factories.codes import CLIENT, make_batch
@@ -242,6 +248,102 @@ async def test_the_log_holds_no_password_token_key_or_secret(
     ):
         # The test's own HTTP client logs the URLs it asks for; the server never does.
         assert not any(secret in orjson.dumps(line).decode() for line in server), secret
+
+
+# database errors: a statement's values never reach the log
+
+SUBSCRIBER_SECRET = "subscriber-secret-5f0c2e91"
+RECEIVER_KEY = "receiver-key-81d3a7"
+# Past 64 bits: neither SQLite nor asyncpg can take it as a parameter.
+TOO_LARGE = 1180591620717411315769
+
+
+@pytest.fixture
+async def one_subscription_per_secret(database: Database) -> AsyncIterator[None]:
+    """A unique index the app does not expect: a second subscription with one secret fails,
+    and PostgreSQL's error quotes the secret (``DETAIL: Key (secret)=(...) already exists``)."""
+    async with database.begin() as conn:
+        await conn.execute(
+            text("CREATE UNIQUE INDEX one_per_secret ON webhook_subscriptions (secret)")
+        )
+    yield
+    async with database.begin() as conn:
+        await conn.execute(text("DROP INDEX one_per_secret"))
+
+
+async def test_a_failing_statement_logs_its_route_but_none_of_its_values(
+    captured, client, admin_auth, one_subscription_per_secret
+):
+    url = f"http://127.0.0.1:9/hooks?key={RECEIVER_KEY}"
+    subscription = {"url": url, "events": ["*"], "secret": SUBSCRIBER_SECRET}
+    first = await client.post("/v1/webhooks", json=subscription, headers=admin_auth)
+    again = await client.post("/v1/webhooks", json=subscription, headers=admin_auth)
+
+    assert (first.status_code, again.status_code) == (201, 500)
+    [error] = [line for line in captured.lines() if line["level"] == "error"]
+    assert error["message"] == "unhandled error on POST /v1/webhooks"
+    assert "IntegrityError" in error["exception"]
+    assert "INSERT INTO webhook_subscriptions" in error["exception"]  # the SQL, not its values
+    for value in (SUBSCRIBER_SECRET, RECEIVER_KEY, url):
+        assert value not in captured.text(), value
+
+
+async def test_a_value_the_driver_cannot_take_is_not_logged(captured, database):
+    """asyncpg quotes such a value in its own message ("invalid input for query argument $1:
+    ..."), through SQLAlchemy and through ``DriverReads`` (PostgreSQL) alike."""
+    statement = select(offer_players.c.player_id).where(
+        offer_players.c.claim_count == bindparam("count")
+    )
+    log = logging.getLogger("promos.test")
+    async with database.begin() as conn:
+        with pytest.raises(Exception) as through_sqlalchemy:
+            await conn.execute(statement, {"count": TOO_LARGE})
+    log.error("through SQLAlchemy", exc_info=through_sqlalchemy.value)
+    if database.reads is not None:
+        with pytest.raises(Exception) as on_the_driver:
+            await database.reads.fetch(statement, {"count": TOO_LARGE})
+        log.error("on the driver", exc_info=on_the_driver.value)
+
+    logged = [line for line in captured.lines() if line["logger"] == "promos.test"]
+    assert len(logged) == (1 if database.reads is None else 2)
+    assert all(line["exception"] for line in logged)
+    assert str(TOO_LARGE) not in captured.text()
+
+
+def test_a_database_error_is_logged_by_its_type_sqlstate_and_names():
+    error = asyncpg.UniqueViolationError("duplicate key value violates unique constraint")
+    error.sqlstate, error.constraint_name, error.table_name = "23505", "uq_codes_code", "codes"
+    error.detail = "Key (code)=(SECRET-CODE) already exists."
+
+    text = format_exception(error)
+
+    assert text == (
+        "asyncpg.exceptions.UniqueViolationError: [text withheld: it may quote values] "
+        "sqlstate 23505, constraint_name uq_codes_code, table_name codes"
+    )
+
+
+def test_what_caused_a_database_error_is_withheld_too():
+    cause = ValueError("invalid UUID 'SECRET-VALUE'")  # not on the line that raises it
+    try:
+        try:
+            raise cause
+        except ValueError as caught:
+            raise asyncpg.DataError("invalid input for query argument $1") from caught
+    except asyncpg.DataError as error:
+        text = format_exception(error)
+
+    assert "SECRET-VALUE" not in text
+    assert text.count("Traceback (most recent call last):") == 2
+    assert "The above exception was the direct cause of the following exception:" in text
+
+
+def test_other_errors_are_logged_as_python_prints_them():
+    with pytest.raises(KeyError) as raised:
+        {}["batch_id"]
+
+    printed = "".join(traceback.format_exception(raised.value)).rstrip()
+    assert format_exception(raised.value) == printed
 
 
 # format

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
 from promos.auth.service import Principal
-from promos.db import Database
+from promos.db import Database, DatabaseUnavailable
 from promos.errors import PromosError
 from promos.settings import InvalidSettings, Settings, from_environment
 
@@ -63,13 +63,17 @@ def run(work: Callable[[Database, Settings], Awaitable[T]], *, prepare: bool = T
 
     try:
         return asyncio.run(main())
+    except DatabaseUnavailable as exc:
+        raise _unusable(exc.__cause__ or exc) from None
     except PromosError as exc:
         raise click.ClickException(exc.message) from None
     except (OSError, SQLAlchemyError) as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise click.ClickException(
-            f"cannot use the database at PROMOS_DATABASE_URL: {cause}"
-        ) from None
+        raise _unusable(exc) from None
+
+
+def _unusable(error: BaseException) -> click.ClickException:
+    cause = getattr(error, "orig", None) or error
+    return click.ClickException(f"cannot use the database at PROMOS_DATABASE_URL: {cause}")
 
 
 def cli_actor() -> Principal:

@@ -7,7 +7,6 @@ but authenticated by the user's secret in its path: that path is never logged as
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
@@ -19,12 +18,10 @@ from promos.audit import service as audit
 from promos.brands import service as brands
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import as_domain_error, headers_for, status_for
+from promos.http.errors import answer_failure, headers_for, status_for
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, DocumentedRoute
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/discounts/api/v1.0"
 # Anywhere in a text (a path, a URL, a log message, a traceback): the secret segment ends at
@@ -61,7 +58,7 @@ def error_body(status: int, exc: PromosError) -> dict[str, str]:
 
 
 class DiscountsRoute(DocumentedRoute):
-    """Errors in the seed's envelope; unexpected ones logged with the path redacted."""
+    """Errors in the seed's envelope; unexpected ones logged (``log_unhandled``) as a 500."""
 
     api = ApiErrors(Envelope, status_for)
 
@@ -72,22 +69,7 @@ class DiscountsRoute(DocumentedRoute):
             try:
                 return await handler(request)
             except Exception as exc:  # noqa: BLE001 - every failure answers in the envelope
-                error = as_domain_error(exc)
-                if error is None:
-                    log.error(  # noqa: TRY400 - the traceback may hold the secret; say what failed
-                        "unhandled %s on %s %s",
-                        type(exc).__name__,
-                        request.method,
-                        redact(request.url.path),
-                    )
-                    body = {
-                        "code": "500",
-                        "data": "",
-                        "message": "internal server error",
-                        "status": "error",
-                    }
-                    return JSON(body, status_code=500)
-                status = status_for(error)
+                status, error = answer_failure(request.scope, exc)
                 return JSON(
                     error_body(status, error), status_code=status, headers=headers_for(error)
                 )

@@ -3,12 +3,12 @@
 Where the seed writes a path without a prefix (``promocodes/...``, ``/special/{sku}``, ...),
 it is served both at the root and under ``/api``; the shared CRUD lives under ``/api`` only.
 Errors are the seed's ``{"error": "...", "status": N}`` with N as the HTTP status: 401 for
-credentials, 500 for the database, 400 for everything else (the seed knows no other).
+credentials, 503 (with ``Retry-After``) while the database is unavailable, 500 for a failure of
+Promos, 400 for everything else (the seed knows no other).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -33,7 +33,7 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import headers_for
+from promos.http.errors import headers_for, log_unhandled
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
@@ -44,8 +44,6 @@ from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COU
 from promos.promocodes.schemas import Day, Money, Sku
 from promos.promocodes.service import GenerationSpec, Promocode, PromocodeFilter
 from promos.validation import has_control_character
-
-log = logging.getLogger(__name__)
 
 MAX_ROWS = 100_000  # the seed's default {limitout}: also the most one listing returns
 UPGRADE_PATTERN = "UP-##########"
@@ -70,7 +68,9 @@ def promos_status(exc: PromosError) -> int:
     if isinstance(exc, Unauthenticated):
         return 401
     if isinstance(exc, Unavailable):
-        return 500
+        # The seed answers 500 for any database error; a 503 says the same to a client that
+        # only tells success from failure, and to one that retries, when to.
+        return 503
     if isinstance(exc, TooManyRequests):
         return 429  # the seed knows no such limit; its shape, with the status that says it
     return 400
@@ -93,8 +93,8 @@ class PromosRoute(error_route_class(promos_error, ApiErrors(PromosErrorBody, pro
         async def handle(request: Request) -> Response:
             try:
                 response: Response = await handler(request)
-            except Exception:
-                log.exception("unhandled error on %s %s", request.method, request.url.path)
+            except Exception as exc:  # noqa: BLE001 - logged by log_unhandled
+                log_unhandled(request.scope, exc)
                 return JSON({"error": "internal server error", "status": 500}, status_code=500)
             return response
 

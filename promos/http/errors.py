@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.errors import (
     BadRequest,
@@ -153,20 +154,72 @@ def native_response(status: int, exc: PromosError) -> Response:
     return JSON(native_body(exc), status_code=status, headers=headers_for(exc))
 
 
-def install_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape]) -> None:
-    """Native error shape for everything that no route class rendered itself; a 500 in the
-    shape of the API that was called (``shapes``, by path)."""
-    shapes_by_path = ShapesByPath(shapes)
+def log_unhandled(scope: Scope, exc: BaseException) -> None:
+    """Log an error no handler expected, with its traceback, once. The route's template names
+    it, never the path asked for (a path may hold a code, a customer id or a secret); the
+    request id the log line carries ties it to its access line."""
+    route = scope.get("route")
+    where = route.path if route is not None else "<unmatched>"
+    log.error("unhandled error on %s %s", scope.get("method"), where, exc_info=exc)
 
-    async def on_domain(request: Request, exc: Exception) -> Response:
+
+def answer_failure(scope: Scope, exc: Exception) -> tuple[int, PromosError]:
+    """The status and error to answer for ``exc``: a domain error's own, else a 500 (logged)."""
+    error = as_domain_error(exc)
+    if error is not None:
+        return status_for(error), error
+    log_unhandled(scope, exc)
+    return 500, INTERNAL
+
+
+class ServerErrors:
+    """The outermost middleware but Starlette's own: any exception nobody handled is logged
+    once and answered 500 in the shape of the API that was called (``shapes``, by path).
+
+    Not an exception handler for ``Exception``: Starlette gives that one to its
+    ServerErrorMiddleware, which re-raises after the response, and uvicorn then closes the
+    connection, so that a keep-alive client's next request fails with a reset.
+    """
+
+    def __init__(self, app: ASGIApp, *, shapes: Mapping[str, ErrorShape]) -> None:
+        self._app = app
+        self._shapes = ShapesByPath(shapes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # half an answer is out: closing the connection is all that is left
+                raise
+            status, error = answer_failure(scope, exc)
+            shape = self._shapes.get(scope["path"])
+            response = JSON(shape(error), status_code=status, headers=headers_for(error))
+            await response(scope, receive, send)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Native error shape for every domain error that no route class rendered itself. What
+    is not a domain error goes on to ``ServerErrors``."""
+
+    async def on_domain(_: Request, exc: Exception) -> Response:
         error = as_domain_error(exc)
         if error is None:
-            return await on_unexpected(request, exc)
+            raise exc
         return native_response(status_for(error), error)
 
-    async def on_http(request: Request, exc: Exception) -> Response:
+    async def on_http(_: Request, exc: Exception) -> Response:
         if not isinstance(exc, StarletteHTTPException):
-            return await on_unexpected(request, exc)
+            raise exc
         codes = {404: "not_found", 405: "method_not_allowed"}
         body = {
             "error": {
@@ -177,11 +230,6 @@ def install_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape]) -> None:
         }
         return JSON(body, status_code=exc.status_code, headers=exc.headers)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSON(shapes_by_path.get(request.url.path)(INTERNAL), status_code=500)
-
     app.add_exception_handler(PromosError, on_domain)
     app.add_exception_handler(RequestValidationError, on_domain)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -7,7 +7,6 @@ What the fast path skips is only the framework's per-request dependency machiner
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +15,8 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from promos.errors import PayloadTooLarge
-from promos.http.errors import INTERNAL, ErrorShape, ShapesByPath
+from promos.http.errors import ErrorShape, ShapesByPath, answer_failure, headers_for
 from promos.http.paths import path_pattern
-
-log = logging.getLogger(__name__)
 
 # (method, path) -> endpoint(scope, body, headers) -> (status, json-able body, extra headers)
 FastEndpoint = Callable[
@@ -85,10 +82,12 @@ class FastRoutes:
         else:
             try:
                 status, payload, extra = await endpoint(scope, body, headers)
-            except Exception:
-                # What FastAPI's routes answer too (install_handlers): a 500 in the API's shape.
-                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                status, payload, extra = 500, self._shapes.get(scope["path"])(INTERNAL), []
+            except Exception as exc:  # noqa: BLE001 - every failure is answered, as ServerErrors does
+                # What FastAPI's routes answer too (ServerErrors): the API's shape, a domain
+                # error's status (an endpoint may leave one to this), else a logged 500.
+                status, error = answer_failure(scope, exc)
+                payload = self._shapes.get(scope["path"])(error)
+                extra = [(k.lower().encode(), v.encode()) for k, v in headers_for(error).items()]
         data = orjson.dumps(payload)
         await send(
             {

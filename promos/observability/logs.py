@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, Literal, TextIO
 
 import orjson
+from sqlalchemy.exc import StatementError
 
 from promos.compat.discounts import redact
 from promos.settings import Settings
@@ -59,7 +62,79 @@ class _UTCTime:
         return f"{self._text}.{int((created - second) * 1_000_000):06d}Z"
 
 
-class JSONFormatter(logging.Formatter):
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+# Errors whose text may quote a statement's values: asyncpg's ("invalid input for query
+# argument $1: 'value'", PostgreSQL's "DETAIL:  Key (code)=(value) already exists"), SQLAlchemy's
+# adapters of them, which repeat it, and SQLAlchemy's statement errors, which repeat their
+# driver's too. They are logged by type, SQLSTATE and the names the server gives (constraint,
+# table, column), never by their text; nor is the text of what caused them (asyncpg's
+# ValueError naming the value it could not encode).
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy.dialects", "sqlalchemy.connectors")
+_NAMES = ("sqlstate", "constraint_name", "table_name", "column_name")
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def format_exception(error: BaseException) -> str:
+    """``error``'s traceback as Python prints it, with the text of database errors withheld."""
+    lines: list[str] = []
+    _format(error, withheld=False, lines=lines, seen=set())
+    return "".join(lines).rstrip("\n")
+
+
+def _format(error: BaseException, *, withheld: bool, lines: list[str], seen: set[int]) -> None:
+    seen.add(id(error))
+    withheld = withheld or _quotes_values(error)
+    cause, context = error.__cause__, error.__context__
+    if cause is not None and id(cause) not in seen:
+        _format(cause, withheld=withheld, lines=lines, seen=seen)
+        lines.append(_CAUSE)
+    elif context is not None and not error.__suppress_context__ and id(context) not in seen:
+        _format(context, withheld=withheld, lines=lines, seen=seen)
+        lines.append(_CONTEXT)
+    if error.__traceback__ is not None:
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(error.__traceback__))
+    lines.append(f"{_type_name(error)}: {_text(error, withheld=withheld)}\n")
+    if isinstance(error, BaseExceptionGroup):
+        for n, member in enumerate(error.exceptions, 1):
+            lines.append(f"\n[{n} of {len(error.exceptions)} in the group]\n")
+            _format(member, withheld=withheld, lines=lines, seen=seen)
+
+
+def _quotes_values(error: BaseException) -> bool:
+    return isinstance(error, StatementError) or type(error).__module__.startswith(_DRIVER_MODULES)
+
+
+def _type_name(error: BaseException) -> str:
+    kind = type(error)
+    if kind.__module__ in ("builtins", "__main__"):
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _text(error: BaseException, *, withheld: bool) -> str:
+    if isinstance(error, StatementError):
+        driver = _type_name(error.orig) if error.orig is not None else "statement"
+        return f"({driver}) [SQL: {error.statement}]"
+    if withheld:
+        names = [f"{name} {value}" for name in _NAMES if (value := getattr(error, name, None))]
+        return f"[text withheld: it may quote values] {', '.join(names)}".rstrip()
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the log line
+        return "<the exception's text could not be made>"
+
+
+class _SafeTracebacks(logging.Formatter):
+    """A formatter whose tracebacks are ``format_exception``'s."""
+
+    def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 - logging's name
+        return format_exception(ei[1]) if ei[1] is not None else ""
+
+
+class JSONFormatter(_SafeTracebacks):
     """``{"time","level","logger","message"}``, with ``request_id`` and ``exception`` if any."""
 
     def __init__(self) -> None:
@@ -83,13 +158,15 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_SafeTracebacks):
     """``time LEVEL logger: message`` for people at a terminal, with the same redaction."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info:  # made here, never taken from another handler's formatter
+            record.exc_text = self.formatException(record.exc_info)
         text = redact(super().format(record))
         serving = REQUEST_ID.get()
         return f"{text} [{serving.decode()}]" if serving is not None else text

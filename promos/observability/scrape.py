@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes.tables import batches, codes
-from promos.db import Database
+from promos.db import Database, DatabaseUnavailable
 from promos.events.tables import webhook_deliveries
 from promos.observability import metrics
 
@@ -109,7 +109,7 @@ async def exposition(database: Database, *, now: datetime) -> bytes:
     try:
         async with asyncio.timeout(READ_TIMEOUT_SECONDS), database.autocommit() as conn:
             stock = await read_stock(conn, now=now)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+    except (DatabaseUnavailable, SQLAlchemyError, OSError, TimeoutError) as exc:
         # The rest of the metrics are worth answering with; promos_database_up says it.
         log.warning("metrics: the database could not be read: %s", type(exc).__name__)
         stock = None
