@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI
 
@@ -28,3 +30,15 @@ def app_routes(app: FastAPI) -> dict[tuple[str, str], dict[str, dict[str, Any]]]
             if path is not None and method != "HEAD":
                 found.setdefault((method, path), {})
     return found
+
+
+def concrete_path(path: str, params: dict[str, dict[str, Any]]) -> str:
+    """The path with a well-formed value in each parameter."""
+
+    def sample(match: re.Match[str]) -> str:
+        schema = params.get(match.group(1), {})
+        if schema.get("format") == "uuid":
+            return str(UUID(int=1))
+        return "1"
+
+    return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", sample, path)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
@@ -20,7 +18,7 @@ from promos.auth.tables import api_keys, tokens
 from promos.db import Database
 from promos.settings import Settings
 from promos.tables import metadata
-from tests._routes import app_routes
+from tests._routes import app_routes, concrete_path
 from tests.conftest import FakeClock
 from tests.factories.auth import make_api_key, make_user
 
@@ -512,20 +510,8 @@ PUBLIC = {
     ("PUT", "/offers/{offer_id}/impressions"),
 }
 
-_APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
-PRIVATE = sorted(set(_APP_ROUTES) - PUBLIC)
-
-
-def _concrete(path: str, params: dict[str, dict[str, Any]]) -> str:
-    """The path with a well-formed value in each parameter."""
-
-    def sample(match: re.Match[str]) -> str:
-        schema = params.get(match.group(1), {})
-        if schema.get("format") == "uuid":
-            return str(UUID(int=1))
-        return "1"
-
-    return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", sample, path)
+APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
+PRIVATE = sorted(set(APP_ROUTES) - PUBLIC)
 
 
 def test_the_route_list_covers_the_app():
@@ -536,7 +522,7 @@ def test_the_route_list_covers_the_app():
 
 @pytest.mark.parametrize(("method", "path"), PRIVATE, ids=[f"{m} {p}" for m, p in PRIVATE])
 async def test_every_private_route_needs_a_credential(client, method, path):
-    response = await client.request(method, _concrete(path, _APP_ROUTES[method, path]))
+    response = await client.request(method, concrete_path(path, APP_ROUTES[method, path]))
 
     assert response.status_code == 401, response.text
 

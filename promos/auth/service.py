@@ -28,6 +28,8 @@ from promos.auth.errors import (
 from promos.auth.tables import api_keys, tokens, users
 
 Role = Literal["admin", "sales"]
+# A route as the router knows it: (method, path template), e.g. ("PUT", "/games/{game_id}").
+Route = tuple[str, str]
 TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
@@ -40,12 +42,18 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a user (by password or token) or an API key."""
+    """Who is calling: a user (by password or token) or an API key.
+
+    ``routes``, when set, are the only routes this credential opens (the Offers seed's own
+    Basic pair opens the Offers management routes, nothing else); ``None``: every route its
+    role allows.
+    """
 
     kind: Literal["user", "api_key"]
     id: int
     name: str
     role: Role
+    routes: frozenset[Route] | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -31,7 +31,7 @@ from promos.errors import (
     Unauthenticated,
     Unavailable,
 )
-from promos.http.deps import CurrentPrincipal, State
+from promos.http.deps import CurrentPrincipal, State, route_of
 from promos.http.errors import error_route_class, headers_for
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
@@ -214,13 +214,16 @@ async def authenticate(principal: CurrentPrincipal) -> Identity:
 
 @both("POST", "/authenticate")
 async def authenticate_token(
+    request: Request,
     state: State,
     body: AuthenticateIn | None = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Identity:
     """Who the token belongs to: ``{"token"}`` in the body, or ``Authorization: Bearer``."""
     credential = f"Bearer {body.token}" if body is not None else authorization
-    return identity(await state.authenticator.authenticate(credential))
+    return identity(
+        await state.authenticator.authenticate(credential, route=route_of(request.scope))
+    )
 
 
 # --- promo codes -------------------------------------------------------------------------------
