@@ -64,6 +64,23 @@ class Settings(BaseSettings):
         int, Field(ge=1024, validation_alias=_alias("MAX_UPLOAD_BYTES"))
     ] = 1024 * 1024 * 1024
 
+    # Clients that send too much or too slowly, refused by the server itself (docs/settings.md).
+    max_header_bytes: Annotated[
+        int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_alias("MAX_HEADER_BYTES"))
+    ] = 32 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=10_000, validation_alias=_alias("MAX_HEADERS"))] = (
+        100
+    )
+    header_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("HEADER_TIMEOUT_SECONDS"))
+    ] = 10.0
+    body_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("BODY_TIMEOUT_SECONDS"))
+    ] = 10.0
+    body_min_bytes_per_second: Annotated[
+        float, Field(gt=0, le=10**9, validation_alias=_alias("BODY_MIN_BYTES_PER_SECOND"))
+    ] = 1024.0
+
     # Issuing codes: concurrent requests are collected and served by one transaction each.
     issue_batch_size: Annotated[
         int, Field(ge=1, le=1000, validation_alias=_alias("ISSUE_BATCH_SIZE"))

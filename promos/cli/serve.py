@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-import uvicorn
 
+from promos.cli._protocol import ConnectionLimits, PromosConfig
 from promos.cli._run import run, settings
 from promos.cli._uvicorn import run_server
 from promos.db import Database
@@ -26,14 +26,16 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         return None
 
     run(nothing)  # migrates an embedded SQLite database; refuses an un-migrated PostgreSQL one
-    server_config = uvicorn.Config(
+    server_config = PromosConfig(
         "promos.app:app_from_env",
         factory=True,
         host=host or config.host,
         port=port or config.port,
         workers=count,
         loop="uvloop",
-        http="httptools",
+        # httptools, with limits on what a request's head may hold and on how slowly a client
+        # may send: 431, 408 or a closed connection (promos/cli/_protocol.py).
+        connection_limits=ConnectionLimits.from_settings(config),
         log_level=config.log_level,
         # JSON lines (or text on a terminal) for uvicorn's lines too; Promos logs each request
         # itself (promos.access), with the route template instead of the raw path.
