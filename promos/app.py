@@ -26,6 +26,7 @@ from promos.compat import offers as offers_compat
 from promos.compat import promos_api as promos_compat
 from promos.compat import referral as referral_compat
 from promos.db import Database
+from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
             on_events=on_events,
         ),
         limits=limits,
+        webhook_destinations=Destinations.allowing(settings.webhook_allowed_hosts),
         dispatcher=dispatcher,
     )
 

@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from promos.events.destinations import parse_allowed
+from promos.events.signing import check_secret
+
 
 def _alias(name: str, *seed_names: str) -> AliasChoices:
     return AliasChoices(f"PROMOS_{name}", *seed_names)
@@ -139,6 +142,11 @@ class Settings(BaseSettings):
     webhook_secret: Annotated[
         SecretStr | None, Field(min_length=16, validation_alias=_alias("WEBHOOK_SECRET"))
     ] = None
+    # Hosts (names, addresses, CIDR networks) that webhooks may reach although they are not
+    # public addresses: without them, loopback, private and link-local ones are refused.
+    webhook_allowed_hosts: Annotated[
+        str, Field(max_length=10_000, validation_alias=_alias("WEBHOOK_ALLOWED_HOSTS"))
+    ] = ""
     webhook_dispatcher: Annotated[bool, Field(validation_alias=_alias("WEBHOOK_DISPATCHER"))] = True
     webhook_max_attempts: Annotated[
         int, Field(ge=1, le=100, validation_alias=_alias("WEBHOOK_MAX_ATTEMPTS"))
@@ -197,6 +205,19 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL (with %s for the user hash)")
         return url or None
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, entries: str) -> str:
+        parse_allowed(entries)
+        return entries
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            check_secret(secret.get_secret_value())
+        return secret
 
     @model_validator(mode="after")
     def _callbacks_are_signed(self) -> Settings:
