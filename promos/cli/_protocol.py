@@ -77,22 +77,23 @@ class PromosConfig(uvicorn.Config):
 
 
 class _Flow(FlowControl):
-    """uvicorn's flow control, telling the protocol when it holds a body back and when the
-    app asks for more of it."""
+    """uvicorn's flow control, telling the protocol when the app asks for a body that Promos
+    was holding back (``holding``: paused, or awaiting ``100 Continue``)."""
 
-    def __init__(self, transport: asyncio.Transport, on_pause: Callable[[], None]) -> None:
+    def __init__(self, transport: asyncio.Transport, on_wanted: Callable[[], None]) -> None:
         super().__init__(transport)
-        self._on_pause = on_pause
-        self.on_read: Callable[[], None] | None = None
+        self.holding = False
+        self._on_wanted = on_wanted
 
     def pause_reading(self) -> None:
-        self._on_pause()
+        self.holding = True
         super().pause_reading()
 
     def resume_reading(self) -> None:
         # uvicorn calls this whenever the app waits for the body (and after each response).
-        if self.on_read is not None:
-            self.on_read()
+        if self.holding:
+            self.holding = False
+            self._on_wanted()
         super().resume_reading()
 
 
@@ -109,32 +110,31 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         limits = getattr(config, "connection_limits", None)
         self._limits = limits if isinstance(limits, ConnectionLimits) else ConnectionLimits()
+        self._max_head, self._max_headers = self._limits.max_head_bytes, self._limits.max_headers
         self._refused = False
-        # The head of the next request: whether one is awaited, whether it has begun, what of
-        # it has arrived.
+        self._read_size = 0  # the read being parsed
+        # The head of the next request: whether one is awaited, whether it has begun, the
+        # reads known to hold nothing but it.
         self._in_head = True
         self._head_begun = False
         self._heads_done = 0
         self._head_started = 0.0
-        self._head_bytes = 0  # whole reads that ended inside the head
-        self._head_size = 0  # what the parser has handed over: target and complete fields
-        self._head_fields = 0
+        self._head_bytes = 0
         self._head_timer: TimerHandle | None = None
-        # The body of the current request, while it arrives.
+        # The body of the current request while it comes: from when it is timed, what came
+        # since (whole reads of it), when the last read came.
         self._in_body = False
-        self._body_since = 0.0  # the clock of the rate starts here
-        self._body_got = 0  # bytes since then
-        self._body_last = 0.0  # when the last piece came
-        self._body_held = False  # Promos holds the body back: the client is not to blame
+        self._body_since = 0.0
+        self._body_got = 0
+        self._body_last = 0.0
         self._body_timer: TimerHandle | None = None
+        self._flow: _Flow | None = None
 
     # --- the connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        flow = _Flow(transport, on_pause=self._body_paused)
-        flow.on_read = self._body_wanted
-        self.flow = flow
+        self.flow = self._flow = _Flow(transport, on_wanted=self._body_wanted)
         self._head_started = self.loop.time()
         self._arm_head_timer()
 
@@ -146,8 +146,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         if self._refused:
             return
         heads_before = self._heads_done
-        # Awaiting a head (or in one), this read starts with head bytes.
-        whole_read_in_head = self._in_head
+        # Awaiting a head (or in one), this read starts with head bytes; in a body, with body.
+        whole_read_in_head, whole_read_in_body = self._in_head, self._in_body
+        self._read_size = len(data)
         super().data_received(data)
         if self._refused or self.transport.is_closing():
             return
@@ -155,16 +156,21 @@ class GuardedHttpTools(HttpToolsProtocol):
             if whole_read_in_head and self._heads_done == heads_before:
                 # All of this read was head, which the parser holds until the head ends.
                 self._head_bytes += len(data)
-                if self._head_bytes > self._limits.max_head_bytes:
+                if self._head_bytes > self._max_head:
                     self._refuse_head()
                     return
             if self._head_timer is None:
                 self._head_started = self.loop.time()
                 self._arm_head_timer()
-        elif self._in_body and self._body_timer is None:
-            # The body goes on past this read: from now on it is timed.
-            self._body_since = self._body_last = self.loop.time()
-            self._arm_body_timer(self._limits.body_timeout)
+        elif self._in_body:
+            if self._body_timer is None:
+                # The body goes on past this read: from now on it is timed.
+                self._body_since = self._body_last = self.loop.time()
+                self._body_got = 0
+                self._arm_body_timer(self._limits.body_timeout)
+            elif whole_read_in_body:
+                self._body_got += len(data)
+                self._body_last = self.loop.time()
 
     # --- the parser's callbacks ----------------------------------------------------------------
 
@@ -173,56 +179,45 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         super().on_message_begin()
         self._head_begun = True
-        self._head_bytes = self._head_size = self._head_fields = 0
-
-    def on_url(self, url: bytes) -> None:
-        if self._refused:
-            return
-        self._head_size += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self._refused:
-            return
-        self._head_fields += 1
-        self._head_size += len(name) + len(value) + _FIELD_OVERHEAD
-        if self._head_fields > self._limits.max_headers:
-            self._refuse_head()
-            return
-        super().on_header(name, value)
+        self._head_bytes = 0
 
     def on_headers_complete(self) -> None:
         if self._refused:
             return
-        method = self.parser.get_method()
-        if self._head_size + len(method) + _LINE_OVERHEAD > self._limits.max_head_bytes:
+        if len(self.headers) > self._max_headers or (
+            # What arrived since the head began may hold more than the head: then count it.
+            self._head_bytes + self._read_size > self._max_head and self._head_too_large()
+        ):
             self._refuse_head()
             return
         self._in_head = self._head_begun = False
         self._heads_done += 1
-        self._cancel_head_timer()
+        if self._head_timer is not None:
+            self._cancel_head_timer()
         self._in_body = True
-        self._body_got = 0
-        self._body_held = self.expect_100_continue
+        if self.expect_100_continue and self._flow is not None:
+            self._flow.holding = True  # the client waits to be asked
         super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        if self._refused:
-            return
-        self._body_got += len(body)
-        if self._body_timer is not None:
-            self._body_last = self.loop.time()
-        super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
         self._in_body = False
-        self._cancel_body_timer()
+        if self._body_timer is not None:
+            self._cancel_body_timer()
         self._in_head = True
         super().on_message_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     # --- the head ----------------------------------------------------------------------------
+
+    def _head_too_large(self) -> bool:
+        size = len(self.parser.get_method()) + len(self.url) + _LINE_OVERHEAD
+        size += sum(len(name) + len(value) + _FIELD_OVERHEAD for name, value in self.headers)
+        return size > self._max_head
 
     def _arm_head_timer(self) -> None:
         deadline = self._head_started + self._limits.head_timeout
@@ -267,14 +262,10 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
 
-    def _body_paused(self) -> None:
-        if self._in_body:
-            self._body_held = True
-
     def _body_wanted(self) -> None:
-        # The app asks for the body: from now on, what does not come is the client's doing.
-        if self._in_body and self._body_held:
-            self._body_held = False
+        # The app asks for the body Promos held back: from now on, what does not come is the
+        # client's doing.
+        if self._in_body:
             self._body_since = self._body_last = self.loop.time()
             self._body_got = 0
 
@@ -283,10 +274,10 @@ class GuardedHttpTools(HttpToolsProtocol):
         if not self._in_body or self._refused or self.transport.is_closing():
             return
         limits = self._limits
-        now = self.loop.time()
-        if self._body_held:
+        if self._flow is not None and self._flow.holding:
             self._arm_body_timer(limits.body_timeout)
             return
+        now = self.loop.time()
         # Each byte buys 1/rate seconds beyond the first body_timeout; no pause is longer.
         bought = self._body_got / limits.body_min_rate
         rate_deadline = self._body_since + limits.body_timeout + bought
