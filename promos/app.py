@@ -6,6 +6,8 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -14,6 +16,7 @@ from promos import __version__, migrate
 from promos.audit.router import router as audit_router
 from promos.auth import service as auth_service
 from promos.auth.credentials import Authenticator
+from promos.auth.errors import InvalidCredentials, UserExists
 from promos.auth.router import router as auth_router
 from promos.brands.router import router as brands_router
 from promos.catalog.router import router as catalog_router
@@ -30,6 +33,9 @@ from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
+from promos.home import router as home_router
+from promos.http import openapi
+from promos.http.docs import INTRODUCTION, install_docs
 from promos.http.errors import ErrorShape, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
 from promos.http.limits import AuthenticateUploads, BodyLimit, upload_routes
@@ -45,14 +51,18 @@ from promos.offers.router import router as offers_router
 from promos.promocodes.router import router as promocodes_router
 from promos.ratelimit import RateLimits
 from promos.referrals.router import router as referrals_router
-from promos.settings import Settings
+from promos.settings import Settings, from_environment
 from promos.state import AppState
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noqa: PLR0915 - the one place that wires every part
-    """A Promos app for these settings. Nothing connects until the app starts."""
+def create_app(  # noqa: PLR0915 - the one place that wires every part
+    settings: Settings, *, clock: Clock = utc_now, prepare: bool = True
+) -> FastAPI:
+    """A Promos app for these settings. Nothing connects until the app starts; then, unless
+    ``prepare`` is false (``promos serve`` did it once for all its processes), it prepares the
+    database (``prepare_database``)."""
     database = Database(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -102,7 +112,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await prepare_database(state)
+        if prepare:
+            await prepare_database(database, settings, clock())
         metrics.app_started(database.engine)
         # What exists now lives as long as the process: keep it out of the collector's way,
         # or each full collection walks it all (seen as 50 ms pauses under load).
@@ -124,12 +135,18 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:  # noq
         title="Promos",
         version=__version__,
         summary="Code pools, promo codes, referrals and in-game offers.",
+        description=INTRODUCTION,
         lifespan=lifespan,
+        # Served by install_docs, with their assets from this process instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.promos = state
     # Errors raised before any route runs, and 500s, take the shape of the API that was called.
     error_shapes = _error_shapes(settings)
     install_handlers(app, error_shapes)
+    app.include_router(home_router)
+    install_docs(app)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(codes_router)
@@ -224,6 +241,13 @@ class PromosAPI(FastAPI):
     fast_routes: FastRoutes | None = None
     observer: RequestObserver | None = None
 
+    def openapi(self) -> dict[str, Any]:
+        cached = self.openapi_schema
+        document = super().openapi()
+        if document is not cached:  # made anew: finish it, once
+            openapi.finish(document)
+        return document
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         observer = self.observer
         if observer is not None and scope["type"] == "http":
@@ -240,22 +264,44 @@ class PromosAPI(FastAPI):
             await fast.serve(endpoint, scope, receive, send)
 
 
-async def prepare_database(state: AppState) -> None:
+async def prepare_database(database: Database, settings: Settings, now: datetime) -> None:
     """Migrate an embedded SQLite database; require a migrated PostgreSQL; bootstrap the admin."""
-    await migrate.prepare(state.database.engine)
-    settings = state.settings
-    if settings.admin_user and settings.admin_password:
-        async with state.database.begin() as conn:
+    await migrate.prepare(database.engine)
+    await bootstrap_admin(database, settings, now)
+
+
+async def bootstrap_admin(database: Database, settings: Settings, now: datetime) -> None:
+    """Create PROMOS_ADMIN_USER on a database without users; warn when it is not created and
+    that admin cannot sign in with PROMOS_ADMIN_PASSWORD (the variables are ignored then)."""
+    if settings.admin_user is None or settings.admin_password is None:
+        return
+    username, password = settings.admin_user, settings.admin_password.get_secret_value()
+    try:
+        async with database.begin() as conn:
             created = await auth_service.bootstrap_admin(
-                conn,
-                username=settings.admin_user,
-                password=settings.admin_password.get_secret_value(),
-                now=state.clock(),
+                conn, username=username, password=password, now=now
             )
-        if created is not None:
-            log.info("created the first admin user %r", created.username)
+    except UserExists:  # another node, started at the same moment, created it first
+        created = None
+    if created is not None:
+        log.info("created the first admin user %r", created.username)
+        return
+    # Set on every start, as they usually stay: silent while they still describe an admin.
+    async with database.begin() as conn:
+        try:
+            user = await auth_service.verify_password(conn, username, password)
+        except InvalidCredentials:
+            user = None
+    if user is None or user.role != "admin":
+        log.warning(
+            "PROMOS_ADMIN_USER and PROMOS_ADMIN_PASSWORD are ignored: they create the first "
+            "admin only while no user exists, and users exist already (%r cannot sign in as "
+            "an admin with that password; `promos users create` adds an admin)",
+            username,
+        )
 
 
 def app_from_env() -> FastAPI:
-    """The factory uvicorn's workers call: settings from the environment."""
-    return create_app(Settings())
+    """The factory ``promos serve``'s processes call: settings from the environment and
+    ``.env``; the database was prepared once, by ``promos serve``, before they started."""
+    return create_app(from_environment(), prepare=False)

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
+from promos.datadir import make_default_directory
+
 # Constraint names are stable so that migrations can refer to them on every backend.
 metadata = MetaData(
     naming_convention={
@@ -82,6 +84,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            make_default_directory(url)
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)

@@ -16,6 +16,13 @@ class PromosError(Exception):
         self.details = details
 
 
+class BadRequest(PromosError):
+    """The request is malformed as a request (e.g. a query parameter the route does not take),
+    before any of its values is looked at."""
+
+    code = "bad_request"
+
+
 class InvalidInput(PromosError):
     code = "invalid_input"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from promos.http.deps import State
@@ -16,17 +16,30 @@ router = APIRouter(tags=["health"])
 
 
 class Healthy(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     healthy: bool
+    """True: the database answers."""
 
 
 class Unhealthy(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     healthy: bool
+    """False."""
     error: str
+    """DatabaseError."""
     code: str
+    """OFF-000."""
     description: str
+    """What failed."""
 
 
-@router.get("/healthcheck", responses={500: {"model": Unhealthy}})
+@router.get(
+    "/healthcheck",
+    response_model=Healthy,
+    responses={500: {"model": Unhealthy, "description": "The database does not answer."}},
+)
 async def healthcheck(state: State) -> JSON:
     """200 with ``{"healthy": true}`` when the database answers, 500 otherwise."""
     try:

@@ -1,14 +1,31 @@
-"""Settings from ``PROMOS_*`` environment variables (and the seed systems' own names)."""
+"""Settings from ``PROMOS_*`` environment variables (and the seed systems' own names), and from
+a ``.env`` file in the working directory for what the environment does not set."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from types import NoneType, UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from promos.auth.service import MIN_PASSWORD_LENGTH, USERNAME
+from promos.datadir import default_database_url
 from promos.events.destinations import parse_allowed
 from promos.events.signing import check_secret
+
+# Read by the commands and the server from their working directory; the environment wins.
+ENV_FILE = ".env"
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 def _alias(name: str, *seed_names: str) -> AliasChoices:
@@ -20,9 +37,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    database_url: Annotated[str, Field(validation_alias=_alias("DATABASE_URL", "DATABASE_URL"))] = (
-        "sqlite:///promos.db"
-    )
+    database_url: Annotated[
+        str,
+        Field(
+            default_factory=default_database_url,
+            validation_alias=_alias("DATABASE_URL", "DATABASE_URL"),
+        ),
+    ]
     host: Annotated[str, Field(validation_alias=_alias("HOST"))] = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535, validation_alias=_alias("PORT"))] = 8000
     workers: Annotated[int, Field(ge=1, le=256, validation_alias=_alias("WORKERS"))] = 1
@@ -30,7 +51,7 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: Annotated[
         int, Field(ge=1, le=3600, validation_alias=_alias("SHUTDOWN_TIMEOUT_SECONDS"))
     ] = 30
-    log_level: Annotated[str, Field(validation_alias=_alias("LOG_LEVEL"))] = "info"
+    log_level: Annotated[LogLevel, Field(validation_alias=_alias("LOG_LEVEL"))] = "info"
     # Logs and metrics (docs/operations.md): JSON lines on stderr, text on a terminal.
     log_format: Annotated[
         Literal["auto", "json", "text"], Field(validation_alias=_alias("LOG_FORMAT"))
@@ -44,7 +65,8 @@ class Settings(BaseSettings):
 
     admin_user: Annotated[str | None, Field(validation_alias=_alias("ADMIN_USER"))] = None
     admin_password: Annotated[
-        SecretStr | None, Field(validation_alias=_alias("ADMIN_PASSWORD"))
+        SecretStr | None,
+        Field(min_length=MIN_PASSWORD_LENGTH, validation_alias=_alias("ADMIN_PASSWORD")),
     ] = None
     token_ttl_seconds: Annotated[
         int, Field(ge=60, validation_alias=_alias("TOKEN_TTL_SECONDS"))
@@ -199,6 +221,27 @@ class Settings(BaseSettings):
         str, Field(validation_alias=_alias("FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"))
     ] = "127.0.0.1"
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: object) -> object:
+        return level.lower() if isinstance(level, str) else level
+
+    @field_validator("admin_user")
+    @classmethod
+    def _username(cls, name: str | None) -> str | None:
+        if name is not None and not USERNAME.fullmatch(name):
+            raise ValueError("must be 1 to 255 characters, without spaces or colons")
+        return name
+
+    @model_validator(mode="after")
+    def _admin_is_whole(self) -> Settings:
+        if (self.admin_user is None) != (self.admin_password is None):
+            raise ValueError(
+                "PROMOS_ADMIN_USER and PROMOS_ADMIN_PASSWORD go together: set both (to create "
+                "the first admin) or neither"
+            )
+        return self
+
     @field_validator("referral_callback_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -257,6 +300,98 @@ def async_database_url(url: str) -> str:
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
     raise ValueError(
-        "PROMOS_DATABASE_URL must start with postgresql:// or sqlite:// "
-        f"(got {url.split('://', 1)[0]}://)"
+        f"must start with postgresql:// or sqlite:// (got {url.split('://', 1)[0]}://)"
     )
+
+
+class InvalidSettings(Exception):
+    """Settings that cannot be used: one line per bad setting, naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def from_environment() -> Settings:
+    """This process's settings: its environment, then ``.env`` in the working directory (the
+    environment wins), then the defaults; or ``InvalidSettings``."""
+    try:
+        return Settings(_env_file=ENV_FILE, _env_file_encoding="utf-8")
+    except ValidationError as exc:
+        raise InvalidSettings(problems(exc)) from None
+    except ValueError as exc:  # where the default database goes (data_directory)
+        raise InvalidSettings([str(exc)]) from None
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One line per bad setting: its variable, what it must be, and (unless it may be a secret)
+    what it is."""
+    variables = _variables()
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        found = variables.get(str(error["loc"][0])) if error["loc"] else None
+        if found is None:  # a rule between settings: its message names them
+            lines.append(message)
+            continue
+        names, field = found
+        if error["type"] != "value_error":  # a field's own validator says what it must be
+            allowed = _allowed(field)
+            message = f"must be {allowed}" if allowed else message[:1].lower() + message[1:]
+        secret = _bare(field.annotation) is SecretStr or names.split()[0].endswith("_URL")
+        value = "" if secret else f', not "{error["input"]}"'
+        lines.append(f"{names} {message}{value}")
+    return lines
+
+
+def _variables() -> dict[str, tuple[str, FieldInfo]]:
+    """Each setting by the variable name that errors name it by: its names, and the field."""
+    found = {}
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            own, *seeds = [str(choice) for choice in alias.choices]
+            names = own + "".join(f" (or {seed})" for seed in seeds if seed != own)
+            found[own] = (names, field)
+    return found
+
+
+def _bare(annotation: object) -> object:
+    """``X`` of ``X | None``."""
+    args = [arg for arg in get_args(annotation) if arg is not NoneType]
+    return (
+        args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
+    )
+
+
+def _allowed(field: FieldInfo) -> str | None:
+    """What a setting may be, from its type and bounds, e.g. "a whole number from 1 to 256"."""
+    kind = _bare(field.annotation)
+    # annotated_types' Ge(ge=1), Le(le=...), Gt(gt=...), MinLen(min_length=...), MaxLen(...)
+    limits: dict[str, object] = {}
+    for limit in field.metadata:
+        for bound in ("ge", "le", "gt", "min_length", "max_length"):
+            if hasattr(limit, bound):
+                limits[bound] = getattr(limit, bound)
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in get_args(kind))
+    if kind is bool:
+        return "true or false"
+    if kind in (int, float):
+        return _number("a whole number" if kind is int else "a number", limits)
+    shortest, longest = limits.get("min_length"), limits.get("max_length")
+    if shortest is not None and longest is not None:
+        return f"{shortest} to {longest} characters long"
+    return f"{shortest} characters or more" if shortest is not None else None
+
+
+def _number(noun: str, limits: dict[str, object]) -> str:
+    low, above, high = limits.get("ge"), limits.get("gt"), limits.get("le")
+    if low is not None and high is not None:
+        return f"{noun} from {low} to {high}"
+    bounds = [
+        *([f"{low} or more"] if low is not None else []),
+        *([f"more than {above}"] if above is not None else []),
+        *([f"{high} or less"] if high is not None else []),
+    ]
+    return ", ".join([noun, " and ".join(bounds)]) if bounds else noun

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,28 +85,35 @@ def _start(n: int, env: dict[str, str], log_dir: Path, stack: ExitStack) -> Serv
 
 
 def _wait_healthy(server: Server) -> bool:
-    """True once the server answers its healthcheck; False if it exited because its port was
-    taken; raises if it exited otherwise or does not become healthy in time."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    with httpx.Client(base_url=server.url, timeout=2.0) as http:
+    return wait_healthy(
+        server.url,
+        server.process,
+        lambda: server.log.read_text(errors="replace"),
+        seconds=STARTUP_SECONDS,
+    )
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], output: Callable[[], str], *, seconds: float
+) -> bool:
+    """True once the server at ``url`` answers its healthcheck; False if ``process`` exited
+    because its port was taken; raises, with the process's ``output``, if it exited otherwise
+    or did not become healthy in time."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=2.0) as http:
         while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                log = server.log.read_text(errors="replace")
+            if process.poll() is not None:
+                log = output()
                 if "address already in use" in log.lower():
                     return False
-                raise RuntimeError(
-                    f"server {server.url} exited with {server.process.returncode}:\n" + log
-                )
+                raise RuntimeError(f"{url}: the process exited with {process.returncode}:\n{log}")
             try:
                 if http.get("/healthcheck").status_code == 200:
                     return True
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise RuntimeError(
-        f"server {server.url} did not become healthy within {STARTUP_SECONDS:.0f} s:\n"
-        + server.log.read_text(errors="replace")
-    )
+    raise RuntimeError(f"{url} did not become healthy within {seconds:.0f} s:\n{output()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

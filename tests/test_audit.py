@@ -545,7 +545,7 @@ async def replay_delivery(ctx: Ctx, path: str) -> Expected:
     await _subscription(ctx)
     async with ctx.database.begin() as conn:
         await events.emit(conn, "referral.signed_up", {"user": "bob"}, now=ctx.clock())
-        [delivery] = await events.list_deliveries(conn)
+        [delivery] = (await events.list_deliveries(conn)).items
     await ok(await ctx.client.post(fill(path, delivery_id=delivery.id), headers=ctx.admin))
     return Expected(
         "webhook_delivery.replay", "webhook_delivery", delivery.id, after={"replay_of": delivery.id}
@@ -939,7 +939,7 @@ async def test_a_change_whose_audit_row_cannot_be_written_is_not_made(ctx):
 
     assert response.status_code == 500
     async with ctx.database.begin() as conn:
-        assert await catalog.list_specials(conn) == []
+        assert (await catalog.list_specials(conn)).items == []
 
 
 @pytest.mark.postgres_only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from promos.app import create_app
+from promos.app import bootstrap_admin, create_app
 from promos.auth import service
 from promos.auth.tables import api_keys, tokens
 from promos.db import Database
@@ -253,9 +254,10 @@ async def test_the_api_key_listing_shows_the_prefix_and_never_the_secret(
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
     assert response.status_code == 200, response.text
-    assert [(k["id"], k["prefix"]) for k in response.json()] == [(new_key["id"], new_key["prefix"])]
+    keys = response.json()["items"]
+    assert [(k["id"], k["prefix"]) for k in keys] == [(new_key["id"], new_key["prefix"])]
     assert new_key["key"] not in response.text
-    assert "key" not in response.json()[0]
+    assert "key" not in keys[0]
 
 
 async def test_the_secret_of_an_api_key_appears_in_no_listing(client, new_key, admin_auth):
@@ -279,7 +281,7 @@ async def test_a_revoked_api_key_is_listed_as_revoked(client, new_key, admin_aut
 
     response = await client.get("/v1/api-keys", headers=admin_auth)
 
-    assert [k["revoked"] for k in response.json()] == [True]
+    assert [k["revoked"] for k in response.json()["items"]] == [True]
 
 
 async def test_revoking_an_unknown_api_key_is_a_404(client, admin_auth):
@@ -409,7 +411,7 @@ async def test_an_unknown_role_is_a_422(client, admin_auth):
 async def test_the_user_listing_shows_no_password_hashes(client, admin_auth, sales_user):
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert sorted(u["username"] for u in response.json()) == ["root", "sally"]
+    assert sorted(u["username"] for u in response.json()["items"]) == ["root", "sally"]
     assert "argon2" not in response.text
     assert "password" not in response.text
 
@@ -436,7 +438,7 @@ async def test_a_disabled_user_is_listed_as_disabled(client, admin_auth, sales_u
 
     response = await client.get("/v1/users", headers=admin_auth)
 
-    assert {u["username"]: u["disabled"] for u in response.json()} == {
+    assert {u["username"]: u["disabled"] for u in response.json()["items"]} == {
         "root": False,
         "sally": True,
     }
@@ -486,6 +488,7 @@ class TestRevocationWithTheCredentialCache:
 # --- every route needs a credential, except the public ones ---------------------------
 
 PUBLIC = {
+    ("GET", "/"),  # where to go: fixed links to the pages below
     ("GET", "/healthcheck"),
     ("POST", "/v1/auth/tokens"),
     ("GET", "/openapi.json"),
@@ -527,7 +530,7 @@ async def test_every_private_route_needs_a_credential(client, method, path):
     assert response.status_code == 401, response.text
 
 
-@pytest.mark.parametrize("path", ["/healthcheck", "/openapi.json", "/docs", "/redoc"])
+@pytest.mark.parametrize("path", ["/", "/healthcheck", "/openapi.json", "/docs", "/redoc"])
 async def test_public_pages_answer_without_a_credential(client, path):
     response = await client.get(path)
 
@@ -623,6 +626,83 @@ async def test_the_bootstrap_does_nothing_when_a_user_exists(database_url, clock
     users = await _users_after_startup(_bootstrapping(database_url), clock)
 
     assert [u.username for u in users] == ["first"]
+
+
+IGNORED = "PROMOS_ADMIN_USER and PROMOS_ADMIN_PASSWORD are ignored"
+
+
+async def _with_user(database_url: str, clock: FakeClock, **user: Any) -> None:
+    database = Database(database_url)
+    try:
+        await make_user(database, now=clock(), **user)
+    finally:
+        await database.dispose()
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_other_users_exist(database_url, clock, caplog):
+    await _with_user(database_url, clock, username="first", role="sales")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    [warning] = [w for w in _warnings(caplog) if IGNORED in w]
+    assert "'boss' cannot sign in as an admin" in warning
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_the_admin_has_another_password(
+    database_url, clock, caplog
+):
+    await _with_user(database_url, clock, username="boss", password="another one", role="admin")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert [w for w in _warnings(caplog) if IGNORED in w] != []
+
+
+async def test_the_bootstrap_says_it_is_ignored_when_its_user_is_not_an_admin(
+    database_url, clock, caplog
+):
+    await _with_user(database_url, clock, username="boss", password=BOOT_PASSWORD, role="sales")
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert [w for w in _warnings(caplog) if IGNORED in w] != []
+
+
+async def test_the_bootstrap_is_quiet_when_its_admin_exists_with_that_password(
+    database_url, clock, caplog
+):
+    await _users_after_startup(_bootstrapping(database_url), clock)  # creates the admin
+
+    await _users_after_startup(_bootstrapping(database_url), clock)
+
+    assert _warnings(caplog) == []
+
+
+async def test_an_app_told_the_database_is_prepared_does_not_bootstrap(database_url, clock):
+    # `promos serve` bootstraps once before its workers start: they say nothing again.
+    app = create_app(_bootstrapping(database_url), clock=clock, prepare=False)
+    async with app.router.lifespan_context(app), app.state.promos.database.begin() as conn:
+        users = await service.list_users(conn)
+
+    assert users == []
+
+
+@pytest.mark.postgres_only
+async def test_nodes_starting_at_once_make_one_admin_and_all_start(database_url, clock):
+    settings = _bootstrapping(database_url)
+    databases = [Database(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(bootstrap_admin(db, settings, clock()) for db in databases))
+        async with databases[0].begin() as conn:
+            users = await service.list_users(conn)
+    finally:
+        await asyncio.gather(*(db.dispose() for db in databases))
+
+    assert [(u.username, u.role) for u in users] == [("boss", "admin")]
 
 
 async def test_the_bootstrap_does_not_log_the_password(database_url, clock, caplog):

@@ -39,7 +39,7 @@ async def test_a_special_is_created_read_updated_and_deleted(client, auth):
     assert updated.status_code == 200, updated.text
     assert Decimal(updated.json()["discount_percentage"]) == 30
     assert updated.json()["price"] is None
-    assert [s["id"] for s in (await client.get("/v1/specials", headers=auth)).json()] == [
+    assert [s["id"] for s in (await client.get("/v1/specials", headers=auth)).json()["items"]] == [
         special["id"]
     ]
     assert (await client.delete(url, headers=auth)).status_code == 204
@@ -118,7 +118,7 @@ async def test_active_upgrade_programs_leave_out_ended_ones(client, database, cl
     on = await make_upgrade_program(database, now=now)
     await make_upgrade_program(database, now=now, ends_at=now)
     response = await client.get("/v1/upgrade-programs/active", headers=auth)
-    assert [p["id"] for p in response.json()] == [on.id]
+    assert [p["id"] for p in response.json()["items"]] == [on.id]
 
 
 async def test_catalog_routes_need_a_credential(client):

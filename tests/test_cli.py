@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 from uuid import UUID
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +23,7 @@ from promos.cli import main
 from promos.cli.demo import DEMO_CLIENT
 from promos.codes import service as codes_service
 from promos.codes.service import Batch, BatchStats, Rules
+from promos.datadir import describe
 from promos.db import Database
 
 T = TypeVar("T")
@@ -30,10 +32,16 @@ CLIENT = UUID("6f1c8f55-2f1a-4c55-9a55-0b6f4d0e8e21")
 OTHER_CLIENT = UUID("0d7cbb0e-9f3c-4a53-9d39-6d5b7f8c2a11")
 
 
-def promos(database_url: str, *args: str, stdin: str | None = None) -> Result:
+@pytest.fixture(autouse=True)
+def in_a_folder_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run where no .env of the checkout's can reach them."""
+    monkeypatch.chdir(tmp_path)
+
+
+def promos(database_url: str, *args: str, stdin: str | None = None, **env: str) -> Result:
     """Run ``promos ARGS`` with PROMOS_DATABASE_URL set to the test database."""
     return CliRunner().invoke(
-        main, list(args), env={"PROMOS_DATABASE_URL": database_url}, input=stdin
+        main, list(args), env={"PROMOS_DATABASE_URL": database_url, **env}, input=stdin
     )
 
 
@@ -309,6 +317,26 @@ def test_demo_prints_an_api_key_that_authenticates(database_url):
 
     assert found is not None, result.output
     assert api_key_principal(database_url, found.group(1)).role == "sales"
+
+
+def test_demo_prints_commands_for_the_host_and_port_configured(database_url):
+    result = promos(database_url, "demo", "--codes", "5", PROMOS_PORT="9123")
+
+    assert result.exit_code == 0, result.output
+    assert "curl -s http://127.0.0.1:9123/api/v1/code/redeem" in result.output
+    assert "http://127.0.0.1:8000" not in result.output
+
+
+def test_demo_on_every_address_prints_commands_for_the_loopback_one(database_url):
+    result = promos(database_url, "demo", "--codes", "5", PROMOS_HOST="::", PROMOS_PORT="9123")
+
+    assert "curl -s http://[::1]:9123/api/v1/code/redeem" in result.output
+
+
+def test_demo_names_the_database_it_wrote_to(database_url):
+    result = promos(database_url, "demo", "--codes", "5")
+
+    assert f"Database: {describe(database_url)}" in result.output
 
 
 # --- migrate --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import httpx
 from promos.codes import service
 from promos.codes.service import BatchStats, Rules
 from promos.db import Database
+from tests._pages import all_pages
 from tests.factories.codes import CLIENT, make_batch
 
 OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
@@ -124,26 +125,34 @@ async def test_list_batches_lists_them_oldest_first(client, database, clock, aut
     assert [b["id"] for b in response.json()["items"]] == [str(b.id) for b in made]
 
 
-async def test_list_batches_pages_with_limit_and_offset(client, database, clock, auth):
-    made = []
+async def test_list_batches_pages_by_cursor(client, database, clock, auth):
     for name in ("First", "Second", "Third", "Fourth"):
-        made.append(await make_batch(database, now=clock(), name=name))
+        await make_batch(database, now=clock(), name=name)
         clock.advance(minutes=1)
 
-    response = await client.get("/v1/batches", params={"limit": 2, "offset": 1}, headers=auth)
+    pages = await all_pages(client, "/v1/batches", auth, limit=2)
 
-    page = response.json()
-    assert [b["name"] for b in page["items"]] == ["Second", "Third"]
-    assert (page["limit"], page["offset"]) == (2, 1)
+    assert [[b["name"] for b in page["items"]] for page in pages] == [
+        ["First", "Second"],
+        ["Third", "Fourth"],
+    ]
+    assert [page["has_more"] for page in pages] == [True, False]
 
 
-async def test_list_batches_past_the_end_is_an_empty_page(client, database, clock, auth):
-    await make_batch(database, now=clock())
+async def test_list_batches_pages_batches_made_in_one_instant_by_id(client, database, clock, auth):
+    made = [await make_batch(database, now=clock(), name=f"B{n}") for n in range(5)]
 
-    response = await client.get("/v1/batches", params={"offset": 5}, headers=auth)
+    pages = await all_pages(client, "/v1/batches", auth, limit=2)
 
-    assert response.status_code == 200, response.text
-    assert response.json()["items"] == []
+    listed = [b["id"] for page in pages for b in page["items"]]
+    assert listed == sorted(str(b.id) for b in made)
+
+
+async def test_list_batches_refuses_a_cursor_it_did_not_give(client, auth):
+    response = await client.get("/v1/batches", params={"cursor": "not-a-cursor"}, headers=auth)
+
+    assert response.status_code == 422, response.text
+    assert "cursor" in response.json()["error"]["message"]
 
 
 async def test_list_batches_filters_by_client(client, database, clock, auth):
@@ -484,20 +493,16 @@ async def test_customer_codes_filters_by_client(client, database, clock, auth):
     assert response.json()["items"] == [wanted]
 
 
-async def test_customer_codes_pages_with_limit_and_offset(client, database, clock, auth):
+async def test_customer_codes_pages_by_cursor(client, database, clock, auth):
     batch = await make_batch(database, now=clock(), codes=4)
     issued = []
     for _ in range(4):
         issued.append((await issue(client, auth, batch.id)).json())
         clock.advance(hours=1)
 
-    response = await client.get(
-        f"/v1/customers/{CUSTOMER}/codes", params={"limit": 2, "offset": 1}, headers=auth
-    )
+    pages = await all_pages(client, f"/v1/customers/{CUSTOMER}/codes", auth, limit=2)
 
-    page = response.json()
-    assert page["items"] == [issued[2], issued[1]]
-    assert (page["limit"], page["offset"]) == (2, 1)
+    assert [page["items"] for page in pages] == [[issued[3], issued[2]], [issued[1], issued[0]]]
 
 
 async def test_customer_codes_of_a_customer_without_codes_is_empty(client, auth):

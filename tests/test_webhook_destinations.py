@@ -132,7 +132,7 @@ async def subscription_to(database, clock, url: str) -> None:
 async def attempt_errors(database) -> list[str | None]:
     async with database.begin() as conn:
         found = await events.list_deliveries(conn)
-        return [delivery.last_error for delivery in found]
+        return [delivery.last_error for delivery in found.items]
 
 
 async def deliver(database, clock, destinations: Destinations) -> None:

@@ -106,7 +106,7 @@ async def test_a_replayed_delivery_stays_while_its_replay_does(database, clock):
     subscription = await subscribe(database, clock)
     await emit(database, clock)
     async with database.begin() as conn:
-        [original] = await service.list_deliveries(conn)
+        [original] = (await service.list_deliveries(conn)).items
         await service.replay_delivery(conn, original.id, now=clock())
         await service.deactivate_subscription(conn, subscription)
     clock.advance(days=40)

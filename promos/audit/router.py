@@ -12,8 +12,11 @@ from promos.audit.schemas import ActorOut, AuditEntryOut, AuditPage, TargetOut
 from promos.audit.service import AuditEntry, AuditQuery
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1/audit",
     tags=["audit"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -43,13 +46,11 @@ async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
     ] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. special.update")] = None,
     target_type: Annotated[str | None, Query(max_length=64, description="e.g. special")] = None,
-    target_id: Annotated[str | None, Query(max_length=255)] = None,
+    target_id: Annotated[str | None, Query(max_length=255, description="e.g. 12")] = None,
     since: Annotated[AwareDatetime | None, Query(description="from this time on")] = None,
     until: Annotated[AwareDatetime | None, Query(description="before this time")] = None,
-    cursor: Annotated[
-        int | None, Query(ge=1, le=service.MAX_ID, description="the previous page's next_cursor")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> AuditPage:
     """Changes made through the management routes, newest first."""
     actor_kind, actor_id = service.parse_actor(actor) if actor is not None else (None, None)
@@ -62,10 +63,7 @@ async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
         since=since,
         until=until,
     )
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_entries(conn, query=query, limit=limit, before_id=cursor)
-    return AuditPage(
-        items=[entry_out(e) for e in found],
-        limit=limit,
-        next_cursor=found[-1].id if len(found) == limit else None,
-    )
+        page = await service.list_entries(conn, query=query, limit=limit, after_key=after_key)
+    return AuditPage(items=[entry_out(e) for e in page.items], **page_fields(page))

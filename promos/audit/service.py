@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.audit.errors import InvalidActor
 from promos.audit.tables import audit_log
 from promos.auth.service import Principal
+from promos.pagination import Key, Page, after, read_page
 
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
 Snapshot: TypeAlias = dict[str, Json]
@@ -140,10 +141,14 @@ def _entry(row: Any) -> AuditEntry:
 
 
 async def list_entries(
-    conn: AsyncConnection, *, query: AuditQuery, limit: int, before_id: int | None = None
-) -> list[AuditEntry]:
-    """Entries matching ``query``, newest first; ``before_id`` continues after a page."""
-    statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    conn: AsyncConnection, *, query: AuditQuery, limit: int, after_key: Key | None = None
+) -> Page[AuditEntry]:
+    """Entries matching ``query``, newest first: a page after ``after_key`` (id)."""
+    statement = (
+        select(audit_log)
+        .order_by(audit_log.c.id.desc())
+        .where(after((audit_log.c.id,), after_key, descending=True))
+    )
     for column, value in (
         (audit_log.c.actor_kind, query.actor_kind),
         (audit_log.c.actor_id, query.actor_id),
@@ -157,6 +162,4 @@ async def list_entries(
         statement = statement.where(audit_log.c.at >= query.since)
     if query.until is not None:
         statement = statement.where(audit_log.c.at < query.until)
-    if before_id is not None:
-        statement = statement.where(audit_log.c.id < before_id)
-    return [_entry(row) for row in await conn.execute(statement)]
+    return await read_page(conn, statement, limit=limit, key=lambda row: (row.id,), item=_entry)

@@ -11,18 +11,24 @@ from promos.auth import service
 from promos.auth.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
+    ApiKeyPage,
     NewApiKeyOut,
     SignIn,
     TokenOut,
     UserCreate,
     UserOut,
+    UserPage,
     WhoAmI,
 )
 from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.ratelimit import client_key
 
-router = APIRouter(prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}})
+router = APIRouter(
+    route_class=NativeRoute, prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}}
+)
 
 
 @router.post(
@@ -96,10 +102,15 @@ async def create_user(body: UserCreate, state: State, principal: AdminPrincipal)
     return UserOut.model_validate(user)
 
 
-@router.get("/users", responses={403: {"model": ErrorBody}})
-async def list_users(state: State, _: AdminPrincipal) -> list[UserOut]:
+@router.get("/users")
+async def list_users(
+    state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> UserPage:
+    """Users (disabled ones too), oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        return [UserOut.model_validate(u) for u in await service.list_users(conn)]
+        page = await service.users_page(conn, limit=limit, after_key=after_key)
+    return UserPage(items=[UserOut.model_validate(u) for u in page.items], **page_fields(page))
 
 
 @router.delete(
@@ -151,10 +162,15 @@ async def create_api_key(
     return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
 
-@router.get("/api-keys", responses={403: {"model": ErrorBody}})
-async def list_api_keys(state: State, _: AdminPrincipal) -> list[ApiKeyOut]:
+@router.get("/api-keys")
+async def list_api_keys(
+    state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> ApiKeyPage:
+    """API keys (revoked ones too, never their secrets), oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        return [ApiKeyOut.model_validate(k) for k in await service.list_api_keys(conn)]
+        page = await service.list_api_keys(conn, limit=limit, after_key=after_key)
+    return ApiKeyPage(items=[ApiKeyOut.model_validate(k) for k in page.items], **page_fields(page))
 
 
 @router.delete(

@@ -8,67 +8,134 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.auth.service import Role
+from promos.http.pagination import PageOut
 
 Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
 
 
 class SignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"login": "admin", "password": "a long password"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
 
     login: Annotated[str, Field(min_length=1, max_length=255)]
+    """The user name."""
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The password."""
 
 
 class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
     id: int
+    """The user's id."""
     username: str
+    """The name to sign in with."""
     role: Role
+    """Admin or sales."""
     created_at: datetime
+    """When it was made."""
     disabled: bool
+    """Whether it was disabled (it can no longer sign in)."""
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "token": "pt_Kq0c7n3YV1xH2m9dR4tW8zB6aE5fJ0sL1pU3gN7iO2c",
+                    "expires_at": "2026-03-02T12:00:00Z",
+                    "user": {
+                        "id": 1,
+                        "username": "admin",
+                        "role": "admin",
+                        "created_at": "2026-03-01T12:00:00Z",
+                        "disabled": False,
+                    },
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     token: str
+    """The bearer token: Authorization: Bearer <token>."""
     expires_at: datetime
+    """When it stops working."""
     user: UserOut
+    """Whose it is."""
 
 
 class WhoAmI(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
     kind: str
+    """User or api_key."""
     id: int
+    """The user's or key's id."""
     name: str
+    """The user name or the key's name."""
     role: Role
+    """Admin or sales."""
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"username": "sally", "password": "a long password", "role": "sales"}]
+        },
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
 
     username: Username
+    """The name to sign in with (no spaces or colons)."""
     password: Annotated[str, Field(min_length=8, max_length=1024)]
+    """At least 8 characters."""
     role: Role = "sales"
+    """Admin or sales."""
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "checkout service", "role": "sales"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
 
     name: Annotated[str, Field(min_length=1, max_length=255)]
+    """What the key is for, e.g. the service that uses it."""
     role: Role = "sales"
+    """What the key may do: admin or sales."""
 
 
 class ApiKeyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
     id: int
+    """The key's id."""
     name: str
+    """What the key is for."""
     prefix: str
+    """The secret's first characters, to tell keys apart."""
     role: Role
+    """Admin or sales."""
     created_at: datetime
+    """When it was made."""
     revoked: bool
+    """Whether it was revoked (it no longer works)."""
 
 
 class NewApiKeyOut(ApiKeyOut):
     key: Annotated[str, Field(description="The secret; shown this once, stored only as a digest")]
+
+
+class UserPage(PageOut):
+    items: Annotated[list[UserOut], Field(description="this page's users")]
+
+
+class ApiKeyPage(PageOut):
+    items: Annotated[list[ApiKeyOut], Field(description="this page's API keys")]

@@ -26,6 +26,7 @@ from promos.auth.errors import (
     WeakPassword,
 )
 from promos.auth.tables import api_keys, tokens, users
+from promos.pagination import Key, Page, after, read_page
 
 Role = Literal["admin", "sales"]
 # A route as the router knows it: (method, path template), e.g. ("PUT", "/games/{game_id}").
@@ -154,6 +155,14 @@ async def list_users(conn: AsyncConnection) -> list[User]:
     return [_user(row) for row in await conn.execute(select(users).order_by(users.c.id))]
 
 
+async def users_page(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+) -> Page[User]:
+    """Users, oldest first: a page after ``after_key`` (id)."""
+    query = select(users).order_by(users.c.id).where(after((users.c.id,), after_key))
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_user)
+
+
 async def get_user(conn: AsyncConnection, user_id: int, *, for_update: bool = False) -> User:
     """The user; ``for_update`` locks their row until the transaction ends (PostgreSQL)."""
     query = select(users).where(users.c.id == user_id)
@@ -259,8 +268,12 @@ async def create_api_key(
     return NewApiKey(ApiKey(key_id, name, prefix, role, now, revoked=False), secret)
 
 
-async def list_api_keys(conn: AsyncConnection) -> list[ApiKey]:
-    return [_api_key(row) for row in await conn.execute(select(api_keys).order_by(api_keys.c.id))]
+async def list_api_keys(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+) -> Page[ApiKey]:
+    """API keys, oldest first: a page after ``after_key`` (id)."""
+    query = select(api_keys).order_by(api_keys.c.id).where(after((api_keys.c.id,), after_key))
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_api_key)
 
 
 async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = False) -> ApiKey:

@@ -11,8 +11,10 @@ from promos.brands import service
 from promos.brands.schemas import BrandUserIn, NewBrandUserOut
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["brands"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},

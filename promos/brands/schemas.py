@@ -11,9 +11,15 @@ UserId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-
 
 
 class BrandUserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"user_id": "shop-42"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+        strict=True,
+    )
 
     user_id: UserId
+    """The user's id, as the discount generator's get_code route takes it."""
     secret: Annotated[
         str | None,
         Field(
@@ -26,6 +32,10 @@ class BrandUserIn(BaseModel):
 
 
 class NewBrandUserOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     user_id: str
+    """The user's id."""
     created_at: datetime
+    """When it was made."""
     secret: Annotated[str, Field(description="Shown this once; stored only as a digest")]

@@ -10,20 +10,22 @@ from promos.catalog import changes, service
 from promos.catalog.schemas import (
     SpecialIn,
     SpecialOut,
+    SpecialPage,
     UpgradeProgramIn,
     UpgradeProgramOut,
+    UpgradeProgramPage,
 )
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.validation import MAX_OFFSET
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["specials and upgrade programs"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
@@ -40,13 +42,17 @@ async def create_special(body: SpecialIn, state: State, principal: CurrentPrinci
 async def list_specials(
     state: State,
     _: CurrentPrincipal,
-    sku: Annotated[str | None, Query(max_length=255)] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[SpecialOut]:
+    sku: Annotated[str | None, Query(max_length=255, description="only this SKU's")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> SpecialPage:
+    """Specials, oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_specials(conn, sku=sku, limit=limit, offset=offset)
-    return [SpecialOut.model_validate(s) for s in found]
+        page = await service.list_specials(conn, sku=sku, limit=limit, after_key=after_key)
+    return SpecialPage(
+        items=[SpecialOut.model_validate(s) for s in page.items], **page_fields(page)
+    )
 
 
 @router.get("/specials/active/{sku}", responses=_404)
@@ -97,19 +103,30 @@ async def create_upgrade_program(
 
 @router.get("/upgrade-programs")
 async def list_upgrade_programs(
-    state: State, _: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
-) -> list[UpgradeProgramOut]:
+    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> UpgradeProgramPage:
+    """Upgrade programs, oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_upgrade_programs(conn, limit=limit, offset=offset)
-    return [UpgradeProgramOut.model_validate(p) for p in found]
+        page = await service.list_upgrade_programs(conn, limit=limit, after_key=after_key)
+    return UpgradeProgramPage(
+        items=[UpgradeProgramOut.model_validate(p) for p in page.items], **page_fields(page)
+    )
 
 
 @router.get("/upgrade-programs/active")
-async def active_upgrade_programs(state: State, _: CurrentPrincipal) -> list[UpgradeProgramOut]:
-    """The upgrade programs active now."""
+async def active_upgrade_programs(
+    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> UpgradeProgramPage:
+    """The upgrade programs active now, oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.active_upgrade_programs(conn, now=state.clock())
-    return [UpgradeProgramOut.model_validate(p) for p in found]
+        page = await service.active_upgrade_programs_page(
+            conn, now=state.clock(), limit=limit, after_key=after_key
+        )
+    return UpgradeProgramPage(
+        items=[UpgradeProgramOut.model_validate(p) for p in page.items], **page_fields(page)
+    )
 
 
 @router.get("/upgrade-programs/{program_id}", responses=_404)

@@ -18,9 +18,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from promos.catalog.errors import InvalidOffer, SpecialNotFound, UpgradeProgramNotFound
 from promos.catalog.tables import specials, upgrade_programs
 from promos.errors import NotFound
+from promos.pagination import Key, Page, after, read_page
 
 MAX_PERCENTAGE = Decimal(100)
 MAX_AMOUNT = Decimal("9999999999.99")
+MAX_LISTED = 100_000  # the most an unpaged list (the Promos API's "actual" programs) holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +214,13 @@ async def get_special(
 
 
 async def list_specials(
-    conn: AsyncConnection, *, sku: str | None = None, limit: int = 100, offset: int = 0
-) -> list[Special]:
-    query = select(specials).order_by(specials.c.id).limit(limit).offset(offset)
+    conn: AsyncConnection, *, sku: str | None = None, limit: int = 100, after_key: Key | None = None
+) -> Page[Special]:
+    """Specials, oldest first: a page after ``after_key`` (id)."""
+    query = select(specials).order_by(specials.c.id).where(after((specials.c.id,), after_key))
     if sku is not None:
         query = query.where(specials.c.sku == sku)
-    return [_special(row) for row in await conn.execute(query)]
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_special)
 
 
 async def delete_special(conn: AsyncConnection, special_id: int) -> None:
@@ -285,10 +288,15 @@ async def get_upgrade_program(
 
 
 async def list_upgrade_programs(
-    conn: AsyncConnection, *, limit: int = 100, offset: int = 0
-) -> list[UpgradeProgram]:
-    query = select(upgrade_programs).order_by(upgrade_programs.c.id).limit(limit).offset(offset)
-    return [_program(row) for row in await conn.execute(query)]
+    conn: AsyncConnection, *, limit: int = 100, after_key: Key | None = None
+) -> Page[UpgradeProgram]:
+    """Upgrade programs, oldest first: a page after ``after_key`` (id)."""
+    query = (
+        select(upgrade_programs)
+        .order_by(upgrade_programs.c.id)
+        .where(after((upgrade_programs.c.id,), after_key))
+    )
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_program)
 
 
 async def delete_upgrade_program(conn: AsyncConnection, program_id: int) -> None:
@@ -297,9 +305,17 @@ async def delete_upgrade_program(conn: AsyncConnection, program_id: int) -> None
 
 async def active_upgrade_programs(conn: AsyncConnection, *, now: datetime) -> list[UpgradeProgram]:
     """The upgrade programs active now ("actual", in the seed's words)."""
+    page = await active_upgrade_programs_page(conn, now=now, limit=MAX_LISTED)
+    return page.items
+
+
+async def active_upgrade_programs_page(
+    conn: AsyncConnection, *, now: datetime, limit: int, after_key: Key | None = None
+) -> Page[UpgradeProgram]:
+    """The upgrade programs active now, oldest first: a page after ``after_key`` (id)."""
     query = (
         select(upgrade_programs)
-        .where(*_active(upgrade_programs, now))
+        .where(*_active(upgrade_programs, now), after((upgrade_programs.c.id,), after_key))
         .order_by(upgrade_programs.c.id)
     )
-    return [_program(row) for row in await conn.execute(query)]
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_program)

@@ -4,27 +4,45 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 import click
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from promos import migrate
 from promos.db import Database
 from promos.errors import PromosError
-from promos.settings import Settings
+from promos.settings import InvalidSettings, Settings, from_environment
 
 T = TypeVar("T")
 
+# sysexits' EX_CONFIG: a supervisor can tell a configuration mistake (no use restarting) from
+# a crash (systemd: RestartPreventExitStatus=78).
+EX_CONFIG = 78
+
+
+class BadSettings(click.ClickException):
+    """Each bad setting on a line of its own, then exit with EX_CONFIG."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        for problem in self.problems:
+            click.echo(f"Error: {problem}", file=file, err=True)
+        click.echo("(every setting is described in docs/settings.md)", file=file, err=True)
+
 
 def settings() -> Settings:
-    """The settings from the environment, or a clean error (that never echoes a value back)."""
+    """The settings from the environment and ``.env``, or ``BadSettings`` naming each bad one
+    (a value that may be a secret is never echoed back)."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise click.ClickException(f"invalid settings: {problems}") from None
+        return from_environment()
+    except InvalidSettings as exc:
+        raise BadSettings(exc.problems) from None
 
 
 def run(work: Callable[[Database, Settings], Awaitable[T]], *, prepare: bool = True) -> T:

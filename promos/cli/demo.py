@@ -8,23 +8,28 @@ from uuid import UUID, uuid4
 import click
 
 from promos.auth import service as auth_service
+from promos.cli._address import base_url
 from promos.cli._run import run
 from promos.clock import utc_now
 from promos.codes import service as codes_service
 from promos.codes.service import Batch, Rules
+from promos.datadir import describe
 from promos.db import Database
 from promos.settings import Settings
 
 DEMO_CLIENT = UUID("217be7c8-679c-4e08-bffc-db3451bdcdbf")
 DEMO_CODES = 1000
+UPLOADED_CODES = 2
 
 
 @click.command()
-@click.option("--codes", "count", default=DEMO_CODES, show_default=True, help="How many codes")
+@click.option(
+    "--codes", "count", type=click.IntRange(1, 1_000_000), default=DEMO_CODES, show_default=True
+)
 def demo(count: int) -> None:
     """Create a demo batch (2 codes per customer every 30 days) and an API key to try it with."""
 
-    async def work(database: Database, _: Settings) -> tuple[Batch, str]:
+    async def work(database: Database, config: Settings) -> tuple[Batch, str, Settings]:
         now = utc_now()
         async with database.begin() as conn:
             batch = await codes_service.create_batch(
@@ -37,29 +42,48 @@ def demo(count: int) -> None:
             rows = ((i + 2, f"DEMO-{secrets.token_hex(4).upper()}") for i in range(count))
             await codes_service.add_codes(conn, batch, rows)
             key = await auth_service.create_api_key(conn, name="demo", role="sales", now=now)
-        return batch, key.secret
+        return batch, key.secret, config
 
-    batch, secret = run(work)
-    config = Settings()
-    base = f"http://{config.host}:{config.port}"
+    batch, secret, config = run(work)
+    click.echo(instructions(batch, secret, config, count=count), nl=False)
+
+
+def instructions(batch: Batch, secret: str, config: Settings, *, count: int) -> str:
+    """What the demo made, and curl commands that work from any folder (the CSV file to
+    upload is piped in) against the host and port configured."""
+    base = base_url(config.host, config.port)
+    auth = f"-H 'Authorization: Bearer {secret}'"
     customer = uuid4()
-    click.echo(
-        f"""Demo batch {batch.id} with {count} codes for client {DEMO_CLIENT}.
-Its rule: 2 codes per customer every 30 days.
+    # Made now, so that they are not in the database yet (a code is unique per client).
+    csv = "\\n".join(
+        [
+            "client_id,code",
+            *(
+                f"{DEMO_CLIENT},SPRING-{secrets.token_hex(4).upper()}"
+                for _ in range(UPLOADED_CODES)
+            ),
+        ]
+    )
+    return f"""\
+Demo batch {batch.id} of client {DEMO_CLIENT}:
+{count} codes, 2 per customer every 30 days.
 API key (shown once): {secret}
+Database: {describe(config.database_url)}
 
-Start the service in another terminal (`make serve` or `promos serve`), then:
+With the service running (`make serve` or `promos serve`), try these in any folder:
 
   # issue a code to a customer (Ango's API); run it three times: the third is refused
-  curl -s -X POST {base}/api/v1/code/redeem -H 'Authorization: Bearer {secret}' \\
-       -H 'Content-Type: application/json' \\
-       -d '{{"batchid":"{batch.id}","clientid":"{DEMO_CLIENT}","customerid":"{customer}"}}'
+  curl -s {base}/api/v1/code/redeem \\
+    {auth} -H 'Content-Type: application/json' \\
+    -d '{{"batchid":"{batch.id}","clientid":"{DEMO_CLIENT}","customerid":"{customer}"}}'
 
-  # the batches, and what is left in this one
-  curl -s {base}/api/v1/batches -H 'Authorization: Bearer {secret}'
-  curl -s {base}/v1/batches/{batch.id}/stats -H 'Authorization: Bearer {secret}'
+  # upload a CSV file of codes as a new batch
+  printf '{csv}\\n' |
+    curl -s {base}/api/v1/codes/upload \\
+      {auth} -F batch_name=Spring -F 'file=@-;filename=codes.csv'
 
-  # the customer's codes
-  curl -s {base}/v1/customers/{customer}/codes -H 'Authorization: Bearer {secret}'
+  # the batches, what is left in the demo batch, and the customer's codes
+  curl -s {base}/api/v1/batches {auth}
+  curl -s {base}/v1/batches/{batch.id}/stats {auth}
+  curl -s {base}/v1/customers/{customer}/codes {auth}
 """
-    )

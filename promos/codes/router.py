@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -22,9 +23,12 @@ from promos.codes.schemas import (
 from promos.codes.service import IssueRequest
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["code pools"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -39,8 +43,6 @@ IdempotencyKey = Annotated[
         description="Retrying with the same key returns the same code instead of a second one.",
     ),
 ]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.post("/batches", status_code=status.HTTP_201_CREATED)
@@ -68,14 +70,17 @@ async def create_batch(body: BatchCreate, state: State, principal: CurrentPrinci
 async def list_batches(
     state: State,
     _: CurrentPrincipal,
-    client_id: UUID | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    client_id: Annotated[UUID | None, Query(description="only this client's batches")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> BatchPage:
     """Batches, oldest first, optionally of one client."""
+    after_key = decode_cursor(cursor, (datetime, UUID))
     async with state.database.begin() as conn:
-        found = await service.list_batches(conn, client_id=client_id, limit=limit, offset=offset)
-    return BatchPage(items=[BatchOut.model_validate(b) for b in found], limit=limit, offset=offset)
+        page = await service.batches_page(
+            conn, client_id=client_id, limit=limit, after_key=after_key
+        )
+    return BatchPage(items=[BatchOut.model_validate(b) for b in page.items], **page_fields(page))
 
 
 @router.get("/batches/{batch_id}", responses={404: {"model": ErrorBody}})
@@ -118,6 +123,13 @@ async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal
         404: {"model": ErrorBody},
         409: {"model": ErrorBody},
         413: {"model": ErrorBody},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {"example": {"file": "code\nSUMMER-0001\nSUMMER-0002\n"}}
+            }
+        }
     },
 )
 async def upload_codes(
@@ -180,21 +192,20 @@ async def customer_codes(
     *,
     state: State,
     _: CurrentPrincipal,
-    client_id: UUID | None = None,
-    batch_id: UUID | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    client_id: Annotated[UUID | None, Query(description="only this client's codes")] = None,
+    batch_id: Annotated[UUID | None, Query(description="only this batch's codes")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> IssuedPage:
     """The codes issued to a customer, newest first."""
+    after_key = decode_cursor(cursor, (datetime, int))
     async with state.database.begin() as conn:
-        found = await service.customer_codes(
+        page = await service.customer_codes(
             conn,
             customer_id=customer_id,
             client_id=client_id,
             batch_id=batch_id,
             limit=limit,
-            offset=offset,
+            after_key=after_key,
         )
-    return IssuedPage(
-        items=[IssuedOut.model_validate(i) for i in found], limit=limit, offset=offset
-    )
+    return IssuedPage(items=[IssuedOut.model_validate(i) for i in page.items], **page_fields(page))

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.codes.service import Rules
+from promos.http.pagination import PageOut
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
 CustomerId = Identifier
@@ -19,8 +20,12 @@ class Strict(BaseModel):
 
 
 class RulesIn(Strict):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     max_per_customer: Annotated[int | None, Field(ge=1, le=MAX_PER_CUSTOMER)] = None
+    """At most this many codes per customer in the batch; null: no limit."""
     time_limit_days: Annotated[int | None, Field(ge=1, le=MAX_TIME_LIMIT_DAYS)] = None
+    """Count only the codes of the last this many days; null: all time."""
 
     def to_rules(self) -> Rules:
         return Rules.from_json(
@@ -42,57 +47,151 @@ class Out(BaseModel):
 
 
 class RulesOut(Out):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     max_per_customer: int | None
+    """At most this many codes per customer in the batch."""
     time_limit_days: int | None
+    """Counted over the last this many days."""
 
 
 class BatchCreate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "name": "Summer sale",
+                    "rules": {"max_per_customer": 1, "time_limit_days": 30},
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     client_id: Annotated[UUID, Field(strict=False)]
+    """The client (your own id for it; nothing to register first)."""
     name: Name
+    """A name for people."""
     rules: RulesIn = RulesIn()
+    """The per-customer rules."""
 
 
 class BatchOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "name": "Summer sale",
+                    "rules": {"max_per_customer": 1, "time_limit_days": 30},
+                    "expired": False,
+                    "created_at": "2026-03-01T12:00:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     id: UUID
+    """The batch's id."""
     client_id: UUID
+    """The client it belongs to."""
     name: str
+    """A name for people."""
     rules: RulesOut
+    """The per-customer rules."""
     expired: bool
+    """Whether issuing from it has stopped."""
     created_at: datetime
+    """When it was made."""
 
 
-class BatchPage(BaseModel):
-    items: list[BatchOut]
-    limit: int
-    offset: int
+class BatchPage(PageOut):
+    items: Annotated[list[BatchOut], Field(description="this page's batches")]
 
 
 class StatsOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "total": 1000,
+                    "issued": 250,
+                    "left": 750,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     batch_id: UUID
+    """The batch."""
     total: int
+    """Codes it holds."""
     issued: int
+    """Codes handed out."""
     left: int
+    """Codes left to hand out."""
 
 
 class IssueIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "customer_id": "customer-1001",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     client_id: Annotated[UUID, Field(strict=False)]
+    """The batch's client."""
     customer_id: CustomerId
+    """Who gets the code (your own id for them)."""
 
 
 class IssuedOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "SUMMER-0001",
+                    "batch_id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "customer_id": "customer-1001",
+                    "issued_at": "2026-03-01T12:05:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     code: str
+    """The code."""
     batch_id: UUID
+    """The batch it came from."""
     client_id: UUID
+    """The client."""
     customer_id: str
+    """Who got it."""
     issued_at: datetime
+    """When."""
 
 
-class IssuedPage(BaseModel):
-    items: list[IssuedOut]
-    limit: int
-    offset: int
+class IssuedPage(PageOut):
+    items: Annotated[list[IssuedOut], Field(description="this page's codes")]
 
 
 class ImportOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     batch_id: UUID
+    """The batch the codes went into."""
     added: int
+    """How many codes were added."""

@@ -22,6 +22,7 @@ from promos.codes.errors import (
 )
 from promos.codes.tables import batches, clients, codes
 from promos.db import insert_for
+from promos.pagination import Key, Page, after, read_page
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS
 
 IMPORT_CHUNK_ROWS = 5000
@@ -188,6 +189,24 @@ async def list_batches(
     return [batch_of(row) for row in await conn.execute(query)]
 
 
+async def batches_page(
+    conn: AsyncConnection,
+    *,
+    client_id: UUID | None = None,
+    limit: int,
+    after_key: Key | None = None,
+) -> Page[Batch]:
+    """Batches, oldest first: a page after ``after_key`` (created at, id)."""
+    order = (batches.c.created_at, batches.c.id)
+    query = select(*BATCH_COLUMNS).order_by(*order)
+    if client_id is not None:
+        query = query.where(batches.c.client_id == client_id)
+    query = query.where(after(order, after_key))
+    return await read_page(
+        conn, query, limit=limit, key=lambda row: (row.created_at, row.id), item=batch_of
+    )
+
+
 async def expire_batch(conn: AsyncConnection, batch_id: UUID) -> Batch:
     """Stop issuing from a batch, whatever codes it holds. Expiring twice is harmless."""
     result = await conn.execute(
@@ -295,9 +314,11 @@ async def customer_codes(
     client_id: UUID | None = None,
     batch_id: UUID | None = None,
     limit: int = 100,
-    offset: int = 0,
-) -> list[IssuedCode]:
-    """The codes issued to a customer, newest first."""
+    after_key: Key | None = None,
+) -> Page[IssuedCode]:
+    """The codes issued to a customer, newest first; a page after ``after_key``
+    (issued at, sequence number)."""
+    order = (codes.c.issued_at, codes.c.seq)
     query = (
         select(
             codes.c.code,
@@ -305,14 +326,20 @@ async def customer_codes(
             codes.c.client_id,
             codes.c.customer_id,
             codes.c.issued_at,
+            codes.c.seq,
         )
         .where(codes.c.customer_id == customer_id)
         .order_by(codes.c.issued_at.desc(), codes.c.seq.desc())
-        .limit(limit)
-        .offset(offset)
     )
     if client_id is not None:
         query = query.where(codes.c.client_id == client_id)
     if batch_id is not None:
         query = query.where(codes.c.batch_id == batch_id)
-    return [IssuedCode(*row) for row in await conn.execute(query)]
+    query = query.where(after(order, after_key, descending=True))
+    return await read_page(
+        conn,
+        query,
+        limit=limit,
+        key=lambda row: (row.issued_at, row.seq),
+        item=lambda row: IssuedCode(*row[:5]),
+    )

@@ -20,9 +20,10 @@ from promos.codes.errors import InvalidRules
 from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State, route_of
-from promos.http.errors import error_route_class, headers_for, invalid_input, status_for
+from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.observability.requests import set_principal
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE
@@ -32,7 +33,15 @@ MAX_KEY_LENGTH = 255
 
 
 class AngoError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": "batch 0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a has no codes left"}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """What went wrong, for a person."""
 
 
 UPLOAD_PATH = "/api/v1/codes/upload"
@@ -51,39 +60,72 @@ def ango_error(status: int, exc: PromosError) -> Response:
 
 router = APIRouter(
     tags=["Ango (compat)"],
-    route_class=error_route_class(ango_error),
-    responses={401: {"model": AngoError}, 422: {"model": AngoError}},
+    route_class=error_route_class(ango_error, ApiErrors(AngoError, status_for)),
 )
 
 
 class RedeemIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batchid": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
+                    "clientid": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "customerid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
 
     batchid: UUID
+    """The batch."""
     clientid: UUID
+    """The client."""
     customerid: UUID
+    """Who gets the code."""
 
 
 class RedeemOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "SUMMER-0001"}]}, use_attribute_docstrings=True
+    )
+
     code: str
+    """The code handed out."""
 
 
 class AngoRules(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     maxpercustomer: int | None = None
+    """At most this many codes per customer; null for no limit."""
     timelimit: Annotated[int | None, Field(description="days")] = None
 
 
 class AngoBatch(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The batch's id."""
     name: str
+    """The batch's name."""
     rules: AngoRules
+    """The per-customer rules."""
     expired: bool
+    """Whether issuing from it has stopped."""
 
 
 class UploadOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     message: str
+    """What was done, for a person."""
     batch_id: UUID
+    """The batch made."""
     count: int
+    """How many codes it holds."""
 
 
 async def redeem_code(state: AppState, body: RedeemIn, idempotency_key: str | None) -> str:
@@ -133,12 +175,33 @@ async def batches(state: State, _: CurrentPrincipal) -> list[AngoBatch]:
     ]
 
 
-@router.post(UPLOAD_PATH, responses={409: {"model": AngoError}})
+_UPLOAD_EXAMPLE = {
+    "file": "client_id,code\n5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b,SUMMER-0001\n",
+    "batch_name": "Summer sale",
+    "rules": '{"maxpercustomer":1,"timelimit":30}',
+}
+
+
+@router.post(
+    UPLOAD_PATH,
+    responses={409: {"model": AngoError}},
+    openapi_extra={
+        "requestBody": {"content": {"multipart/form-data": {"example": _UPLOAD_EXAMPLE}}}
+    },
+)
 async def upload(
     state: State,
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV with the header client_id,code")],
-    batch_name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)],
+    batch_name: Annotated[
+        str,
+        Form(
+            min_length=1,
+            max_length=MAX_NAME_LENGTH,
+            pattern=PRINTABLE,
+            description="the name of the batch the upload makes",
+        ),
+    ],
     rules: Annotated[
         str | None, Form(description='e.g. {"maxpercustomer":2,"timelimit":30}')
     ] = None,

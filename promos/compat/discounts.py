@@ -13,7 +13,6 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.audit import service as audit
@@ -23,6 +22,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import as_domain_error, headers_for, status_for
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, DocumentedRoute
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,30 @@ def redact(text: str) -> str:
 class Envelope(BaseModel):
     """The seed's one response shape, for success and (here) failure alike."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "201", "data": "X7K2-9QPL", "message": "", "status": "success"}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     code: Annotated[str, Field(description='"201" on success; the HTTP status on failure')]
     data: str
+    """The code, on success of get_code; else empty."""
     message: str
+    """What happened, for a person."""
     status: Literal["success", "error"]
+    """Success or error."""
 
 
 def error_body(status: int, exc: PromosError) -> dict[str, str]:
     return {"code": str(status), "data": "", "message": exc.message, "status": "error"}
 
 
-class DiscountsRoute(APIRoute):
+class DiscountsRoute(DocumentedRoute):
     """Errors in the seed's envelope; unexpected ones logged with the path redacted."""
+
+    api = ApiErrors(Envelope, status_for)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -87,24 +99,27 @@ router = APIRouter(
     prefix=PREFIX,
     tags=["Discount generator (compat)"],
     route_class=DiscountsRoute,
-    responses={
-        401: {"model": Envelope},
-        404: {"model": Envelope, "description": "the brand has no codes"},
-        409: {"model": Envelope, "description": "the brand has no codes left"},
-        422: {"model": Envelope},
-    },
 )
 
 
-class GenerateIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class DiscountsGenerateIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"brand_id": 7, "number_of_codes": 100}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     brand_id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    """The brand."""
     number_of_codes: Annotated[int, Field(ge=1, le=brands.MAX_CODES_PER_REQUEST)]
+    """How many codes to add."""
 
 
 @router.post("/generate")
-async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) -> Envelope:
+async def generate(
+    body: DiscountsGenerateIn, state: State, principal: CurrentPrincipal
+) -> Envelope:
     """Generate ``number_of_codes`` new codes for the brand (needs a credential)."""
     now = state.clock()
     async with state.database.begin() as conn:
@@ -133,7 +148,12 @@ Segment = Annotated[str, Path(min_length=1, max_length=255)]
 
 @router.get(
     "/get_code/{user_id}/{user_secret}/{brand_id}",
-    responses={429: {"model": Envelope, "description": "too many wrong secrets"}},
+    responses={
+        401: {"model": Envelope, "description": "unknown user, or a wrong secret"},
+        404: {"model": Envelope, "description": "the brand has no codes"},
+        409: {"model": Envelope, "description": "the brand has no codes left"},
+        429: {"model": Envelope, "description": "too many wrong secrets"},
+    },
 )
 async def get_code(
     request: Request,

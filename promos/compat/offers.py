@@ -36,21 +36,25 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import (
-    ErrorShape,
-    error_route_class,
-    headers_for,
-    invalid_input,
-    status_for,
-)
+from promos.http.errors import ErrorShape, headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint
 from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.offers import changes, player, service
 from promos.offers.counting import Claimed
 from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer
 from promos.offers.filters import filters_json
-from promos.offers.schemas import GAME_ID_PATTERN, CapIn, JsonObject, PlayerId, Text255, TriggerIn
+from promos.offers.schemas import (
+    GAME_ID_PATTERN,
+    CapIn,
+    CapOut,
+    JsonObject,
+    PlayerId,
+    Text255,
+    TriggerIn,
+    TriggerOut,
+)
 from promos.offers.service import Offer, check_game_metadata
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, Name, has_control_character
@@ -93,22 +97,33 @@ def offers_error(status: int, exc: PromosError) -> Response:
 
 
 class OffersError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "NotFoundError", "code": "OFF-003", "description": "offer not found"}
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """The error's name, e.g. NotFoundError."""
     code: str
+    """The seed's code, e.g. OFF-003."""
     description: str
+    """What went wrong, for a person."""
 
 
+OFFERS_ERRORS = ApiErrors(OffersError, status_for)
 management = APIRouter(
     tags=["Offers (compat)"],
-    route_class=error_route_class(offers_error),
-    responses={422: {"model": OffersError}},
+    route_class=error_route_class(offers_error, OFFERS_ERRORS),
 )
 players = APIRouter(
     tags=["Offers (compat)"],
-    route_class=error_route_class(offers_error),
+    route_class=error_route_class(offers_error, OFFERS_ERRORS),
     # Rate limited per client address when PROMOS_RATE_LIMIT_OFFERS is set (off by default).
     dependencies=[OffersLimit],
-    responses={422: {"model": OffersError}, 429: {"model": OffersError}},
 )
 MANAGED: dict[int | str, dict[str, Any]] = {401: {"model": OffersError}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": OffersError}}
@@ -118,27 +133,42 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {400: {"model": OffersError}}
 # --- games -----------------------------------------------------------------------------------
 
 
-class GameIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class OffersGameIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Galaxy", "metadata": {"cacheMaxAge": 60}}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     name: Name
+    """The game's name."""
     metadata: JsonObject | None = None
+    """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
 class GameIdOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     gameId: str  # noqa: N815 - the seed's field name
+    """The game's id."""
 
 
-class GameOut(BaseModel):
+class OffersGameOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: str
+    """The game's id."""
     name: str
+    """The game's name."""
     metadata: JsonObject
+    """Its settings and free data."""
 
 
 @management.put("/games/{game_id}", responses=MANAGED)
 async def upsert_game(
     game_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)],
-    body: GameIn,
+    body: OffersGameIn,
     state: State,
     principal: CurrentPrincipal,
 ) -> GameIdOut:
@@ -158,29 +188,58 @@ async def upsert_game(
 
 
 @management.get("/games", responses=MANAGED)
-async def list_games(state: State, _: CurrentPrincipal) -> list[GameOut]:
+async def list_games(state: State, _: CurrentPrincipal) -> list[OffersGameOut]:
     async with state.database.begin() as conn:
         found = await service.list_games(conn)
-    return [GameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
+    return [OffersGameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
 
 
 # --- offers ----------------------------------------------------------------------------------
 
 
-class OfferIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class OffersOfferIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Gems pack",
+                    "productId": "com.galaxy.gems",
+                    "gameId": "galaxy",
+                    "contents": {"gems": 500},
+                    "placement": "store",
+                    "period": {"every": "24h", "max": 1},
+                    "frequency": {"every": "1h", "max": 3},
+                    "trigger": {"from": 0, "to": 4000000000},
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     name: Name
+    """The offer's name."""
     productId: Text255 | None = None  # noqa: N815 - the seed's field names
+    """The store's product id (a product id or a cost, or both)."""
     cost: JsonObject | None = None
+    """What the offer costs, free-form."""
     gameId: GameId  # noqa: N815
+    """The game (it must exist)."""
     contents: JsonObject
+    """What the player gets, free-form."""
     placement: Text255
+    """Where in the game it shows."""
     period: CapIn
+    """At most `max` claims per `every`."""
     frequency: CapIn
+    """At most `max` impressions per `every`."""
     trigger: TriggerIn
+    """The window it is offered in."""
     metadata: JsonObject | None = None
+    """Free data."""
     filters: JsonObject | None = None
+    """Attributes a player must match."""
 
     def to_spec(self) -> service.OfferSpec:
         return service.make_spec(
@@ -195,6 +254,37 @@ class OfferIn(BaseModel):
             trigger=(self.trigger.from_, self.trigger.to),
             filters=self.filters,
         )
+
+
+class OffersOfferOut(BaseModel):
+    """An offer template in the seed's shape (``key`` is left out where the seed does)."""
+
+    id: Annotated[UUID, Field(description="the offer's id, the same across its versions")]
+    key: Annotated[UUID | None, Field(description="this version's own id")] = None
+    name: Annotated[str, Field(description="the offer's name")]
+    productId: Annotated[str | None, Field(description="the store's product id")]  # noqa: N815
+    cost: Annotated[JsonObject | None, Field(description="what the offer costs, as sent")]
+    gameId: Annotated[str, Field(description="the game the offer belongs to")]  # noqa: N815
+    contents: Annotated[JsonObject, Field(description="what the player gets, as sent")]
+    metadata: Annotated[JsonObject | None, Field(description="free data, as sent")]
+    placement: Annotated[str, Field(description="where in the game the offer shows")]
+    period: Annotated[CapOut, Field(description="at most `max` claims per `every`")]
+    frequency: Annotated[CapOut, Field(description="at most `max` impressions per `every`")]
+    trigger: Annotated[TriggerOut, Field(description="the window of the player's progress")]
+    enabled: Annotated[bool, Field(description="whether players can get the offer")]
+    version: Annotated[int, Field(description="1 for a new offer, one more per update")]
+    filters: Annotated[JsonObject, Field(description="the attributes a player must match")]
+
+
+class OffersOfferPage(BaseModel):
+    offers: Annotated[list[OffersOfferOut], Field(description="this page's offers")]
+    pages: Annotated[int, Field(description="how many pages of this size there are")]
+
+
+class Empty(BaseModel):
+    """The seed's ``{}``."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
@@ -221,8 +311,8 @@ def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
     return body
 
 
-@management.post(OFFERS_PATH, responses=MANAGED)
-async def create_offer(body: OfferIn, state: State, principal: CurrentPrincipal) -> JSON:
+@management.post(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferOut)
+async def create_offer(body: OffersOfferIn, state: State, principal: CurrentPrincipal) -> JSON:
     """Insert a new offer template: enabled, version 1. Its game must exist (422 otherwise)."""
     spec = body.to_spec()
     try:
@@ -237,13 +327,17 @@ async def create_offer(body: OfferIn, state: State, principal: CurrentPrincipal)
 
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The offer's id."""
     version: int
+    """The new version."""
 
 
 @management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
 async def update_offer(
-    offer_id: UUID, body: OfferIn, state: State, principal: CurrentPrincipal
+    offer_id: UUID, body: OffersOfferIn, state: State, principal: CurrentPrincipal
 ) -> VersionOut:
     """A new version of the offer (same id); 404 if the game has no such offer."""
     spec = body.to_spec()
@@ -261,7 +355,14 @@ async def update_offer(
 
 
 QueryGameId = Annotated[
-    str, Query(alias="game-id", min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)
+    str,
+    Query(
+        alias="game-id",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=GAME_ID_PATTERN,
+        description="the game",
+    ),
 ]
 
 
@@ -281,7 +382,9 @@ async def _set_enabled(
     return JSON({})
 
 
-@management.put("/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND})
+@management.put(
+    "/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+)
 async def enable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
@@ -289,7 +392,9 @@ async def enable_offer(
     return await _set_enabled(state, principal, game_id, offer_id, enabled=True)
 
 
-@management.put("/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND})
+@management.put(
+    "/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+)
 async def disable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
 ) -> JSON:
@@ -297,7 +402,7 @@ async def disable_offer(
     return await _set_enabled(state, principal, game_id, offer_id, enabled=False)
 
 
-@management.get(OFFERS_PATH, responses=MANAGED)
+@management.get(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferPage)
 async def list_offers(
     game_id: QueryGameId,
     state: State,
@@ -381,14 +486,36 @@ async def answer_offer_info(state: AppState, raw_query: bytes) -> Answer:
 
 
 class ClaimIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gameId": "galaxy",
+                    "playerId": "player-7",
+                    "productId": "com.galaxy.gems",
+                    "timestamp": 1767225600,
+                    "transactionId": "GPA.3312-4456-7788",
+                    "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     gameId: GameId  # noqa: N815 - the seed's field names
+    """The game."""
     playerId: PlayerId  # noqa: N815
+    """The player."""
     productId: Text255 | None = None  # noqa: N815
+    """The store's product id paid for."""
     timestamp: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    """When the player paid (Unix seconds)."""
     transactionId: Text255  # noqa: N815
+    """The payment's id: a claim counts once per transaction."""
     id: Annotated[UUID | None, Field(strict=False)] = None
+    """The offer's id."""
 
 
 def claim_body(claimed: Claimed) -> dict[str, Any]:
@@ -417,24 +544,51 @@ async def answer_claim(state: AppState, payload: ClaimIn) -> Answer:
 
 
 class ImpressionIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gameId": "galaxy",
+                    "playerId": "player-7",
+                    "impressionId": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     gameId: GameId  # noqa: N815 - the seed's field names
+    """The game."""
     playerId: PlayerId  # noqa: N815
+    """The player."""
     impressionId: Annotated[UUID, Field(strict=False)]  # noqa: N815
+    """The impression's id: it counts once."""
 
 
 class AvailableOffer(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The offer's id."""
     productId: str | None = None  # noqa: N815 - the seed's field names
+    """The store's product id."""
     cost: JsonObject | None = None
+    """What the offer costs, as set."""
     contents: JsonObject
+    """What the player gets, as set."""
     metadata: JsonObject
+    """Free data, as set."""
     expireAt: int  # noqa: N815
+    """When the player's chance ends (Unix seconds)."""
 
 
 class ClaimOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     contents: JsonObject
+    """What the player gets."""
     nextAt: int | None = Field(None, description="left out once the player cannot claim again")  # noqa: N815
 
 
@@ -456,8 +610,8 @@ def _reply(answer: Answer) -> JSON:
 async def available_offers(
     request: Request,
     state: State,
-    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
-    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
+    player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """Per placement, the offers the player may get now (``Cache-Control: max-age``)."""
     return _reply(await answer_available(state, request.scope["query_string"]))
@@ -467,9 +621,9 @@ async def available_offers(
 async def offer_info(
     request: Request,
     state: State,
-    player_id: Annotated[str | None, Query(alias="player-id")] = None,  # noqa: ARG001 - for OpenAPI
-    game_id: Annotated[str | None, Query(alias="game-id")] = None,  # noqa: ARG001 - for OpenAPI
-    offer_id: Annotated[str | None, Query(alias="offer-id")] = None,  # noqa: ARG001 - for OpenAPI
+    player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
+    game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
+    offer_id: Annotated[str | None, Query(alias="offer-id", description="the offer")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """One offer as a player sees it (``Cache-Control: max-age``)."""
     return _reply(await answer_offer_info(state, request.scope["query_string"]))

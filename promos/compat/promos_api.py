@@ -9,7 +9,7 @@ credentials, 500 for the database, 400 for everything else (the seed knows no ot
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +24,7 @@ from promos.catalog import changes as catalog_changes
 from promos.catalog import service as catalog
 from promos.catalog.errors import InvalidOffer
 from promos.catalog.schemas import SpecialIn, UpgradeProgramIn
+from promos.catalog.service import SpecialSpec, UpgradeProgramSpec
 from promos.errors import (
     InvalidInput,
     PromosError,
@@ -32,9 +33,10 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State, route_of
-from promos.http.errors import error_route_class, headers_for
+from promos.http.errors import headers_for
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.promocodes import changes as promocode_changes
 from promos.promocodes import service as promocodes
 from promos.promocodes.errors import PromocodeNotFound
@@ -51,8 +53,17 @@ NOT_VALID = "promocode not found or not valid"
 
 
 class PromosErrorBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": "promocode not found or not valid", "status": 400}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """What went wrong, for a person."""
     status: int
+    """The HTTP status, again."""
 
 
 def promos_status(exc: PromosError) -> int:
@@ -73,7 +84,7 @@ def promos_error(_status: int, exc: PromosError) -> Response:
     return JSON(promos_body(exc), status_code=promos_status(exc), headers=headers_for(exc))
 
 
-class PromosRoute(error_route_class(promos_error)):  # type: ignore[misc]
+class PromosRoute(error_route_class(promos_error, ApiErrors(PromosErrorBody, promos_status))):  # type: ignore[misc]
     """Domain errors in the seed's shape; anything unexpected a logged 500 in that shape too."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -90,16 +101,11 @@ class PromosRoute(error_route_class(promos_error)):  # type: ignore[misc]
         return handle
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": PromosErrorBody},
-    401: {"model": PromosErrorBody},
-    500: {"model": PromosErrorBody},
-}
 # The public routes, and sign-in, are rate limited (PROMOS_RATE_LIMIT_*).
 _LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"model": PromosErrorBody, "description": "too many requests: see Retry-After"}
 }
-router = APIRouter(tags=["Promos (compat)"], route_class=PromosRoute, responses=_ERRORS)
+router = APIRouter(tags=["Promos (compat)"], route_class=PromosRoute)
 
 
 def both(method: str, path: str, **kwargs: Any) -> Callable[[Any], Any]:
@@ -121,19 +127,52 @@ def number(value: Decimal | None) -> int | float:
 
 
 class SeedPromocode(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "code": "SALE-7KQ2PX",
+                    "discount_percentage": 20,
+                    "discount_amount": 0,
+                    "usage_count": 1,
+                    "usage_by": "",
+                    "products": [],
+                    "expires_in": "2026-12-31",
+                    "created": "2026-03-01",
+                    "created_unix": 1772366400,
+                    "pattern": "SALE-######",
+                    "charset": "23456789ABCDEFGHJKMNPQRSTUVWXYZ",
+                    "count": 10,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     id: int
+    """The code's id."""
     code: str
+    """The code."""
     discount_percentage: int | float
+    """Percent off (0: none)."""
     discount_amount: int | float
+    """Amount off (0: none)."""
     usage_count: Annotated[int, Field(description="uses left")]
     usage_by: Annotated[str, Field(description='"" when the code is not bound to anybody')]
     products: list[str]
+    """The SKUs it applies to; none = all."""
     expires_in: Annotated[str, Field(description='YYYY-MM-DD, "" when it never expires')]
     created: str
+    """The day it was made (YYYY-MM-DD)."""
     created_unix: int
+    """When it was made (Unix seconds)."""
     pattern: str
+    """The pattern it was drawn from."""
     charset: str
+    """The characters drawn from."""
     count: int
+    """How many codes its generation made."""
 
 
 def seed_promocode(found: Promocode) -> SeedPromocode:
@@ -156,32 +195,55 @@ def seed_promocode(found: Promocode) -> SeedPromocode:
 
 
 class Message(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     message: str
+    """What was done, for a person."""
     status: int
+    """200."""
 
 
 # --- sign-in -----------------------------------------------------------------------------------
 
 
-class SignIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+class PromosSignIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"login": "admin", "password": "a long password"}]},
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     login: Annotated[str, Field(min_length=1, max_length=255)]
+    """The user name."""
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The password."""
 
 
 class TokenBody(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     token: str
+    """The bearer token."""
 
 
 class Identity(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The user's or key's id."""
     login: str
+    """The user name or the key's name."""
     role: Annotated[Literal["ADMIN", "SALES"], Field(description="the seed's role names")]
 
 
-@both("POST", "/signin", responses=_LIMITED)
-async def signin(request: Request, body: SignIn, state: State) -> TokenBody:
+_WRONG_CREDENTIAL: dict[int | str, dict[str, Any]] = {
+    401: {"model": PromosErrorBody, "description": "wrong login or password, or a bad token"}
+}
+
+
+@both("POST", "/signin", responses={**_LIMITED, **_WRONG_CREDENTIAL})
+async def signin(request: Request, body: PromosSignIn, state: State) -> TokenBody:
     """Exchange a login and password for a bearer token (failed attempts are rate limited)."""
     attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=body.login)
     async with attempt, state.database.begin() as conn:
@@ -196,9 +258,17 @@ async def signin(request: Request, body: SignIn, state: State) -> TokenBody:
 
 
 class AuthenticateIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "pt_Kq0c7n3YV1xH2m9dR4tW8zB6aE5fJ0sL1pU3gN7iO2c"}]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     token: Annotated[str, Field(min_length=1, max_length=1024)]
+    """The token to check (else the Authorization header's)."""
 
 
 def identity(principal: Principal) -> Identity:
@@ -212,7 +282,7 @@ async def authenticate(principal: CurrentPrincipal) -> Identity:
     return identity(principal)
 
 
-@both("POST", "/authenticate")
+@both("POST", "/authenticate", responses=_WRONG_CREDENTIAL)
 async def authenticate_token(
     request: Request,
     state: State,
@@ -236,17 +306,43 @@ def _blank_is_none(value: Any) -> Any:
 class SetIn(BaseModel):
     """The seed's ``promocodes/set`` body; a discount of 0 means "not this one"."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pattern": "SALE-######",
+                    "count": 10,
+                    "discount_percentage": 20,
+                    "usage_count": 1,
+                    "expires_in": "2026-12-31",
+                    "products": [],
+                    "usage_by": "",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     discount_percentage: Money = Decimal(0)
+    """Percent off (0: not this kind)."""
     discount_amount: Money = Decimal(0)
+    """Amount off (0: not this kind)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    """Uses per code."""
     charset: Annotated[str, Field(min_length=1, max_length=62)] = DEFAULT_CHARSET
+    """The characters `#` is drawn from."""
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+    """How many codes."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+    """The last day they work (YYYY-MM-DD; "": never)."""
     pattern: Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH)]
+    """`#` is drawn from charset; anything else is literal."""
     products: Annotated[list[Sku], Field(max_length=promocodes.MAX_PRODUCTS)] = []
+    """The SKUs they apply to; none = all."""
     usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+    """The one customer allowed ("": anybody)."""
 
     def to_spec(self) -> GenerationSpec:
         return GenerationSpec(
@@ -408,14 +504,92 @@ async def decrement(
 Module = Annotated[
     Literal["specials", "upgrades"], Query(description="specials or upgrades, as in the seed")
 ]
-AnyBody = Annotated[
-    dict[str, Any],
+SeedNumber = Annotated[int | float | None, Field(description="a JSON number; null for none")]
+SeedTime = Annotated[str | None, Field(description="ISO 8601 with the offset; null = open")]
+
+
+class _SeedCatalogItem(BaseModel):
+    """What specials and upgrade programs share, as the seed's CRUD shows them."""
+
+    id: Annotated[int, Field(description="its id")]
+    title: Annotated[str, Field(description="a title for people")]
+    description: Annotated[str, Field(description="free text")]
+    discount_percentage: Annotated[SeedNumber, Field(description="percent off, if that")]
+    discount_amount: Annotated[SeedNumber, Field(description="amount off, if that")]
+    starts_at: Annotated[SeedTime, Field(description="from when; null = already")]
+    ends_at: Annotated[SeedTime, Field(description="until when; null = no end")]
+    created_at: Annotated[str, Field(description="when it was made (ISO 8601)")]
+    updated_at: Annotated[str, Field(description="when it last changed (ISO 8601)")]
+
+
+class SeedSpecial(_SeedCatalogItem):
+    """A special as the seed's CRUD shows it: numbers for money, ISO 8601 for times."""
+
+    sku: Annotated[str, Field(description="the product on offer")]
+    price: Annotated[SeedNumber, Field(description="the special price, if that is the offer")]
+
+
+class SeedUpgradeProgram(_SeedCatalogItem):
+    """An upgrade program as the seed's CRUD shows it."""
+
+    from_sku: Annotated[str, Field(description="the product upgraded from")]
+    to_sku: Annotated[str, Field(description="the product upgraded to")]
+
+
+_ID = Annotated[int, Field(ge=1, le=2**63 - 1, description="what to replace")]
+
+
+class SeedSpecialUpdate(SpecialIn):
+    """The special named by ``id``, with every field anew."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": 1, "sku": "SKU-1", "title": "Half price", "discount_percentage": 50}
+            ]
+        }
+    )
+
+    id: _ID
+
+    def to_spec(self) -> SpecialSpec:
+        return SpecialSpec(**self.model_dump(exclude={"id"}))
+
+
+class SeedUpgradeProgramUpdate(UpgradeProgramIn):
+    """The upgrade program named by ``id``, with every field anew."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "from_sku": "SKU-BASIC",
+                    "to_sku": "SKU-PRO",
+                    "title": "Go pro",
+                    "discount_amount": 20,
+                }
+            ]
+        }
+    )
+
+    id: _ID
+
+    def to_spec(self) -> UpgradeProgramSpec:
+        return UpgradeProgramSpec(**self.model_dump(exclude={"id"}))
+
+
+CrudBody = Annotated[
+    SpecialIn | UpgradeProgramIn,
+    Body(description="A special (module=specials) or an upgrade program (module=upgrades)"),
+]
+CrudUpdate = Annotated[
+    SeedSpecialUpdate | SeedUpgradeProgramUpdate,
     Body(description="A special (module=specials) or an upgrade program (module=upgrades)"),
 ]
 
 
-def plain(item: Any) -> dict[str, Any]:
-    """A special or upgrade program as JSON: numbers for money, ISO 8601 for times."""
+def _plain(item: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in asdict(item).items():
         if isinstance(value, Decimal):
@@ -427,61 +601,75 @@ def plain(item: Any) -> dict[str, Any]:
     return out
 
 
+def seed_special(item: catalog.Special) -> SeedSpecial:
+    return SeedSpecial.model_validate(_plain(item))
+
+
+def seed_upgrade(item: catalog.UpgradeProgram) -> SeedUpgradeProgram:
+    return SeedUpgradeProgram.model_validate(_plain(item))
+
+
+def _module_of(body: BaseModel) -> str:
+    return "specials" if isinstance(body, SpecialIn) else "upgrades"
+
+
+def _check_module(module: str, body: BaseModel) -> None:
+    if _module_of(body) != module:
+        wanted = "a special" if module == "specials" else "an upgrade program"
+        raise InvalidOffer(f"module={module} takes {wanted}")
+
+
 @router.get("/api/get")
-async def crud_list(module: Module, state: State, _: CurrentPrincipal) -> list[dict[str, Any]]:
+async def crud_list(
+    module: Module, state: State, _: CurrentPrincipal
+) -> list[SeedSpecial] | list[SeedUpgradeProgram]:
     """Every special, or every upgrade program."""
     async with state.database.begin() as conn:
         if module == "specials":
-            return [plain(s) for s in await catalog.list_specials(conn, limit=MAX_ROWS)]
-        return [plain(p) for p in await catalog.list_upgrade_programs(conn, limit=MAX_ROWS)]
+            found = await catalog.list_specials(conn, limit=MAX_ROWS)
+            return [seed_special(s) for s in found.items]
+        programs = await catalog.list_upgrade_programs(conn, limit=MAX_ROWS)
+        return [seed_upgrade(p) for p in programs.items]
 
 
 @router.post("/api/create")
 async def crud_create(
-    module: Module, body: AnyBody, state: State, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    module: Module, body: CrudBody, state: State, principal: CurrentPrincipal
+) -> SeedSpecial | SeedUpgradeProgram:
+    """Make a special or an upgrade program."""
+    _check_module(module, body)
     now = state.clock()
     async with state.database.begin() as conn:
-        if module == "specials":
-            spec = SpecialIn.model_validate(body).to_spec()
-            return plain(
-                await catalog_changes.create_special(conn, actor=principal, spec=spec, now=now)
+        if isinstance(body, SpecialIn):
+            return seed_special(
+                await catalog_changes.create_special(
+                    conn, actor=principal, spec=body.to_spec(), now=now
+                )
             )
-        program = UpgradeProgramIn.model_validate(body).to_spec()
-        return plain(
+        return seed_upgrade(
             await catalog_changes.create_upgrade_program(
-                conn, actor=principal, spec=program, now=now
+                conn, actor=principal, spec=body.to_spec(), now=now
             )
         )
 
 
-def _id_of(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    rest = dict(body)
-    item_id = rest.pop("id", None)
-    if not isinstance(item_id, int) or isinstance(item_id, bool) or item_id < 1:
-        raise InvalidOffer("the body needs the id (a positive whole number) of what to update")
-    return item_id, rest
-
-
 @router.put("/api/update")
 async def crud_update(
-    module: Module, body: AnyBody, state: State, principal: CurrentPrincipal
-) -> dict[str, Any]:
+    module: Module, body: CrudUpdate, state: State, principal: CurrentPrincipal
+) -> SeedSpecial | SeedUpgradeProgram:
     """Replace every field of the special or upgrade program named by ``id`` in the body."""
-    item_id, rest = _id_of(body)
+    _check_module(module, body)
     now = state.clock()
     async with state.database.begin() as conn:
-        if module == "specials":
-            spec = SpecialIn.model_validate(rest).to_spec()
-            return plain(
+        if isinstance(body, SeedSpecialUpdate):
+            return seed_special(
                 await catalog_changes.update_special(
-                    conn, actor=principal, special_id=item_id, spec=spec, now=now
+                    conn, actor=principal, special_id=body.id, spec=body.to_spec(), now=now
                 )
             )
-        program = UpgradeProgramIn.model_validate(rest).to_spec()
-        return plain(
+        return seed_upgrade(
             await catalog_changes.update_upgrade_program(
-                conn, actor=principal, program_id=item_id, spec=program, now=now
+                conn, actor=principal, program_id=body.id, spec=body.to_spec(), now=now
             )
         )
 
@@ -492,11 +680,12 @@ async def crud_get(
     module: Module,
     state: State,
     _: CurrentPrincipal,
-) -> dict[str, Any]:
+) -> SeedSpecial | SeedUpgradeProgram:
+    """One special, or one upgrade program."""
     async with state.database.begin() as conn:
         if module == "specials":
-            return plain(await catalog.get_special(conn, item_id))
-        return plain(await catalog.get_upgrade_program(conn, item_id))
+            return seed_special(await catalog.get_special(conn, item_id))
+        return seed_upgrade(await catalog.get_upgrade_program(conn, item_id))
 
 
 @router.delete("/api/delete/{id}")
@@ -506,6 +695,7 @@ async def crud_delete(
     state: State,
     principal: CurrentPrincipal,
 ) -> Message:
+    """Delete a special, or an upgrade program."""
     now = state.clock()
     async with state.database.begin() as conn:
         if module == "specials":
@@ -520,26 +710,45 @@ async def crud_delete(
 @both("GET", "/special/{sku}", dependencies=[PublicLimit], responses=_LIMITED)
 async def special_by_sku(
     sku: Annotated[str, Path(min_length=1, max_length=255)], state: State
-) -> dict[str, Any]:
+) -> SeedSpecial:
     """Public: the special of the SKU active now."""
     async with state.database.begin() as conn:
-        return plain(await catalog.active_special(conn, sku=sku, now=state.clock()))
+        return seed_special(await catalog.active_special(conn, sku=sku, now=state.clock()))
 
 
 @both("GET", "/upgrade-program", dependencies=[PublicLimit], responses=_LIMITED)
-async def actual_upgrade_programs(state: State) -> list[dict[str, Any]]:
+async def actual_upgrade_programs(state: State) -> list[SeedUpgradeProgram]:
     """Public: the upgrade programs active now."""
     async with state.database.begin() as conn:
-        return [plain(p) for p in await catalog.active_upgrade_programs(conn, now=state.clock())]
+        found = await catalog.active_upgrade_programs(conn, now=state.clock())
+    return [seed_upgrade(p) for p in found]
 
 
 class UpgradeCodeIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "upgrade_program_id": 1,
+                    "usage_by": "customer@example.com",
+                    "usage_count": 1,
+                    "expires_in": "2026-12-31",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+        extra="ignore",
+        strict=True,
+    )
 
     upgrade_program_id: Annotated[int, Field(ge=1)]
+    """The active upgrade program."""
     usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
+    """The one customer allowed ("": anybody)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
+    """Uses of the code."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
+    """Its last day (default: the program's)."""
 
 
 @both("POST", "/promocode/upgrade-program")

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import UploadFile
 
 from promos.errors import InvalidInput, PromosError
+from promos.http import openapi
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import error_route_class, headers_for, invalid_input
+from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.responses import JSON
+from promos.http.routes import ApiErrors, error_route_class
 from promos.referrals import changes, service
 from promos.referrals import router as referrals
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
@@ -29,7 +31,13 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class ReferralError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "user bob was referred already"}]},
+        use_attribute_docstrings=True,
+    )
+
     error: str
+    """What went wrong, for a person."""
 
 
 def referral_body(exc: PromosError) -> dict[str, str]:
@@ -42,8 +50,7 @@ def referral_error(status_code: int, exc: PromosError) -> Response:
 
 router = APIRouter(
     tags=["Referral program (compat)"],
-    route_class=error_route_class(referral_error),
-    responses={401: {"model": ReferralError}, 422: {"model": ReferralError}},
+    route_class=error_route_class(referral_error, ApiErrors(ReferralError, status_for)),
 )
 
 
@@ -57,18 +64,43 @@ class Params(BaseModel):
 
 
 class ProgramIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Friends", "credit_value": 10, "target_value": 100}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     name: Name
+    """The program's name."""
     credit_value: MoneyIn
+    """What a new user is credited on sign-up."""
     target_value: Annotated[MoneyIn, Field(gt=0)]
+    """What the new user must pay in all for the referrer's reward."""
 
 
 class ProgramChange(Params):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"target_value": 150}]}, use_attribute_docstrings=True
+    )
+
     name: Name | None = None
+    """A new name."""
     credit_value: MoneyIn | None = None
+    """A new sign-up credit."""
     target_value: Annotated[MoneyIn | None, Field(gt=0)] = None
+    """A new target."""
 
 
 class RegisterIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"user_indicator": "alice", "user_indicated": "bob", "referral_program_id": 1}
+            ]
+        }
+    )
+
     user_indicator: Annotated[UserHash, Field(description="the referrer")]
     user_indicated: Annotated[UserHash, Field(description="the new user, who was referred")]
     referral_program_id: Annotated[
@@ -82,10 +114,16 @@ class RegisterIn(Params):
 
 
 class InvoiceIn(Params):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"total_amount_paid": 120.5}]})
+
     total_amount_paid: Annotated[MoneyIn, Field(description="the user's running total")]
 
 
 class EmailsIn(Params):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"emails": "bob@example.com,carol@example.com"}]}
+    )
+
     emails: Annotated[
         str | list[str], Field(description="e-mail addresses separated by commas (or a list)")
     ]
@@ -96,25 +134,51 @@ class EmailsIn(Params):
 
 
 class EmailIndicationIn(EmailsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_indicator": "alice", "emails": "bob@example.com,carol@example.com"}]
+        },
+        use_attribute_docstrings=True,
+    )
+
     user_indicator: UserHash
+    """Who invites them (the referrer)."""
 
 
-class ProgramOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class ReferralProgramOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": 1, "name": "Friends", "credit_value": 10, "target_value": 100}]
+        },
+        use_attribute_docstrings=True,
+        from_attributes=True,
+    )
 
     id: int
+    """The program's id."""
     name: str
+    """The program's name."""
     credit_value: MoneyOut
+    """The sign-up credit."""
     target_value: MoneyOut
+    """The target, and the referrer's reward."""
 
 
 class RegisterOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     user_indicated: str
+    """The new user."""
     user_indicator: str
-    referral_program: ProgramOut
+    """Who referred them."""
+    referral_program: ReferralProgramOut
+    """The program."""
     credit_value: MoneyOut
+    """The new user's sign-up credit."""
     total_amount_paid: MoneyOut
+    """What the new user has paid so far."""
     created_at: datetime
+    """When."""
 
 
 class InvoiceOut(BaseModel):
@@ -123,17 +187,27 @@ class InvoiceOut(BaseModel):
     ]
 
 
-class StatementOut(BaseModel):
+class ReferralStatementOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     potencial_credit: Annotated[MoneyOut, Field(description="spelled as the seed spells it")]
     acquired_credit: MoneyOut
+    """Rewards earned."""
     signup_credit: MoneyOut
-    referral_program: ProgramOut
+    """The user's own sign-up credit."""
+    referral_program: ReferralProgramOut
+    """The program."""
 
 
 class EmailIndicationOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     user_indicator: str
+    """Who invited them."""
     emails: list[str]
+    """The addresses invited now."""
     already_indicated: list[str]
+    """The addresses invited before (not again)."""
 
 
 # --- reading JSON or form fields -------------------------------------------------------------
@@ -170,7 +244,7 @@ async def params(request: Request, model: type[T]) -> T:
 
 def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI: the body is read by ``params``, as JSON or as form fields."""
-    schema = model.model_json_schema()
+    schema = openapi.body_schema(model)
     return {
         "requestBody": {
             "required": True,
@@ -213,7 +287,9 @@ UserHashPath = Annotated[
 
 
 @route("POST", "/program/", status_code=status.HTTP_201_CREATED, openapi_extra=body_doc(ProgramIn))
-async def create_program(request: Request, state: State, principal: CurrentPrincipal) -> ProgramOut:
+async def create_program(
+    request: Request, state: State, principal: CurrentPrincipal
+) -> ReferralProgramOut:
     """A new referral program: name, credit_value (the new user's), target_value."""
     body = await params(request, ProgramIn)
     async with state.database.begin() as conn:
@@ -225,21 +301,23 @@ async def create_program(request: Request, state: State, principal: CurrentPrinc
             target_value=body.target_value,
             now=state.clock(),
         )
-    return ProgramOut.model_validate(program)
+    return ReferralProgramOut.model_validate(program)
 
 
 @route("GET", "/program/")
-async def list_programs(state: State, _: CurrentPrincipal) -> list[ProgramOut]:
+async def list_programs(state: State, _: CurrentPrincipal) -> list[ReferralProgramOut]:
     """Every referral program, oldest first."""
     async with state.database.begin() as conn:
         found = await service.list_programs(conn)
-    return [ProgramOut.model_validate(p) for p in found]
+    return [ReferralProgramOut.model_validate(p) for p in found]
 
 
 @route("GET", "/program/{program_id}/", responses={404: {"model": ReferralError}})
-async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> ProgramOut:
+async def get_program(
+    program_id: ProgramId, state: State, _: CurrentPrincipal
+) -> ReferralProgramOut:
     async with state.database.begin() as conn:
-        return ProgramOut.model_validate(await service.get_program(conn, program_id))
+        return ReferralProgramOut.model_validate(await service.get_program(conn, program_id))
 
 
 @route(
@@ -250,7 +328,7 @@ async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) 
 )
 async def update_program(
     program_id: ProgramId, request: Request, state: State, principal: CurrentPrincipal
-) -> ProgramOut:
+) -> ReferralProgramOut:
     """Change the fields given; referrals already made keep their terms."""
     body = await params(request, ProgramChange)
     async with state.database.begin() as conn:
@@ -263,7 +341,7 @@ async def update_program(
             target_value=body.target_value,
             now=state.clock(),
         )
-    return ProgramOut.model_validate(program)
+    return ReferralProgramOut.model_validate(program)
 
 
 @route(
@@ -312,7 +390,7 @@ async def register(
     return RegisterOut(
         user_indicated=referral.referred,
         user_indicator=referral.referrer,
-        referral_program=ProgramOut.model_validate(referral.program),
+        referral_program=ReferralProgramOut.model_validate(referral.program),
         credit_value=referral.credit_value,
         total_amount_paid=referral.total_amount_paid,
         created_at=referral.created_at,
@@ -337,15 +415,17 @@ async def invoice(
 
 
 @route("GET", "/statement/{user_hash}/", responses={404: {"model": ReferralError}})
-async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
+async def statement(
+    user_hash: UserHashPath, state: State, _: CurrentPrincipal
+) -> ReferralStatementOut:
     """``potencial_credit``: targets the user's referrals have not reached yet."""
     async with state.database.begin() as conn:
         found = await service.statement(conn, user_hash)
-    return StatementOut(
+    return ReferralStatementOut(
         potencial_credit=found.potential_credit,
         acquired_credit=found.acquired_credit,
         signup_credit=found.signup_credit,
-        referral_program=ProgramOut.model_validate(found.program),
+        referral_program=ReferralProgramOut.model_validate(found.program),
     )
 
 

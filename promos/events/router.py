@@ -15,21 +15,22 @@ from promos.events.schemas import (
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionOut,
+    SubscriptionPage,
 )
 from promos.events.signing import new_secret
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
-from promos.validation import MAX_OFFSET
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1/webhooks",
     tags=["webhooks"],
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 # The delivery routes come first: "/deliveries" is not a subscription id.
@@ -38,28 +39,35 @@ async def list_deliveries(
     state: State,
     _: AdminPrincipal,
     *,
-    subscription_id: Annotated[int | None, Query(ge=1)] = None,
-    kind: Literal["callback", "webhook"] | None = None,
-    delivery_status: Annotated[
-        Literal["pending", "delivered", "failed", "cancelled"] | None, Query(alias="status")
+    subscription_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="only this subscription's")
     ] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    kind: Annotated[
+        Literal["callback", "webhook"] | None,
+        Query(description="billing callbacks, or subscriptions' deliveries"),
+    ] = None,
+    delivery_status: Annotated[
+        Literal["pending", "delivered", "failed", "cancelled"] | None,
+        Query(alias="status", description="the deliveries in this state"),
+    ] = None,
+    event_type: Annotated[str | None, Query(max_length=100, description="e.g. code.issued")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> DeliveryPage:
     """The delivery log, newest first: billing callbacks and subscriptions' deliveries."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_deliveries(
+        page = await service.list_deliveries(
             conn,
             subscription_id=subscription_id,
             kind=kind,
             status=delivery_status,
             event_type=event_type,
             limit=limit,
-            offset=offset,
+            after_key=after_key,
         )
     return DeliveryPage(
-        items=[DeliveryOut.model_validate(d) for d in found], limit=limit, offset=offset
+        items=[DeliveryOut.model_validate(d) for d in page.items], **page_fields(page)
     )
 
 
@@ -134,10 +142,16 @@ async def create_subscription(
 
 
 @router.get("")
-async def list_subscriptions(state: State, _: AdminPrincipal) -> list[SubscriptionOut]:
+async def list_subscriptions(
+    state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> SubscriptionPage:
+    """Subscriptions (stopped ones too), oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_subscriptions(conn)
-    return [SubscriptionOut.model_validate(s) for s in found]
+        page = await service.list_subscriptions(conn, limit=limit, after_key=after_key)
+    return SubscriptionPage(
+        items=[SubscriptionOut.model_validate(s) for s in page.items], **page_fields(page)
+    )
 
 
 @router.get("/{subscription_id}", responses={404: {"model": ErrorBody}})

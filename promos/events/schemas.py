@@ -10,13 +10,25 @@ from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, f
 from promos.events.outbox import ALL_EVENTS
 from promos.events.signing import check_secret
 from promos.events.types import EVENT_TYPES
+from promos.http.pagination import PageOut
 
 EventType = Annotated[str, Field(min_length=1, max_length=100)]
 _EVENTS_DESCRIPTION = f'event types ({", ".join(EVENT_TYPES)}), or ["*"] for all'
 
 
 class SubscriptionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/promos",
+                    "events": ["code.issued", "promocode.redeemed"],
+                    "secret": "whsec_7d2f4c1a9b8e6d5c",
+                }
+            ]
+        },
+        extra="forbid",
+    )
 
     url: Annotated[AnyHttpUrl, Field(description="where events are POSTed, as JSON")]
     events: Annotated[
@@ -54,11 +66,18 @@ class Out(BaseModel):
 
 
 class SubscriptionOut(Out):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The subscription's id."""
     url: str
+    """Where events are sent."""
     events: list[str] = Field(validation_alias="event_types")
+    """The event types sent."""
     active: bool
+    """False once deleted (its log stays)."""
     created_at: datetime
+    """When it was made."""
 
 
 class SubscriptionCreated(SubscriptionOut):
@@ -69,37 +88,67 @@ class SubscriptionCreated(SubscriptionOut):
 
 
 class AttemptOut(Out):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     number: int
+    """1 for the first attempt, and so on."""
     attempted_at: datetime
+    """When it was made."""
     status_code: int | None
+    """The receiver's HTTP status; null if none came."""
     error: str | None
+    """Why it failed, if it did."""
     duration_ms: int
+    """How long it took."""
 
 
 class DeliveryOut(Out):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The delivery's id."""
     event_id: int
+    """The event it carries."""
     event_type: str
+    """E.g. code.issued."""
     kind: Literal["callback", "webhook"]
+    """Callback (the referral billing callback) or webhook."""
     subscription_id: int | None
+    """The subscription it is for; null for callbacks."""
     url: str
+    """Where it is sent."""
     status: Literal["pending", "delivered", "failed", "cancelled"]
+    """Pending, delivered, failed (gave up) or cancelled."""
     attempts: int
+    """How many attempts were made."""
     next_attempt_at: datetime
+    """When the next attempt is due."""
     last_status_code: int | None
+    """The receiver's last HTTP status."""
     last_error: str | None
+    """Why the last attempt failed."""
     replay_of: int | None
+    """The delivery this one replays."""
     created_at: datetime
+    """When it was made."""
     delivered_at: datetime | None
+    """When the receiver took it."""
 
 
 class DeliveryDetail(DeliveryOut):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     content_type: str
+    """The body's content type."""
     body: str
+    """What is sent, exactly."""
     attempt_log: list[AttemptOut]
+    """Every attempt, oldest first."""
 
 
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    limit: int
-    offset: int
+class DeliveryPage(PageOut):
+    items: Annotated[list[DeliveryOut], Field(description="this page's deliveries")]
+
+
+class SubscriptionPage(PageOut):
+    items: Annotated[list[SubscriptionOut], Field(description="this page's subscriptions")]

@@ -25,6 +25,7 @@ from promos.events.tables import (
     webhook_deliveries,
     webhook_subscriptions,
 )
+from promos.pagination import Key, Page, after, read_page
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -177,9 +178,18 @@ async def create_subscription(
     return Subscription(id=sub_id, url=url, event_types=types, active=True, created_at=now)
 
 
-async def list_subscriptions(conn: AsyncConnection) -> list[Subscription]:
-    rows = await conn.execute(select(*_SUBSCRIPTION_COLUMNS).order_by(webhook_subscriptions.c.id))
-    return [_subscription_of(row) for row in rows]
+async def list_subscriptions(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+) -> Page[Subscription]:
+    """Subscriptions (stopped ones too), oldest first: a page after ``after_key`` (id)."""
+    query = (
+        select(*_SUBSCRIPTION_COLUMNS)
+        .order_by(webhook_subscriptions.c.id)
+        .where(after((webhook_subscriptions.c.id,), after_key))
+    )
+    return await read_page(
+        conn, query, limit=limit, key=lambda row: (row.id,), item=_subscription_of
+    )
 
 
 async def get_subscription(
@@ -249,14 +259,13 @@ async def list_deliveries(
     status: str | None = None,
     event_type: str | None = None,
     limit: int = 100,
-    offset: int = 0,
-) -> list[Delivery]:
-    """Deliveries, newest first."""
+    after_key: Key | None = None,
+) -> Page[Delivery]:
+    """Deliveries, newest first: a page after ``after_key`` (id)."""
     query = (
         select(*_DELIVERY_COLUMNS)
         .order_by(webhook_deliveries.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+        .where(after((webhook_deliveries.c.id,), after_key, descending=True))
     )
     for column, value in (
         (webhook_deliveries.c.subscription_id, subscription_id),
@@ -266,7 +275,7 @@ async def list_deliveries(
     ):
         if value is not None:
             query = query.where(column == value)
-    return [_delivery_of(row) for row in await conn.execute(query)]
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_delivery_of)
 
 
 async def get_delivery(conn: AsyncConnection, delivery_id: int) -> Delivery:

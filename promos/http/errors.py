@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from promos.errors import (
+    BadRequest,
     Conflict,
     Gone,
     Internal,
@@ -33,6 +33,7 @@ from promos.http.responses import JSON
 log = logging.getLogger(__name__)
 
 _STATUS: Sequence[tuple[type[PromosError], int]] = (
+    (BadRequest, 400),
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (PermissionDenied, 403),
@@ -66,15 +67,36 @@ def headers_for(exc: PromosError) -> dict[str, str]:
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     code: str
+    """Stable and machine-readable, e.g. pool_exhausted."""
     message: str
+    """What went wrong and what to fix, for a person."""
     details: Any = None
+    """More, where the code has any (e.g. the invalid fields)."""
 
 
 class ErrorBody(BaseModel):
     """The native API's one error shape."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "pool_exhausted",
+                        "message": "batch 0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a has no codes left",
+                        "details": None,
+                    }
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     error: ErrorDetail
+    """What went wrong."""
 
 
 def invalid_input(errors: Sequence[Any]) -> InvalidInput:
@@ -127,32 +149,8 @@ class ShapesByPath:
         return native_body
 
 
-Renderer = Callable[[int, PromosError], Response]
-
-
 def native_response(status: int, exc: PromosError) -> Response:
     return JSON(native_body(exc), status_code=status, headers=headers_for(exc))
-
-
-def error_route_class(render: Renderer) -> type[APIRoute]:
-    """A route class whose errors are rendered by ``render`` (the compat routers' own shapes)."""
-
-    class ErrorRenderingRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def handle(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except Exception as exc:
-                    error = as_domain_error(exc)
-                    if error is None:
-                        raise
-                    return render(status_for(error), error)
-
-            return handle
-
-    return ErrorRenderingRoute
 
 
 def install_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape]) -> None:

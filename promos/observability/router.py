@@ -46,9 +46,14 @@ async def scraper(request: Request, state: State) -> None:
     dependencies=[Depends(scraper), Depends(_bearer)],
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text format"},
-        401: {"model": ErrorBody},
-        403: {"model": ErrorBody},
+        200: {
+            "content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        },
+        401: {"model": ErrorBody, "description": "No credential, or a wrong one."},
+        403: {"model": ErrorBody, "description": "The credential is not an admin's."},
+        429: {"model": ErrorBody, "description": "Too many failed passwords: see Retry-After."},
+        503: {"model": ErrorBody, "description": "The database is unavailable."},
     },
 )
 async def metrics(state: State) -> Response:

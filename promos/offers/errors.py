@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promos.errors import InvalidInput, NotFound, PromosError
+from promos.errors import BadRequest, InvalidInput, NotFound
 
 
 class GameNotFound(NotFound):
@@ -21,7 +21,7 @@ class InvalidOffer(InvalidInput):
     code = "invalid_offer"
 
 
-class BadParameter(PromosError):
+class BadParameter(BadRequest):
     """A player route's query string lacks or garbles a parameter (the seed answers 400)."""
 
     code = "bad_parameter"

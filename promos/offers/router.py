@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, status
 
 from promos.auth.service import Principal
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.offers import changes, service
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
@@ -21,9 +24,10 @@ from promos.offers.schemas import (
     OfferPage,
 )
 from promos.offers.service import check_game_metadata
-from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET
+from promos.validation import MAX_NAME_LENGTH
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["offers"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -54,10 +58,14 @@ async def put_game(
 
 
 @router.get("/games")
-async def list_games(state: State, _: CurrentPrincipal) -> GamePage:
+async def list_games(
+    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> GamePage:
+    """Games, by id."""
+    after_key = decode_cursor(cursor, (str,))
     async with state.database.begin() as conn:
-        found = await service.list_games(conn)
-    return GamePage(items=[GameOut.of(g) for g in found])
+        page = await service.games_page(conn, limit=limit, after_key=after_key)
+    return GamePage(items=[GameOut.of(g) for g in page.items], **page_fields(page))
 
 
 @router.get("/games/{game_id}", responses=NOT_FOUND)
@@ -85,13 +93,14 @@ async def list_offers(
     game_id: GameIdPath,
     state: State,
     _: CurrentPrincipal,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> OfferPage:
-    """The game's offers, oldest first (``offset`` counts offers here, not pages)."""
+    """The game's offers, oldest first."""
+    after_key = decode_cursor(cursor, (datetime, UUID))
     async with state.database.begin() as conn:
-        found, total = await service.list_offers(conn, game_id=game_id, limit=limit, offset=offset)
-    return OfferPage(items=[OfferOut.of(o) for o in found], total=total, limit=limit, offset=offset)
+        page = await service.offers_page(conn, game_id=game_id, limit=limit, after_key=after_key)
+    return OfferPage(items=[OfferOut.of(o) for o in page.items], **page_fields(page))
 
 
 @router.get("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promos.http.pagination import PageOut
 from promos.offers.filters import filters_json
 from promos.offers.service import Game, Offer, OfferSpec, make_spec
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE, Name
@@ -28,47 +29,94 @@ class Strict(BaseModel):
 
 
 class CapIn(Strict):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     every: Every
     max: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    """At most this many (0: no limit on the count)."""
 
 
 class TriggerIn(Strict):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, extra="forbid", strict=True, populate_by_name=True
+    )
 
     from_: Annotated[int, Field(alias="from", ge=-(2**63) + 1, le=2**63 - 1)]
+    """From this point (inclusive)."""
     to: Annotated[int, Field(ge=-(2**63) + 1, le=2**63 - 1)]
+    """Up to this point (inclusive)."""
 
 
 class GameIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Galaxy", "metadata": {"cacheMaxAge": 60}}]},
+        use_attribute_docstrings=True,
+    )
+
     name: Name
+    """The game's name."""
     metadata: JsonObject | None = None
+    """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
 class GameOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: str
+    """The game's id."""
     name: str
+    """The game's name."""
     metadata: JsonObject
+    """Its settings and free data."""
 
     @classmethod
     def of(cls, game: Game) -> GameOut:
         return cls(id=game.id, name=game.name, metadata=game.metadata)
 
 
-class GamePage(BaseModel):
-    items: list[GameOut]
+class GamePage(PageOut):
+    items: Annotated[list[GameOut], Field(description="this page's games")]
 
 
 class OfferIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Gems pack",
+                    "product_id": "com.galaxy.gems",
+                    "contents": {"gems": 500},
+                    "placement": "store",
+                    "period": {"every": "24h", "max": 1},
+                    "frequency": {"every": "1h", "max": 3},
+                    "trigger": {"from": 0, "to": 4000000000},
+                    "filters": {"country": {"eq": "BR"}},
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     name: Name
+    """The offer's name."""
     product_id: Text255 | None = None
+    """The store's product id (a product id or a cost, or both)."""
     cost: JsonObject | None = None
+    """What the offer costs, free-form."""
     contents: JsonObject
+    """What the player gets, free-form."""
     metadata: JsonObject | None = None
+    """Free data."""
     placement: Text255
+    """Where in the game it shows."""
     period: CapIn
+    """At most `max` claims per `every`."""
     frequency: CapIn
+    """At most `max` impressions per `every`."""
     trigger: TriggerIn
+    """The window of the player's progress (or time) it is offered in."""
     filters: JsonObject | None = None
+    """Attributes a player must match, e.g. {"country": {"eq": "BR"}}."""
 
     def to_spec(self) -> OfferSpec:
         return make_spec(
@@ -86,35 +134,62 @@ class OfferIn(Strict):
 
 
 class CapOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     every: str
+    """A Go duration, e.g. 24h; "" for ever."""
     max: int
+    """At most this many per `every` (0: no limit)."""
 
 
 class TriggerOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, populate_by_name=True, serialize_by_alias=True
+    )
 
     from_: int = Field(alias="from")
+    """From this point (inclusive)."""
     to: int
+    """Up to this point (inclusive)."""
 
 
 class OfferOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: UUID
+    """The offer's id, the same across its versions."""
     key: UUID
+    """This version's own id."""
     game_id: str
+    """The game."""
     version: int
+    """1 for a new offer, one more per update."""
     enabled: bool
+    """Whether players can get it."""
     name: str
+    """The offer's name."""
     product_id: str | None
+    """The store's product id."""
     cost: JsonObject | None
+    """What it costs, as set."""
     contents: JsonObject
+    """What the player gets, as set."""
     metadata: JsonObject
+    """Free data, as set."""
     placement: str
+    """Where in the game it shows."""
     period: CapOut
+    """At most `max` claims per `every`."""
     frequency: CapOut
+    """At most `max` impressions per `every`."""
     trigger: TriggerOut
+    """The window it is offered in."""
     filters: JsonObject
+    """Attributes a player must match."""
     created_at: datetime
+    """When the offer was made."""
     updated_at: datetime
+    """When this version was made."""
 
     @classmethod
     def of(cls, offer: Offer) -> OfferOut:
@@ -140,8 +215,5 @@ class OfferOut(BaseModel):
         )
 
 
-class OfferPage(BaseModel):
-    items: list[OfferOut]
-    total: int
-    limit: int
-    offset: int
+class OfferPage(PageOut):
+    items: Annotated[list[OfferOut], Field(description="this page's offers")]

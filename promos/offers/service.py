@@ -43,6 +43,7 @@ from promos.offers.filters import (
     valid_attribute,
 )
 from promos.offers.tables import games, offer_players, offers
+from promos.pagination import Key, Page, after, read_page
 
 MAX_COUNT = 2**31 - 1
 MAX_TIMESTAMP = 2**63 - 1
@@ -273,6 +274,14 @@ async def list_games(conn: AsyncConnection) -> list[Game]:
     return [_game(row) for row in rows]
 
 
+async def games_page(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+) -> Page[Game]:
+    """Games by id: a page after ``after_key`` (id)."""
+    query = select(games).order_by(games.c.id).where(after((games.c.id,), after_key))
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_game)
+
+
 async def get_game(conn: AsyncConnection, game_id: str) -> Game:
     found = await find_game(conn, game_id)
     if found is None:
@@ -429,6 +438,19 @@ async def list_offers(
         .offset(offset)
     )
     return [offer_of(row) for row in rows], int(total)
+
+
+async def offers_page(
+    conn: AsyncConnection, *, game_id: str, limit: int, after_key: Key | None = None
+) -> Page[Offer]:
+    """The game's offers, oldest first: a page after ``after_key`` (created at, id)."""
+    order = (offers.c.created_at, offers.c.id)
+    query = (
+        select(offers).where(offers.c.game_id == game_id, after(order, after_key)).order_by(*order)
+    )
+    return await read_page(
+        conn, query, limit=limit, key=lambda row: (row.created_at, row.id), item=offer_of
+    )
 
 
 async def game_offers(conn: AsyncConnection, game_id: str) -> list[Offer]:

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 from promos.errors import InvalidInput
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.promocodes import changes, service
 from promos.promocodes.schemas import (
     GeneratedOut,
@@ -22,9 +24,9 @@ from promos.promocodes.schemas import (
     ValidateIn,
 )
 from promos.promocodes.service import Promocode, PromocodeFilter
-from promos.validation import MAX_OFFSET
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["promo codes"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
@@ -75,13 +77,19 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
     state: State,
     _: CurrentPrincipal,
     usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
-    kind: Annotated[Literal["percentage", "amount"] | None, Query()] = None,
-    expires_before: date | None = None,
+    kind: Annotated[
+        Literal["percentage", "amount"] | None, Query(description="the kind of discount")
+    ] = None,
+    expires_before: Annotated[
+        date | None, Query(description="codes whose last day is before this one")
+    ] = None,
     expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
     q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
-    generation_id: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    generation_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="only this generation's codes")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> PromocodePage:
     """Promo codes in the order they were made, filtered."""
     filters = PromocodeFilter(
@@ -92,9 +100,12 @@ async def list_promocodes(  # noqa: PLR0917 - FastAPI reads each filter as a par
         search=q,
         generation_id=generation_id,
     )
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_promocodes(conn, filters=filters, limit=limit, offset=offset)
-    return PromocodePage(items=[promocode_out(p) for p in found], limit=limit, offset=offset)
+        page = await service.promocodes_page(
+            conn, filters=filters, limit=limit, after_key=after_key
+        )
+    return PromocodePage(items=[promocode_out(p) for p in page.items], **page_fields(page))
 
 
 @router.get("/promocodes/{code}", responses={404: {"model": ErrorBody}})

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from promos.http.pagination import PageOut
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
 from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec
 from promos.validation import Identifier
@@ -35,6 +36,22 @@ class Out(BaseModel):
 
 
 class GenerateIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pattern": "SUMMER-####",
+                    "count": 100,
+                    "discount_percentage": 15,
+                    "usage_count": 1,
+                    "expires_in": "2026-08-31",
+                    "products": ["SKU-1"],
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     pattern: Annotated[
         str,
         Field(
@@ -52,13 +69,19 @@ class GenerateIn(Strict):
         ),
     ] = DEFAULT_CHARSET
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
+    """How many codes."""
     prefix: Annotated[str, Field(max_length=MAX_CODE_LENGTH)] = ""
+    """Literal text before the pattern."""
     postfix: Annotated[str, Field(max_length=MAX_CODE_LENGTH)] = ""
+    """Literal text after the pattern."""
     discount_percentage: Money | None = None
+    """Percent off, in (0, 100]; or discount_amount."""
     discount_amount: Money | None = None
+    """Amount off, > 0; or discount_percentage."""
     usage_count: Annotated[int, Field(ge=1, le=MAX_USAGE_COUNT, description="uses per code")] = 1
     expires_in: Day | None = Field(default=None, description="last day the codes work (UTC)")
     products: Annotated[list[Sku], Field(max_length=MAX_PRODUCTS)] = []
+    """The SKUs the codes apply to; none = all."""
     usage_by: Email | None = Field(default=None, description="the one customer allowed")
 
     def to_spec(self) -> GenerationSpec:
@@ -78,23 +101,41 @@ class GenerateIn(Strict):
 
 
 class GenerationOut(Out):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: int
+    """The generation's id."""
     pattern: str
+    """The pattern the codes were drawn from."""
     charset: str
+    """The characters `#` was drawn from."""
     prefix: str
+    """Literal text before the pattern."""
     postfix: str
+    """Literal text after the pattern."""
     count: int
+    """How many codes it made."""
     discount_percentage: Decimal | None
+    """Percent off."""
     discount_amount: Decimal | None
+    """Amount off."""
     usage_count: int
+    """Uses each code had at first."""
     expires_in: date | None
+    """The last day the codes work (UTC)."""
     products: list[str]
+    """The SKUs the codes apply to; none = all."""
     usage_by: str | None
+    """The one customer allowed."""
     created_at: datetime
+    """When it was made."""
 
 
 class GeneratedOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     generation: GenerationOut
+    """What the codes share."""
     codes: Annotated[
         list[str],
         Field(description="The codes, up to the first 1000; list the rest by generation_id"),
@@ -102,39 +143,105 @@ class GeneratedOut(BaseModel):
 
 
 class PromocodeOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "code": "SUMMER-7KQ2",
+                    "generation_id": 3,
+                    "usage_count": 1,
+                    "discount_percentage": "15",
+                    "discount_amount": None,
+                    "expires_in": "2026-08-31",
+                    "products": ["SKU-1"],
+                    "usage_by": None,
+                    "created_at": "2026-03-01T12:00:00Z",
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     id: int
+    """The code's id."""
     code: str
+    """The code."""
     generation_id: int
+    """The generation it belongs to."""
     usage_count: Annotated[int, Field(description="uses left")]
     discount_percentage: Decimal | None
+    """Percent off."""
     discount_amount: Decimal | None
+    """Amount off."""
     expires_in: date | None
+    """The last day it works (UTC)."""
     products: list[str]
+    """The SKUs it applies to; none = all."""
     usage_by: str | None
+    """The one customer allowed."""
     created_at: datetime
+    """When it was made."""
 
 
-class PromocodePage(BaseModel):
-    items: list[PromocodeOut]
-    limit: int
-    offset: int
+class PromocodePage(PageOut):
+    items: Annotated[list[PromocodeOut], Field(description="this page's promo codes")]
 
 
 class UseIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"customer": "customer@example.com", "products": ["SKU-1"]}]
+        }
+    )
+
     customer: Annotated[Email, Field(description="who uses the code (an e-mail)")]
     products: Annotated[list[Sku], Field(max_length=MAX_PRODUCTS, description="the cart's SKUs")]
 
 
 class ValidateIn(UseIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": "customer@example.com",
+                    "products": ["SKU-1"],
+                    "at": "2026-03-01T12:00:00Z",
+                }
+            ]
+        }
+    )
+
     at: Annotated[
         datetime | None, Field(strict=False, description="when (default: now), with timezone")
     ] = None
 
 
 class RedemptionOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "redeemed_at": "2026-03-02T09:30:00Z",
+                    "rolled_back_at": None,
+                    "usage_count": 0,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
     id: int
+    """The redemption's id."""
     code: str
+    """The code used."""
     customer: str | None
+    """Who used it."""
     redeemed_at: datetime
+    """When."""
     rolled_back_at: datetime | None
+    """When it was rolled back, if it was."""
     usage_count: Annotated[int, Field(description="uses the code has left")]

@@ -42,6 +42,7 @@ from promos.db import UTCDateTime, after_commit
 from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
+from promos.pagination import Key, Page, after
 from promos.promocodes import bulk
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
@@ -399,6 +400,26 @@ async def list_promocodes(
         .offset(offset)
     )
     return await _promocodes(conn, (await conn.execute(query)).all())
+
+
+async def promocodes_page(
+    conn: AsyncConnection,
+    *,
+    filters: PromocodeFilter = PromocodeFilter(),
+    limit: int,
+    after_key: Key | None = None,
+) -> Page[Promocode]:
+    """Promo codes in the order they were made, filtered: a page after ``after_key`` (id)."""
+    query = (
+        select(*_COLUMNS)
+        .select_from(_JOINED)
+        .where(*_conditions(filters), after((promocodes.c.id,), after_key))
+        .order_by(promocodes.c.id)
+        .limit(limit + 1)
+    )
+    rows = (await conn.execute(query)).all()
+    found = await _promocodes(conn, rows[:limit])
+    return Page(found, (found[-1].id,) if len(rows) > limit else None)
 
 
 async def delete_promocode(conn: AsyncConnection, code: str) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Response, status
 
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
+from promos.http.native import NativeRoute
+from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.referrals import changes, service
 from promos.referrals.schemas import (
-    CreditList,
     CreditOut,
+    CreditPage,
     PaymentIn,
     PaymentOut,
     ProgramCreate,
@@ -24,16 +26,15 @@ from promos.referrals.schemas import (
     StatementOut,
 )
 from promos.state import AppState
-from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, PRINTABLE_NO_SPACE
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
 
 router = APIRouter(
+    route_class=NativeRoute,
     prefix="/v1",
     tags=["referrals"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserHashPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
@@ -99,13 +100,14 @@ async def create_program(
 
 @router.get("/referral-programs")
 async def list_programs(
-    state: State, _: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
+    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> ProgramPage:
     """Programs, oldest first (the oldest is the default of a registration naming none)."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_programs(conn, limit=limit, offset=offset)
+        page = await service.programs_page(conn, limit=limit, after_key=after_key)
     return ProgramPage(
-        items=[ProgramOut.model_validate(p) for p in found], limit=limit, offset=offset
+        items=[ProgramOut.model_validate(p) for p in page.items], **page_fields(page)
     )
 
 
@@ -194,8 +196,15 @@ async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) 
 
 
 @router.get("/referral-users/{user_hash}/credits", responses={404: {"model": ErrorBody}})
-async def list_credits(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> CreditList:
+async def list_credits(
+    user_hash: UserHashPath,
+    state: State,
+    _: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> CreditPage:
     """The user's ledger: every credit, oldest first."""
+    after_key = decode_cursor(cursor, (int,))
     async with state.database.begin() as conn:
-        found = await service.list_credits(conn, user_hash)
-    return CreditList(items=[CreditOut.model_validate(c) for c in found])
+        page = await service.list_credits(conn, user_hash, limit=limit, after_key=after_key)
+    return CreditPage(items=[CreditOut.model_validate(c) for c in page.items], **page_fields(page))

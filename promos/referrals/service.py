@@ -24,6 +24,7 @@ from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
 from promos.observability import metrics
+from promos.pagination import Key, Page, after, read_page
 from promos.referrals.errors import (
     AlreadyReferred,
     InvalidEmail,
@@ -173,6 +174,18 @@ async def list_programs(
     if limit is not None:
         query = query.limit(limit)
     return [_program_of(row) for row in await conn.execute(query)]
+
+
+async def programs_page(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+) -> Page[Program]:
+    """Programs, oldest first: a page after ``after_key`` (id)."""
+    query = (
+        select(*_PROGRAM_COLUMNS)
+        .order_by(referral_programs.c.id)
+        .where(after((referral_programs.c.id,), after_key))
+    )
+    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_program_of)
 
 
 async def get_program(
@@ -534,11 +547,13 @@ def _amount(value: Any) -> Decimal:
     return exact.quantize(MONEY_QUANTUM)
 
 
-async def list_credits(conn: AsyncConnection, user_hash: str) -> list[Credit]:
-    """Every ledger entry of a user, oldest first."""
+async def list_credits(
+    conn: AsyncConnection, user_hash: str, *, limit: int, after_key: Key | None = None
+) -> Page[Credit]:
+    """A user's ledger entries, oldest first: a page after ``after_key`` (id)."""
     if not await is_known(conn, user_hash):
         raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
-    rows = await conn.execute(
+    query = (
         select(
             referral_credits.c.id,
             referral_credits.c.referral_id,
@@ -547,10 +562,15 @@ async def list_credits(conn: AsyncConnection, user_hash: str) -> list[Credit]:
             referral_credits.c.amount,
             referral_credits.c.created_at,
         )
-        .where(referral_credits.c.user_hash == user_hash)
+        .where(
+            referral_credits.c.user_hash == user_hash,
+            after((referral_credits.c.id,), after_key),
+        )
         .order_by(referral_credits.c.id)
     )
-    return [Credit(*row) for row in rows]
+    return await read_page(
+        conn, query, limit=limit, key=lambda row: (row.id,), item=lambda row: Credit(*row)
+    )
 
 
 # --- e-mail indications ----------------------------------------------------------------------
