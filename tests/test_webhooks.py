@@ -442,7 +442,7 @@ async def test_a_subscription_without_a_secret_gets_a_whsec_secret_shown_once(cl
     secret = response.json()["secret"]
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
-    listed = (await client.get("/v1/webhooks", headers=admin_auth)).json()
+    listed = (await client.get("/v1/webhooks", headers=admin_auth)).json()["items"]
     assert "secret" not in listed[0]
 
 
