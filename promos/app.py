@@ -29,6 +29,7 @@ from promos.compat import offers as offers_compat
 from promos.compat import promos_api as promos_compat
 from promos.compat import referral as referral_compat
 from promos.db import Database
+from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
 from promos.health import router as health_router
@@ -37,7 +38,8 @@ from promos.http import openapi
 from promos.http.docs import INTRODUCTION, install_docs
 from promos.http.errors import ErrorShape, ServerErrors, install_handlers
 from promos.http.fastpath import FastEndpoint, FastRoutes
-from promos.http.limits import AuthenticateUploads, BodyLimit
+from promos.http.limits import AuthenticateUploads, BodyLimit, upload_routes
+from promos.http.paths import RouteSet
 from promos.observability import metrics
 from promos.observability.logs import AccessLog, chosen_format
 from promos.observability.requests import RequestObserver
@@ -82,6 +84,7 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
             clock,
             cache_seconds=settings.auth_cache_seconds,
             seed_basic=_offers_basic(settings),
+            seed_routes=offers_compat.MANAGEMENT_ROUTES,
             limits=limits,
         ),
         issuer=Issuer(
@@ -103,6 +106,7 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
             on_events=on_events,
         ),
         limits=limits,
+        webhook_destinations=Destinations.allowing(settings.webhook_allowed_hosts),
         dispatcher=dispatcher,
     )
 
@@ -163,15 +167,20 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
         _include(app, referral_compat.router)
     if settings.compat_offers:
         _include(app, offers_compat.router)
+    # Only the routes that take a file may take PROMOS_MAX_UPLOAD_BYTES, whatever a body's
+    # content type says; every other one takes PROMOS_MAX_BODY_BYTES.
+    uploads = RouteSet(upload_routes(app.routes))
     app.add_middleware(
         AuthenticateUploads,
         authenticator=state.authenticator,
+        uploads=uploads,
         shapes=error_shapes,
     )
     app.add_middleware(
         BodyLimit,
         max_body=settings.max_body_bytes,
         max_upload=settings.max_upload_bytes,
+        uploads=uploads,
         shapes=error_shapes,
     )
     # Added last, so outermost: it answers what any route or middleware failed to.
@@ -226,9 +235,12 @@ def _fast_routes(state: AppState, shapes: dict[str, ErrorShape]) -> FastRoutes |
 
 
 def _offers_basic(settings: Settings) -> tuple[str, str] | None:
-    """The Offers seed's own Basic credential (OFFERS_BASICAUTH_*), if both are set."""
+    """The Offers seed's own Basic credential (OFFERS_BASICAUTH_*), if both are set and the
+    Offers API, the only one it opens, is served."""
     user, password = settings.offers_basic_auth_username, settings.offers_basic_auth_password
-    if not user or password is None or not password.get_secret_value():
+    if not settings.compat_offers or not user or password is None:
+        return None
+    if not password.get_secret_value():
         return None
     return user, password.get_secret_value()
 

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from promos.auth.service import MIN_PASSWORD_LENGTH, USERNAME
 from promos.datadir import default_database_url
+from promos.events.destinations import parse_allowed
+from promos.events.signing import check_secret
 
 # Read by the commands and the server from their working directory; the environment wins.
 ENV_FILE = ".env"
@@ -87,6 +89,23 @@ class Settings(BaseSettings):
         int, Field(ge=1024, validation_alias=_alias("MAX_UPLOAD_BYTES"))
     ] = 1024 * 1024 * 1024
 
+    # Clients that send too much or too slowly, refused by the server itself (docs/settings.md).
+    max_header_bytes: Annotated[
+        int, Field(ge=1024, le=16 * 1024 * 1024, validation_alias=_alias("MAX_HEADER_BYTES"))
+    ] = 32 * 1024
+    max_headers: Annotated[int, Field(ge=8, le=10_000, validation_alias=_alias("MAX_HEADERS"))] = (
+        100
+    )
+    header_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("HEADER_TIMEOUT_SECONDS"))
+    ] = 10.0
+    body_timeout_seconds: Annotated[
+        float, Field(gt=0, le=3600, validation_alias=_alias("BODY_TIMEOUT_SECONDS"))
+    ] = 10.0
+    body_min_bytes_per_second: Annotated[
+        float, Field(gt=0, le=10**9, validation_alias=_alias("BODY_MIN_BYTES_PER_SECOND"))
+    ] = 1024.0
+
     # Issuing codes: concurrent requests are collected and served by one transaction each.
     issue_batch_size: Annotated[
         int, Field(ge=1, le=1000, validation_alias=_alias("ISSUE_BATCH_SIZE"))
@@ -145,6 +164,11 @@ class Settings(BaseSettings):
     webhook_secret: Annotated[
         SecretStr | None, Field(min_length=16, validation_alias=_alias("WEBHOOK_SECRET"))
     ] = None
+    # Hosts (names, addresses, CIDR networks) that webhooks may reach although they are not
+    # public addresses: without them, loopback, private and link-local ones are refused.
+    webhook_allowed_hosts: Annotated[
+        str, Field(max_length=10_000, validation_alias=_alias("WEBHOOK_ALLOWED_HOSTS"))
+    ] = ""
     webhook_dispatcher: Annotated[bool, Field(validation_alias=_alias("WEBHOOK_DISPATCHER"))] = True
     webhook_max_attempts: Annotated[
         int, Field(ge=1, le=100, validation_alias=_alias("WEBHOOK_MAX_ATTEMPTS"))
@@ -224,6 +248,19 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL (with %s for the user hash)")
         return url or None
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, entries: str) -> str:
+        parse_allowed(entries)
+        return entries
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            check_secret(secret.get_secret_value())
+        return secret
 
     @model_validator(mode="after")
     def _callbacks_are_signed(self) -> Settings:

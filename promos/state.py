@@ -8,6 +8,7 @@ from promos.auth.credentials import Authenticator
 from promos.clock import Clock
 from promos.codes.issuer import Issuer
 from promos.db import Database
+from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
 from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
@@ -29,5 +30,7 @@ class AppState:
     offer_counter: Counter
     # Rate limits of the public routes, the Offers player routes and sign-in.
     limits: RateLimits
+    # Where webhook subscriptions may point (PROMOS_WEBHOOK_ALLOWED_HOSTS).
+    webhook_destinations: Destinations
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None

@@ -9,6 +9,13 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from promos.events.destinations import Destinations
+
+# Webhooks go to public addresses only, unless PROMOS_WEBHOOK_ALLOWED_HOSTS allows others: the
+# receiver listens on the loopback, so the tests that deliver to it allow that.
+ALLOWED_HOSTS = "127.0.0.1"
+RECEIVER_DESTINATIONS = Destinations.allowing(ALLOWED_HOSTS)
+
 
 @dataclass
 class Received:

@@ -33,6 +33,7 @@ from promos.db import Database
 from promos.settings import Settings
 from promos.state import AppState
 from promos.tables import metadata
+from tests._receiver import Receiver
 from tests.factories.auth import make_api_key, make_user
 
 PG_URL = os.environ.get("PROMOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -245,6 +246,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     postgres_url: str = request.getfixturevalue("postgres_url")
     _empty_postgres(postgres_url)
     return postgres_url
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver for webhooks, on 127.0.0.1 (tests/_receiver.py)."""
+    receiving = Receiver()
+    await receiving.start()
+    yield receiving
+    await receiving.close()
 
 
 @pytest.fixture

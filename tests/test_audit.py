@@ -31,6 +31,7 @@ from promos.db import Database
 from promos.events import service as events
 from promos.promocodes import service as promocodes
 from promos.settings import Settings
+from tests._receiver import ALLOWED_HOSTS
 from tests._routes import app_routes
 from tests.conftest import ADMIN_PASSWORD, FakeClock
 from tests.factories.auth import make_api_key, make_user
@@ -41,6 +42,13 @@ from tests.factories.promocodes import make_promocode
 from tests.factories.referrals import make_program
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks made here point at the loopback (where nothing listens)."""
+    return settings.model_copy(update={"webhook_allowed_hosts": ALLOWED_HOSTS})
+
 
 # The seeds' GET routes that change something: a method cannot tell them apart.
 WRITING_GETS = {

@@ -513,8 +513,8 @@ PUBLIC = {
     ("PUT", "/offers/{offer_id}/impressions"),
 }
 
-_APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
-PRIVATE = sorted(set(_APP_ROUTES) - PUBLIC)
+APP_ROUTES = app_routes(create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")))
+PRIVATE = sorted(set(APP_ROUTES) - PUBLIC)
 
 
 def test_the_route_list_covers_the_app():
@@ -525,7 +525,7 @@ def test_the_route_list_covers_the_app():
 
 @pytest.mark.parametrize(("method", "path"), PRIVATE, ids=[f"{m} {p}" for m, p in PRIVATE])
 async def test_every_private_route_needs_a_credential(client, method, path):
-    response = await client.request(method, concrete_path(path, _APP_ROUTES[method, path]))
+    response = await client.request(method, concrete_path(path, APP_ROUTES[method, path]))
 
     assert response.status_code == 401, response.text
 

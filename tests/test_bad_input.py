@@ -171,6 +171,77 @@ async def test_a_batch_with_an_oversized_body_without_length_is_413(client, data
     assert await snapshot(database) == ([], 0, 0)
 
 
+# Only the upload routes take PROMOS_MAX_UPLOAD_BYTES; a body labelled multipart does not.
+
+BETWEEN_THE_LIMITS = MAX_BODY + (MAX_UPLOAD - MAX_BODY) // 2
+
+
+def multipart(size: int) -> tuple[bytes, str]:
+    """A multipart body of about ``size`` bytes, and its Content-Type."""
+    request = httpx.Request("POST", "http://x", files=csv_file("code\n" + "X" * size))
+    return request.read(), request.headers["content-type"]
+
+
+async def test_a_json_route_refuses_a_multipart_body_over_the_body_limit(client, database, auth):
+    data, content_type = multipart(BETWEEN_THE_LIMITS)
+
+    response = await client.post(
+        "/v1/batches", content=data, headers={**auth, "Content-Type": content_type}
+    )
+
+    assert_native_error(response, 413)
+    assert await snapshot(database) == ([], 0, 0)
+
+
+async def test_a_json_route_refuses_a_streamed_multipart_body_over_the_body_limit(
+    client, database, auth
+):
+    data, content_type = multipart(BETWEEN_THE_LIMITS)
+
+    response = await client.post(
+        "/v1/batches", content=chunks(data), headers={**auth, "Content-Type": content_type}
+    )
+
+    assert_native_error(response, 413)
+    assert await snapshot(database) == ([], 0, 0)
+
+
+async def test_an_offers_route_refuses_a_multipart_body_over_the_body_limit_in_its_shape(
+    client, auth
+):
+    data, content_type = multipart(BETWEEN_THE_LIMITS)
+
+    response = await client.put(
+        "/games/galaxy", content=data, headers={**auth, "Content-Type": content_type}
+    )
+
+    assert response.status_code == 413, response.text
+    assert set(response.json()) == {"error", "code", "description"}
+
+
+async def test_a_code_file_over_the_body_limit_is_uploaded(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=0)
+    rows = [f"BIG-{n:08d}" for n in range(BETWEEN_THE_LIMITS // 13)]
+
+    response = await client.post(
+        f"/v1/batches/{batch.id}/codes", files=csv_file("code\n" + "\n".join(rows)), headers=auth
+    )
+
+    assert response.status_code == 201, response.text
+    assert (await stats_of(database, batch.id)).total == len(rows)
+
+
+async def test_an_ango_upload_over_the_body_limit_is_taken(client, database, auth):
+    codes_ = [f"BIG-{n:08d}" for n in range(BETWEEN_THE_LIMITS // 50)]
+
+    response = await client.post(
+        UPLOAD, files=csv_file(ango_csv(*codes_)), data={"batch_name": "Big"}, headers=auth
+    )
+
+    assert response.status_code == 200, response.text
+    assert await count(database, codes) == len(codes_)
+
+
 # Ids in paths and queries
 
 

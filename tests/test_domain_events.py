@@ -26,7 +26,7 @@ from promos.db import Database
 from promos.events.dispatcher import Dispatcher
 from promos.events.tables import outbox, webhook_deliveries
 from promos.settings import Settings
-from tests._receiver import Received, Receiver
+from tests._receiver import ALLOWED_HOSTS, RECEIVER_DESTINATIONS, Received, Receiver
 from tests.conftest import FakeClock
 from tests.factories.codes import CLIENT, make_batch
 from tests.factories.offers import make_game, make_offer
@@ -59,21 +59,20 @@ def settings(database_url: str, in_server_dispatcher: bool, tuning: dict[str, in
         db_max_overflow=10,
         webhook_dispatcher=in_server_dispatcher,
         webhook_poll_seconds=600,
+        webhook_allowed_hosts=ALLOWED_HOSTS,
         **tuning,
     )
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiving = Receiver()
-    await receiving.start()
-    yield receiving
-    await receiving.close()
-
-
-@pytest.fixture
 async def dispatcher(database: Database, clock: FakeClock) -> AsyncIterator[Dispatcher]:
-    sending = Dispatcher(database, clock=clock, callback_secret=None, timeout_seconds=5)
+    sending = Dispatcher(
+        database,
+        clock=clock,
+        callback_secret=None,
+        destinations=RECEIVER_DESTINATIONS,
+        timeout_seconds=5,
+    )
     yield sending
     await sending.close()
 

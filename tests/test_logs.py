@@ -37,6 +37,7 @@ from promos.observability.logs import (
 )
 from promos.offers.tables import offer_players
 from promos.settings import Settings
+from tests._receiver import ALLOWED_HOSTS
 from tests.factories.auth import make_user
 from tests.factories.codes import CLIENT, make_batch
 
@@ -54,6 +55,7 @@ def settings(database_url: str) -> Settings:
         admin_password=ADMIN_PASSWORD,
         webhook_secret=WEBHOOK_SECRET,
         webhook_dispatcher=False,
+        webhook_allowed_hosts=ALLOWED_HOSTS,
         log_format="json",
     )
 

@@ -6,7 +6,6 @@ after the action with one before it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 from uuid import uuid4
@@ -35,14 +34,6 @@ SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 ROUTE_X = {"route": "/x", "status": "200"}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiving = Receiver()
-    await receiving.start()
-    yield receiving
-    await receiving.close()
 
 
 @pytest.fixture

@@ -155,15 +155,17 @@ class TestTheOffersBasicPair:
             }
         )
 
-    async def test_its_password_is_set_in_the_settings_not_here(self, client):
+    async def test_it_opens_no_password_change_its_password_is_set_in_the_settings(
+        self, client
+    ):
         response = await client.put(
             CHANGE,
             json=change("offers password", NEW_PASSWORD),
             headers=basic("offers", "offers password"),
         )
 
-        assert response.status_code == 403, response.text
-        assert response.json()["error"]["code"] == "no_password"
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] == "credential_not_for_route"
 
 
 async def test_changing_a_password_needs_a_credential(client, sally):

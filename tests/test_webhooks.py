@@ -8,9 +8,9 @@ the dispatcher the server starts in its lifespan, and one the ``promos worker`` 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,25 +19,22 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from promos.cli import main
+from promos.clock import utc_now
 from promos.events import service as events
+from promos.events import signing
 from promos.events.dispatcher import Dispatcher, RetryPolicy, claim
 from promos.events.tables import webhook_attempts, webhook_deliveries, webhook_subscriptions
 from promos.settings import Settings
-from tests._receiver import Received, Receiver
+from tests._receiver import ALLOWED_HOSTS, RECEIVER_DESTINATIONS, Received, Receiver
+from tests.factories.events import make_callback
 from tests.factories.referrals import make_program
 
 SECRET = "billing secret, sixteen or more"
 SUBSCRIPTION_SECRET = "subscriber's own secret"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiving = Receiver()
-    await receiving.start()
-    yield receiving
-    await receiving.close()
 
 
 @pytest.fixture
@@ -53,6 +50,7 @@ def settings(database_url: str, receiver: Receiver, in_server_dispatcher: bool) 
         webhook_secret=SECRET,
         webhook_dispatcher=in_server_dispatcher,
         webhook_poll_seconds=0.05,
+        webhook_allowed_hosts=ALLOWED_HOSTS,
     )
 
 
@@ -63,6 +61,7 @@ def dispatcher(database, clock) -> Dispatcher:
         database,
         clock=clock,
         callback_secret=SECRET,
+        destinations=RECEIVER_DESTINATIONS,
         policy=RetryPolicy(max_attempts=4, base_seconds=1, max_seconds=60),
         timeout_seconds=2,
     )
@@ -274,16 +273,7 @@ async def test_the_server_delivers_the_callback_by_itself(client, auth, database
 
 async def test_promos_worker_delivers_what_is_due(database_url, database, clock, receiver):
     await make_program(database, now=clock())
-    async with database.begin() as conn:
-        event_id = await events.emit(conn, "referral.signed_up", {"referred": "bob"}, now=clock())
-        await events.enqueue_callback(
-            conn,
-            event_id=event_id,
-            event_type="referral.signed_up",
-            url=f"{receiver.url}/billing/credit/bob",
-            form={"amount": "10.00", "program_name": "Friends", "user_indicator_hash": "alice"},
-            now=clock(),
-        )
+    await make_callback(database, url=f"{receiver.url}/billing/credit/bob", now=clock())
     env = {"PROMOS_DATABASE_URL": database_url, "PROMOS_WEBHOOK_SECRET": SECRET}
 
     result = await asyncio.to_thread(CliRunner().invoke, main, ["worker", "--once"], env=env)
@@ -424,6 +414,162 @@ async def test_unknown_deliveries_and_subscriptions_are_a_404(client, admin_auth
     ):
         response = await client.request(method, path, headers=admin_auth)
         assert response.status_code == 404, (path, response.text)
+
+
+# Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature
+
+
+@pytest.fixture
+def real_time_dispatcher(database) -> Dispatcher:
+    """Signs with the real time: the receivers' libraries check it against their clock."""
+    return Dispatcher(
+        database, clock=utc_now, callback_secret=SECRET, destinations=RECEIVER_DESTINATIONS
+    )
+
+
+def standard_headers(request: Received) -> dict[str, str]:
+    return {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
+
+
+async def test_a_subscription_without_a_secret_gets_a_whsec_secret_shown_once(client, admin_auth):
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["*"]},
+        headers=admin_auth,
+    )
+
+    assert response.status_code == 201, response.text
+    secret = response.json()["secret"]
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
+    listed = (await client.get("/v1/webhooks", headers=admin_auth)).json()["items"]
+    assert "secret" not in listed[0]
+
+
+async def test_a_webhook_verifies_with_the_standardwebhooks_library(
+    *, client, auth, admin_auth, database, clock, receiver, real_time_dispatcher
+):
+    await make_program(database, now=clock())
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": f"{receiver.url}/hooks", "events": ["referral.signed_up"]},
+        headers=admin_auth,
+    )
+    secret = response.json()["secret"]
+    await register(client, auth)
+
+    await real_time_dispatcher.deliver_due()
+    await real_time_dispatcher.close()
+
+    [hook] = [r for r in receiver.requests if r.path == "/hooks"]
+    event = Webhook(secret).verify(hook.body, hook.headers)
+    assert event["type"] == "referral.signed_up"
+    assert hook.headers["webhook-id"] == f"webhook_{event['id']}"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(hook.body, hook.headers)
+
+
+async def test_a_secret_given_as_text_verifies_as_a_raw_secret(
+    *, client, auth, admin_auth, database, clock, receiver, real_time_dispatcher
+):
+    await make_program(database, now=clock())
+    await subscribe(client, admin_auth, receiver, ["referral.signed_up"])
+    await register(client, auth)
+
+    await real_time_dispatcher.deliver_due()
+    await real_time_dispatcher.close()
+
+    [hook] = [r for r in receiver.requests if r.path == "/hooks"]
+    Webhook(SUBSCRIPTION_SECRET.encode()).verify(hook.body, hook.headers)
+
+
+async def test_the_billing_callback_carries_the_standard_signature_too(
+    *, client, auth, database, clock, receiver, real_time_dispatcher
+):
+    await make_program(database, now=clock())
+    await register(client, auth)
+
+    await real_time_dispatcher.deliver_due()
+    await real_time_dispatcher.close()
+
+    [callback] = receiver.requests
+    Webhook(SECRET.encode()).verify(callback.body, callback.headers, json_parse=False)
+    assert callback.headers["webhook-id"].startswith("callback_")
+    assert verified(callback, SECRET, int(utc_now().timestamp()))  # and Promos-Signature
+
+
+async def test_every_attempt_at_a_message_carries_its_one_webhook_id(
+    *, client, auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock())
+    await register(client, auth)
+    receiver.status = 500
+    await dispatcher.deliver_due()
+    receiver.status = 200
+    clock.advance(seconds=5)
+
+    await dispatcher.deliver_due()
+
+    first, second = (standard_headers(r) for r in receiver.requests)
+    assert first["webhook-id"] == second["webhook-id"]
+    assert int(second["webhook-timestamp"]) == int(first["webhook-timestamp"]) + 5
+    now = int(clock().timestamp())
+    assert signing.verify(SECRET, second, receiver.requests[1].body, now=now)
+    assert not signing.verify(SECRET, first, receiver.requests[1].body + b"x", now=now)
+
+
+# The test vector the Standard Webhooks specification publishes.
+VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VECTOR_ID, VECTOR_TIME, VECTOR_BODY = (
+    "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    1614265330,
+    b'{"test": 2432232314}',
+)
+VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_signature_is_the_specifications_on_its_test_vector():
+    assert (
+        signing.standard_signature(VECTOR_SECRET, VECTOR_ID, VECTOR_TIME, VECTOR_BODY)
+        == VECTOR_SIGNATURE
+    )
+
+
+@pytest.mark.parametrize(
+    ("offered", "now", "valid"),
+    [
+        (VECTOR_SIGNATURE, VECTOR_TIME, True),
+        (f"v1,bm90IGl0 {VECTOR_SIGNATURE}", VECTOR_TIME + 299, True),  # one of several
+        (VECTOR_SIGNATURE, VECTOR_TIME + 301, False),  # too old
+        (VECTOR_SIGNATURE, VECTOR_TIME - 301, False),  # from the future
+        ("v1,bm90IGl0", VECTOR_TIME, False),
+    ],
+)
+def test_verify_checks_the_signature_and_the_time(offered, now, valid):
+    headers = {
+        "Webhook-Id": VECTOR_ID,
+        "Webhook-Timestamp": str(VECTOR_TIME),
+        "Webhook-Signature": offered,
+    }
+
+    assert signing.verify(VECTOR_SECRET, headers, VECTOR_BODY, now=now) is valid
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_not base64 at all!",
+        "whsec_" + base64.b64encode(b"x" * 16).decode(),  # 16 bytes: too short a key
+    ],
+)
+async def test_a_malformed_whsec_secret_is_a_422(client, admin_auth, secret):
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["*"], "secret": secret},
+        headers=admin_auth,
+    )
+
+    assert response.status_code == 422, response.text
 
 
 def test_the_backoff_doubles_up_to_its_ceiling():

@@ -4,6 +4,8 @@ Bearer tokens and API keys are looked up by SHA-256 digest; Basic passwords go t
 argon2 once. A verified header is then trusted for ``cache_seconds`` without asking the
 database again, and concurrent first requests with the same header share one check.
 Checking a Basic password is a sign-in attempt: failed ones are rate limited like sign-ins.
+Every caller names the route being called, and a credential restricted to some routes
+(``Principal.routes``) is refused on any other one here, whoever asked.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.auth import service
-from promos.auth.errors import CredentialRequired, InvalidCredentials
-from promos.auth.service import Principal
+from promos.auth.errors import CredentialNotForRoute, CredentialRequired, InvalidCredentials
+from promos.auth.service import Principal, Route
 from promos.clock import Clock
 from promos.db import Database
 from promos.ratelimit import RateLimits
@@ -39,12 +41,15 @@ class Authenticator:
         *,
         cache_seconds: float,
         seed_basic: tuple[str, str] | None = None,
+        seed_routes: frozenset[Route] = frozenset(),
         limits: RateLimits | None = None,
     ) -> None:
         self._database = database
         self._limits = limits
-        # The Offers seed's OFFERS_BASICAUTH_USERNAME/PASSWORD: one more Basic credential.
+        # The Offers seed's OFFERS_BASICAUTH_USERNAME/PASSWORD: one more Basic credential,
+        # which opens ``seed_routes`` (the Offers management routes) and nothing else.
         self._seed_basic = seed_basic
+        self._seed_routes = seed_routes
         self._clock = clock
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
@@ -53,12 +58,29 @@ class Authenticator:
         self._inflight: dict[str, asyncio.Future[Principal]] = {}
 
     async def authenticate(
-        self, authorization: str | None, api_key: str | None = None, *, client: str | None = None
+        self,
+        authorization: str | None,
+        api_key: str | None = None,
+        *,
+        route: Route,
+        client: str | None = None,
     ) -> Principal:
-        """The caller, or ``CredentialRequired`` / ``InvalidCredentials``.
+        """The caller of ``route``, or ``CredentialRequired`` / ``InvalidCredentials``, or
+        ``CredentialNotForRoute`` for a credential that does not open that route.
 
         ``client`` (the caller's address) counts failed Basic passwords per address too.
         """
+        principal = await self._principal(authorization, api_key, client)
+        if principal.routes is not None and route not in principal.routes:
+            raise CredentialNotForRoute(
+                "this credential (the Offers seed's OFFERS_BASICAUTH_* pair) opens the Offers "
+                "management routes only (games and offers): use a Promos user or API key here"
+            )
+        return principal
+
+    async def _principal(
+        self, authorization: str | None, api_key: str | None, client: str | None
+    ) -> Principal:
         header = authorization or (f"Bearer {api_key}" if api_key else None)
         if not header:
             raise CredentialRequired(
@@ -109,7 +131,7 @@ class Authenticator:
             async with self._attempt(client, username):
                 seed = self._seed_basic
                 if seed is not None and _same_pair((username, password), seed):
-                    return Principal("user", 0, username, "sales")
+                    return Principal("user", 0, username, "sales", routes=self._seed_routes)
                 return await self._with_conn(lambda conn: _basic(conn, username, password))
         if scheme == "bearer" and value.startswith(service.API_KEY_PREFIX):
             return await self._with_conn(lambda conn: service.principal_for_api_key(conn, value))

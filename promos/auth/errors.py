@@ -23,6 +23,13 @@ class AdminRequired(PermissionDenied):
     code = "admin_required"
 
 
+class CredentialNotForRoute(Unauthenticated):
+    """A credential restricted to some routes, presented on another: it is no credential here
+    (401 in every API, the Promos seed's included, which knows no 403)."""
+
+    code = "credential_not_for_route"
+
+
 class UserExists(Conflict):
     code = "user_exists"
 

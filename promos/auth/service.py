@@ -30,6 +30,8 @@ from promos.auth.tables import api_keys, tokens, users
 from promos.pagination import Key, Page, after, read_page
 
 Role = Literal["admin", "sales"]
+# A route as the router knows it: (method, path template), e.g. ("PUT", "/games/{game_id}").
+Route = tuple[str, str]
 TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
@@ -55,12 +57,18 @@ def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a user (by password or token), an API key, or the command line (whose
-    ``id`` and ``name`` are the operating system's user running it)."""
+    ``id`` and ``name`` are the operating system's user running it).
+
+    ``routes``, when set, are the only routes this credential opens (the Offers seed's own
+    Basic pair opens the Offers management routes, nothing else); ``None``: every route its
+    role allows.
+    """
 
     kind: Literal["user", "api_key", "cli"]
     id: int
     name: str
     role: Role
+    routes: frozenset[Route] | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -6,11 +6,11 @@ import logging
 import logging.config
 
 import click
-import uvicorn
 
 from promos import __version__
 from promos.app import bootstrap_admin
 from promos.cli._address import base_url
+from promos.cli._protocol import ConnectionLimits, PromosConfig
 from promos.cli._run import run, settings
 from promos.cli._uvicorn import run_server
 from promos.clock import utc_now
@@ -52,14 +52,16 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     run(prepare)
     host, port = host or config.host, port or config.port
     _announce(base_url(host, port), config.database_url, count)
-    server_config = uvicorn.Config(
+    server_config = PromosConfig(
         "promos.app:app_from_env",
         factory=True,
         host=host,
         port=port,
         workers=count,
         loop="uvloop",
-        http="httptools",
+        # httptools, with limits on what a request's head may hold and on how slowly a client
+        # may send: 431, 408 or a closed connection (promos/cli/_protocol.py).
+        connection_limits=ConnectionLimits.from_settings(config),
         log_level=config.log_level,
         # JSON lines (or text on a terminal) for uvicorn's lines too; Promos logs each request
         # itself (promos.access), with the route template instead of the raw path.

@@ -19,7 +19,7 @@ from promos.codes import csv_import, service
 from promos.codes.errors import InvalidRules
 from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
-from promos.http.deps import CurrentPrincipal, State
+from promos.http.deps import CurrentPrincipal, State, route_of
 from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
@@ -243,7 +243,9 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
     ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         try:
             principal = await state.authenticator.authenticate(
-                header(headers, b"authorization"), header(headers, b"x-api-key")
+                header(headers, b"authorization"),
+                header(headers, b"x-api-key"),
+                route=route_of(scope),
             )
             set_principal(scope, principal)
             try:

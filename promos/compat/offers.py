@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
 
@@ -35,7 +36,7 @@ from promos.errors import (
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import headers_for, invalid_input, status_for
+from promos.http.errors import ErrorShape, headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint
 from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
@@ -89,14 +90,6 @@ def offers_body(exc: PromosError) -> dict[str, str]:
         if isinstance(exc, kind):
             return {"error": name, "code": code, "description": exc.message}
     return {"error": "RequestError", "code": "OFF-008", "description": exc.message}
-
-
-ERROR_SHAPES = {
-    AVAILABLE_PATH: offers_body,
-    CLAIM_PATH: offers_body,
-    IMPRESSIONS_PATH: offers_body,
-    OFFERS_PATH: offers_body,
-}
 
 
 def offers_error(status: int, exc: PromosError) -> Response:
@@ -734,6 +727,20 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         ("PUT", IMPRESSIONS_PATH): _limited(state, impression_fast),
     }
 
+
+# What the seed's own Basic credential (OFFERS_BASICAUTH_*) opens: these routes, no other.
+MANAGEMENT_ROUTES = frozenset(
+    (method, route.path)
+    for route in management.routes
+    if isinstance(route, APIRoute)
+    for method in route.methods or ()
+)
+
+# Errors answered before a route runs (a 413, a 500) take the seed's shape on all its paths.
+_SEED_PATHS = (AVAILABLE_PATH, CLAIM_PATH, IMPRESSIONS_PATH, "/offer-info")
+ERROR_SHAPES: dict[str, ErrorShape] = dict.fromkeys(
+    (*_SEED_PATHS, *(path for _, path in MANAGEMENT_ROUTES)), offers_body
+)
 
 # PUT /offers/claim before PUT /offers/{offer_id}.
 router = APIRouter()

@@ -32,7 +32,7 @@ from promos.errors import (
     Unauthenticated,
     Unavailable,
 )
-from promos.http.deps import CurrentPrincipal, State
+from promos.http.deps import CurrentPrincipal, State, route_of
 from promos.http.errors import headers_for, log_unhandled
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
@@ -284,13 +284,16 @@ async def authenticate(principal: CurrentPrincipal) -> Identity:
 
 @both("POST", "/authenticate", responses=_WRONG_CREDENTIAL)
 async def authenticate_token(
+    request: Request,
     state: State,
     body: AuthenticateIn | None = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Identity:
     """Who the token belongs to: ``{"token"}`` in the body, or ``Authorization: Bearer``."""
     credential = f"Bearer {body.token}" if body is not None else authorization
-    return identity(await state.authenticator.authenticate(credential))
+    return identity(
+        await state.authenticator.authenticate(credential, route=route_of(request.scope))
+    )
 
 
 # --- promo codes -------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos import __version__
 from promos.clock import Clock
 from promos.db import Database
-from promos.events.signing import SIGNATURE_HEADER, signature
+from promos.events.destinations import Destinations
+from promos.events.errors import DestinationRefused
+from promos.events.signing import signed_headers
 from promos.events.tables import webhook_attempts, webhook_deliveries, webhook_subscriptions
 from promos.observability import metrics
 from promos.settings import Settings
@@ -55,6 +57,7 @@ class Claimed:
     id: int
     event_id: int
     event_type: str
+    kind: str
     url: str
     content_type: str
     body: str
@@ -82,6 +85,7 @@ class Dispatcher:
         *,
         clock: Clock,
         callback_secret: str | None,
+        destinations: Destinations | None = None,
         policy: RetryPolicy | None = None,
         timeout_seconds: float = 10.0,
         poll_seconds: float = 1.0,
@@ -92,6 +96,8 @@ class Dispatcher:
         self._database = database
         self._clock = clock
         self._callback_secret = callback_secret
+        # Where subscriptions' webhooks may go; the billing callback is the operator's own.
+        self._destinations = destinations or Destinations()
         self.policy = policy or RetryPolicy()
         self._timeout = timeout_seconds
         self._poll = poll_seconds
@@ -103,6 +109,7 @@ class Dispatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        self._callback_http: httpx.AsyncClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database, clock: Clock) -> Dispatcher:
@@ -112,6 +119,7 @@ class Dispatcher:
             database,
             clock=clock,
             callback_secret=secret.get_secret_value() if secret is not None else None,
+            destinations=Destinations.allowing(settings.webhook_allowed_hosts),
             policy=RetryPolicy(
                 max_attempts=settings.webhook_max_attempts,
                 base_seconds=settings.webhook_retry_base_seconds,
@@ -136,8 +144,7 @@ class Dispatcher:
             )
         if not claimed:
             return 0
-        http = self._client()
-        outcomes = await asyncio.gather(*(self._send(http, c) for c in claimed))
+        outcomes = await asyncio.gather(*(self._send(self._client(c.kind), c) for c in claimed))
         async with self._database.begin() as conn:
             for delivery, outcome in zip(claimed, outcomes, strict=True):
                 await record(conn, delivery, outcome, now=self._clock(), policy=self.policy)
@@ -182,24 +189,40 @@ class Dispatcher:
             "Promos-Delivery": str(delivery.id),
         }
         if delivery.secret:
-            timestamp = int(self._clock().timestamp())
-            headers[SIGNATURE_HEADER] = signature(delivery.secret, timestamp, body)
+            headers.update(
+                signed_headers(
+                    delivery.secret,
+                    # The same for every attempt and replay of the message (Standard Webhooks).
+                    message_id=f"{delivery.kind}_{delivery.event_id}",
+                    timestamp=int(self._clock().timestamp()),
+                    body=body,
+                )
+            )
         started = time.monotonic()
         try:
             response = await http.post(delivery.url, content=body, headers=headers)
+        except DestinationRefused as exc:
+            # Refused before any connection; due again later like any failure, so that a host
+            # allowed meanwhile (or a name that resolves elsewhere again) gets it.
+            return Outcome(None, f"DestinationRefused: {exc.message}", _ms_since(started))
         except httpx.HTTPError as exc:
             failure = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
             return Outcome(None, failure, _ms_since(started))
         refused = None if response.is_success else f"HTTP {response.status_code}"
         return Outcome(response.status_code, refused, _ms_since(started))
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self, kind: str) -> httpx.AsyncClient:
+        # No redirects followed (a redirect is not a delivery) and no proxies from the
+        # environment: deliveries go where they are addressed. Webhooks only to the
+        # destinations allowed, checked on the addresses connected to.
+        if kind == "callback":
+            if self._callback_http is None:
+                self._callback_http = httpx.AsyncClient(
+                    timeout=self._timeout, follow_redirects=False, trust_env=False
+                )
+            return self._callback_http
         if self._http is None:
-            # No redirects followed (a redirect is not a delivery) and no proxies from the
-            # environment: deliveries go where they are addressed.
-            self._http = httpx.AsyncClient(
-                timeout=self._timeout, follow_redirects=False, trust_env=False
-            )
+            self._http = self._destinations.client(timeout=self._timeout)
         return self._http
 
     # --- running in the background -----------------------------------------------------------
@@ -242,9 +265,10 @@ class Dispatcher:
         await self.close()
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for http in (self._http, self._callback_http):
+            if http is not None:
+                await http.aclose()
+        self._http = self._callback_http = None
 
 
 async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
@@ -307,6 +331,7 @@ async def claim(
             id=r.id,
             event_id=r.event_id,
             event_type=r.event_type,
+            kind=r.kind,
             url=r.url,
             content_type=r.content_type,
             body=r.body,

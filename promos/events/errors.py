@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promos.errors import Conflict, NotFound
+from promos.errors import Conflict, InvalidInput, NotFound
 
 
 class SubscriptionNotFound(NotFound):
@@ -15,3 +15,9 @@ class DeliveryNotFound(NotFound):
 
 class SubscriptionInactive(Conflict):
     code = "subscription_inactive"
+
+
+class DestinationRefused(InvalidInput):
+    """A webhook's host is, or resolves to, an address webhooks may not go to."""
+
+    code = "webhook_destination_refused"

@@ -13,9 +13,11 @@ from promos.events.schemas import (
     DeliveryOut,
     DeliveryPage,
     SubscriptionCreate,
+    SubscriptionCreated,
     SubscriptionOut,
     SubscriptionPage,
 )
+from promos.events.signing import new_secret
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
@@ -111,15 +113,20 @@ async def replay_delivery(
     return DeliveryDetail.model_validate(replayed)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
 async def create_subscription(
     body: SubscriptionCreate, state: State, principal: AdminPrincipal
-) -> SubscriptionOut:
-    """Send these events to this URL, signed with this secret, from now on."""
+) -> SubscriptionCreated:
+    """Send these events to this URL, signed with this secret (or one Promos makes), from now
+    on. A URL whose host is or resolves to a loopback, private or link-local address is a 422
+    unless PROMOS_WEBHOOK_ALLOWED_HOSTS allows it."""
+    url = str(body.url)
+    await state.webhook_destinations.check_url(url)
+    secret = body.secret or new_secret()
     now = state.clock()
     async with state.database.begin() as conn:
         created = await service.create_subscription(
-            conn, url=str(body.url), event_types=body.events, secret=body.secret, now=now
+            conn, url=url, event_types=body.events, secret=secret, now=now
         )
         await audit.record(
             conn,
@@ -130,7 +137,8 @@ async def create_subscription(
             after=created,
             at=now,
         )
-    return SubscriptionOut.model_validate(created)
+    shown = SubscriptionCreated.model_validate(created)
+    return shown if body.secret else shown.model_copy(update={"secret": secret})
 
 
 @router.get("")

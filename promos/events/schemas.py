@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from promos.events.outbox import ALL_EVENTS
+from promos.events.signing import check_secret
 from promos.events.types import EVENT_TYPES
 from promos.http.pagination import PageOut
 
@@ -35,14 +36,19 @@ class SubscriptionCreate(BaseModel):
         Field(min_length=1, max_length=100, description=_EVENTS_DESCRIPTION),
     ]
     secret: Annotated[
-        str,
+        str | None,
+        AfterValidator(lambda secret: secret if secret is None else check_secret(secret)),
         Field(
             min_length=16,
             max_length=255,
             pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="signs every delivery (Promos-Signature); never shown again",
+            description=(
+                "signs every delivery (Standard Webhooks' webhook-signature, and "
+                "Promos-Signature); never shown again. Left out: Promos makes one "
+                "(whsec_<base64 of 32 bytes>) and shows it once, in this answer"
+            ),
         ),
-    ]
+    ] = None
 
     @field_validator("events")
     @classmethod
@@ -72,6 +78,13 @@ class SubscriptionOut(Out):
     """False once deleted (its log stays)."""
     created_at: datetime
     """When it was made."""
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str | None = Field(
+        default=None,
+        description="the secret Promos made, when none was given: shown this once",
+    )
 
 
 class AttemptOut(Out):

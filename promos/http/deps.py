@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from fastapi.security.http import HTTPAuthorizationCredentials
+from starlette.types import Scope
 
 from promos.auth.errors import AdminRequired
-from promos.auth.service import Principal
+from promos.auth.service import Principal, Route
 from promos.http.ratelimit import client_key
 from promos.state import AppState
 
@@ -26,6 +27,11 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
+def route_of(scope: Scope) -> Route:
+    """The route being called: its method and path template (set once the router matched)."""
+    return scope["method"], scope["route"].path
+
+
 async def current_principal(
     request: Request,
     state: State,
@@ -36,6 +42,7 @@ async def current_principal(
     principal = await state.authenticator.authenticate(
         request.headers.get("authorization"),
         request.headers.get("x-api-key"),
+        route=route_of(request.scope),
         client=client_key(request.scope),
     )
     request.state.principal = principal

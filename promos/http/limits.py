@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
+import fastapi.routing
+from fastapi import params
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.auth.credentials import Authenticator
+from promos.auth.service import Route
 from promos.errors import PayloadTooLarge, PromosError
 from promos.http.errors import ErrorShape, ShapesByPath, headers_for, status_for
 from promos.http.fastpath import header
+from promos.http.paths import RouteSet
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 
+# FastAPI from 0.16x includes routers lazily (app.routes nests them); before, it is flat.
+_every_route: Callable[[Sequence[BaseRoute]], Iterable[Any]] = getattr(
+    fastapi.routing, "iter_route_contexts", iter
+)
+
+
+def upload_routes(routes: Sequence[BaseRoute]) -> Iterator[Route]:
+    """Every route that takes a file (a ``File()`` parameter): the upload routes."""
+    for context in _every_route(routes):
+        route = getattr(context, "original_route", context)
+        if not isinstance(route, APIRoute) or route.body_field is None:
+            continue
+        if isinstance(route.body_field.field_info, params.File):
+            for method in route.methods or ():
+                yield method, route.path
+
+
+def is_multipart(scope: Scope) -> bool:
+    content_type: bytes = dict(scope["headers"]).get(b"content-type", b"")
+    return content_type.startswith(b"multipart/")
+
 
 class BodyLimit:
-    """``max_body`` for ordinary requests, ``max_upload`` for multipart uploads: 413 above.
+    """``max_upload`` for a multipart body sent to an upload route, ``max_body`` for every
+    other request whatever its content type: 413 above, in the shape of the route's API.
 
     A body without Content-Length is counted as it streams; whatever the app answers once it
     has gone over the limit is replaced by the 413 (FastAPI would have made it a 400).
@@ -27,11 +56,13 @@ class BodyLimit:
         *,
         max_body: int,
         max_upload: int,
+        uploads: RouteSet,
         shapes: Mapping[str, ErrorShape],
     ) -> None:
         self._app = app
         self._max_body = max_body
         self._max_upload = max_upload
+        self._uploads = uploads
         self._shapes = ShapesByPath(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,8 +70,11 @@ class BodyLimit:
             await self._app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
-        limit = self._max_upload if multipart else self._max_body
+        upload = (
+            headers.get(b"content-type", b"").startswith(b"multipart/")
+            and self._uploads.match(scope["method"], scope["path"]) is not None
+        )
+        limit = self._max_upload if upload else self._max_body
         error = PayloadTooLarge(f"the request body is larger than {limit} bytes")
         refusal = JSON(self._shapes.get(scope["path"])(error), status_code=413)
         declared = headers.get(b"content-length")
@@ -89,7 +123,7 @@ class BodyLimit:
 
 
 class AuthenticateUploads:
-    """Multipart uploads are authenticated before their body is read, not after.
+    """Uploads are authenticated before their body is read, not after.
 
     FastAPI reads a form before it runs the route's dependencies, which would let anybody
     push ``max_upload`` bytes to disk before hearing 401.
@@ -100,27 +134,32 @@ class AuthenticateUploads:
         app: ASGIApp,
         *,
         authenticator: Authenticator,
+        uploads: RouteSet,
         shapes: Mapping[str, ErrorShape],
     ) -> None:
         self._app = app
         self._authenticator = authenticator
+        self._uploads = uploads
         self._shapes = ShapesByPath(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        route = (
+            self._uploads.match(scope["method"], scope["path"])
+            if scope["type"] == "http" and is_multipart(scope)
+            else None
+        )
+        if route is not None:
             headers = dict(scope["headers"])
-            if headers.get(b"content-type", b"").startswith(b"multipart/"):
-                try:
-                    await self._authenticator.authenticate(
-                        header(headers, b"authorization"),
-                        header(headers, b"x-api-key"),
-                        client=client_key(scope),
-                    )
-                except PromosError as exc:
-                    shape = self._shapes.get(scope["path"])
-                    response = JSON(
-                        shape(exc), status_code=status_for(exc), headers=headers_for(exc)
-                    )
-                    await response(scope, receive, send)
-                    return
+            try:
+                await self._authenticator.authenticate(
+                    header(headers, b"authorization"),
+                    header(headers, b"x-api-key"),
+                    route=route,
+                    client=client_key(scope),
+                )
+            except PromosError as exc:
+                shape = self._shapes.get(scope["path"])
+                response = JSON(shape(exc), status_code=status_for(exc), headers=headers_for(exc))
+                await response(scope, receive, send)
+                return
         await self._app(scope, receive, send)

@@ -11,7 +11,7 @@ from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from promos.auth.errors import AdminRequired
-from promos.http.deps import State
+from promos.http.deps import State, route_of
 from promos.http.errors import ErrorBody
 from promos.observability.scrape import exposition
 
@@ -34,7 +34,7 @@ async def scraper(request: Request, state: State) -> None:
         ):
             return
     principal = await state.authenticator.authenticate(
-        authorization, request.headers.get("x-api-key")
+        authorization, request.headers.get("x-api-key"), route=route_of(request.scope)
     )
     request.state.principal = principal
     if not principal.is_admin:
