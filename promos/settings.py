@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535, validation_alias=_alias("PORT"))] = 8000
     workers: Annotated[int, Field(ge=1, le=256, validation_alias=_alias("WORKERS"))] = 1
     # On SIGTERM, how long requests already begun may take before they are cancelled.
+    # How long a worker process of `promos serve --workers N` may take to answer its
+    # supervisor (at start: importing Promos and starting the app) before it is restarted.
+    worker_healthcheck_seconds: Annotated[
+        int, Field(ge=1, le=3600, validation_alias=_alias("WORKER_HEALTHCHECK_SECONDS"))
+    ] = 30
     shutdown_timeout_seconds: Annotated[
         int, Field(ge=1, le=3600, validation_alias=_alias("SHUTDOWN_TIMEOUT_SECONDS"))
     ] = 30

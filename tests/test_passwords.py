@@ -155,9 +155,7 @@ class TestTheOffersBasicPair:
             }
         )
 
-    async def test_it_opens_no_password_change_its_password_is_set_in_the_settings(
-        self, client
-    ):
+    async def test_it_opens_no_password_change_its_password_is_set_in_the_settings(self, client):
         response = await client.put(
             CHANGE,
             json=change("offers password", NEW_PASSWORD),

@@ -55,6 +55,7 @@ def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                 "port": config.port,
                 "workers": config.workers,
                 "shutdown_timeout": config.timeout_graceful_shutdown,
+                "worker_healthcheck": config.timeout_worker_healthcheck,
             }
         )
 
@@ -372,6 +373,30 @@ def test_serve_finishes_requests_for_the_configured_shutdown_timeout(
 
     assert result.exit_code == 0, (result.output, result.exception)
     assert [c["shutdown_timeout"] for c in uvicorn_runs] == [120]
+
+
+def test_serve_gives_workers_the_configured_time_to_answer_their_supervisor(
+    tmp_path: Path, monkeypatch, uvicorn_runs
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMOS_WORKER_HEALTHCHECK_SECONDS", "45")
+
+    result = promos("serve", "--workers", "2")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [c["worker_healthcheck"] for c in uvicorn_runs] == [45]
+
+
+def test_every_setting_is_documented_in_docs_settings_md():
+    documented = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    names = [
+        alias
+        for field in Settings.model_fields.values()
+        for alias in field.validation_alias.choices  # type: ignore[union-attr]
+        if isinstance(alias, str) and alias.startswith("PROMOS_")
+    ]
+
+    assert [name for name in names if f"`{name}`" not in documented] == []
 
 
 def test_serve_options_override_the_environment(tmp_path: Path, monkeypatch, uvicorn_runs):

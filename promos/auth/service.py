@@ -39,7 +39,16 @@ USERNAME = re.compile(r"[^\s:]{1,255}")
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory profile
 # Verifying against this when the user does not exist keeps sign-in time the same either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Made at the first sign-in, not at import: every process (each CLI command, each worker)
+# imports this module, and a hash costs ~0.2 s of CPU.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH  # noqa: PLW0603 - made once per process, on first use
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
 
 
 def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
@@ -50,7 +59,7 @@ def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
     """
     global _hasher, _DUMMY_HASH  # noqa: PLW0603 - one hasher per process, swapped by the tests
     previous, _hasher = _hasher, hasher
-    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+    _DUMMY_HASH = None
     return previous
 
 
@@ -225,7 +234,7 @@ async def verify_password(
         # argon2 is deliberately slow; off the event loop it does not stall other requests.
         await asyncio.to_thread(
             _hasher.verify,
-            row.password_hash if row is not None else _DUMMY_HASH,
+            row.password_hash if row is not None else _dummy_hash(),
             password,
         )
     except (VerificationError, InvalidHashError):

@@ -71,6 +71,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         # Whose X-Forwarded-For names the client (rate limits count per client address).
         forwarded_allow_ips=config.forwarded_allow_ips,
         timeout_graceful_shutdown=config.shutdown_timeout_seconds,
+        # uvicorn's 5 s restarts a worker still importing on a busy machine, again and again.
+        timeout_worker_healthcheck=config.worker_healthcheck_seconds,
     )
     with metrics_directory(count):  # before any worker starts: /metrics sums them all
         run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit
