@@ -50,6 +50,7 @@ from promos.offers.schemas import (
     CapIn,
     CapOut,
     JsonObject,
+    JsonObjectIn,
     PlayerId,
     Text255,
     TriggerIn,
@@ -57,7 +58,13 @@ from promos.offers.schemas import (
 )
 from promos.offers.service import Offer, check_game_metadata
 from promos.state import AppState
-from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, Name, has_control_character
+from promos.validation import (
+    BELOW_2_63,
+    MAX_NAME_LENGTH,
+    MAX_OFFSET,
+    Name,
+    has_control_character,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +150,7 @@ class OffersGameIn(BaseModel):
 
     name: Name
     """The game's name."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
@@ -222,11 +229,11 @@ class OffersOfferIn(BaseModel):
     """The offer's name."""
     productId: Text255 | None = None  # noqa: N815 - the seed's field names
     """The store's product id (a product id or a cost, or both)."""
-    cost: JsonObject | None = None
+    cost: JsonObjectIn | None = None
     """What the offer costs, free-form."""
     gameId: GameId  # noqa: N815
     """The game (it must exist)."""
-    contents: JsonObject
+    contents: JsonObjectIn
     """What the player gets, free-form."""
     placement: Text255
     """Where in the game it shows."""
@@ -236,9 +243,9 @@ class OffersOfferIn(BaseModel):
     """At most `max` impressions per `every`."""
     trigger: TriggerIn
     """The window it is offered in."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """Free data."""
-    filters: JsonObject | None = None
+    filters: JsonObjectIn | None = None
     """Attributes a player must match."""
 
     def to_spec(self) -> service.OfferSpec:
@@ -510,7 +517,7 @@ class ClaimIn(BaseModel):
     """The player."""
     productId: Text255 | None = None  # noqa: N815
     """The store's product id paid for."""
-    timestamp: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    timestamp: Annotated[int, Field(ge=0, lt=BELOW_2_63)]
     """When the player paid (Unix seconds)."""
     transactionId: Text255  # noqa: N815
     """The payment's id: a claim counts once per transaction."""
