@@ -7,6 +7,7 @@ Every string a request carries meets one of the patterns below before it reaches
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -108,18 +109,27 @@ BrandId = Annotated[
 MAX_JSON_DEPTH = 32
 
 
+def _why_unstorable(item: Any) -> str | None:
+    """What keeps one value of a JSON document from being stored and sent back, if anything."""
+    if isinstance(item, str) and not is_storable(item):
+        return "no text in it, key or value, may hold NUL or a lone surrogate"
+    if (
+        isinstance(item, int)
+        and not isinstance(item, bool)
+        and not -BELOW_2_63 <= item < BELOW_2_63
+    ):
+        return "its integers must fit in 64 bits (signed)"
+    if isinstance(item, float) and not math.isfinite(item):
+        return "its numbers must be finite (no NaN, no Infinity)"
+    return None
+
+
 def _storable_object(value: dict[str, Any]) -> dict[str, Any]:
     # Iterative: a document nested as deep as the JSON parser allows must not exhaust the stack.
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, str):
-            if _UNSTORABLE.search(item):
-                raise PydanticCustomError(
-                    "unstorable_text",
-                    "no text in it, key or value, may hold NUL or a lone surrogate",
-                )
-        elif isinstance(item, dict | list):
+        if isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
                 raise PydanticCustomError(
                     "too_deep",
@@ -128,9 +138,13 @@ def _storable_object(value: dict[str, Any]) -> dict[str, Any]:
                 )
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
+        elif (why := _why_unstorable(item)) is not None:
+            raise PydanticCustomError("unstorable_value", why)
     return value
 
 
 JsonDocument = Annotated[dict[str, Any], AfterValidator(_storable_object)]
-"""A free-form JSON object, stored as it is: no text in it, key or value, holds NUL (which
-PostgreSQL's JSONB refuses) or a lone surrogate, and it nests ``MAX_JSON_DEPTH`` deep at most."""
+"""A free-form JSON object, stored as it is and sent back as it was: no text in it, key or
+value, holds NUL (which PostgreSQL's JSONB refuses) or a lone surrogate; its integers fit in
+64 bits and its numbers are finite (what every JSON encoder on the way back can write); it nests
+``MAX_JSON_DEPTH`` deep at most."""

@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from promos.auth.service import Principal
 from promos.errors import (
+    BadRequest,
     Conflict,
     Internal,
     InvalidInput,
@@ -79,7 +80,7 @@ GameId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=
 # The seed names its errors; Promos' categories map onto them.
 _NAMES: tuple[tuple[type[PromosError], str, str], ...] = (
     (Unavailable, "DatabaseError", "OFF-000"),
-    (BadParameter, "BadRequestError", "OFF-001"),
+    (BadRequest, "BadRequestError", "OFF-001"),
     (InvalidInput, "ValidationFailedError", "OFF-002"),
     (NotFound, "NotFoundError", "OFF-003"),
     (Conflict, "ConflictError", "OFF-004"),
