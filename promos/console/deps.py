@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -16,7 +16,6 @@ from promos.auth.errors import AdminRequired
 from promos.console import csrf
 from promos.console.areas import areas_for
 from promos.console.sessions import Lifetime, Session
-from promos.http.deps import State, get_state
 from promos.settings import Settings
 
 PREFIX = "/admin"
@@ -52,7 +51,13 @@ def static_url(name: str) -> str:
     return f"{PREFIX}/static/{name}?v={_VERSIONS[name]}"
 
 
+def when(moment: datetime | None) -> str:
+    """A time as every console page shows it: to the second, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
 environment.globals["static_url"] = static_url
+environment.filters["when"] = when
 
 
 def lifetime(settings: Settings) -> Lifetime:
@@ -88,8 +93,6 @@ def require_admin(person: Person) -> Session:
 
 
 Admin = Annotated[Session, Depends(require_admin)]
-
-__all__ = ["Admin", "Person", "State", "get_state", "render", "see_other"]
 
 
 def render(

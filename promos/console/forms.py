@@ -74,6 +74,8 @@ def parse(
             if name in form.errors:
                 continue
             own = (messages or {}).get(name, {}).get(error["type"])
+            if error.get("input") == "" and error["type"] != "value_error":
+                own = own or "Required."
             message = own or describe(error["type"], error.get("ctx") or {}, error["msg"])
             if name in values or name in model.model_fields:
                 form.errors[name] = message
@@ -93,11 +95,16 @@ def describe(kind: str, context: Mapping[str, Any], fallback: str) -> str:  # no
     if kind == "string_too_long":
         return f"At most {context.get('max_length')} characters."
     if kind == "literal_error":
-        return f"Choose one of {context.get('expected', 'the options')}."
+        expected = str(context.get("expected", "the options")).replace("'", "")
+        return f"Choose one of {expected}."
     if kind in {"int_parsing", "int_type", "int_from_float"}:
         return "A whole number."
-    if kind in {"greater_than_equal", "greater_than"}:
-        return f"At least {context.get('ge', context.get('gt'))}."
-    if kind in {"less_than_equal", "less_than"}:
-        return f"At most {context.get('le', context.get('lt'))}."
+    if kind == "greater_than_equal":
+        return f"At least {context.get('ge')}."
+    if kind == "greater_than":
+        return f"More than {context.get('gt')}."
+    if kind == "less_than_equal":
+        return f"At most {context.get('le')}."
+    if kind == "less_than":
+        return f"Less than {context.get('lt')}."
     return fallback[:1].upper() + fallback[1:] + ("" if fallback.endswith(".") else ".")

@@ -12,12 +12,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import home, signin
+from promos.console.pages import audit, home, people, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
     signin.signed_in,
     home.router,
+    people.router,
+    audit.router,
 )
 
 

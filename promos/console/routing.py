@@ -19,13 +19,13 @@ from promos.console.deps import (
     SESSION_COOKIE,
     SIGN_IN,
     delete_cookie,
-    get_state,
     lifetime,
     render,
     see_other,
 )
 from promos.console.headers import secure_page
 from promos.errors import PermissionDenied, PromosError, TooManyRequests, Unauthenticated
+from promos.http.deps import get_state
 from promos.http.errors import as_domain_error, log_unhandled, status_for
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,13 @@ def to_sign_in(request: Request, *, ended: bool = False) -> Response:
     return response
 
 
+def sentence(message: str) -> str:
+    """A domain error's message ("user 5 does not exist") as a sentence on a page."""
+    if not message:
+        return message
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!")) else ".")
+
+
 def error_page(request: Request, exc: Exception) -> Response:
     """The page for a failure: a domain error's status and message, or a logged 500."""
     if isinstance(exc, Unauthenticated | CredentialRequired):
@@ -154,7 +161,11 @@ def error_page(request: Request, exc: Exception) -> Response:
     response = render(
         request,
         "error.html",
-        {"title": _TITLES.get(status, "Error"), "status": status, "message": error.message},
+        {
+            "title": _TITLES.get(status, "Error"),
+            "status": status,
+            "message": sentence(error.message),
+        },
         status_code=status,
     )
     if isinstance(error, TooManyRequests):

@@ -16,7 +16,6 @@ from promos.console.deps import (
     SESSION_COOKIE,
     SIGN_IN,
     Person,
-    State,
     delete_cookie,
     lifetime,
     local_path,
@@ -28,6 +27,7 @@ from promos.console.deps import (
 from promos.console.forms import Form, parse
 from promos.console.routing import ConsoleRoute, SignInRoute
 from promos.errors import TooManyRequests
+from promos.http.deps import State
 from promos.http.ratelimit import client_key
 
 router = APIRouter(prefix=PREFIX, route_class=SignInRoute)
