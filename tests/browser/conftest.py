@@ -8,6 +8,7 @@ Without /usr/bin/chromium they are skipped (one line), unless CI=true, where the
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests._servers import ROOT, running_servers, server_env
 from tests.conftest import IN_CI, ServiceMissing
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package; another build can be named for a local run.
+CHROMIUM = Path(os.environ.get("PROMOS_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
