@@ -27,7 +27,7 @@ AREAS: tuple[Area, ...] = (
     Area(
         "Audit log",
         "/admin/audit",
-        "Every change made through the API and the console.",
+        "Every change made through the API, the console and the command line.",
         admin_only=True,
     ),
 )
