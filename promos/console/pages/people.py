@@ -27,7 +27,8 @@ from promos.http.pagination import decode_cursor
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-ROLES = (("sales", "Sales: every promotion, no users or keys"), ("admin", "Admin: everything"))
+ROLES = (("sales", "Sales"), ("admin", "Admin"))
+ROLE_HINT = "Sales: every promotion, but no users or keys. Admin: everything."
 _USER_MESSAGES = {
     "username": {"string_pattern_mismatch": "No spaces or colons (HTTP Basic needs that)."},
 }
@@ -49,7 +50,7 @@ def _user_form(request: Request, form: Form, *, status_code: int = 200) -> Respo
     return render(
         request,
         "people/user_new.html",
-        {"title": "New user", "form": form, "roles": ROLES},
+        {"title": "New user", "form": form, "roles": ROLES, "role_hint": ROLE_HINT},
         status_code=status_code,
     )
 
@@ -115,7 +116,7 @@ def _key_form(request: Request, form: Form, *, status_code: int = 200) -> Respon
     return render(
         request,
         "people/api_key_new.html",
-        {"title": "New API key", "form": form, "roles": ROLES},
+        {"title": "New API key", "form": form, "roles": ROLES, "role_hint": ROLE_HINT},
         status_code=status_code,
     )
 
