@@ -33,9 +33,7 @@ def demo(count: int) -> None:
     """Create a demo batch (2 codes per customer every 30 days) and an API key to try it with;
     on a database without users, a console admin too."""
 
-    async def work(
-        database: Database, config: Settings
-    ) -> tuple[Batch, str, str | None, Settings]:
+    async def work(database: Database, config: Settings) -> tuple[Batch, str, str | None, Settings]:
         now = utc_now()
         async with database.begin() as conn:
             batch = await codes_service.create_batch(
@@ -75,9 +73,7 @@ def instructions(
     if password is None:
         console = f"Console: {base}/admin (sign in as one of this database's users)"
     else:
-        console = (
-            f"Console: {base}/admin, user {DEMO_USER}, password (shown once): {password}"
-        )
+        console = f"Console: {base}/admin, user {DEMO_USER}, password (shown once): {password}"
     auth = f"-H 'Authorization: Bearer {secret}'"
     customer = uuid4()
     # Made now, so that they are not in the database yet (a code is unique per client).
