@@ -28,6 +28,7 @@ from promos.compat import discounts as discounts_compat
 from promos.compat import offers as offers_compat
 from promos.compat import promos_api as promos_compat
 from promos.compat import referral as referral_compat
+from promos.console.router import install as install_console
 from promos.db import Database
 from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
@@ -57,9 +58,7 @@ from promos.state import AppState
 log = logging.getLogger(__name__)
 
 
-def create_app(  # noqa: PLR0915 - the one place that wires every part
-    settings: Settings, *, clock: Clock = utc_now, prepare: bool = True
-) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = True) -> FastAPI:
     """A Promos app for these settings. Nothing connects until the app starts; then, unless
     ``prepare`` is false (``promos serve`` did it once for all its processes), it prepares the
     database (``prepare_database``)."""
@@ -157,16 +156,7 @@ def create_app(  # noqa: PLR0915 - the one place that wires every part
     _include(app, webhooks_router)
     _include(app, audit_router)
     _include(app, offers_router)
-    if settings.compat_ango:
-        _include(app, ango.router)
-    if settings.compat_promos:
-        _include(app, promos_compat.router)
-    if settings.compat_discounts:
-        _include(app, discounts_compat.router)
-    if settings.compat_referral:
-        _include(app, referral_compat.router)
-    if settings.compat_offers:
-        _include(app, offers_compat.router)
+    _include_optional(app, settings)
     # Only the routes that take a file may take PROMOS_MAX_UPLOAD_BYTES, whatever a body's
     # content type says; every other one takes PROMOS_MAX_BODY_BYTES.
     uploads = RouteSet(upload_routes(app.routes))
@@ -198,6 +188,22 @@ def _observe(app: PromosAPI, state: AppState) -> None:
         _include(app, metrics_router)
     access_log = AccessLog(chosen_format(settings.log_format)) if settings.access_log else None
     app.observer = RequestObserver(access_log=access_log, record_metrics=settings.metrics)
+
+
+def _include_optional(app: FastAPI, settings: Settings) -> None:
+    """The compatible APIs and the console, each unless its setting turns it off."""
+    if settings.compat_ango:
+        _include(app, ango.router)
+    if settings.compat_promos:
+        _include(app, promos_compat.router)
+    if settings.compat_discounts:
+        _include(app, discounts_compat.router)
+    if settings.compat_referral:
+        _include(app, referral_compat.router)
+    if settings.compat_offers:
+        _include(app, offers_compat.router)
+    if settings.console:
+        install_console(app)
 
 
 def _include(app: FastAPI, router: APIRouter) -> None:

@@ -82,6 +82,21 @@ class Settings(BaseSettings):
         float, Field(ge=0, le=300, validation_alias=_alias("AUTH_CACHE_SECONDS"))
     ] = 10.0
 
+    # The web console at /admin (docs/console.md): its sessions expire after this many idle
+    # minutes, and this many hours after sign-in whatever happens.
+    console: Annotated[bool, Field(validation_alias=_alias("CONSOLE"))] = True
+    console_idle_minutes: Annotated[
+        int, Field(ge=1, le=24 * 60, validation_alias=_alias("CONSOLE_IDLE_MINUTES"))
+    ] = 30
+    console_session_hours: Annotated[
+        int, Field(ge=1, le=30 * 24, validation_alias=_alias("CONSOLE_SESSION_HOURS"))
+    ] = 12
+    # Secure cookies even when the request reached Promos over plain HTTP (a proxy that
+    # terminates TLS without saying so in X-Forwarded-Proto).
+    console_secure_cookies: Annotated[
+        bool, Field(validation_alias=_alias("CONSOLE_SECURE_COOKIES"))
+    ] = False
+
     db_pool_size: Annotated[int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))] = 16
     db_max_overflow: Annotated[
         int, Field(ge=0, le=512, validation_alias=_alias("DB_MAX_OVERFLOW"))

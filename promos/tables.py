@@ -5,6 +5,7 @@ from promos.auth import tables as auth_tables
 from promos.brands import tables as brands_tables
 from promos.catalog import tables as catalog_tables
 from promos.codes import tables as codes_tables
+from promos.console import tables as console_tables
 from promos.db import metadata
 from promos.events import tables as events_tables
 from promos.offers import tables as offers_tables
@@ -17,6 +18,7 @@ __all__ = [
     "brands_tables",
     "catalog_tables",
     "codes_tables",
+    "console_tables",
     "events_tables",
     "metadata",
     "offers_tables",

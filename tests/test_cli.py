@@ -333,6 +333,25 @@ def test_demo_on_every_address_prints_commands_for_the_loopback_one(database_url
     assert "curl -s http://[::1]:9123/api/v1/code/redeem" in result.output
 
 
+def test_demo_on_a_database_without_users_prints_a_console_admin_that_signs_in(database_url):
+    result = promos(database_url, "demo", "--codes", "5")
+
+    found = re.search(r"/admin, user (\S+), password \(shown once\): (\S+)", result.output)
+
+    assert found is not None, result.output
+    assert user_with_password(database_url, found.group(1), found.group(2)).role == "admin"
+
+
+def test_demo_on_a_database_with_users_makes_no_user(database_url):
+    promos(database_url, "users", "create", "--username", "ann", "--password", "a long password")
+
+    result = promos(database_url, "demo", "--codes", "5")
+
+    assert result.exit_code == 0, result.output
+    assert "sign in as one of this database's users" in result.output
+    assert [user.username for user in users(database_url)] == ["ann"]
+
+
 def test_demo_names_the_database_it_wrote_to(database_url):
     result = promos(database_url, "demo", "--codes", "5")
 

@@ -15,6 +15,7 @@ async def test_the_root_names_the_api_docs_and_the_openapi_document(client):
     assert response.json() == {
         "service": "Promos",
         "version": __version__,
+        "console": "/admin",
         "docs": "/docs",
         "openapi": "/openapi.json",
     }
@@ -39,6 +40,8 @@ async def test_the_pages_the_root_names_are_there(client):
 
     for path in (links["docs"], links["openapi"]):
         assert (await client.get(path)).status_code == 200, path
+    # The console sends a stranger to its sign-in page.
+    assert (await client.get(links["console"])).headers["location"].startswith("/admin/sign-in")
 
 
 async def test_the_root_is_not_an_operation_of_the_api(client):

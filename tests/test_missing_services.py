@@ -1,5 +1,6 @@
-"""The suite on a machine without PostgreSQL or Redis: the tests that need one are skipped, with
-one line for each service in the summary, and the others still run; in CI both are mandatory.
+"""The suite on a machine without PostgreSQL, Redis or Chromium: the tests that need one are
+skipped, with one line for each in the summary, and the others still run; in CI all three are
+mandatory.
 
 Each test runs a few tests of this suite in a pytest of its own, pointed at closed ports.
 """
@@ -14,9 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CLOSED_POSTGRES = "postgresql://postgres@127.0.0.1:1/test"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
+NO_CHROMIUM = "/nonexistent/chromium"
 # Two tests of the rate-limit stores (a memory and a redis variant each), a test on a database
-# (a sqlite and a postgresql variant) and one that needs PostgreSQL without being on it.
+# (a sqlite and a postgresql variant), one that needs PostgreSQL without being on it, and two
+# browser tests.
 SELECTION = [
+    "tests/browser/test_console.py::test_signing_in_and_out",
+    "tests/browser/test_console.py::test_a_wrong_password_is_refused_with_one_message",
     "tests/test_rate_limits.py::test_a_wait_is_exact_to_the_microsecond",
     "tests/test_rate_limits.py::test_a_refund_takes_one_request_back",
     "tests/test_smoke.py::test_a_batch_issues_a_code",
@@ -33,6 +38,7 @@ def run_selection(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[st
     env.update(
         PROMOS_TEST_POSTGRES_URL=CLOSED_POSTGRES,
         PROMOS_TEST_REDIS_URL=CLOSED_REDIS,
+        PROMOS_TEST_CHROMIUM=NO_CHROMIUM,
         CI="true" if ci else "false",
     )
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -51,7 +57,9 @@ def summary_lines(output: str, text: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("SKIPPED ") and text in line]
 
 
-def test_without_postgresql_and_redis_their_tests_are_skipped_on_one_line_each(tmp_path):
+def test_without_postgresql_redis_or_chromium_their_tests_are_skipped_on_one_line_each(
+    tmp_path,
+):
     result = run_selection(tmp_path, ci=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -61,14 +69,18 @@ def test_without_postgresql_and_redis_their_tests_are_skipped_on_one_line_each(t
     assert f"at {CLOSED_POSTGRES} (PROMOS_TEST_POSTGRES_URL)" in postgres
     assert redis.startswith("SKIPPED [2] ")
     assert f"at {CLOSED_REDIS} (PROMOS_TEST_REDIS_URL)" in redis
-    assert "3 passed, 4 skipped" in result.stdout
+    [chromium] = summary_lines(result.stdout, "Chromium is not installed")
+    assert chromium.startswith("SKIPPED [2] ")
+    assert f"at {NO_CHROMIUM}" in chromium
+    assert "3 passed, 6 skipped" in result.stdout
 
 
-def test_in_ci_without_postgresql_and_redis_their_tests_fail(tmp_path):
+def test_in_ci_without_postgresql_redis_or_chromium_their_tests_fail(tmp_path):
     result = run_selection(tmp_path, ci=True)
 
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR ")]
     assert len([line for line in errors if "PostgreSQL is mandatory in CI" in line]) == 2
     assert len([line for line in errors if "Redis is mandatory in CI" in line]) == 2
-    assert "3 passed, 4 errors" in result.stdout
+    assert len([line for line in errors if "Chromium is mandatory in CI" in line]) == 2
+    assert "3 passed, 6 errors" in result.stdout

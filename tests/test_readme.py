@@ -85,6 +85,7 @@ def _placeholders(output: str) -> str:
     )
     output = re.sub(r"pk_[A-Za-z0-9_-]+", "<key>", output)
     output = re.sub(r"SPRING-[0-9A-F]{8}", "<code>", output)
+    output = re.sub(r"password \(shown once\): \S+", "password (shown once): <password>", output)
     return re.sub(r"^Database: .*$", "Database: <where>", output, flags=re.MULTILINE)
 
 

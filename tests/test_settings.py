@@ -416,8 +416,20 @@ def test_serve_prints_where_to_go_and_which_database_at_startup(uvicorn_runs, ca
 
     assert result.exit_code == 0, (result.output, result.exception)
     assert "starting at http://127.0.0.1:9100" in caplog.text
+    assert "Console: http://127.0.0.1:9100/admin" in caplog.text
     assert "API docs: http://127.0.0.1:9100/docs" in caplog.text
     assert f"database: SQLite file {data_directory() / 'promos.db'}" in caplog.text
+
+
+def test_serve_does_not_announce_a_console_turned_off(uvicorn_runs, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="promos")
+    monkeypatch.setenv("PROMOS_CONSOLE", "false")
+
+    result = promos("serve", "--port", "9100")
+
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "API docs: http://127.0.0.1:9100/docs" in caplog.text
+    assert "/admin" not in caplog.text
 
 
 def test_serve_on_every_address_prints_the_loopback_url(monkeypatch, uvicorn_runs, caplog):

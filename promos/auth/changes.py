@@ -14,6 +14,7 @@ from promos.audit import service as audit
 from promos.auth import service
 from promos.auth.errors import CannotDisableSelf
 from promos.auth.service import ApiKey, NewApiKey, Principal, Role, User
+from promos.console import sessions as console_sessions
 
 
 async def create_user(
@@ -70,6 +71,8 @@ async def reset_password(
     Returns how many were."""
     user = await service.get_user(conn, user_id, for_update=True)
     revoked = await service.set_password(conn, user_id, password=password, now=now, keep_token=None)
+    # Whoever knew the old password is signed out of the console too.
+    await console_sessions.end_all(conn, user_id)
     await audit.record(
         conn,
         actor=actor,
@@ -101,6 +104,7 @@ async def change_own_password(
         keep_token=keep_token,
         now=now,
     )
+    await console_sessions.end_all(conn, actor.id)
     await audit.record(
         conn,
         actor=actor,

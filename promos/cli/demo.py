@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import click
 
 from promos.auth import changes as auth_changes
+from promos.auth import service as auth_service
 from promos.cli._address import base_url
 from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
@@ -21,6 +22,7 @@ from promos.settings import Settings
 DEMO_CLIENT = UUID("217be7c8-679c-4e08-bffc-db3451bdcdbf")
 DEMO_CODES = 1000
 UPLOADED_CODES = 2
+DEMO_USER = "demo"
 
 
 @click.command()
@@ -28,9 +30,10 @@ UPLOADED_CODES = 2
     "--codes", "count", type=click.IntRange(1, 1_000_000), default=DEMO_CODES, show_default=True
 )
 def demo(count: int) -> None:
-    """Create a demo batch (2 codes per customer every 30 days) and an API key to try it with."""
+    """Create a demo batch (2 codes per customer every 30 days) and an API key to try it with;
+    on a database without users, a console admin too."""
 
-    async def work(database: Database, config: Settings) -> tuple[Batch, str, Settings]:
+    async def work(database: Database, config: Settings) -> tuple[Batch, str, str | None, Settings]:
         now = utc_now()
         async with database.begin() as conn:
             batch = await codes_service.create_batch(
@@ -47,16 +50,30 @@ def demo(count: int) -> None:
             key = await auth_changes.create_api_key(
                 conn, actor=actor, name="demo", role="sales", now=now
             )
-        return batch, key.secret, config
+            # Only on a database nobody uses yet: an admin with a known name is a demo's
+            # convenience, not something to slip into a real installation.
+            password = None
+            if await auth_service.count_users(conn) == 0:
+                password = secrets.token_urlsafe(12)
+                await auth_changes.create_user(
+                    conn, actor=actor, username=DEMO_USER, password=password, role="admin", now=now
+                )
+        return batch, key.secret, password, config
 
-    batch, secret, config = run(work)
-    click.echo(instructions(batch, secret, config, count=count), nl=False)
+    batch, secret, password, config = run(work)
+    click.echo(instructions(batch, secret, password, config, count=count), nl=False)
 
 
-def instructions(batch: Batch, secret: str, config: Settings, *, count: int) -> str:
+def instructions(
+    batch: Batch, secret: str, password: str | None, config: Settings, *, count: int
+) -> str:
     """What the demo made, and curl commands that work from any folder (the CSV file to
     upload is piped in) against the host and port configured."""
     base = base_url(config.host, config.port)
+    if password is None:
+        console = f"Console: {base}/admin (sign in as one of this database's users)"
+    else:
+        console = f"Console: {base}/admin, user {DEMO_USER}, password (shown once): {password}"
     auth = f"-H 'Authorization: Bearer {secret}'"
     customer = uuid4()
     # Made now, so that they are not in the database yet (a code is unique per client).
@@ -74,6 +91,7 @@ Demo batch {batch.id} of client {DEMO_CLIENT}:
 {count} codes, 2 per customer every 30 days.
 API key (shown once): {secret}
 Database: {describe(config.database_url)}
+{console}
 
 With the service running (`make serve` or `promos serve`), try these in any folder:
 

@@ -16,7 +16,7 @@ from promos.cli._uvicorn import run_server
 from promos.clock import utc_now
 from promos.datadir import describe
 from promos.db import Database
-from promos.home import PAGES
+from promos.home import pages
 from promos.observability.logs import log_config
 from promos.observability.multiproc import metrics_directory
 from promos.settings import Settings
@@ -51,7 +51,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     # un-migrated PostgreSQL one) and creates the first admin, or says why not.
     run(prepare)
     host, port = host or config.host, port or config.port
-    _announce(base_url(host, port), config.database_url, count)
+    _announce(base_url(host, port), config, count)
     server_config = PromosConfig(
         "promos.app:app_from_env",
         factory=True,
@@ -78,10 +78,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         run_server(server_config)  # on SIGTERM: stop listening, finish the requests begun, exit
 
 
-def _announce(url: str, database_url: str, workers: int) -> None:
+def _announce(url: str, config: Settings, workers: int) -> None:
     """Where to go, and which database this is: the first lines a newcomer reads."""
     processes = "1 process" if workers == 1 else f"{workers} worker processes"
     log.info("Promos %s starting at %s (%s)", __version__, url, processes)
-    for page in PAGES:
+    for page in pages(config):
         log.info("%s: %s%s", page.title, url, page.path)
-    log.info("database: %s", describe(database_url))
+    log.info("database: %s", describe(config.database_url))

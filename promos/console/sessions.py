@@ -1,0 +1,153 @@
+"""Server-side console sessions: started at sign-in, found by the cookie's secret, ended at
+sign-out or after idle and absolute lifetimes (``Lifetime``).
+
+Only the secret's SHA-256 digest is stored. A session is found together with its user, who
+must still be enabled: disabling a user ends their sessions at their next request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from promos.auth.service import Principal, Role, User, digest
+from promos.auth.tables import users
+from promos.console import csrf
+from promos.console.tables import console_sessions
+
+# last_seen_at is written at most this often: not one write per page view. The idle expiry
+# is exact to within this much.
+TOUCH_EVERY = timedelta(minutes=1)
+MAX_FLASH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """How long a session lives: ``idle`` after its last request, ``absolute`` after sign-in."""
+
+    idle: timedelta
+    absolute: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in person's session; ``flash`` is the message for the page being shown."""
+
+    id: int
+    user_id: int
+    username: str
+    role: Role
+    csrf_token: str
+    flash: str | None = None
+
+    @property
+    def principal(self) -> Principal:
+        """The person as the services and the audit log know callers."""
+        return Principal("user", self.user_id, self.username, self.role)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+async def start(
+    conn: AsyncConnection, *, user: User, now: datetime, lifetime: Lifetime
+) -> tuple[str, Session]:
+    """A new session for ``user`` (signed in just now): the cookie's secret and the session.
+
+    Sessions that have expired, anyone's, are deleted on the way.
+    """
+    await conn.execute(
+        delete(console_sessions).where(
+            or_(
+                console_sessions.c.last_seen_at <= now - lifetime.idle,
+                console_sessions.c.created_at <= now - lifetime.absolute,
+            )
+        )
+    )
+    secret = secrets.token_urlsafe(32)
+    session_id = (
+        await conn.execute(
+            console_sessions.insert()
+            .values(digest=digest(secret), user_id=user.id, created_at=now, last_seen_at=now)
+            .returning(console_sessions.c.id)
+        )
+    ).scalar_one()
+    session = Session(session_id, user.id, user.username, user.role, csrf.session_token(secret))
+    return secret, session
+
+
+async def find(
+    conn: AsyncConnection,
+    secret: str,
+    *,
+    now: datetime,
+    lifetime: Lifetime,
+    take_flash: bool = False,
+) -> Session | None:
+    """The live session whose cookie holds ``secret``, of an enabled user; else ``None``.
+
+    The request counts as activity. ``take_flash`` hands out the session's message and clears
+    it (for the page about to be shown).
+    """
+    row = (
+        await conn.execute(
+            select(
+                console_sessions.c.id,
+                console_sessions.c.last_seen_at,
+                console_sessions.c.flash,
+                users.c.id.label("user_id"),
+                users.c.username,
+                users.c.role,
+            )
+            .select_from(console_sessions.join(users, console_sessions.c.user_id == users.c.id))
+            .where(
+                console_sessions.c.digest == digest(secret),
+                console_sessions.c.last_seen_at > now - lifetime.idle,
+                console_sessions.c.created_at > now - lifetime.absolute,
+                users.c.disabled_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    flash = row.flash if take_flash else None
+    changes: dict[str, object] = {}
+    if now - row.last_seen_at >= TOUCH_EVERY:
+        changes["last_seen_at"] = now
+    if flash is not None:
+        changes["flash"] = None
+    if changes:
+        await conn.execute(
+            update(console_sessions).where(console_sessions.c.id == row.id).values(**changes)
+        )
+    return Session(row.id, row.user_id, row.username, row.role, csrf.session_token(secret), flash)
+
+
+async def set_flash(conn: AsyncConnection, session_id: int, message: str) -> None:
+    """Leave ``message`` for the next page the session shows."""
+    await conn.execute(
+        update(console_sessions)
+        .where(console_sessions.c.id == session_id)
+        .values(flash=message[:MAX_FLASH])
+    )
+
+
+async def end(conn: AsyncConnection, secret: str) -> bool:
+    """End the session whose cookie holds ``secret``; whether there was one."""
+    result = await conn.execute(
+        delete(console_sessions).where(console_sessions.c.digest == digest(secret))
+    )
+    return bool(result.rowcount)
+
+
+async def end_all(conn: AsyncConnection, user_id: int) -> int:
+    """End every session of the user (a new password); how many there were."""
+    result = await conn.execute(
+        delete(console_sessions).where(console_sessions.c.user_id == user_id)
+    )
+    return int(result.rowcount)

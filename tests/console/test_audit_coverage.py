@@ -1,0 +1,45 @@
+"""Every console form that changes something is audited, or is declared authentication.
+
+The API's own list is tests/test_audit.py; the console's forms are listed here, each with the
+action its audit row has (checked by the test named) or the reason it has none.
+"""
+
+from __future__ import annotations
+
+from promos.app import create_app
+from promos.settings import Settings
+from tests._routes import app_routes
+
+AUDITED = {
+    ("POST", "/admin/users/new"): "user.create (test_people.py)",
+    ("POST", "/admin/users/{user_id}/disable"): "user.disable (test_people.py)",
+    ("POST", "/admin/api-keys/new"): "api_key.create (test_people.py)",
+    ("POST", "/admin/api-keys/{key_id}/revoke"): "api_key.revoke (test_people.py)",
+}
+AUTHENTICATION = {
+    ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
+    ("POST", "/admin/sign-out"): "ends the session",
+}
+
+
+def _console_writes() -> set[tuple[str, str]]:
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    return {
+        (method, path)
+        for method, path in app_routes(app)
+        if path.startswith("/admin") and method not in {"GET", "HEAD", "OPTIONS"}
+    }
+
+
+def test_every_console_form_is_audited_or_authentication():
+    missing = sorted(_console_writes() - AUDITED.keys() - AUTHENTICATION.keys())
+
+    assert not missing, (
+        "these console routes change something: make the change through the domain's "
+        "changes.py with actor=person.principal, test its audit row, and list it in AUDITED: "
+        f"{missing}"
+    )
+
+
+def test_every_listed_form_is_served():
+    assert sorted((AUDITED.keys() | AUTHENTICATION.keys()) - _console_writes()) == []
