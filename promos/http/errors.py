@@ -126,7 +126,9 @@ def no_such_id(errors: Sequence[Any]) -> NotFound | None:
 
 
 # FastAPI's answer to a body it cannot decode (invalid UTF-8, JSON nested past Python's
-# recursion limit): a 400 raised as an HTTPException, which no API's route class knows.
+# recursion limit), and Starlette's to a malformed form: a 400 raised as an HTTPException,
+# which no API's route class knows. FastAPI's own message says nothing of the cause.
+_FASTAPI_UNREADABLE = "There was an error parsing the body"
 _UNREADABLE_BODY = (
     "the body could not be read: it must be JSON in UTF-8 (objects and lists nested a few "
     "hundred deep at most)"
@@ -143,7 +145,8 @@ def as_domain_error(exc: Exception) -> PromosError | None:
         errors = exc.errors()
         return no_such_id(errors) or invalid_input(errors)
     if isinstance(exc, StarletteHTTPException) and exc.status_code == HTTP_400_BAD_REQUEST:
-        return BadRequest(_UNREADABLE_BODY)
+        detail = str(exc.detail)
+        return BadRequest(_UNREADABLE_BODY if detail == _FASTAPI_UNREADABLE else detail)
     return None
 
 
