@@ -4,15 +4,16 @@
 
 - ``static``: the admin API key the run seeded with, for every call;
 - ``fresh``: a new one for each call, for the operations that sign out or disable the
-  caller: a sign-in token for the sign-out route (which revokes it), else an admin API key
-  made in the database itself (any key or user that could make one over HTTP may have been
-  revoked or disabled by an earlier call).
+  caller: a sign-in token for the sign-out route (which revokes it), of a user made for it in
+  the database, else an admin API key made in the database itself (any key or user that
+  could make one over HTTP may have been revoked or disabled by an earlier call).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from typing import Any
 
 import httpx
@@ -36,11 +37,28 @@ async def _new_admin_key() -> str:
         await database.dispose()
 
 
+async def _new_user() -> str:
+    """A user of its own for one sign-out: an earlier call may have disabled any other."""
+    database = Database(Settings().database_url, pool_size=1, max_overflow=0)
+    try:
+        async with database.begin() as conn:
+            made = await service.create_user(
+                conn,
+                username=f"fuzz-signer-{secrets.token_hex(8)}",
+                password=os.environ["PROMOS_FUZZ_PASSWORD"],
+                role="sales",
+                now=utc_now(),
+            )
+        return made.username
+    finally:
+        await database.dispose()
+
+
 def _new_token() -> str:
     response = httpx.post(
         os.environ["PROMOS_FUZZ_URL"] + "/v1/auth/tokens",
         json={
-            "login": os.environ["PROMOS_FUZZ_LOGIN"],
+            "login": asyncio.run(_new_user()),
             "password": os.environ["PROMOS_FUZZ_PASSWORD"],
         },
         timeout=30,

@@ -326,7 +326,6 @@ def main() -> int:
                 "PYTHONPATH": str(ROOT),
                 "SCHEMATHESIS_HOOKS": "fuzz.hooks",
                 "PROMOS_FUZZ_URL": url,
-                "PROMOS_FUZZ_LOGIN": SIGNER,
                 "PROMOS_FUZZ_PASSWORD": signer_password,
                 "PROMOS_FUZZ_ADMIN_KEY": key,
             }

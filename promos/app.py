@@ -224,6 +224,12 @@ def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:
         shapes.update(ango.ERROR_SHAPES)
     if settings.compat_offers:
         shapes.update(offers_compat.ERROR_SHAPES)
+    if settings.compat_promos:
+        shapes.update(promos_compat.ERROR_SHAPES)
+    if settings.compat_discounts:
+        shapes.update(discounts_compat.ERROR_SHAPES)
+    if settings.compat_referral:
+        shapes.update(referral_compat.ERROR_SHAPES)
     return shapes
 
 

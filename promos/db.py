@@ -40,7 +40,7 @@ metadata = MetaData(
 # Money: two decimal places, below a billion (exact as a float too, which SQLite needs).
 MONEY_PLACES = 2
 MONEY_QUANTUM = Decimal("0.01")
-MAX_MONEY = Decimal(1_000_000_000)
+MAX_MONEY = Decimal(1_000_000_000)  # exclusive: the first amount too large
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")

@@ -51,6 +51,22 @@ async def chunks(
         after = key(rows[-1])
 
 
+async def read_first(rows: AsyncIterator[Sequence[R]]) -> AsyncIterator[Sequence[R]]:
+    """``rows``, with its first chunk read now, before any answer starts: what fails there (a
+    filter value the database refuses, the database itself) is answered as an error in the
+    API's shape, not as a stream cut after its header."""
+    first = await anext(rows, None)
+
+    async def all_of_them() -> AsyncIterator[Sequence[R]]:
+        if first is None:
+            return
+        yield first
+        async for chunk in rows:
+            yield chunk
+
+    return all_of_them()
+
+
 @dataclass(frozen=True, slots=True)
 class CsvTable(Generic[R]):
     """The columns of an export, and how one row of it becomes their cells: text, numbers,

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from promos.app import bootstrap_admin, create_app
-from promos.auth import service
-from promos.auth.tables import api_keys, tokens
+from promos.auth import changes, service
+from promos.auth.errors import LastAdmin
+from promos.auth.tables import api_keys, tokens, users
 from promos.db import Database
 from promos.settings import Settings
 from promos.tables import metadata
@@ -248,6 +249,21 @@ async def test_a_new_api_key_authenticates_in_the_x_api_key_header(client, new_k
     assert response.json()["kind"] == "api_key"
 
 
+async def test_a_sign_in_token_in_the_x_api_key_header_is_refused(client, token):
+    response = await me(client, {"X-API-Key": token})
+
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_credentials"
+    assert (await me(client, bearer(token))).status_code == 200  # where a token belongs
+
+
+async def test_a_sign_in_token_in_the_x_api_key_header_opens_no_compat_route(client, token):
+    response = await client.get("/promocodes/get", headers={"X-API-Key": token})
+
+    assert response.status_code == 401, response.text
+    assert response.json()["status"] == 401
+
+
 async def test_the_api_key_listing_shows_the_prefix_and_never_the_secret(
     client, new_key, admin_auth
 ):
@@ -449,6 +465,127 @@ async def test_disabling_an_unknown_user_is_a_404(client, admin_auth):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "user_not_found"
+
+
+# --- admins: never none left ---------------------------------------------------------
+
+
+async def test_an_admin_cannot_disable_their_own_user(client, database, admin_auth):
+    root = (await me(client, admin_auth)).json()
+
+    response = await client.delete(f"/v1/users/{root['id']}", headers=admin_auth)
+
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == "cannot_disable_self"
+    assert (await me(client, admin_auth)).status_code == 200
+
+
+async def test_the_last_enabled_admin_cannot_be_disabled(client, database, clock, admin_auth):
+    root = (await me(client, admin_auth)).json()
+    key = await make_api_key(database, now=clock(), role="admin")
+
+    response = await client.delete(f"/v1/users/{root['id']}", headers=bearer(key))
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "last_admin"
+    assert (await me(client, admin_auth)).status_code == 200
+
+
+async def test_an_admin_disables_another_admin_while_one_stays_enabled(
+    client, database, clock, admin_auth
+):
+    ann = await make_user(
+        database, now=clock(), username="ann", password=SALES_PASSWORD, role="admin"
+    )
+
+    response = await client.delete(f"/v1/users/{ann.id}", headers=admin_auth)
+
+    assert response.status_code == 204, response.text
+    assert (await me(client, basic("ann", SALES_PASSWORD))).status_code == 401
+
+
+async def test_a_disabled_admin_does_not_count_as_one_left(client, database, clock, admin_auth):
+    root = (await me(client, admin_auth)).json()
+    ann = await make_user(
+        database, now=clock(), username="ann", password=SALES_PASSWORD, role="admin"
+    )
+    key = await make_api_key(database, now=clock(), role="admin")
+    assert (await client.delete(f"/v1/users/{ann.id}", headers=admin_auth)).status_code == 204
+
+    response = await client.delete(f"/v1/users/{root['id']}", headers=bearer(key))
+
+    assert response.status_code == 409, response.text
+
+
+async def enabled_admins(database: Database) -> list[str]:
+    async with database.begin() as conn:
+        found = await conn.execute(
+            select(users.c.username).where(users.c.role == "admin", users.c.disabled_at.is_(None))
+        )
+        return sorted(found.scalars())
+
+
+@pytest.mark.postgres_only
+class TestAdminsDisablingEachOtherAtOnce:
+    """Two admins, each disabling the other at the same moment: one of them stays."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        # Cached credentials: both requests are past authentication at once, and race in the
+        # database, where the rule is.
+        return settings.model_copy(update={"auth_cache_seconds": 300, "db_pool_size": 4})
+
+    async def test_the_second_of_two_concurrent_disables_is_refused(self, database, clock):
+        ann = await make_user(database, now=clock(), username="ann", password="p" * 8, role="admin")
+        bob = await make_user(database, now=clock(), username="bob", password="p" * 8, role="admin")
+        async with database.engine.connect() as first, database.engine.connect() as second:
+            await first.begin()
+            await changes.disable_user(first, actor=_actor(ann), user_id=bob.id, now=clock())
+            racing = asyncio.create_task(_disable(second, actor=bob, user_id=ann.id, now=clock()))
+            await asyncio.sleep(0.3)
+            assert not racing.done()  # waiting for the first one's locks
+            await first.commit()
+
+            with pytest.raises(LastAdmin):
+                await racing
+
+        assert await enabled_admins(database) == ["ann"]
+
+    async def test_rounds_of_admins_disabling_each_other_over_http_leave_one_each_time(
+        self, client, database, clock
+    ):
+        survivor = await make_user(
+            database, now=clock(), username="admin-0", password="p" * 8, role="admin"
+        )
+        for round_ in range(1, 11):
+            rival = await make_user(
+                database, now=clock(), username=f"admin-{round_}", password="p" * 8, role="admin"
+            )
+            pair = [survivor, rival]
+            for user in pair:  # cached from now on
+                assert (await me(client, basic(user.username, "p" * 8))).status_code == 200
+
+            answers = await asyncio.gather(
+                *(
+                    client.delete(f"/v1/users/{other.id}", headers=basic(user.username, "p" * 8))
+                    for user, other in (pair, pair[::-1])
+                )
+            )
+
+            statuses = sorted(a.status_code for a in answers)
+            assert statuses[0] == 204, statuses
+            assert statuses[1] in {401, 409}, statuses  # refused: as the last admin, or disabled
+            [left] = await enabled_admins(database)
+            survivor = next(u for u in pair if u.username == left)
+
+
+def _actor(user: service.User) -> service.Principal:
+    return service.Principal("user", user.id, user.username, user.role)
+
+
+async def _disable(conn: Any, *, actor: service.User, user_id: int, now: datetime) -> None:
+    async with conn.begin():
+        await changes.disable_user(conn, actor=_actor(actor), user_id=user_id, now=now)
 
 
 # --- revocation while credentials are cached ------------------------------------------

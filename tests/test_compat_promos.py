@@ -151,6 +151,26 @@ async def test_bad_sets_are_400_and_create_nothing(client, database, auth, chang
     assert await count_codes(database) == 0
 
 
+@prefixes
+@pytest.mark.parametrize("unset", ["", None], ids=["empty", "null"])
+async def test_set_with_usage_by_unset_makes_codes_for_anybody(client, auth, prefix, unset):
+    body = {**SEED_SET, "usage_by": unset}
+
+    response = await client.post(f"{prefix}/promocodes/set", json=body, headers=auth)
+
+    assert response.status_code == 200, response.text
+    made = (await client.get(f"{prefix}/promocodes/get", headers=auth)).json()
+    assert [p["usage_by"] for p in made] == ["", "", ""]
+
+
+@pytest.mark.parametrize("usage_by", ["nobody", "a\u0000@example.com", "a@exa\u202emple.com"])
+async def test_set_with_a_usage_by_that_is_no_e_mail_is_400(client, database, auth, usage_by):
+    body = {**SEED_SET, "usage_by": usage_by}
+
+    assert_seed_error(await client.post("/promocodes/set", json=body, headers=auth), 400)
+    assert await count_codes(database) == 0
+
+
 async def test_set_needs_a_credential(client, database):
     assert_seed_error(await client.post("/promocodes/set", json=SEED_SET), 401)
     assert await count_codes(database) == 0
@@ -428,6 +448,22 @@ async def test_promocode_upgrade_program_makes_a_code_for_the_program(
     assert made["products"] == ["SKU67890"]
     assert made["expires_in"] == "2026-03-11"
     assert made["usage_by"] == "user@example.com"
+
+
+@pytest.mark.parametrize("unset", ["", None], ids=["empty", "null"])
+async def test_promocode_upgrade_program_with_usage_by_unset_is_for_anybody(
+    client, database, clock, auth, unset
+):
+    program = await make_upgrade_program(database, now=clock())
+
+    response = await client.post(
+        "/promocode/upgrade-program",
+        json={"upgrade_program_id": program.id, "usage_by": unset, "expires_in": "2026-12-31"},
+        headers=auth,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["usage_by"] == ""
 
 
 async def test_promocode_upgrade_program_needs_a_credential(client, database, clock):

@@ -103,6 +103,20 @@ async def test_post_program_with_bad_values_is_refused_and_writes_nothing(
     assert await count(database, referral_programs) == 0
 
 
+@encoding
+@pytest.mark.parametrize("field", ["credit_value", "target_value"])
+async def test_amounts_are_below_a_billion_as_the_seed_says(client, auth, database, as_form, field):
+    at_limit = {"name": "x", "credit_value": 1, "target_value": 100, field: 1_000_000_000}
+    below = {"name": "y", "credit_value": 1, "target_value": 100, field: "999999999.99"}
+
+    refused = await call(client, "POST", "/program/", at_limit, as_form=as_form, headers=auth)
+    made = await call(client, "POST", "/program/", below, as_form=as_form, headers=auth)
+
+    assert_error(refused, 422)
+    assert made.status_code == 201, made.text
+    assert made.json()[field] == 999_999_999.99
+
+
 async def test_post_program_with_a_body_that_is_not_json_or_a_form_is_refused(client, auth):
     response = await client.post(
         "/program/", content=b"{not json", headers={**auth, "Content-Type": "application/json"}

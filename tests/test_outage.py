@@ -173,6 +173,9 @@ WITH_A_CREDENTIAL = {
         native,
         lambda _: {"client_id": str(CLIENT), "customer_id": "c-1"},
     ),
+    # An export reads its first rows before it answers: a 503, not a stream cut after its header.
+    "native promo code export": Route("GET", "/v1/promocodes.csv", native),
+    "native redemption export": Route("GET", "/v1/redemptions.csv", native),
     "ango redeem": Route("POST", "/api/v1/code/redeem", error_only, redeem),
     "ango batches": Route("GET", "/api/v1/batches", error_only),
     "promos list": Route("GET", "/api/promocodes/get", promos_shape),

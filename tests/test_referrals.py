@@ -81,6 +81,32 @@ async def test_a_program_with_bad_values_is_refused(client, auth, database):
     assert (await client.get("/v1/referral-programs", headers=auth)).json()["items"] == []
 
 
+@pytest.mark.parametrize("field", ["credit_value", "target_value"])
+async def test_amounts_are_below_a_billion(client, auth, field):
+    program = {"name": "x", "credit_value": 1, "target_value": 100}
+
+    refused = await client.post(
+        "/v1/referral-programs", json={**program, field: 1_000_000_000}, headers=auth
+    )
+    made = await client.post(
+        "/v1/referral-programs", json={**program, field: 999_999_999.99}, headers=auth
+    )
+
+    assert refused.status_code == 422, refused.text
+    assert made.status_code == 201, made.text
+
+
+async def test_a_total_paid_of_a_billion_is_refused(client, auth, database, clock):
+    await make_program(database, now=clock())
+    await make_referral(database, now=clock())
+
+    response = await client.put(
+        "/v1/referral-users/bob/payments", json={"total_amount_paid": 1_000_000_000}, headers=auth
+    )
+
+    assert response.status_code == 422, response.text
+
+
 # referrals, payments, statements
 
 

@@ -446,6 +446,28 @@ async def test_a_subscription_without_a_secret_gets_a_whsec_secret_shown_once(cl
     assert "secret" not in listed[0]
 
 
+async def test_a_subscription_with_a_null_secret_gets_a_whsec_secret_too(client, admin_auth):
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["*"], "secret": None},
+        headers=admin_auth,
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["secret"].startswith("whsec_")
+
+
+@pytest.mark.parametrize("secret", ["a-long-secret\u202ewith-a-hidden-part", "a-long-secret\u0000"])
+async def test_a_secret_with_a_hidden_character_is_a_422(client, admin_auth, secret):
+    response = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": ["*"], "secret": secret},
+        headers=admin_auth,
+    )
+
+    assert response.status_code == 422, response.text
+
+
 async def test_a_webhook_verifies_with_the_standardwebhooks_library(
     *, client, auth, admin_auth, database, clock, receiver, real_time_dispatcher
 ):

@@ -14,6 +14,7 @@ from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.validation import STORABLE, Lookup
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -42,11 +43,16 @@ async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
     state: State,
     _: AdminPrincipal,
     actor: Annotated[
-        str | None, Query(max_length=40, description="user:<id>, api_key:<id> or cli:<uid>")
+        str | None,
+        Query(max_length=40, pattern=STORABLE, description="user:<id>, api_key:<id> or cli:<uid>"),
     ] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. special.update")] = None,
-    target_type: Annotated[str | None, Query(max_length=64, description="e.g. special")] = None,
-    target_id: Annotated[str | None, Query(max_length=255, description="e.g. 12")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, pattern=STORABLE, description="e.g. special.update")
+    ] = None,
+    target_type: Annotated[
+        str | None, Query(max_length=64, pattern=STORABLE, description="e.g. special")
+    ] = None,
+    target_id: Annotated[Lookup | None, Query(description="e.g. 12")] = None,
     since: Annotated[AwareDatetime | None, Query(description="from this time on")] = None,
     until: Annotated[AwareDatetime | None, Query(description="before this time")] = None,
     cursor: Cursor = None,

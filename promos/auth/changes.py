@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit import service as audit
 from promos.auth import service
+from promos.auth.errors import CannotDisableSelf
 from promos.auth.service import ApiKey, NewApiKey, Principal, Role, User
 from promos.console import sessions as console_sessions
 
@@ -42,9 +43,13 @@ async def create_user(
 async def disable_user(
     conn: AsyncConnection, *, actor: Principal, user_id: int, now: datetime
 ) -> User:
-    """Disable the user: their tokens and password stop working."""
-    before = await service.get_user(conn, user_id, for_update=True)
-    await service.disable_user(conn, user_id, now=now)
+    """Disable the user: their tokens and password stop working. Never the actor's own user,
+    nor the last enabled admin."""
+    if actor.kind == "user" and actor.id == user_id:
+        raise CannotDisableSelf(
+            "you cannot disable your own user: another admin can, or `promos users disable`"
+        )
+    before = await service.disable_user(conn, user_id, now=now)
     after = await service.get_user(conn, user_id)
     await audit.record(
         conn,

@@ -81,6 +81,13 @@ class Authenticator:
     async def _principal(
         self, authorization: str | None, api_key: str | None, client: str | None
     ) -> Principal:
+        if not authorization and api_key and not api_key.startswith(service.API_KEY_PREFIX):
+            # The header names what it carries: a person's sign-in token is not a service's
+            # key, and is refused there rather than taken for one.
+            raise InvalidCredentials(
+                f"X-API-Key takes an API key ({service.API_KEY_PREFIX}...) only: send a "
+                "sign-in token as 'Authorization: Bearer <token>'"
+            )
         header = authorization or (f"Bearer {api_key}" if api_key else None)
         if not header:
             raise CredentialRequired(

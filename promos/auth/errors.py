@@ -7,6 +7,7 @@ from promos.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    RuleViolation,
     Unauthenticated,
 )
 
@@ -60,3 +61,15 @@ class WrongPassword(PermissionDenied):
     """The current password given to change it is not the user's."""
 
     code = "wrong_password"
+
+
+class LastAdmin(Conflict):
+    """Disabling this user would leave no enabled admin to manage users and keys."""
+
+    code = "last_admin"
+
+
+class CannotDisableSelf(RuleViolation):
+    """An admin may not disable their own user (another admin may)."""
+
+    code = "cannot_disable_self"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from promos.audit import service as audit
 from promos.auth import changes, service
@@ -29,6 +28,7 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.ratelimit import client_key
+from promos.validation import PathId
 
 router = APIRouter(
     route_class=NativeRoute, prefix="/v1", tags=["auth"], responses={401: {"model": ErrorBody}}
@@ -154,10 +154,15 @@ async def list_users(
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    responses={
+        403: {"model": ErrorBody, "description": "admin_required, or cannot_disable_self"},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "last_admin: no other admin is enabled"},
+    },
 )
-async def disable_user(user_id: int, state: State, principal: AdminPrincipal) -> Response:
-    """Disable a user: their tokens and password stop working."""
+async def disable_user(user_id: PathId, state: State, principal: AdminPrincipal) -> Response:
+    """Disable a user: their tokens and password stop working. An admin cannot disable their
+    own user, nor the last enabled admin."""
     async with state.database.begin() as conn:
         await changes.disable_user(conn, actor=principal, user_id=user_id, now=state.clock())
     state.authenticator.forget_all()
@@ -170,7 +175,7 @@ async def disable_user(user_id: int, state: State, principal: AdminPrincipal) ->
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
 async def reset_password(
-    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    user_id: PathId,
     body: PasswordReset,
     state: State,
     principal: AdminPrincipal,
@@ -216,7 +221,7 @@ async def list_api_keys(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
-async def revoke_api_key(key_id: int, state: State, principal: AdminPrincipal) -> Response:
+async def revoke_api_key(key_id: PathId, state: State, principal: AdminPrincipal) -> Response:
     async with state.database.begin() as conn:
         await changes.revoke_api_key(conn, actor=principal, key_id=key_id, now=state.clock())
     state.authenticator.forget_all()

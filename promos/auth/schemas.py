@@ -9,13 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from promos.auth.service import MIN_PASSWORD_LENGTH, Role
 from promos.http.pagination import PageOut
+from promos.validation import HIDDEN, MAX_NAME_LENGTH, STORABLE, Lookup, Name, Secret
 
-Username = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\s:]+$")]
+# A user name is also half of an HTTP Basic credential: no colon.
+Username = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=rf"^[^\s:{HIDDEN}]+$")
+]
 NewPassword = Annotated[
     str,
     Field(
         min_length=MIN_PASSWORD_LENGTH,
         max_length=1024,
+        pattern=STORABLE,
         description=f"At least {MIN_PASSWORD_LENGTH} characters",
     ),
 ]
@@ -28,9 +33,9 @@ class SignIn(BaseModel):
         extra="forbid",
     )
 
-    login: Annotated[str, Field(min_length=1, max_length=255)]
+    login: Lookup
     """The user name."""
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Secret
     """The password."""
 
 
@@ -120,7 +125,7 @@ class PasswordChange(BaseModel):
         extra="forbid",
     )
 
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: Secret
     """The password the user signs in with now."""
     new_password: NewPassword
     """The password from now on: at least 8 characters."""
@@ -146,7 +151,7 @@ class ApiKeyCreate(BaseModel):
         extra="forbid",
     )
 
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Name
     """What the key is for, e.g. the service that uses it."""
     role: Role = "sales"
     """What the key may do: admin or sales."""

@@ -21,6 +21,7 @@ from promos.auth.errors import (
     ApiKeyNotFound,
     InvalidCredentials,
     InvalidUsername,
+    LastAdmin,
     NoPassword,
     UserExists,
     UserNotFound,
@@ -28,6 +29,7 @@ from promos.auth.errors import (
 )
 from promos.auth.tables import api_keys, tokens, users
 from promos.pagination import Key, Page, after, read_page
+from promos.validation import HIDDEN, SURROGATES
 
 Role = Literal["admin", "sales"]
 # A route as the router knows it: (method, path template), e.g. ("PUT", "/games/{game_id}").
@@ -35,7 +37,8 @@ Route = tuple[str, str]
 TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
-USERNAME = re.compile(r"[^\s:]{1,255}")
+# No space or colon (a Basic credential splits at the first colon), no hidden character.
+USERNAME = re.compile(rf"[^\s:{HIDDEN}{SURROGATES}]{{1,255}}")
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: RFC 9106's low-memory profile
 # Verifying against this when the user does not exist keeps sign-in time the same either way.
@@ -160,7 +163,8 @@ async def create_user(
     """A new user with an argon2 hash of the password."""
     if not USERNAME.fullmatch(username):
         raise InvalidUsername(
-            "a user name is 1 to 255 characters without spaces or colons (HTTP Basic needs that)"
+            "a user name is 1 to 255 characters without spaces or colons (HTTP Basic needs "
+            "that), control characters, direction marks or a byte order mark"
         )
     check_password(password)
     try:
@@ -213,11 +217,30 @@ async def get_user_by_name(conn: AsyncConnection, username: str) -> User:
     return _user(row)
 
 
-async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> None:
-    """Disable a user; their tokens and Basic credentials stop working."""
-    result = await conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=now))
-    if result.rowcount == 0:
-        raise UserNotFound(f"user {user_id} does not exist")
+async def disable_user(conn: AsyncConnection, user_id: int, *, now: datetime) -> User:
+    """Disable a user, and return them as they were: their tokens and Basic credentials stop
+    working. ``LastAdmin`` if they are the last enabled admin: nobody would be left to manage
+    users over HTTP."""
+    # Every enabled admin is locked, in id order, before anything else: two admins disabling
+    # each other at once take turns, and the second sees the first's change (PostgreSQL checks
+    # a locked row's condition again once the lock it waited for is released). On SQLite,
+    # writers take turns anyway (BEGIN IMMEDIATE).
+    enabled_admins = (
+        await conn.execute(
+            select(users.c.id)
+            .where(users.c.role == "admin", users.c.disabled_at.is_(None))
+            .order_by(users.c.id)
+            .with_for_update()
+        )
+    ).scalars()
+    last_admin = list(enabled_admins) == [user_id]
+    before = await get_user(conn, user_id, for_update=True)
+    if last_admin:
+        raise LastAdmin(
+            f"user {user_id} is the last enabled admin: make another admin before disabling it"
+        )
+    await conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=now))
+    return before
 
 
 async def verify_password(

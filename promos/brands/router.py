@@ -11,6 +11,7 @@ from promos.brands.schemas import BrandUserIn, NewBrandUserOut
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
+from promos.validation import Lookup
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -42,7 +43,7 @@ async def create_brand_user(
     responses={404: {"model": ErrorBody}},
 )
 async def delete_brand_user(
-    user_id: Annotated[str, Path(min_length=1, max_length=255)],
+    user_id: Annotated[Lookup, Path()],
     state: State,
     principal: AdminPrincipal,
 ) -> Response:

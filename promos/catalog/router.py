@@ -19,6 +19,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.validation import Lookup, PathId
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -42,7 +43,7 @@ async def create_special(body: SpecialIn, state: State, principal: CurrentPrinci
 async def list_specials(
     state: State,
     _: CurrentPrincipal,
-    sku: Annotated[str | None, Query(max_length=255, description="only this SKU's")] = None,
+    sku: Annotated[Lookup | None, Query(description="only this SKU's")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> SpecialPage:
@@ -56,7 +57,7 @@ async def list_specials(
 
 
 @router.get("/specials/active/{sku}", responses=_404)
-async def active_special(sku: str, state: State, _: CurrentPrincipal) -> SpecialOut:
+async def active_special(sku: Lookup, state: State, _: CurrentPrincipal) -> SpecialOut:
     """The special of the SKU active now."""
     async with state.database.begin() as conn:
         found = await service.active_special(conn, sku=sku, now=state.clock())
@@ -64,14 +65,14 @@ async def active_special(sku: str, state: State, _: CurrentPrincipal) -> Special
 
 
 @router.get("/specials/{special_id}", responses=_404)
-async def get_special(special_id: int, state: State, _: CurrentPrincipal) -> SpecialOut:
+async def get_special(special_id: PathId, state: State, _: CurrentPrincipal) -> SpecialOut:
     async with state.database.begin() as conn:
         return SpecialOut.model_validate(await service.get_special(conn, special_id))
 
 
 @router.put("/specials/{special_id}", responses=_404)
 async def update_special(
-    special_id: int, body: SpecialIn, state: State, principal: CurrentPrincipal
+    special_id: PathId, body: SpecialIn, state: State, principal: CurrentPrincipal
 ) -> SpecialOut:
     """Replace the special's fields."""
     async with state.database.begin() as conn:
@@ -82,7 +83,7 @@ async def update_special(
 
 
 @router.delete("/specials/{special_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
-async def delete_special(special_id: int, state: State, principal: CurrentPrincipal) -> Response:
+async def delete_special(special_id: PathId, state: State, principal: CurrentPrincipal) -> Response:
     async with state.database.begin() as conn:
         await changes.delete_special(
             conn, actor=principal, special_id=special_id, now=state.clock()
@@ -131,7 +132,7 @@ async def active_upgrade_programs(
 
 @router.get("/upgrade-programs/{program_id}", responses=_404)
 async def get_upgrade_program(
-    program_id: int, state: State, _: CurrentPrincipal
+    program_id: PathId, state: State, _: CurrentPrincipal
 ) -> UpgradeProgramOut:
     async with state.database.begin() as conn:
         return UpgradeProgramOut.model_validate(await service.get_upgrade_program(conn, program_id))
@@ -139,7 +140,7 @@ async def get_upgrade_program(
 
 @router.put("/upgrade-programs/{program_id}", responses=_404)
 async def update_upgrade_program(
-    program_id: int, body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
+    program_id: PathId, body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
 ) -> UpgradeProgramOut:
     """Replace the upgrade program's fields."""
     async with state.database.begin() as conn:
@@ -153,7 +154,7 @@ async def update_upgrade_program(
     "/upgrade-programs/{program_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404
 )
 async def delete_upgrade_program(
-    program_id: int, state: State, principal: CurrentPrincipal
+    program_id: PathId, state: State, principal: CurrentPrincipal
 ) -> Response:
     async with state.database.begin() as conn:
         await changes.delete_upgrade_program(

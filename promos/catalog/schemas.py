@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from promos.catalog.service import SpecialSpec, UpgradeProgramSpec
 from promos.http.pagination import PageOut
 from promos.promocodes.schemas import Money, Sku
-from promos.validation import Name
+from promos.validation import TEXT, Name
 
-Description = Annotated[str, Field(max_length=10_000)]
+Description = Annotated[str, Field(max_length=10_000, pattern=TEXT)]
 When = Annotated[
     datetime | None, Field(strict=False, description="ISO 8601 with a timezone; null = open")
 ]

@@ -22,7 +22,7 @@ from promos.codes.schemas import (
     StatsOut,
 )
 from promos.codes.service import IssueRequest
-from promos.export import csv_stream
+from promos.export import csv_stream, read_first
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
@@ -109,7 +109,7 @@ async def export_codes(batch_id: UUID, state: State, _: CurrentPrincipal) -> Csv
     empty for a free code), by client and code, streamed as it is read."""
     async with state.database.begin() as conn:
         await service.get_batch(conn, batch_id)
-    rows = export.batch_codes(state.database, batch_id)
+    rows = await read_first(export.batch_codes(state.database, batch_id))
     return CsvDownload(csv_stream(BATCH_CODES, rows), filename=f"batch-{batch_id}-codes.csv")
 
 

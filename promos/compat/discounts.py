@@ -12,16 +12,18 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from promos.audit import service as audit
 from promos.brands import service as brands
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import answer_failure, headers_for, status_for
+from promos.http.errors import ErrorShape, answer_failure, headers_for, status_for
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, DocumentedRoute
+from promos.validation import BELOW_2_63, BrandId, Lookup
 
 PREFIX = "/discounts/api/v1.0"
 # Anywhere in a text (a path, a URL, a log message, a traceback): the secret segment ends at
@@ -92,7 +94,7 @@ class DiscountsGenerateIn(BaseModel):
         strict=True,
     )
 
-    brand_id: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    brand_id: Annotated[int, Field(ge=0, lt=BELOW_2_63)]
     """The brand."""
     number_of_codes: Annotated[int, Field(ge=1, le=brands.MAX_CODES_PER_REQUEST)]
     """How many codes to add."""
@@ -125,7 +127,8 @@ async def generate(
     )
 
 
-Segment = Annotated[str, Path(min_length=1, max_length=255)]
+# Looked up only: a user id or secret nobody could have been given finds nobody (401).
+Segment = Annotated[Lookup, Path()]
 
 
 @router.get(
@@ -141,7 +144,7 @@ async def get_code(
     request: Request,
     user_id: Segment,
     user_secret: Segment,
-    brand_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    brand_id: Annotated[BrandId, Path()],
     state: State,
 ) -> Envelope:
     """One code of the brand for the user (the same code if asked again).
@@ -156,3 +159,13 @@ async def get_code(
         batch = await brands.brand_batch(conn, brand_id)
     issued = await state.issuer.issue(brands.issue_request(batch, user_id))
     return Envelope(code="201", data=issued.code, message="", status="success")
+
+
+def envelope_body(exc: PromosError) -> dict[str, str]:
+    """The envelope of an error answered before any route runs (a body over the limit)."""
+    return error_body(status_for(exc), exc)
+
+
+ERROR_SHAPES: dict[str, ErrorShape] = {
+    route.path: envelope_body for route in router.routes if isinstance(route, APIRoute)
+}

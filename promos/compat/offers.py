@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from promos.auth.service import Principal
 from promos.errors import (
+    BadRequest,
     Conflict,
     Internal,
     InvalidInput,
@@ -50,6 +51,7 @@ from promos.offers.schemas import (
     CapIn,
     CapOut,
     JsonObject,
+    JsonObjectIn,
     PlayerId,
     Text255,
     TriggerIn,
@@ -57,7 +59,13 @@ from promos.offers.schemas import (
 )
 from promos.offers.service import Offer, check_game_metadata
 from promos.state import AppState
-from promos.validation import MAX_NAME_LENGTH, MAX_OFFSET, Name, has_control_character
+from promos.validation import (
+    BELOW_2_63,
+    MAX_NAME_LENGTH,
+    MAX_OFFSET,
+    Name,
+    has_control_character,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ GameId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=
 # The seed names its errors; Promos' categories map onto them.
 _NAMES: tuple[tuple[type[PromosError], str, str], ...] = (
     (Unavailable, "DatabaseError", "OFF-000"),
-    (BadParameter, "BadRequestError", "OFF-001"),
+    (BadRequest, "BadRequestError", "OFF-001"),
     (InvalidInput, "ValidationFailedError", "OFF-002"),
     (NotFound, "NotFoundError", "OFF-003"),
     (Conflict, "ConflictError", "OFF-004"),
@@ -143,7 +151,7 @@ class OffersGameIn(BaseModel):
 
     name: Name
     """The game's name."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
@@ -222,11 +230,11 @@ class OffersOfferIn(BaseModel):
     """The offer's name."""
     productId: Text255 | None = None  # noqa: N815 - the seed's field names
     """The store's product id (a product id or a cost, or both)."""
-    cost: JsonObject | None = None
+    cost: JsonObjectIn | None = None
     """What the offer costs, free-form."""
     gameId: GameId  # noqa: N815
     """The game (it must exist)."""
-    contents: JsonObject
+    contents: JsonObjectIn
     """What the player gets, free-form."""
     placement: Text255
     """Where in the game it shows."""
@@ -236,9 +244,9 @@ class OffersOfferIn(BaseModel):
     """At most `max` impressions per `every`."""
     trigger: TriggerIn
     """The window it is offered in."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """Free data."""
-    filters: JsonObject | None = None
+    filters: JsonObjectIn | None = None
     """Attributes a player must match."""
 
     def to_spec(self) -> service.OfferSpec:
@@ -510,7 +518,7 @@ class ClaimIn(BaseModel):
     """The player."""
     productId: Text255 | None = None  # noqa: N815
     """The store's product id paid for."""
-    timestamp: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    timestamp: Annotated[int, Field(ge=0, lt=BELOW_2_63)]
     """When the player paid (Unix seconds)."""
     transactionId: Text255  # noqa: N815
     """The payment's id: a claim counts once per transaction."""

@@ -3,8 +3,8 @@
 Where the seed writes a path without a prefix (``promocodes/...``, ``/special/{sku}``, ...),
 it is served both at the root and under ``/api``; the shared CRUD lives under ``/api`` only.
 Errors are the seed's ``{"error": "...", "status": N}`` with N as the HTTP status: 401 for
-credentials, 503 (with ``Retry-After``) while the database is unavailable, 500 for a failure of
-Promos, 400 for everything else (the seed knows no other).
+credentials, 413 for a body over the limit, 503 (with ``Retry-After``) while the database is
+unavailable, 500 for a failure of Promos, 400 for everything else (the seed knows no other).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from promos.auth import service as auth_service
@@ -26,14 +27,16 @@ from promos.catalog.errors import InvalidOffer
 from promos.catalog.schemas import SpecialIn, UpgradeProgramIn
 from promos.catalog.service import SpecialSpec, UpgradeProgramSpec
 from promos.errors import (
+    Internal,
     InvalidInput,
+    PayloadTooLarge,
     PromosError,
     TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
 from promos.http.deps import CurrentPrincipal, State, route_of
-from promos.http.errors import headers_for, log_unhandled
+from promos.http.errors import ErrorShape, headers_for, log_unhandled
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
@@ -43,7 +46,7 @@ from promos.promocodes.errors import PromocodeNotFound
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
 from promos.promocodes.schemas import Day, Money, Sku
 from promos.promocodes.service import GenerationSpec, Promocode, PromocodeFilter
-from promos.validation import has_control_character
+from promos.validation import STORABLE, Email, Id, Lookup, PathId, Secret, has_control_character
 
 MAX_ROWS = 100_000  # the seed's default {limitout}: also the most one listing returns
 UPGRADE_PATTERN = "UP-##########"
@@ -67,6 +70,10 @@ class PromosErrorBody(BaseModel):
 def promos_status(exc: PromosError) -> int:
     if isinstance(exc, Unauthenticated):
         return 401
+    if isinstance(exc, PayloadTooLarge):
+        return 413  # answered before any route runs, for every API alike (promos.http.limits)
+    if isinstance(exc, Internal):
+        return 500
     if isinstance(exc, Unavailable):
         # The seed answers 500 for any database error; a 503 says the same to a client that
         # only tells success from failure, and to one that retries, when to.
@@ -214,9 +221,9 @@ class PromosSignIn(BaseModel):
         strict=True,
     )
 
-    login: Annotated[str, Field(min_length=1, max_length=255)]
+    login: Lookup
     """The user name."""
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Secret
     """The password."""
 
 
@@ -267,7 +274,7 @@ class AuthenticateIn(BaseModel):
         strict=True,
     )
 
-    token: Annotated[str, Field(min_length=1, max_length=1024)]
+    token: Secret
     """The token to check (else the Authorization header's)."""
 
 
@@ -331,18 +338,18 @@ class SetIn(BaseModel):
     """Amount off (0: not this kind)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
     """Uses per code."""
-    charset: Annotated[str, Field(min_length=1, max_length=62)] = DEFAULT_CHARSET
+    charset: Annotated[str, Field(min_length=1, max_length=62, pattern=STORABLE)] = DEFAULT_CHARSET
     """The characters `#` is drawn from."""
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     """How many codes."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
     """The last day they work (YYYY-MM-DD; "": never)."""
-    pattern: Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH)]
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_CODE_LENGTH, pattern=STORABLE)]
     """`#` is drawn from charset; anything else is literal."""
     products: Annotated[list[Sku], Field(max_length=promocodes.MAX_PRODUCTS)] = []
     """The SKUs they apply to; none = all."""
-    usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
-    """The one customer allowed ("": anybody)."""
+    usage_by: Annotated[Email | None, BeforeValidator(_blank_is_none)] = None
+    """The one customer allowed (an e-mail; "" or null: anybody)."""
 
     def to_spec(self) -> GenerationSpec:
         return GenerationSpec(
@@ -379,7 +386,7 @@ async def _listing(
     return [seed_promocode(p) for p in found]
 
 
-Search = Annotated[str, Path(min_length=1, max_length=255, description="part of the code")]
+Search = Annotated[Lookup, Path(description="part of the code")]
 LimitIn = Annotated[int, Path(ge=0, le=1_000_000_000, description="from (0 = the first)")]
 LimitOut = Annotated[int, Path(ge=0, le=1_000_000_000, description="to (exclusive)")]
 
@@ -426,8 +433,7 @@ async def get_used_by(
     state: State,
     principal: CurrentPrincipal,
     email: Annotated[
-        str | None,
-        Query(max_length=255, description="the bound e-mail; default: the caller's login"),
+        Lookup | None, Query(description="the bound e-mail; default: the caller's login")
     ] = None,
 ) -> list[SeedPromocode]:
     """The codes bound to an e-mail."""
@@ -442,7 +448,7 @@ async def get_discount_percentage(state: State, _: CurrentPrincipal) -> list[See
 
 @both("GET", "/promocodes/del/{id}")
 async def delete_code(
-    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)],
+    code: Annotated[Lookup, Path(alias="id")],
     state: State,
     principal: CurrentPrincipal,
 ) -> Message:
@@ -479,7 +485,7 @@ async def get_by_code(
 
 @both("GET", "/promocodes/decrement/{id}")
 async def decrement(
-    code: Annotated[str, Path(alias="id", min_length=1, max_length=255)],
+    code: Annotated[Lookup, Path(alias="id")],
     state: State,
     _: CurrentPrincipal,
     idempotency_key: Annotated[
@@ -536,7 +542,7 @@ class SeedUpgradeProgram(_SeedCatalogItem):
     to_sku: Annotated[str, Field(description="the product upgraded to")]
 
 
-_ID = Annotated[int, Field(ge=1, le=2**63 - 1, description="what to replace")]
+_ID = Annotated[Id, Field(description="what to replace")]
 
 
 class SeedSpecialUpdate(SpecialIn):
@@ -676,7 +682,7 @@ async def crud_update(
 
 @router.get("/api/get/{id}")
 async def crud_get(
-    item_id: Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)],
+    item_id: Annotated[PathId, Path(alias="id")],
     module: Module,
     state: State,
     _: CurrentPrincipal,
@@ -690,7 +696,7 @@ async def crud_get(
 
 @router.delete("/api/delete/{id}")
 async def crud_delete(
-    item_id: Annotated[int, Path(alias="id", ge=1, le=2**63 - 1)],
+    item_id: Annotated[PathId, Path(alias="id")],
     module: Module,
     state: State,
     principal: CurrentPrincipal,
@@ -708,9 +714,7 @@ async def crud_delete(
 
 
 @both("GET", "/special/{sku}", dependencies=[PublicLimit], responses=_LIMITED)
-async def special_by_sku(
-    sku: Annotated[str, Path(min_length=1, max_length=255)], state: State
-) -> SeedSpecial:
+async def special_by_sku(sku: Annotated[Lookup, Path()], state: State) -> SeedSpecial:
     """Public: the special of the SKU active now."""
     async with state.database.begin() as conn:
         return seed_special(await catalog.active_special(conn, sku=sku, now=state.clock()))
@@ -741,10 +745,10 @@ class UpgradeCodeIn(BaseModel):
         strict=True,
     )
 
-    upgrade_program_id: Annotated[int, Field(ge=1)]
+    upgrade_program_id: Id
     """The active upgrade program."""
-    usage_by: Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=255)] = None
-    """The one customer allowed ("": anybody)."""
+    usage_by: Annotated[Email | None, BeforeValidator(_blank_is_none)] = None
+    """The one customer allowed (an e-mail; "" or null: anybody)."""
     usage_count: Annotated[int, Field(ge=1, le=promocodes.MAX_USAGE_COUNT)] = 1
     """Uses of the code."""
     expires_in: Annotated[Day | None, BeforeValidator(_blank_is_none)] = None
@@ -783,3 +787,9 @@ async def upgrade_program_code(
         )
         found = await promocodes.get_promocode(conn, made.codes[0])
     return seed_promocode(found)
+
+
+# What answers before any route runs (a body over the limit, a 500) answers in this shape too.
+ERROR_SHAPES: dict[str, ErrorShape] = {
+    route.path: promos_body for route in router.routes if isinstance(route, APIRoute)
+}

@@ -13,19 +13,20 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
 from promos.errors import InvalidInput, PromosError
 from promos.http import openapi
 from promos.http.deps import CurrentPrincipal, State
-from promos.http.errors import headers_for, invalid_input, status_for
+from promos.http.errors import ErrorShape, headers_for, invalid_input, status_for
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
 from promos.referrals import changes, service
 from promos.referrals import router as referrals
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
-from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, Name
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, STORABLE, Id, Name, PathId
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -103,9 +104,9 @@ class RegisterIn(Params):
 
     user_indicator: Annotated[UserHash, Field(description="the referrer")]
     user_indicated: Annotated[UserHash, Field(description="the new user, who was referred")]
-    referral_program_id: Annotated[
-        int | None, Field(ge=1, le=2**63 - 1, description="default: the oldest program")
-    ] = None
+    referral_program_id: Annotated[Id | None, Field(description="default: the oldest program")] = (
+        None
+    )
 
     @field_validator("referral_program_id", mode="before")
     @classmethod
@@ -119,13 +120,18 @@ class InvoiceIn(Params):
     total_amount_paid: Annotated[MoneyIn, Field(description="the user's running total")]
 
 
+# Checked address by address (service.parse_emails); here, only that it can be read at all.
+EmailList = Annotated[str, Field(pattern=STORABLE)]
+
+
 class EmailsIn(Params):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"emails": "bob@example.com,carol@example.com"}]}
     )
 
     emails: Annotated[
-        str | list[str], Field(description="e-mail addresses separated by commas (or a list)")
+        EmailList | list[EmailList],
+        Field(description="e-mail addresses separated by commas (or a list)"),
     ]
 
     def addresses(self) -> list[str]:
@@ -277,7 +283,6 @@ def route(method: str, path: str, **options: Any) -> Callable[[Endpoint], Endpoi
     return register
 
 
-ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserHashPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
 ]
@@ -313,9 +318,7 @@ async def list_programs(state: State, _: CurrentPrincipal) -> list[ReferralProgr
 
 
 @route("GET", "/program/{program_id}/", responses={404: {"model": ReferralError}})
-async def get_program(
-    program_id: ProgramId, state: State, _: CurrentPrincipal
-) -> ReferralProgramOut:
+async def get_program(program_id: PathId, state: State, _: CurrentPrincipal) -> ReferralProgramOut:
     async with state.database.begin() as conn:
         return ReferralProgramOut.model_validate(await service.get_program(conn, program_id))
 
@@ -327,7 +330,7 @@ async def get_program(
     openapi_extra=body_doc(ProgramChange),
 )
 async def update_program(
-    program_id: ProgramId, request: Request, state: State, principal: CurrentPrincipal
+    program_id: PathId, request: Request, state: State, principal: CurrentPrincipal
 ) -> ReferralProgramOut:
     """Change the fields given; referrals already made keep their terms."""
     body = await params(request, ProgramChange)
@@ -350,9 +353,7 @@ async def update_program(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ReferralError}, 409: {"model": ReferralError}},
 )
-async def delete_program(
-    program_id: ProgramId, state: State, principal: CurrentPrincipal
-) -> Response:
+async def delete_program(program_id: PathId, state: State, principal: CurrentPrincipal) -> Response:
     """Delete a program that has no referrals (409 otherwise)."""
     async with state.database.begin() as conn:
         await changes.delete_program(conn, program_id, actor=principal, now=state.clock())
@@ -465,3 +466,9 @@ async def email_verification(
     async with state.database.begin() as conn:
         found = await service.verify_emails(conn, emails)
     return [{email: referrer} for email, referrer in found]
+
+
+# What answers before any route runs (a body over the limit, a 500) answers in this shape too.
+ERROR_SHAPES: dict[str, ErrorShape] = {
+    route.path: referral_body for route in router.routes if isinstance(route, APIRoute)
+}

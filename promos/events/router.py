@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from promos.audit import service as audit
 from promos.events import changes, service
@@ -22,6 +22,7 @@ from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.validation import STORABLE, Id, PathId
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -30,8 +31,6 @@ router = APIRouter(
     responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
 
 # The delivery routes come first: "/deliveries" is not a subscription id.
 @router.get("/deliveries")
@@ -39,9 +38,7 @@ async def list_deliveries(
     state: State,
     _: AdminPrincipal,
     *,
-    subscription_id: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="only this subscription's")
-    ] = None,
+    subscription_id: Annotated[Id | None, Query(description="only this subscription's")] = None,
     kind: Annotated[
         Literal["callback", "webhook"] | None,
         Query(description="billing callbacks, or subscriptions' deliveries"),
@@ -50,7 +47,9 @@ async def list_deliveries(
         Literal["pending", "delivered", "failed", "cancelled"] | None,
         Query(alias="status", description="the deliveries in this state"),
     ] = None,
-    event_type: Annotated[str | None, Query(max_length=100, description="e.g. code.issued")] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=100, pattern=STORABLE, description="e.g. code.issued")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> DeliveryPage:
@@ -72,7 +71,7 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", responses={404: {"model": ErrorBody}})
-async def get_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> DeliveryDetail:
+async def get_delivery(delivery_id: PathId, state: State, _: AdminPrincipal) -> DeliveryDetail:
     """One delivery, its body, and every attempt made at it."""
     async with state.database.begin() as conn:
         return DeliveryDetail.model_validate(await service.get_delivery(conn, delivery_id))
@@ -84,7 +83,7 @@ async def get_delivery(delivery_id: Id, state: State, _: AdminPrincipal) -> Deli
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 async def replay_delivery(
-    delivery_id: Id, state: State, principal: AdminPrincipal
+    delivery_id: PathId, state: State, principal: AdminPrincipal
 ) -> DeliveryDetail:
     """Send a delivery's body again, as a new delivery that is due now."""
     now = state.clock()
@@ -155,14 +154,16 @@ async def list_subscriptions(
 
 
 @router.get("/{subscription_id}", responses={404: {"model": ErrorBody}})
-async def get_subscription(subscription_id: Id, state: State, _: AdminPrincipal) -> SubscriptionOut:
+async def get_subscription(
+    subscription_id: PathId, state: State, _: AdminPrincipal
+) -> SubscriptionOut:
     async with state.database.begin() as conn:
         return SubscriptionOut.model_validate(await service.get_subscription(conn, subscription_id))
 
 
 @router.delete("/{subscription_id}", responses={404: {"model": ErrorBody}})
 async def delete_subscription(
-    subscription_id: Id, state: State, principal: AdminPrincipal
+    subscription_id: PathId, state: State, principal: AdminPrincipal
 ) -> SubscriptionOut:
     """Stop the subscription; its pending deliveries are cancelled, its log stays."""
     async with state.database.begin() as conn:

@@ -11,8 +11,12 @@ from promos.events.outbox import ALL_EVENTS
 from promos.events.signing import check_secret
 from promos.events.types import EVENT_TYPES
 from promos.http.pagination import PageOut
+from promos.validation import PRINTABLE
 
-EventType = Annotated[str, Field(min_length=1, max_length=100)]
+EventType = Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
+WebhookSecret = Annotated[
+    str, Field(min_length=16, max_length=255, pattern=PRINTABLE), AfterValidator(check_secret)
+]
 _EVENTS_DESCRIPTION = f'event types ({", ".join(EVENT_TYPES)}), or ["*"] for all'
 
 
@@ -36,12 +40,8 @@ class SubscriptionCreate(BaseModel):
         Field(min_length=1, max_length=100, description=_EVENTS_DESCRIPTION),
     ]
     secret: Annotated[
-        str | None,
-        AfterValidator(lambda secret: secret if secret is None else check_secret(secret)),
+        WebhookSecret | None,
         Field(
-            min_length=16,
-            max_length=255,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
             description=(
                 "signs every delivery (Standard Webhooks' webhook-signature, and "
                 "Promos-Signature); never shown again. Left out: Promos makes one "

@@ -32,9 +32,9 @@ codes and error shape. The native API's conventions (errors, pagination, idempot
 
 Every route that reads private data or changes anything needs a credential, sent as one of:
 
-* **API key** (for services): `Authorization: Bearer pk_...`, or `X-API-Key: pk_...`. An
-  admin makes one with `POST /v1/api-keys` or `promos api-keys create`; its secret is shown
-  once.
+* **API key** (for services): `Authorization: Bearer pk_...`, or `X-API-Key: pk_...` (that
+  header takes API keys only, never a sign-in token). An admin makes one with
+  `POST /v1/api-keys` or `promos api-keys create`; its secret is shown once.
 * **Sign-in token** (for people): `POST /v1/auth/tokens` (or the Promos API's `POST /signin`)
   with `{"login", "password"}` returns a token, sent as `Authorization: Bearer pt_...` until
   it expires or `DELETE /v1/auth/tokens/current` revokes it.

@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.status import HTTP_400_BAD_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.errors import (
@@ -30,6 +31,7 @@ from promos.errors import (
 )
 from promos.http.paths import path_pattern
 from promos.http.responses import JSON
+from promos.validation import NO_SUCH_ID
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +114,39 @@ def invalid_input(errors: Sequence[Any]) -> InvalidInput:
     return InvalidInput("; ".join(parts) or "invalid input", details=clean)
 
 
+def no_such_id(errors: Sequence[Any]) -> NotFound | None:
+    """A ``NotFound`` if one of the errors is an id in the path that names nothing (out of
+    the range of ids): such a path names no resource, whatever else the request holds."""
+    for error in errors:
+        loc = error.get("loc", ())
+        if error.get("type") == NO_SUCH_ID and loc and loc[0] == "path":
+            name = loc[-1] if len(loc) > 1 else "id"
+            return NotFound(f"{name} {error.get('input')}: {error.get('msg')}")
+    return None
+
+
+# FastAPI's answer to a body it cannot decode (invalid UTF-8, JSON nested past Python's
+# recursion limit), and Starlette's to a malformed form: a 400 raised as an HTTPException,
+# which no API's route class knows. FastAPI's own message says nothing of the cause.
+_FASTAPI_UNREADABLE = "There was an error parsing the body"
+_UNREADABLE_BODY = (
+    "the body could not be read: it must be JSON in UTF-8 (objects and lists nested a few "
+    "hundred deep at most)"
+)
+
+
 def as_domain_error(exc: Exception) -> PromosError | None:
-    """Domain errors as they are, validation errors as ``InvalidInput``; else ``None``."""
+    """Domain errors as they are, validation errors as ``InvalidInput`` (or ``NotFound`` for
+    an id in the path that names nothing), an unreadable body as ``BadRequest``; else
+    ``None``."""
     if isinstance(exc, PromosError):
         return exc
     if isinstance(exc, RequestValidationError | ValidationError):
-        return invalid_input(exc.errors())
+        errors = exc.errors()
+        return no_such_id(errors) or invalid_input(errors)
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == HTTP_400_BAD_REQUEST:
+        detail = str(exc.detail)
+        return BadRequest(_UNREADABLE_BODY if detail == _FASTAPI_UNREADABLE else detail)
     return None
 
 
@@ -220,6 +249,9 @@ def install_handlers(app: FastAPI) -> None:
     async def on_http(_: Request, exc: Exception) -> Response:
         if not isinstance(exc, StarletteHTTPException):
             raise exc
+        error = as_domain_error(exc)
+        if error is not None:
+            return native_response(status_for(error), error)
         codes = {404: "not_found", 405: "method_not_allowed"}
         body = {
             "error": {

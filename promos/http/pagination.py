@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from promos.errors import InvalidInput
 from promos.pagination import Key, Page
+from promos.validation import is_storable
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -28,6 +29,7 @@ Cursor = Annotated[
     Query(
         min_length=1,
         max_length=MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
         description="`next_cursor` of the previous page; leave out for the first page",
     ),
 ]
@@ -89,6 +91,8 @@ def _typed(part: Any, kind: type) -> Any:
         raise ValueError("a 64-bit integer")
     if kind is str and not isinstance(part, str):
         raise TypeError("a string")
+    if kind is str and not is_storable(part):  # made by hand: no stored key holds one
+        raise ValueError("a key's text")
     return part
 
 

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from promos.errors import (
+    BadRequest,
     InvalidInput,
     PermissionDenied,
     PromosError,
@@ -87,6 +88,7 @@ def documented_errors(
     if takes_values:
         want(InvalidInput, "A parameter or the body is not valid: the message says which.")
     if takes_body:
+        want(BadRequest, "The body could not be read (not UTF-8, or nested too deep).")
         # The body limit is answered before any route runs, always as a 413 (promos.http.limits).
         wanted.append((413, "The body is larger than the limit (PROMOS_MAX_BODY_BYTES)."))
     if current_principal in calls:

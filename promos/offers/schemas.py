@@ -11,17 +11,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from promos.http.pagination import PageOut
 from promos.offers.filters import filters_json
 from promos.offers.service import Game, Offer, OfferSpec, make_spec
-from promos.validation import MAX_NAME_LENGTH, PRINTABLE, Name
+from promos.validation import (
+    BELOW_2_63,
+    HIDDEN,
+    MAX_NAME_LENGTH,
+    PRINTABLE,
+    STORABLE,
+    JsonDocument,
+    Name,
+)
 
-# The seed's game id, ^[^-][a-zA-Z0-9-_]*$, without control characters (no database holds NUL).
-GAME_ID_PATTERN = r"^[^\x00-\x1f\x7f-][a-zA-Z0-9_-]*$"
+# The seed's game id, ^[^-][a-zA-Z0-9-_]*$, without control characters (no database holds NUL)
+# or any other hidden one.
+GAME_ID_PATTERN = rf"^[^{HIDDEN}-][a-zA-Z0-9_-]*$"
 GameId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)]
 PlayerId = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
 Text255 = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
 Every = Annotated[
-    str, Field(max_length=64, description='a Go duration: "300ms", "1.5h", "2h45m" or ""')
+    str,
+    Field(
+        max_length=64,
+        pattern=STORABLE,
+        description='a Go duration: "300ms", "1.5h", "2h45m" or ""',
+    ),
 ]
 JsonObject = dict[str, Any]
+# What a request's free-form objects must be: storable, and not nested too deep.
+JsonObjectIn = JsonDocument
 
 
 class Strict(BaseModel):
@@ -41,9 +57,9 @@ class TriggerIn(Strict):
         use_attribute_docstrings=True, extra="forbid", strict=True, populate_by_name=True
     )
 
-    from_: Annotated[int, Field(alias="from", ge=-(2**63) + 1, le=2**63 - 1)]
+    from_: Annotated[int, Field(alias="from", gt=-BELOW_2_63, lt=BELOW_2_63)]
     """From this point (inclusive)."""
-    to: Annotated[int, Field(ge=-(2**63) + 1, le=2**63 - 1)]
+    to: Annotated[int, Field(gt=-BELOW_2_63, lt=BELOW_2_63)]
     """Up to this point (inclusive)."""
 
 
@@ -55,7 +71,7 @@ class GameIn(Strict):
 
     name: Name
     """The game's name."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """CacheMaxAge (seconds) and allowInefficientQueries, and free data."""
 
 
@@ -101,11 +117,11 @@ class OfferIn(Strict):
     """The offer's name."""
     product_id: Text255 | None = None
     """The store's product id (a product id or a cost, or both)."""
-    cost: JsonObject | None = None
+    cost: JsonObjectIn | None = None
     """What the offer costs, free-form."""
-    contents: JsonObject
+    contents: JsonObjectIn
     """What the player gets, free-form."""
-    metadata: JsonObject | None = None
+    metadata: JsonObjectIn | None = None
     """Free data."""
     placement: Text255
     """Where in the game it shows."""
@@ -115,7 +131,7 @@ class OfferIn(Strict):
     """At most `max` impressions per `every`."""
     trigger: TriggerIn
     """The window of the player's progress (or time) it is offered in."""
-    filters: JsonObject | None = None
+    filters: JsonObjectIn | None = None
     """Attributes a player must match, e.g. {"country": {"eq": "BR"}}."""
 
     def to_spec(self) -> OfferSpec:

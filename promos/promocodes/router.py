@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from pydantic import AwareDatetime
 
 from promos.errors import InvalidInput
-from promos.export import csv_stream
+from promos.export import csv_stream, read_first
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
@@ -27,6 +27,7 @@ from promos.promocodes.schemas import (
     ValidateIn,
 )
 from promos.promocodes.service import Promocode, PromocodeFilter
+from promos.validation import Id, Lookup, PathId
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -64,7 +65,7 @@ async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) 
 
 
 def promocode_filter(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
-    usage_by: Annotated[str | None, Query(max_length=255, description="bound e-mail")] = None,
+    usage_by: Annotated[Lookup | None, Query(description="bound e-mail")] = None,
     kind: Annotated[
         Literal["percentage", "amount"] | None, Query(description="the kind of discount")
     ] = None,
@@ -72,10 +73,8 @@ def promocode_filter(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
         date | None, Query(description="codes whose last day is before this one")
     ] = None,
     expires_after: Annotated[date | None, Query(description="also codes that never expire")] = None,
-    q: Annotated[str | None, Query(max_length=255, description="part of the code")] = None,
-    generation_id: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="only this generation's codes")
-    ] = None,
+    q: Annotated[Lookup | None, Query(description="part of the code")] = None,
+    generation_id: Annotated[Id | None, Query(description="only this generation's codes")] = None,
 ) -> PromocodeFilter:
     """The filters of the list route and of the exports."""
     return PromocodeFilter(
@@ -112,7 +111,7 @@ async def list_promocodes(
 async def export_promocodes(filters: Filters, state: State, _: CurrentPrincipal) -> CsvDownload:
     """The promo codes the filters let through (the list route's), as CSV, in the order they
     were made, streamed as they are read."""
-    rows = export.promocodes(state.database, filters)
+    rows = await read_first(export.promocodes(state.database, filters))
     return CsvDownload(csv_stream(export.PROMOCODES, rows), filename="promocodes.csv")
 
 
@@ -126,7 +125,7 @@ async def export_redemptions(
 ) -> CsvDownload:
     """The redemptions of the promo codes the filters let through, rolled-back ones too, as
     CSV, in the order they were made, streamed as they are read."""
-    rows = export.redemptions(state.database, filters, since=since, until=until)
+    rows = await read_first(export.redemptions(state.database, filters, since=since, until=until))
     return CsvDownload(csv_stream(export.REDEMPTIONS, rows), filename="redemptions.csv")
 
 
@@ -199,7 +198,7 @@ async def redeem(
     "/redemptions/{redemption_id}/rollback",
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def rollback(redemption_id: int, state: State, _: CurrentPrincipal) -> RedemptionOut:
+async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RedemptionOut:
     """Give the redemption's use back to its code (once)."""
     async with state.database.begin() as conn:
         done = await service.rollback(conn, redemption_id=redemption_id, now=state.clock())

@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from promos.http.pagination import PageOut
 from promos.promocodes.generate import DEFAULT_CHARSET, MAX_CODE_LENGTH, MAX_COUNT
 from promos.promocodes.service import MAX_PRODUCTS, MAX_USAGE_COUNT, GenerationSpec, Promocode
-from promos.validation import Identifier
+from promos.validation import STORABLE, Email, Identifier
 
 
 def _no_bool(value: Any) -> Any:
@@ -24,7 +24,6 @@ def _no_bool(value: Any) -> Any:
 Money = Annotated[Decimal, BeforeValidator(_no_bool), Field(strict=False, allow_inf_nan=False)]
 Day = Annotated[date, Field(strict=False, description="YYYY-MM-DD")]
 Sku = Identifier
-Email = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[^\s@]+@[^\s@]+$")]
 
 
 class Strict(BaseModel):
@@ -57,6 +56,7 @@ class GenerateIn(Strict):
         Field(
             min_length=1,
             max_length=MAX_CODE_LENGTH,
+            pattern=STORABLE,
             description="`#` = one character drawn from `charset`; anything else is literal",
         ),
     ]
@@ -65,14 +65,15 @@ class GenerateIn(Strict):
         Field(
             min_length=1,
             max_length=62,
+            pattern=STORABLE,
             description="Letters and digits; the default leaves out 0/O and 1/I/L",
         ),
     ] = DEFAULT_CHARSET
     count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
     """How many codes."""
-    prefix: Annotated[str, Field(max_length=MAX_CODE_LENGTH)] = ""
+    prefix: Annotated[str, Field(max_length=MAX_CODE_LENGTH, pattern=STORABLE)] = ""
     """Literal text before the pattern."""
-    postfix: Annotated[str, Field(max_length=MAX_CODE_LENGTH)] = ""
+    postfix: Annotated[str, Field(max_length=MAX_CODE_LENGTH, pattern=STORABLE)] = ""
     """Literal text after the pattern."""
     discount_percentage: Money | None = None
     """Percent off, in (0, 100]; or discount_amount."""

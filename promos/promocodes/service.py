@@ -69,13 +69,13 @@ from promos.promocodes.tables import (
 from promos.promocodes.tables import (
     promocodes,
 )
-from promos.validation import has_control_character
+from promos.validation import HIDDEN, SURROGATES, has_control_character
 
 MAX_USAGE_COUNT = 1_000_000
 MAX_PRODUCTS = 1000
 MAX_PERCENTAGE = Decimal(100)
 MAX_AMOUNT = Decimal("9999999999.99")
-_EMAIL = re.compile(r"[^\s@]+@[^\s@]+")
+_EMAIL = re.compile(rf"[^\s@{HIDDEN}{SURROGATES}]+@[^\s@{HIDDEN}{SURROGATES}]+")
 _SKU = re.compile(r"[^\s]{1,255}")
 
 

@@ -26,7 +26,7 @@ from promos.referrals.schemas import (
     StatementOut,
 )
 from promos.state import AppState
-from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, PathId
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -35,7 +35,6 @@ router = APIRouter(
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 
-ProgramId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 UserHashPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
 ]
@@ -112,14 +111,14 @@ async def list_programs(
 
 
 @router.get("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
-async def get_program(program_id: ProgramId, state: State, _: CurrentPrincipal) -> ProgramOut:
+async def get_program(program_id: PathId, state: State, _: CurrentPrincipal) -> ProgramOut:
     async with state.database.begin() as conn:
         return ProgramOut.model_validate(await service.get_program(conn, program_id))
 
 
 @router.patch("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
 async def update_program(
-    program_id: ProgramId, body: ProgramUpdate, state: State, principal: CurrentPrincipal
+    program_id: PathId, body: ProgramUpdate, state: State, principal: CurrentPrincipal
 ) -> ProgramOut:
     """Change a program's terms; referrals already made keep the terms they were made under."""
     async with state.database.begin() as conn:
@@ -140,9 +139,7 @@ async def update_program(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def delete_program(
-    program_id: ProgramId, state: State, principal: CurrentPrincipal
-) -> Response:
+async def delete_program(program_id: PathId, state: State, principal: CurrentPrincipal) -> Response:
     """Delete a program no referral was made under (409 otherwise)."""
     async with state.database.begin() as conn:
         await changes.delete_program(conn, program_id, actor=principal, now=state.clock())

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from promos.db import MAX_MONEY, MONEY_PLACES
 from promos.http.pagination import PageOut
-from promos.validation import Identifier, Name
+from promos.validation import Id, Identifier, Name
 
 
 def as_number(value: Decimal) -> int | float:
@@ -20,7 +20,7 @@ def as_number(value: Decimal) -> int | float:
 
 MoneyIn = Annotated[
     Decimal,
-    Field(allow_inf_nan=False, ge=0, le=MAX_MONEY, decimal_places=MONEY_PLACES),
+    Field(allow_inf_nan=False, ge=0, lt=MAX_MONEY, decimal_places=MONEY_PLACES),
 ]
 MoneyOut = Annotated[Decimal, PlainSerializer(as_number, return_type=int | float)]
 UserHash = Identifier
@@ -94,7 +94,7 @@ class ReferralCreate(BaseModel):
     """Who referred the new user."""
     referred: UserHash
     """The new user."""
-    program_id: Annotated[int | None, Field(ge=1)] = None
+    program_id: Id | None = None
     """The program; default: the oldest."""
 
 

@@ -40,12 +40,14 @@ from promos.referrals.tables import (
     referral_programs,
     referrals,
 )
+from promos.validation import HIDDEN, SURROGATES
 
 SIGNED_UP = "referral.signed_up"
 REWARDED = "referral.rewarded"
 MAX_EMAILS = 1000
 MAX_EMAIL_LENGTH = 320
-_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f,;<>]+@[^@\s\x00-\x1f\x7f,;<>]+\.[^@\s\x00-\x1f\x7f,;<>.]+")
+_NOT_IN_EMAIL = rf"@\s{HIDDEN}{SURROGATES},;<>"
+_EMAIL = re.compile(rf"[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\.[^{_NOT_IN_EMAIL}.]+")
 ZERO = Decimal("0.00")
 
 
@@ -117,14 +119,14 @@ class Indication:
 
 
 def money(name: str, value: Decimal, *, positive: bool = False) -> Decimal:
-    """An amount as stored: two decimal places at most, from 0 (or above 0) to a billion."""
+    """An amount as stored: two decimal places at most, from 0 (or above 0), below a billion."""
     if not value.is_finite():
         raise InvalidInput(f"{name} must be a number")
     if value != value.quantize(MONEY_QUANTUM):
         raise InvalidInput(f"{name} has more than two decimal places")
-    if value < 0 or (positive and value == 0) or value > MAX_MONEY:
+    if value < 0 or (positive and value == 0) or value >= MAX_MONEY:
         low = "above 0" if positive else "from 0"
-        raise InvalidInput(f"{name} must be {low} up to {MAX_MONEY}")
+        raise InvalidInput(f"{name} must be {low} and below {MAX_MONEY}")
     return value.quantize(MONEY_QUANTUM)
 
 

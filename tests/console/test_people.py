@@ -159,6 +159,14 @@ async def test_an_admin_disables_a_user_who_is_signed_out_at_once(
     assert entry.after["disabled"] is True
 
 
+async def test_an_admin_cannot_disable_their_own_user_in_the_console(as_admin, admin):
+    response = await submit(as_admin, "/admin/users", f"/admin/users/{admin.id}/disable")
+
+    assert response.status_code == 403
+    assert "cannot disable your own user" in response.text
+    assert (await as_admin.get("/admin")).status_code == 200
+
+
 async def test_disabling_an_unknown_user_is_a_404_page(as_admin):
     response = await submit(as_admin, "/admin/users", "/admin/users/999/disable")
 
