@@ -27,7 +27,7 @@ async def issue(database: Database, batch: Batch, clock: FakeClock, count: int) 
 
 def card(html: str, key: str) -> str:
     """The figure card whose id is ``key``."""
-    found = re.search(rf'<li class="card figure" id="{key}">(.*?)</li>', html, re.S)
+    found = re.search(rf'<li class="card figure" id="{key}">(.*?)</li>', html, re.DOTALL)
     assert found is not None, f"no {key} card on the page"
     return found.group(1)
 
