@@ -40,7 +40,8 @@ def totals(html: str, key: str) -> list[str]:
 async def test_the_dashboard_is_the_first_page_after_sign_in(as_admin: httpx.AsyncClient) -> None:
     page = await as_admin.get("/admin")
     assert page.status_code == 200
-    assert "<h1>Dashboard</h1>" in page.text
+    assert "<title>Dashboard · Promos console</title>" in page.text
+    assert 'id="codes-issued"' in page.text
 
 
 async def test_each_figure_shows_today_7_days_and_30_days(
