@@ -79,6 +79,14 @@ codes = Table(
         postgresql_where=text("customer_id IS NOT NULL"),
         sqlite_where=text("customer_id IS NOT NULL"),
     ),
+    # A batch's issued codes by time: issues per day (the dashboard, a batch's chart).
+    Index(
+        "ix_codes_batch_issued",
+        "batch_id",
+        "issued_at",
+        postgresql_where=text("issued_at IS NOT NULL"),
+        sqlite_where=text("issued_at IS NOT NULL"),
+    ),
     Index(
         "uq_codes_idempotency",
         "batch_id",
