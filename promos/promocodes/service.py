@@ -422,6 +422,18 @@ async def promocodes_page(
     return Page(found, (found[-1].id,) if len(rows) > limit else None)
 
 
+async def set_uses_left(conn: AsyncConnection, code: str, *, usage_count: int) -> Promocode:
+    """Set how many uses the code has left (this code only; its generation's terms stay)."""
+    if not 0 <= usage_count <= MAX_USAGE_COUNT:
+        raise InvalidPromocode(f"usage_count must be from 0 to {MAX_USAGE_COUNT}")
+    result = await conn.execute(
+        update(promocodes).where(promocodes.c.code == code).values(usage_count=usage_count)
+    )
+    if result.rowcount == 0:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+    return await get_promocode(conn, code)
+
+
 async def delete_promocode(conn: AsyncConnection, code: str) -> None:
     result = await conn.execute(delete(promocodes).where(promocodes.c.code == code))
     if result.rowcount == 0:
