@@ -171,6 +171,8 @@ class PromocodeFilter:
     expires_after: date | None = None
     search: str | None = None
     generation_id: int | None = None
+    # One code exactly (the console's export of a code's redemptions).
+    code: str | None = None
 
 
 def normalize_email(email: str) -> str:
@@ -380,6 +382,8 @@ def _conditions(filters: PromocodeFilter) -> list[ColumnElement[bool]]:
         )
     if filters.generation_id is not None:
         where.append(promocodes.c.generation_id == filters.generation_id)
+    if filters.code is not None:
+        where.append(promocodes.c.code == filters.code)
     return where
 
 
