@@ -49,6 +49,7 @@ from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
+from promos.promocodes.jobs import GenerationRunner
 from promos.promocodes.router import router as promocodes_router
 from promos.ratelimit import RateLimits
 from promos.referrals.router import router as referrals_router
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         ),
         limits=limits,
         webhook_destinations=Destinations.allowing(settings.webhook_allowed_hosts),
+        generations=GenerationRunner(database, clock),
         dispatcher=dispatcher,
     )
 
@@ -125,6 +127,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         finally:
             if state.dispatcher is not None:
                 await state.dispatcher.stop()
+            await state.generations.drain()
             await state.issuer.drain()
             await state.limits.close()
             await database.dispose()

@@ -13,7 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, home, people, signin
+from promos.console.pages import audit, catalog, home, people, promocodes, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -21,6 +21,8 @@ PAGES: tuple[APIRouter, ...] = (
     home.router,
     people.router,
     audit.router,
+    promocodes.router,
+    catalog.router,
 )
 
 
