@@ -74,7 +74,7 @@ SERVER_STOP_SECONDS = 40.0
 CEILING_SQL = (
     "UPDATE bench_ceiling_codes SET issued_at = now(), customer_id = md5(random()::text) "
     "WHERE (client_id, code) = (SELECT client_id, code FROM bench_ceiling_codes "
-    "WHERE batch_id = :batch AND issued_at IS NULL "
+    "WHERE batch_id = :batch AND client_id = :client AND issued_at IS NULL "
     "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code;\n"
 )
 
@@ -161,6 +161,10 @@ def seed(codes: int) -> Pool:
                         (pool.rules, pool.client_id, WITH_RULES, 1, 30),
                     ],
                 )
+                await conn.executemany(
+                    "INSERT INTO batch_clients (client_id, batch_id) VALUES ($1, $2)",
+                    [(pool.client_id, pool.no_rules), (pool.client_id, pool.rules)],
+                )
                 for batch_id, prefix in ((pool.no_rules, "N"), (pool.rules, "R")):
                     await conn.execute(
                         "INSERT INTO codes (batch_id, client_id, code, seq) "
@@ -184,7 +188,7 @@ def seed(codes: int) -> Pool:
                 )
             # Outside the transaction: VACUUM cannot run in one.
             await conn.execute("ANALYZE")
-            await conn.execute("VACUUM codes, bench_ceiling_codes, batches, clients")
+            await conn.execute("VACUUM codes, bench_ceiling_codes, batches, clients, batch_clients")
         finally:
             await conn.close()
 
@@ -410,7 +414,7 @@ def percentile(sorted_values: list[int], pct: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def run_pgbench(args: argparse.Namespace) -> Result:
+def run_pgbench(pool: Pool, args: argparse.Namespace) -> Result:
     issued_before, free = issued_in_ceiling()
     print(f"pgbench: ceiling: {free:,} free codes, {args.connections} clients, {args.duration} s")
     script = OUT / "ceiling.sql"
@@ -432,6 +436,8 @@ def run_pgbench(args: argparse.Namespace) -> Result:
             str(script),
             "-D",
             f"batch='{CEILING_BATCH}'",
+            "-D",
+            f"client='{pool.client_id}'",
             "--log",
             f"--log-prefix={prefix}",
             "-h",
@@ -605,7 +611,7 @@ def main() -> int:
     # the server has stopped: only now are the issued rows final.
     no_rules = replace(no_rules, issued=issued_in_batch(pool.no_rules)[0] - before[pool.no_rules])
     rules = replace(rules, issued=issued_in_batch(pool.rules)[0] - before[pool.rules])
-    ceiling = run_pgbench(args)
+    ceiling = run_pgbench(pool, args)
 
     print_table([no_rules, rules, ceiling], ceiling)
     print_targets(rules, ceiling)

@@ -391,7 +391,7 @@ BROKEN_CODE_FILES: dict[str, tuple[str, int, int]] = {
     "code too long": ("code\nA-1\n" + "x" * 256 + "\n", 3, 422),
     "code with a NUL": ("code\nA-1\nA\x002\n", 3, 422),
     "broken quoting": ('code\nA-1\n"A-2"x\n', 3, 422),
-    "another client's row": (f"client_id,code\n{C},A-1\n{X},A-2\n", 3, 422),
+    "a code twice for another client": (f"client_id,code\n{C},A-1\n{X},A-2\n{X},A-2\n", 4, 409),
     "a code twice in the file": ("code\nA-1\nA-2\nA-3\nA-2\n", 5, 409),
     "a code the batch already has": ("code\nA-1\nOLD-1\n", 3, 409),
 }
@@ -665,7 +665,7 @@ BROKEN_ANGO_FILES: dict[str, tuple[str, int, int]] = {
     "code too long": (f"client_id,code\n{C},A-1\n{C},{'x' * 256}\n", 3, 422),
     "code with a NUL": (f"client_id,code\n{C},A-1\n{C},A\x002\n", 3, 422),
     "broken quoting": (f'client_id,code\n{C},A-1\n{C},"A-2"x\n', 3, 422),
-    "mixed clients": (f"client_id,code\n{C},A-1\n{C},A-2\n{X},A-3\n", 4, 422),
+    "a code twice for another client": (f"client_id,code\n{C},A-1\n{X},A-1\n{X},A-1\n", 4, 409),
     "a code twice in the file": (f"client_id,code\n{C},A-1\n{C},A-2\n{C},A-1\n", 4, 409),
     "a code the client already has": (f"client_id,code\n{C},A-1\n{C},OLD-1\n", 3, 409),
 }

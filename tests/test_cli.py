@@ -257,16 +257,19 @@ def test_a_code_twice_in_the_file_fails_naming_the_row_and_leaves_no_batch(datab
     assert batches(database_url) == []
 
 
-def test_a_row_of_another_client_fails_naming_the_row_and_leaves_no_batch(database_url, tmp_path):
+def test_codes_import_keeps_each_rows_client_in_one_batch(database_url, tmp_path):
     path = csv_file(tmp_path, f"client_id,code\n{CLIENT},SUMMER-1\n{OTHER_CLIENT},SUMMER-2\n")
 
     result = promos(
         database_url, "codes", "import", path, "--batch", "Summer", "--client", str(CLIENT)
     )
 
-    assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
-    assert "row 3" in result.output
-    assert batches(database_url) == []
+    assert result.exit_code == 0, result.output
+    [batch] = batches(database_url)
+    assert batch.client_id == CLIENT
+    assert query(database_url, lambda conn: codes_service.batch_clients(conn, batch.id)) == sorted(
+        [CLIENT, OTHER_CLIENT]
+    )
 
 
 def test_codes_import_refuses_rules_that_are_not_json(database_url, tmp_path):

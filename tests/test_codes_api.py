@@ -77,6 +77,7 @@ async def test_create_batch_returns_the_new_batch(client, clock, auth):
     assert parse_time(created.pop("created_at")) == clock()
     assert created == {
         "client_id": str(CLIENT),
+        "clients": [str(CLIENT)],
         "name": "Summer Sale",
         "rules": {"max_per_customer": 2, "time_limit_days": 30},
         "expired": False,

@@ -115,7 +115,7 @@ async def test_four_hundred_concurrent_requests_for_three_hundred_codes_issue_ea
 
     assert statuses(responses) == {200: 300, 409: 100}
     assert {r.json()["error"] for r in responses if r.status_code == 409} == {
-        f"batch {batch.id} has no codes left"
+        f"batch {batch.id} has no codes left for client {CLIENT}"
     }
     handed = issued_to(customers, responses)
     assert await issued_in_db(database, batch) == handed

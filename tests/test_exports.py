@@ -15,7 +15,6 @@ import pytest
 from promos.codes import export as codes_export
 from promos.codes import service as codes
 from promos.codes.service import Rules
-from promos.codes.tables import codes as codes_table
 from promos.export import iso, words
 from promos.promocodes import export as promocodes_export
 from promos.promocodes.service import PromocodeFilter
@@ -141,20 +140,13 @@ async def test_the_chunked_reads_return_every_code_once(database, clock):
 
 async def test_a_batch_holding_codes_of_several_clients_exports_them_all(database, clock):
     batch = await make_batch(database, now=clock(), codes=3, prefix="FIRST")
-    # Ango's uploads name a client on every row; a batch of several clients, made directly.
+    # Ango's uploads name a client on every row: a batch of several clients.
     async with database.begin() as conn:
-        await codes.ensure_client(conn, OTHER_CLIENT, now=clock())
-        await conn.execute(
-            codes_table.insert(),
-            [
-                {
-                    "client_id": OTHER_CLIENT,
-                    "code": f"SECOND-{n}",
-                    "batch_id": batch.id,
-                    "seq": 9 + n,
-                }
-                for n in range(4)
-            ],
+        await codes.add_client_codes(
+            conn,
+            batch,
+            ((n + 2, OTHER_CLIENT, f"SECOND-{n}") for n in range(4)),
+            now=clock(),
         )
 
     chunks = [c async for c in codes_export.batch_codes(database, batch.id, chunk_rows=2)]

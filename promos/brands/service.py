@@ -136,7 +136,7 @@ async def verify_brand_user(conn: AsyncConnection, *, user_id: str, secret: str)
 
 async def brand_batch(conn: AsyncConnection, brand_id: int) -> Batch:
     """The brand's batch; ``BrandHasNoCodes`` if nothing was ever generated for it."""
-    found = await codes.list_batches(conn, client_id=brand_client(brand_id), limit=1)
+    found = await codes.list_batches(conn, owner_id=brand_client(brand_id), limit=1)
     if not found:
         raise BrandHasNoCodes(f"brand {brand_id} has no discount codes: generate some first")
     return found[0]
@@ -150,7 +150,7 @@ async def _brand_batch_for_writing(conn: AsyncConnection, brand_id: int, now: da
         await conn.execute(
             text("SELECT 1 FROM clients WHERE id = :id FOR UPDATE"), {"id": client_id}
         )
-    found = await codes.list_batches(conn, client_id=client_id, limit=1)
+    found = await codes.list_batches(conn, owner_id=client_id, limit=1)
     if found:
         return found[0]
     return await codes.create_batch(

@@ -11,7 +11,7 @@ from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
 from promos.codes import changes, service
 from promos.codes.schemas import BatchOut, StatsOut
-from promos.codes.service import Batch, BatchStats
+from promos.codes.service import BatchStats
 from promos.db import Database
 from promos.settings import Settings
 
@@ -32,16 +32,23 @@ def batches() -> None:
 
 
 @batches.command("list")
-@click.option("--client", "client_id", type=click.UUID, help="Only this client's batches")
+@click.option(
+    "--client",
+    "client_id",
+    type=click.UUID,
+    help="Only the batches among whose clients this one is",
+)
 @json_option
 def list_batches(client_id: UUID | None, *, as_json: bool) -> None:
     """List batches, oldest first."""
 
-    async def work(database: Database, _: Settings) -> list[Batch]:
+    async def work(database: Database, _: Settings) -> list[BatchOut]:
         async with database.begin() as conn:
-            return await service.list_batches(conn, client_id=client_id)
+            found = await service.list_batches(conn, client_id=client_id)
+            clients = await service.clients_of_batches(conn, [b.id for b in found])
+        return [BatchOut.of(b, clients.get(b.id, [])) for b in found]
 
-    show_list((BatchOut.model_validate(b) for b in run(work)), columns=COLUMNS, as_json=as_json)
+    show_list(run(work), columns=COLUMNS, as_json=as_json)
 
 
 @batches.command("show")
@@ -50,15 +57,14 @@ def list_batches(client_id: UUID | None, *, as_json: bool) -> None:
 def show(batch_id: UUID, *, as_json: bool) -> None:
     """Show a batch: its rules, and how many codes it holds, issued and left."""
 
-    async def work(database: Database, _: Settings) -> tuple[Batch, BatchStats]:
+    async def work(database: Database, _: Settings) -> tuple[BatchOut, BatchStats]:
         async with database.begin() as conn:
             batch = await service.get_batch(conn, batch_id)
-            return batch, await service.batch_stats(conn, batch_id)
+            clients = await service.batch_clients(conn, batch_id)
+            return BatchOut.of(batch, clients), await service.batch_stats(conn, batch_id)
 
     batch, stats = run(work)
-    shown = BatchShown(
-        **BatchOut.model_validate(batch).model_dump(), stats=StatsOut.model_validate(stats)
-    )
+    shown = BatchShown(**batch.model_dump(), stats=StatsOut.model_validate(stats))
     show_one(shown, as_json=as_json)
 
 
@@ -70,14 +76,15 @@ def expire(batch_id: UUID, *, as_json: bool) -> None:
 
     Its codes, and who was issued which, stay."""
 
-    async def work(database: Database, _: Settings) -> Batch:
+    async def work(database: Database, _: Settings) -> BatchOut:
         async with database.begin() as conn:
-            return await changes.expire_batch(
+            expired = await changes.expire_batch(
                 conn, actor=cli_actor(), batch_id=batch_id, now=utc_now()
             )
+            return BatchOut.of(expired, await service.batch_clients(conn, batch_id))
 
     batch = run(work)
     if as_json:
-        show_one(BatchOut.model_validate(batch), as_json=True)
+        show_one(batch, as_json=True)
     else:
         click.echo(f"expired batch {batch.id} ({batch.name!r})")

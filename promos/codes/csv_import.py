@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes.errors import InvalidCsv
-from promos.codes.service import Batch, Rules, add_codes, create_batch
+from promos.codes.service import Batch, Rules, add_client_codes, create_batch
 from promos.validation import has_control_character
 
 MAX_CODE_LENGTH = 255
@@ -86,15 +86,10 @@ def _row(line: int, fields: list[str], with_client: bool) -> CodeRow:
     return CodeRow(line, client_id, code)
 
 
-def _of_client(rows: Iterable[CodeRow], client_id: UUID) -> Iterator[tuple[int, str]]:
+def _of_clients(rows: Iterable[CodeRow], owner: UUID) -> Iterator[tuple[int, UUID, str]]:
+    """Each row's code with its client: the row's own, or the batch's for a file of codes."""
     for row in rows:
-        if row.client_id is not None and row.client_id != client_id:
-            raise bad_row(
-                row.line,
-                f"client_id {row.client_id} differs from the batch's client {client_id}: "
-                "a batch belongs to one client",
-            )
-        yield row.line, row.code
+        yield row.line, owner if row.client_id is None else row.client_id, row.code
 
 
 async def import_batch(
@@ -107,7 +102,11 @@ async def import_batch(
     client_id: UUID | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Batch, int]:
-    """Create a batch from a code file; its client is ``client_id`` or the file's first row's."""
+    """Create a batch from a code file; each code keeps its row's client.
+
+    The batch's own client is ``client_id``, else the file's first row's; rows without a
+    client (a file of codes alone) are its codes.
+    """
     rows = read_rows(lines)
     first = next(rows, None)
     if first is None:
@@ -116,8 +115,8 @@ async def import_batch(
     if owner is None:
         raise bad_row(1, "the header must be client_id,code (the file names no client otherwise)")
     batch = await create_batch(conn, client_id=owner, name=name, rules=rules, now=now)
-    added = await add_codes(
-        conn, batch, _of_client(chain([first], rows), owner), on_progress=on_progress
+    added = await add_client_codes(
+        conn, batch, _of_clients(chain([first], rows), owner), now=now, on_progress=on_progress
     )
     return batch, added
 
@@ -127,12 +126,15 @@ async def import_into(
     batch: Batch,
     lines: Iterable[bytes],
     *,
+    now: datetime | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Add a code file's codes to an existing batch."""
-    return await add_codes(
+    """Add a code file's codes to an existing batch; each keeps its row's client (the batch's
+    own for a file of codes alone). ``now``: when a client new to Promos is known from."""
+    return await add_client_codes(
         conn,
         batch,
-        _of_client(read_rows(lines), batch.client_id),
+        _of_clients(read_rows(lines), batch.client_id),
+        now=now,
         on_progress=on_progress,
     )

@@ -1,7 +1,12 @@
 """Issuing codes: one code per request, never the same code twice, under the batch's rule.
 
-PostgreSQL: each batch's requests of a group are served by ONE statement (``_TAKE``) that
-checks the batch, takes free codes with ``FOR UPDATE SKIP LOCKED``, counts each customer's
+A batch may hold codes of several clients: a request takes a free code of its batch AND its
+client (``ix_codes_free`` leads with both), and the per-customer rule counts per batch,
+whatever the client.
+
+PostgreSQL: each (batch, client)'s requests of a group are served by ONE statement (``_TAKE``)
+that checks the batch and that the client is one of its clients, takes free codes with
+``FOR UPDATE SKIP LOCKED``, counts each customer's
 recent issues on the customer's own ``customer_quotas`` row (locked, newest version, in
 customer order) and marks the codes issued. Requests with an ``Idempotency-Key`` first lock
 the key's row and look for the code it already got, in the same transaction.
@@ -17,7 +22,7 @@ nothing, so it emits nothing.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,7 +54,7 @@ from promos.codes.errors import (
     PoolExhausted,
 )
 from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
-from promos.codes.tables import batches, codes
+from promos.codes.tables import batch_clients, batches, codes
 from promos.db import UTCDateTime
 from promos.errors import PromosError
 from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
@@ -57,7 +62,8 @@ from promos.events.types import CODE_ISSUED
 
 Outcome = IssuedCode | PromosError
 Outcomes = list[Outcome | None]
-FreeCodeHints = MutableMapping[UUID, int]  # batch id -> lowest seq that may still be free
+# (batch id, client id) -> the lowest seq that may still be free
+FreeCodeHints = MutableMapping[tuple[UUID, UUID], int]
 
 
 async def issue_codes(
@@ -75,7 +81,7 @@ async def issue_codes(
     Without idempotency keys, PostgreSQL needs no enclosing transaction: every statement
     that issues is atomic by itself, and if a later statement fails, the outcomes already
     filled in stand (their codes are committed). With keys, and on SQLite, run it in one
-    transaction. ``hints`` remembers where each batch's free codes begin, so that a scan
+    transaction. ``hints`` remembers where each batch's (client's) free codes begin, so that a scan
     does not walk over the codes issued before (their index entries stay until VACUUM); the
     caller keeps it from one call to the next, and it is only ever a starting point.
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
@@ -148,12 +154,16 @@ def _take_statement(*, events: bool) -> TextClause:
     return text(
         f"""
     WITH {wanted_cte(CODE_ISSUED, name="events_wanted")}, batch AS (
-        SELECT client_id, expired, max_per_customer, time_limit_days,
+        SELECT expired, max_per_customer, time_limit_days,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
-                    ELSE :now - make_interval(days => time_limit_days) END AS since
+                    ELSE :now - make_interval(days => time_limit_days) END AS since,
+               EXISTS (
+                   SELECT FROM batch_clients
+                   WHERE client_id = :client_id AND batch_id = :batch_id
+               ) AS listed
         FROM batches WHERE id = :batch_id
     ), usable AS (
-        SELECT max_per_customer, since FROM batch WHERE client_id = :client_id AND NOT expired
+        SELECT max_per_customer, since FROM batch WHERE listed AND NOT expired
             {lean_guard}
     ), asks AS (
         SELECT customer_id, idempotency_key, n
@@ -161,8 +171,8 @@ def _take_statement(*, events: bool) -> TextClause:
     ), free AS (
         SELECT client_id, code, seq, row_number() OVER (ORDER BY seq) AS r FROM (
             SELECT client_id, code, seq FROM codes
-            WHERE batch_id = :batch_id AND issued_at IS NULL AND seq >= :from_seq
-              AND EXISTS (SELECT FROM usable)
+            WHERE batch_id = :batch_id AND client_id = :client_id AND issued_at IS NULL
+              AND seq >= :from_seq AND EXISTS (SELECT FROM usable)
             ORDER BY seq
             LIMIT :wanted
             FOR UPDATE SKIP LOCKED
@@ -196,7 +206,7 @@ def _take_statement(*, events: bool) -> TextClause:
     ){emit}
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
            (SELECT min(seq) FROM free) AS first_free,
-           batch.client_id, batch.expired, batch.max_per_customer, batch.time_limit_days,
+           batch.listed, batch.expired, batch.max_per_customer, batch.time_limit_days,
            (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
     FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
     ORDER BY asks.n
@@ -295,7 +305,7 @@ async def _take(
     hints: FreeCodeHints | None,
     events: _Events,
 ) -> None:
-    from_seq = hints.get(batch_id, 0) if hints is not None else 0
+    from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
     while indices:
         statement = _TAKE if events.demand.wanted else _TAKE_LEAN
         rows = (
@@ -323,13 +333,13 @@ async def _take(
                 outcomes[i] = refused
             return
         if hints is not None and rows[0].first_free is not None:
-            hints[batch_id] = rows[0].first_free
+            hints[(batch_id, client_id)] = rows[0].first_free
         unconsidered, denied = _record_taken(rows, indices, requests, outcomes, now=now)
         if not denied and unconsidered and from_seq > 0:
             from_seq = 0  # before calling the batch exhausted, look behind the hint too
         elif not denied:
             for i in unconsidered:
-                outcomes[i] = PoolExhausted(f"batch {batch_id} has no codes left")
+                outcomes[i] = _exhausted(batch_id, client_id)
             return
         # else: codes set aside for customers the rule refused may serve the others.
         indices = unconsidered
@@ -360,13 +370,21 @@ def _record_taken(
 
 
 def _batch_refusal(batch_id: UUID, client_id: UUID, row: Any) -> PromosError | None:
-    if row.client_id is None:
+    if row.listed is None:
         return BatchNotFound(f"batch {batch_id} does not exist")
-    if row.client_id != client_id:
-        return ClientMismatch(f"batch {batch_id} does not belong to client {client_id}")
+    if not row.listed:
+        return _mismatch(batch_id, client_id)
     if row.expired:
         return BatchExpired(f"batch {batch_id} has expired")
     return None
+
+
+def _mismatch(batch_id: UUID, client_id: UUID) -> ClientMismatch:
+    return ClientMismatch(f"batch {batch_id} holds no codes of client {client_id}")
+
+
+def _exhausted(batch_id: UUID, client_id: UUID) -> PoolExhausted:
+    return PoolExhausted(f"batch {batch_id} has no codes left for client {client_id}")
 
 
 def _limit_reached(customer: str, batch_id: UUID, rules: Any) -> CustomerLimitReached:
@@ -440,7 +458,9 @@ async def _replay_idempotent(
 
 def _replay(req: IssueRequest, issued: IssuedCode) -> Outcome:
     if issued.client_id != req.client_id:
-        return ClientMismatch(f"batch {req.batch_id} does not belong to client {req.client_id}")
+        return IdempotencyKeyReused(
+            f"Idempotency-Key {req.idempotency_key!r} was used for another client"
+        )
     if issued.customer_id != req.customer_id:
         return IdempotencyKeyReused(
             f"Idempotency-Key {req.idempotency_key!r} was used for another customer"
@@ -459,6 +479,10 @@ def _resolve_replays(
 # --- SQLite ----------------------------------------------------------------------------------
 
 _BATCHES_BY_ID = select(*BATCH_COLUMNS).where(batches.c.id.in_(bindparam("ids", expanding=True)))
+_LISTED = select(batch_clients.c.batch_id, batch_clients.c.client_id).where(
+    batch_clients.c.batch_id.in_(bindparam("batch_ids", expanding=True)),
+    batch_clients.c.client_id.in_(bindparam("client_ids", expanding=True)),
+)
 _ISSUED_SINCE = (
     select(codes.c.customer_id, func.count())
     .where(
@@ -467,6 +491,16 @@ _ISSUED_SINCE = (
         codes.c.issued_at > bindparam("since"),
     )
     .group_by(codes.c.customer_id)
+)
+_FREE_OF_CLIENT = (
+    select(codes.c.code)
+    .where(
+        codes.c.batch_id == bindparam("batch_id"),
+        codes.c.client_id == bindparam("client_id"),
+        codes.c.issued_at.is_(None),
+    )
+    .order_by(codes.c.seq)
+    .limit(bindparam("wanted"))
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MARK_ISSUED = (
@@ -490,36 +524,50 @@ async def _issue_sqlite(
 ) -> None:
     found = await conn.execute(_BATCHES_BY_ID, {"ids": list({r.batch_id for r in requests})})
     known = {row.id: batch_of(row) for row in found}
-    valid: list[int] = []
+    existing: list[int] = []
     for i, req in enumerate(requests):
-        batch = known.get(req.batch_id)
-        if batch is None:
-            outcomes[i] = BatchNotFound(f"batch {req.batch_id} does not exist")
-        elif batch.client_id != req.client_id:
-            outcomes[i] = ClientMismatch(
-                f"batch {req.batch_id} does not belong to client {req.client_id}"
-            )
+        if req.batch_id in known:
+            existing.append(i)
         else:
-            valid.append(i)
-    pending, replays = await _replay_idempotent(conn, requests, valid, outcomes)
+            outcomes[i] = BatchNotFound(f"batch {req.batch_id} does not exist")
+    pending, replays = await _replay_idempotent(conn, requests, existing, outcomes)
+    listed = await _listed_sqlite(conn, [requests[i] for i in pending])
     by_batch: dict[UUID, list[int]] = defaultdict(list)
     for i in pending:
-        if known[requests[i].batch_id].expired:
-            outcomes[i] = BatchExpired(f"batch {requests[i].batch_id} has expired")
+        req = requests[i]
+        if (req.batch_id, req.client_id) not in listed:
+            outcomes[i] = _mismatch(req.batch_id, req.client_id)
+        elif known[req.batch_id].expired:
+            outcomes[i] = BatchExpired(f"batch {req.batch_id} has expired")
         else:
-            by_batch[requests[i].batch_id].append(i)
+            by_batch[req.batch_id].append(i)
     handed: list[IssuedCode] = []
     for batch_id, indices in by_batch.items():
-        allowed = await _allowed_sqlite(
+        handed += await _take_sqlite(
             conn, known[batch_id], requests=requests, indices=indices, outcomes=outcomes, now=now
         )
-        handed += await _take_sqlite(conn, batch_id, requests, allowed, outcomes, now=now)
     events = await emit_events(conn, CODE_ISSUED, [issued_payload(c) for c in handed], now=now)
     emitted.count += len(events)
     _resolve_replays(requests, replays, outcomes)
 
 
-async def _allowed_sqlite(
+async def _listed_sqlite(
+    conn: AsyncConnection, requests: Sequence[IssueRequest]
+) -> set[tuple[UUID, UUID]]:
+    """Which of the requests' (batch, client) pairs are a batch and one of its clients."""
+    if not requests:
+        return set()
+    found = await conn.execute(
+        _LISTED,
+        {
+            "batch_ids": list({r.batch_id for r in requests}),
+            "client_ids": list({r.client_id for r in requests}),
+        },
+    )
+    return {(row.batch_id, row.client_id) for row in found}
+
+
+async def _take_sqlite(
     conn: AsyncConnection,
     batch: Batch,
     *,
@@ -527,10 +575,57 @@ async def _allowed_sqlite(
     indices: list[int],
     outcomes: Outcomes,
     now: datetime,
-) -> list[int]:
+) -> list[IssuedCode]:
+    """Hand each request the next free code of its client in the batch, in order, under the
+    batch's rule (counted over all of the batch's clients); the codes handed out."""
+    counts = await _issued_counts_sqlite(conn, batch, requests, indices, now=now)
+    most = batch.rules.max_per_customer
+    free: dict[UUID, deque[str]] = {}
+    for client_id, wanted in Counter(requests[i].client_id for i in indices).items():
+        params = {"batch_id": batch.id, "client_id": client_id, "wanted": wanted}
+        free[client_id] = deque((await conn.execute(_FREE_OF_CLIENT, params)).scalars())
+    marks = []
+    handed: list[IssuedCode] = []
+    for i in indices:
+        req = requests[i]
+        if most is not None and counts[req.customer_id] >= most:
+            outcomes[i] = _limit_reached(req.customer_id, batch.id, batch.rules)
+            continue
+        codes_left = free[req.client_id]
+        if not codes_left:
+            outcomes[i] = _exhausted(batch.id, req.client_id)
+            continue
+        code = codes_left.popleft()
+        counts[req.customer_id] += 1
+        marks.append(
+            {
+                "client": req.client_id,
+                "taken": code,
+                "customer": req.customer_id,
+                "at": now,
+                "key": req.idempotency_key,
+            }
+        )
+        handed.append(IssuedCode(code, batch.id, req.client_id, req.customer_id, now))
+        outcomes[i] = handed[-1]
+    if marks:
+        await conn.execute(_MARK_ISSUED, marks)
+    return handed
+
+
+async def _issued_counts_sqlite(
+    conn: AsyncConnection,
+    batch: Batch,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    *,
+    now: datetime,
+) -> Counter[str]:
+    """How many of the batch's codes each of the requests' customers got within the rule's
+    window (nothing is read for a batch without a rule)."""
     rules = batch.rules
     if rules.max_per_customer is None:
-        return indices
+        return Counter()
     days = rules.time_limit_days
     found = await conn.execute(
         _ISSUED_SINCE,
@@ -540,53 +635,4 @@ async def _allowed_sqlite(
             "since": now - timedelta(days=days) if days is not None else _EPOCH,
         },
     )
-    counts: dict[str, int] = {row[0]: int(row[1]) for row in found}
-    allowed: list[int] = []
-    for i in indices:
-        customer = requests[i].customer_id
-        if counts.get(customer, 0) >= rules.max_per_customer:
-            outcomes[i] = _limit_reached(customer, batch.id, rules)
-        else:
-            counts[customer] = counts.get(customer, 0) + 1
-            allowed.append(i)
-    return allowed
-
-
-async def _take_sqlite(
-    conn: AsyncConnection,
-    batch_id: UUID,
-    requests: Sequence[IssueRequest],
-    indices: list[int],
-    outcomes: Outcomes,
-    *,
-    now: datetime,
-) -> list[IssuedCode]:
-    """Hand the batch's next free codes to ``indices``; the codes handed out."""
-    free = (
-        await conn.execute(
-            select(codes.c.client_id, codes.c.code)
-            .where(codes.c.batch_id == batch_id, codes.c.issued_at.is_(None))
-            .order_by(codes.c.seq)
-            .limit(len(indices))
-        )
-    ).all()
-    marks = []
-    handed: list[IssuedCode] = []
-    for i, (client_id, code) in zip(indices, free, strict=False):
-        req = requests[i]
-        marks.append(
-            {
-                "client": client_id,
-                "taken": code,
-                "customer": req.customer_id,
-                "at": now,
-                "key": req.idempotency_key,
-            }
-        )
-        handed.append(IssuedCode(code, batch_id, req.client_id, req.customer_id, now))
-        outcomes[i] = handed[-1]
-    for i in indices[len(free) :]:
-        outcomes[i] = PoolExhausted(f"batch {batch_id} has no codes left")
-    if marks:
-        await conn.execute(_MARK_ISSUED, marks)
-    return handed
+    return Counter({row[0]: int(row[1]) for row in found})

@@ -42,7 +42,7 @@ class Issuer:
         # Called when a group's code.issued events have committed (wakes the dispatcher).
         self._on_events = on_events
         self._code_events = Demand()
-        self._free_code_hints: dict[UUID, int] = {}
+        self._free_code_hints: dict[tuple[UUID, UUID], int] = {}
         self._batcher: Batcher[IssueRequest, Outcome] = Batcher(
             self._issue_group,
             group_size=group_size,

@@ -66,14 +66,17 @@ async def create_batch(body: BatchCreate, state: State, principal: CurrentPrinci
             after=batch,
             at=now,
         )
-    return BatchOut.model_validate(batch)
+    return BatchOut.of(batch, [batch.client_id])
 
 
 @router.get("/batches")
 async def list_batches(
     state: State,
     _: CurrentPrincipal,
-    client_id: Annotated[UUID | None, Query(description="only this client's batches")] = None,
+    client_id: Annotated[
+        UUID | None,
+        Query(description="only the batches among whose clients this one is (see `clients`)"),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> BatchPage:
@@ -83,13 +86,17 @@ async def list_batches(
         page = await service.batches_page(
             conn, client_id=client_id, limit=limit, after_key=after_key
         )
-    return BatchPage(items=[BatchOut.model_validate(b) for b in page.items], **page_fields(page))
+        clients = await service.clients_of_batches(conn, [b.id for b in page.items])
+    items = [BatchOut.of(b, clients.get(b.id, [])) for b in page.items]
+    return BatchPage(items=items, **page_fields(page))
 
 
 @router.get("/batches/{batch_id}", responses={404: {"model": ErrorBody}})
 async def get_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
+    """The batch, with its clients."""
     async with state.database.begin() as conn:
-        return BatchOut.model_validate(await service.get_batch(conn, batch_id))
+        batch = await service.get_batch(conn, batch_id)
+        return BatchOut.of(batch, await service.batch_clients(conn, batch_id))
 
 
 @router.get("/batches/{batch_id}/stats", responses={404: {"model": ErrorBody}})
@@ -115,12 +122,13 @@ async def export_codes(batch_id: UUID, state: State, _: CurrentPrincipal) -> Csv
 
 @router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
 async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal) -> BatchOut:
-    """Stop issuing from the batch, without touching its codes."""
+    """Stop issuing from the batch (for every one of its clients), without touching its codes."""
     async with state.database.begin() as conn:
         expired = await changes.expire_batch(
             conn, actor=principal, batch_id=batch_id, now=state.clock()
         )
-    return BatchOut.model_validate(expired)
+        clients = await service.batch_clients(conn, batch_id)
+    return BatchOut.of(expired, clients)
 
 
 @router.post(
@@ -145,11 +153,14 @@ async def upload_codes(
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="CSV with header `code` or `client_id,code`")],
 ) -> ImportOut:
-    """Add a CSV file's codes to the batch: all of them, or none if any row is wrong."""
+    """Add a CSV file's codes to the batch: all of them, or none if any row is wrong.
+
+    Each code is its row's client's (a client new to the batch joins its `clients`); a file of
+    codes alone gives them to the batch's own client."""
     now = state.clock()
     async with state.database.begin() as conn:
         batch = await service.get_batch(conn, batch_id)
-        added = await csv_import.import_into(conn, batch, file.file)
+        added = await csv_import.import_into(conn, batch, file.file, now=now)
         # How many codes, not which: the codes themselves are the pool, not its configuration.
         await audit.record(
             conn,
@@ -169,6 +180,7 @@ async def upload_codes(
     responses={
         403: {"model": ErrorBody, "description": "customer_limit_reached"},
         404: {"model": ErrorBody, "description": "batch_not_found"},
+        422: {"model": ErrorBody, "description": "client_mismatch: not one of the batch's clients"},
         409: {
             "model": ErrorBody,
             "description": "pool_exhausted or idempotency_key_reused",
@@ -184,7 +196,8 @@ async def issue_code(
     _: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> IssuedOut:
-    """Issue one code of the batch to a customer, under the batch's rules."""
+    """Issue one code of the batch and client to a customer, under the batch's rules (counted
+    per customer over the whole batch, whatever the client)."""
     issued = await state.issuer.issue(
         IssueRequest(batch_id, body.client_id, body.customer_id, idempotency_key)
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promos.codes.service import Rules
+from promos.codes.service import Batch, Rules
 from promos.http.pagination import PageOut
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
@@ -84,6 +85,10 @@ class BatchOut(Out):
                 {
                     "id": "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a",
                     "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "clients": [
+                        "217be7c8-679c-4e08-bffc-db3451bdcdbf",
+                        "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    ],
                     "name": "Summer sale",
                     "rules": {"max_per_customer": 1, "time_limit_days": 30},
                     "expired": False,
@@ -97,7 +102,11 @@ class BatchOut(Out):
     id: UUID
     """The batch's id."""
     client_id: UUID
-    """The client it belongs to."""
+    """The client it belongs to: the one it was made for, or the client of its upload's first
+    row."""
+    clients: list[UUID]
+    """Every client whose codes it may hand out, by id: its own client, and each client named
+    by a row of its uploads. An issue names one of them."""
     name: str
     """A name for people."""
     rules: RulesOut
@@ -106,6 +115,21 @@ class BatchOut(Out):
     """Whether issuing from it has stopped."""
     created_at: datetime
     """When it was made."""
+
+    @classmethod
+    def of(cls, batch: Batch, clients: Sequence[UUID]) -> Self:
+        """The body of ``batch``, whose clients are ``clients``."""
+        return cls.model_validate(
+            {
+                "id": batch.id,
+                "client_id": batch.client_id,
+                "clients": list(clients),
+                "name": batch.name,
+                "rules": RulesOut.model_validate(batch.rules),
+                "expired": batch.expired,
+                "created_at": batch.created_at,
+            }
+        )
 
 
 class BatchPage(PageOut):
@@ -151,7 +175,7 @@ class IssueIn(Strict):
     )
 
     client_id: Annotated[UUID, Field(strict=False)]
-    """The batch's client."""
+    """One of the batch's clients (its `clients`): the code handed out is one of this client's."""
     customer_id: CustomerId
     """Who gets the code (your own id for them)."""
 

@@ -11,15 +11,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.clock import utc_now
 from promos.codes.errors import (
     BatchNotFound,
     DuplicateCode,
     InvalidRules,
 )
+from promos.codes.tables import batch_clients as listed_clients
 from promos.codes.tables import batches, clients, codes
 from promos.db import insert_for
 from promos.pagination import Key, Page, after, read_page
@@ -73,6 +75,9 @@ class Rules:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """A batch; ``client_id`` is its own client: the one it was made for, or the client of an
+    upload's first row. It may hold codes of other clients too (``batch_clients``)."""
+
     id: UUID
     client_id: UUID
     name: str
@@ -150,7 +155,7 @@ async def ensure_client(conn: AsyncConnection, client_id: UUID, *, now: datetime
 async def create_batch(
     conn: AsyncConnection, *, client_id: UUID, name: str, rules: Rules, now: datetime
 ) -> Batch:
-    """A new, empty batch of the client's."""
+    """A new, empty batch of the client's (its own client, listed among its clients)."""
     await ensure_client(conn, client_id, now=now)
     batch = Batch(
         id=uuid4(),
@@ -171,6 +176,7 @@ async def create_batch(
             created_at=now,
         )
     )
+    await conn.execute(listed_clients.insert().values(client_id=client_id, batch_id=batch.id))
     return batch
 
 
@@ -183,17 +189,30 @@ async def get_batch(conn: AsyncConnection, batch_id: UUID, *, for_update: bool =
     return batch_of(row)
 
 
+def _of_clients(query: Select[Any], client_id: UUID | None, owner_id: UUID | None) -> Select[Any]:
+    if client_id is not None:
+        holding = select(listed_clients.c.batch_id).where(listed_clients.c.client_id == client_id)
+        query = query.where(batches.c.id.in_(holding))
+    if owner_id is not None:
+        query = query.where(batches.c.client_id == owner_id)
+    return query
+
+
 async def list_batches(
     conn: AsyncConnection,
     *,
     client_id: UUID | None = None,
+    owner_id: UUID | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Batch]:
-    """Batches, oldest first."""
-    query = select(*BATCH_COLUMNS).order_by(batches.c.created_at, batches.c.id).offset(offset)
-    if client_id is not None:
-        query = query.where(batches.c.client_id == client_id)
+    """Batches, oldest first: of ``client_id`` (those holding its codes, and its own), of
+    ``owner_id`` (its own only)."""
+    query = _of_clients(
+        select(*BATCH_COLUMNS).order_by(batches.c.created_at, batches.c.id).offset(offset),
+        client_id,
+        owner_id,
+    )
     if limit is not None:
         query = query.limit(limit)
     return [batch_of(row) for row in await conn.execute(query)]
@@ -206,11 +225,10 @@ async def batches_page(
     limit: int,
     after_key: Key | None = None,
 ) -> Page[Batch]:
-    """Batches, oldest first: a page after ``after_key`` (created at, id)."""
+    """Batches, oldest first (of ``client_id``: those holding its codes, and its own): a page
+    after ``after_key`` (created at, id)."""
     order = (batches.c.created_at, batches.c.id)
-    query = select(*BATCH_COLUMNS).order_by(*order)
-    if client_id is not None:
-        query = query.where(batches.c.client_id == client_id)
+    query = _of_clients(select(*BATCH_COLUMNS).order_by(*order), client_id, None)
     query = query.where(after(order, after_key))
     return await read_page(
         conn, query, limit=limit, key=lambda row: (row.created_at, row.id), item=batch_of
@@ -245,9 +263,24 @@ async def add_codes(
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Add ``(row number, code)`` pairs to a batch, in chunks; a duplicate names its row.
+    """Add ``(row number, code)`` pairs to a batch, as codes of its own client."""
+    owned = ((line, batch.client_id, code) for line, code in rows)
+    return await add_client_codes(conn, batch, owned, on_progress=on_progress)
 
-    The caller's transaction makes the whole import all-or-nothing.
+
+async def add_client_codes(
+    conn: AsyncConnection,
+    batch: Batch,
+    rows: Iterable[tuple[int, UUID, str]],
+    *,
+    now: datetime | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Add ``(row number, client, code)`` rows to a batch, in chunks; a duplicate names its row.
+
+    Each code keeps its client; a client new to the batch is listed among its clients (and
+    known from ``now`` on if it is new to Promos). The caller's transaction makes the whole
+    import all-or-nothing.
     """
     last = (
         await conn.execute(
@@ -255,27 +288,54 @@ async def add_codes(
         )
     ).scalar_one()
     added = 0
-    chunk: list[tuple[int, str]] = []
+    listed = {batch.client_id}  # create_batch listed it
+    chunk: list[tuple[int, UUID, str]] = []
     for item in rows:
         chunk.append(item)
         if len(chunk) >= IMPORT_CHUNK_ROWS:
+            await _list_clients(conn, batch, chunk, listed, now=now)
             added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
             chunk = []
             if on_progress is not None:
                 on_progress(added)
     if chunk:
+        await _list_clients(conn, batch, chunk, listed, now=now)
         added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
         if on_progress is not None:
             on_progress(added)
     return added
 
 
+async def _list_clients(
+    conn: AsyncConnection,
+    batch: Batch,
+    chunk: list[tuple[int, UUID, str]],
+    listed: set[UUID],
+    *,
+    now: datetime | None,
+) -> None:
+    """Know the chunk's clients new to this import, and list them among the batch's."""
+    new = sorted({client for _, client, _ in chunk} - listed)
+    if not new:
+        return
+    insert = insert_for(conn)
+    at = now or utc_now()
+    await conn.execute(
+        insert(clients).on_conflict_do_nothing(), [{"id": c, "created_at": at} for c in new]
+    )
+    await conn.execute(
+        insert(listed_clients).on_conflict_do_nothing(),
+        [{"client_id": c, "batch_id": batch.id} for c in new],
+    )
+    listed.update(new)
+
+
 async def _insert_chunk(
-    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]], *, first_seq: int
+    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, UUID, str]], *, first_seq: int
 ) -> int:
     values = [
-        {"batch_id": batch.id, "client_id": batch.client_id, "code": code, "seq": first_seq + n}
-        for n, (_, code) in enumerate(chunk)
+        {"batch_id": batch.id, "client_id": client_id, "code": code, "seq": first_seq + n}
+        for n, (_, client_id, code) in enumerate(chunk)
     ]
     # A savepoint per chunk lets a duplicate be traced to its row before the upload fails.
     savepoint = await conn.begin_nested()
@@ -289,32 +349,30 @@ async def _insert_chunk(
 
 
 async def _duplicate_in(
-    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, str]]
+    conn: AsyncConnection, batch: Batch, chunk: list[tuple[int, UUID, str]]
 ) -> DuplicateCode:
-    existing = set(
-        (
-            await conn.execute(
-                select(codes.c.code).where(
-                    codes.c.client_id == batch.client_id,
-                    codes.c.code.in_([c for _, c in chunk]),
-                )
-            )
-        ).scalars()
+    """The error naming the chunk's first row whose code its client has already."""
+    found = await conn.execute(
+        select(codes.c.client_id, codes.c.code).where(
+            codes.c.client_id.in_(sorted({client for _, client, _ in chunk})),
+            codes.c.code.in_(sorted({code for _, _, code in chunk})),
+        )
     )
-    seen: set[str] = set()
-    for line, code in chunk:
-        if code in existing:
+    existing = {(row.client_id, row.code) for row in found}
+    seen: set[tuple[UUID, str]] = set()
+    for line, client_id, code in chunk:
+        if (client_id, code) in existing:
             return DuplicateCode(
-                f"row {line}: code {code!r} already exists for client {batch.client_id}",
+                f"row {line}: code {code!r} already exists for client {client_id}",
                 details={"row": line},
             )
-        if code in seen:
+        if (client_id, code) in seen:
             return DuplicateCode(
                 f"row {line}: code {code!r} appears twice in the upload",
                 details={"row": line},
             )
-        seen.add(code)
-    return DuplicateCode("a code of the upload already exists")
+        seen.add((client_id, code))
+    return DuplicateCode(f"a code of the upload already exists in batch {batch.id}")
 
 
 async def customer_codes(
@@ -356,9 +414,25 @@ async def customer_codes(
 
 
 async def batch_clients(conn: AsyncConnection, batch_id: UUID) -> list[UUID]:
-    """The clients whose codes the batch holds, in order (one read of the batch's codes)."""
-    query = select(codes.c.client_id).where(codes.c.batch_id == batch_id).distinct()
-    return sorted((await conn.execute(query)).scalars())
+    """The batch's clients (its own, and those whose codes it holds), by id."""
+    return (await clients_of_batches(conn, [batch_id])).get(batch_id, [])
+
+
+async def clients_of_batches(
+    conn: AsyncConnection, batch_ids: Sequence[UUID]
+) -> dict[UUID, list[UUID]]:
+    """Each batch's clients (its own, and those whose codes it holds), by id."""
+    if not batch_ids:
+        return {}
+    query = (
+        select(listed_clients.c.batch_id, listed_clients.c.client_id)
+        .where(listed_clients.c.batch_id.in_(batch_ids))
+        .order_by(listed_clients.c.batch_id, listed_clients.c.client_id)
+    )
+    found: dict[UUID, list[UUID]] = {}
+    for row in await conn.execute(query):
+        found.setdefault(row.batch_id, []).append(row.client_id)
+    return found
 
 
 async def batch_codes(

@@ -48,6 +48,18 @@ batches = Table(
     CheckConstraint("time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"),
 )
 
+# The clients whose codes a batch holds, and the batch's own client (batches.client_id): a
+# batch may hold codes of several clients (Ango's upload names a client on every row). An
+# issue for a client not listed is a client mismatch; one for a listed client whose codes are
+# all gone is an exhausted pool.
+batch_clients = Table(
+    "batch_clients",
+    metadata,
+    Column("client_id", Uuid, ForeignKey("clients.id"), primary_key=True),
+    Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
+    Index("ix_batch_clients_batch", "batch_id", "client_id"),
+)
+
 # Keyed by tenant: the primary key leads with the client, and no index orders codes across
 # batches, so that the only way to find a batch's next free code is ix_codes_free.
 codes = Table(
@@ -61,11 +73,13 @@ codes = Table(
     Column("customer_id", String(255), nullable=True),
     Column("issued_at", UTCDateTime, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
-    # The free codes of a batch, in order: issuing walks this index and nothing else. (With an
-    # index on a plain id, PostgreSQL's planner preferred it and filtered past issued rows.)
+    # The free codes of a batch's client, in order: issuing walks this index and nothing else.
+    # (With an index on a plain id, PostgreSQL's planner preferred it and filtered past issued
+    # rows; without the client, an issue would filter past the batch's other clients' codes.)
     Index(
         "ix_codes_free",
         "batch_id",
+        "client_id",
         "seq",
         postgresql_where=text("issued_at IS NULL"),
         sqlite_where=text("issued_at IS NULL"),

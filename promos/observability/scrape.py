@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.codes.tables import batches, codes
+from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, DatabaseUnavailable
 from promos.events.tables import webhook_deliveries
 from promos.observability import metrics
@@ -29,29 +29,41 @@ log = logging.getLogger(__name__)
 # A scrape answers within Prometheus' own timeout (10 s by default), database or not.
 READ_TIMEOUT_SECONDS = 5.0
 
-# Free codes per batch: a walk of the partial index of free codes (ix_codes_free) alone.
+# Free codes per batch and client: a walk of the partial index of free codes (ix_codes_free)
+# alone.
 _FREE_BY_BATCH = (
-    select(codes.c.batch_id, func.count())
+    select(codes.c.batch_id, codes.c.client_id, func.count())
     .where(codes.c.issued_at.is_(None))
-    .group_by(codes.c.batch_id)
+    .group_by(codes.c.batch_id, codes.c.client_id)
 )
-_OPEN_BATCHES = select(batches.c.id, batches.c.client_id).where(batches.c.expired.is_(False))
+# Each client of each unexpired batch, exhausted or not.
+_OPEN_BATCHES = (
+    select(batch_clients.c.batch_id, batch_clients.c.client_id)
+    .join(batches, batches.c.id == batch_clients.c.batch_id)
+    .where(batches.c.expired.is_(False))
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Stock:
     """The database's side of a scrape."""
 
-    codes_left: list[tuple[UUID, UUID, int]]  # (batch, client, free codes) of unexpired batches
+    # (batch, client, free codes) of each client of each unexpired batch
+    codes_left: list[tuple[UUID, UUID, int]]
     outbox_due: int  # pending deliveries due now
     outbox_scheduled: int  # pending deliveries due later (backing off, or leased to a sender)
     oldest_due_seconds: float  # how long the longest-waiting due delivery has been due
 
 
 async def read_stock(conn: AsyncConnection, *, now: datetime) -> Stock:
-    """Codes left per unexpired batch (exhausted ones as 0) and the outbox's pending deliveries."""
-    free: dict[UUID, int] = {row[0]: int(row[1]) for row in await conn.execute(_FREE_BY_BATCH)}
-    left = [(row[0], row[1], free.get(row[0], 0)) for row in await conn.execute(_OPEN_BATCHES)]
+    """Codes left per client of each unexpired batch (exhausted ones as 0) and the outbox's
+    pending deliveries."""
+    free: dict[tuple[UUID, UUID], int] = {
+        (row[0], row[1]): int(row[2]) for row in await conn.execute(_FREE_BY_BATCH)
+    }
+    left = [
+        (row[0], row[1], free.get((row[0], row[1]), 0)) for row in await conn.execute(_OPEN_BATCHES)
+    ]
     due_at = webhook_deliveries.c.next_attempt_at
     pending, due, earliest = (
         await conn.execute(
@@ -82,7 +94,7 @@ class StockCollector(Collector):
             return
         left = GaugeMetricFamily(
             "promos_pool_codes_left",
-            "Free codes of each unexpired batch (0 when exhausted).",
+            "Free codes of each client of each unexpired batch (0 when exhausted).",
             labels=["batch_id", "client_id"],
         )
         for batch_id, client_id, count in stock.codes_left:
