@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.codes import counts
 from promos.codes.errors import (
     BatchNotFound,
     DuplicateCode,
@@ -171,6 +172,7 @@ async def create_batch(
             created_at=now,
         )
     )
+    await counts.start(conn, batch.id)
     return batch
 
 
@@ -267,6 +269,7 @@ async def add_codes(
         added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
         if on_progress is not None:
             on_progress(added)
+    await counts.add_total(conn, batch.id, added)
     return added
 
 
