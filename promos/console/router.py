@@ -12,7 +12,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, home, people, signin
+from promos.console.pages import audit, brands, home, people, pools, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -20,6 +20,8 @@ PAGES: tuple[APIRouter, ...] = (
     home.router,
     people.router,
     audit.router,
+    pools.router,
+    brands.router,
 )
 
 

@@ -15,6 +15,12 @@ AUDITED = {
     ("POST", "/admin/users/{user_id}/disable"): "user.disable (test_people.py)",
     ("POST", "/admin/api-keys/new"): "api_key.create (test_people.py)",
     ("POST", "/admin/api-keys/{key_id}/revoke"): "api_key.revoke (test_people.py)",
+    ("POST", "/admin/pools/new"): "batch.create (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/upload"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/codes"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
+    ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
+    ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
