@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from promos.codes import counts, service
-from promos.codes.counts import MARGIN, REFRESH_AFTER, DayIssues, PoolCounts
+from promos.codes.counts import MARGIN, NEVER, REFRESH_AFTER, DayIssues, PoolCounts
 from promos.codes.errors import DuplicateCode
 from promos.codes.service import IssueRequest
 from promos.codes.tables import codes, pool_counts
@@ -92,13 +92,26 @@ async def test_issues_stay_counted_once_the_checkpoint_moves_past_them(state, da
 
 async def test_a_read_moves_the_checkpoint_only_when_it_is_due(state, database, clock):
     batch = await make_batch(database, now=clock(), codes=5)
+    await issue(state, batch.id, "a")
+    clock.advance(days=1)
     await counts_now(database, clock, batch.id)
     placed = await checkpoint_of(database, batch.id)
+    await issue(state, batch.id, "b")
 
     clock.now += REFRESH_AFTER
-    await counts_now(database, clock, batch.id)
+    found = await counts_now(database, clock, batch.id)
 
     assert await checkpoint_of(database, batch.id) == placed
+    assert found.issued == 2
+
+
+async def test_a_batch_without_issues_since_its_checkpoint_is_not_written_to(database, clock):
+    batch = await make_batch(database, now=clock(), codes=5)
+    clock.advance(days=1)
+
+    await counts_now(database, clock, batch.id)
+
+    assert await checkpoint_of(database, batch.id) == (0, NEVER)
 
 
 async def test_an_issue_stamped_before_a_checkpoint_but_committed_after_it_is_counted(

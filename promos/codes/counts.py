@@ -121,16 +121,31 @@ async def _checkpoint(
 
 async def _read(
     conn: AsyncConnection, batch_ids: Sequence[UUID], *, now: datetime
-) -> dict[UUID, Any]:
-    """The batches' checkpoints, those that are due brought forward first."""
-    query = select(pool_counts).where(pool_counts.c.batch_id.in_(batch_ids))
-    rows = {row.batch_id: row for row in await conn.execute(query)}
-    due = [row for row in rows.values() if row.counted_until < now - MARGIN - REFRESH_AFTER]
-    for row in due:
-        await _checkpoint(conn, row.batch_id, issued=row.issued, since=row.counted_until, now=now)
-    if due:
-        rows = {row.batch_id: row for row in await conn.execute(query)}
-    return rows
+) -> dict[UUID, PoolCounts]:
+    """The batches' counters in one statement: each checkpoint, plus the issues since it
+    (through ix_codes_issued). Then each checkpoint that is due, and has issues to take in,
+    is brought forward; a batch without recent issues is not written to."""
+    recent = (
+        select(func.count())
+        .where(codes.c.batch_id == pool_counts.c.batch_id)
+        .where(codes.c.issued_at >= pool_counts.c.counted_until)
+        .scalar_subquery()
+    )
+    query = select(
+        pool_counts.c.batch_id,
+        pool_counts.c.total,
+        pool_counts.c.issued,
+        pool_counts.c.counted_until,
+        recent.label("recent"),
+    ).where(pool_counts.c.batch_id.in_(batch_ids))
+    found: dict[UUID, PoolCounts] = {}
+    for row in (await conn.execute(query)).all():
+        found[row.batch_id] = PoolCounts(row.batch_id, int(row.total), row.issued + row.recent)
+        if row.recent and row.counted_until < now - MARGIN - REFRESH_AFTER:
+            await _checkpoint(
+                conn, row.batch_id, issued=row.issued, since=row.counted_until, now=now
+            )
+    return found
 
 
 async def counts_of(
@@ -138,20 +153,7 @@ async def counts_of(
 ) -> dict[UUID, PoolCounts]:
     """The counters of these batches, exact (see the module's note on ``MARGIN``)."""
     wanted = list(dict.fromkeys(batch_ids))
-    if not wanted:
-        return {}
-    rows = await _read(conn, wanted, now=now)
-    found: dict[UUID, PoolCounts] = {}
-    for batch_id, row in rows.items():
-        recent = (
-            await conn.execute(
-                select(func.count()).where(
-                    codes.c.batch_id == batch_id, codes.c.issued_at >= row.counted_until
-                )
-            )
-        ).scalar_one()
-        found[batch_id] = PoolCounts(batch_id, int(row.total), int(row.issued) + int(recent))
-    return found
+    return await _read(conn, wanted, now=now) if wanted else {}
 
 
 async def counts(conn: AsyncConnection, batch_id: UUID, *, now: datetime) -> PoolCounts:
@@ -164,7 +166,7 @@ async def issues_per_day(
     conn: AsyncConnection, batch_id: UUID, *, days: int, now: datetime
 ) -> list[DayIssues]:
     """The batch's issues on each of the last ``days`` UTC days, today last (zero days too)."""
-    rows = await _read(conn, [batch_id], now=now)
+    await _read(conn, [batch_id], now=now)
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     per_day: dict[date, int] = {}
@@ -173,9 +175,13 @@ async def issues_per_day(
     )
     for day, issued in await conn.execute(query):
         per_day[_as_date(day)] = int(issued)
-    row = rows.get(batch_id)
-    if row is not None:
-        for day, issued in (await _issues_by_day(conn, batch_id, row.counted_until)).items():
+    since = (
+        await conn.execute(
+            select(pool_counts.c.counted_until).where(pool_counts.c.batch_id == batch_id)
+        )
+    ).scalar_one_or_none()
+    if since is not None:
+        for day, issued in (await _issues_by_day(conn, batch_id, since)).items():
             per_day[day] = per_day.get(day, 0) + issued
     return [
         DayIssues(first + timedelta(days=n), per_day.get(first + timedelta(days=n), 0))
