@@ -39,6 +39,7 @@ router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 POOLS = f"{PREFIX}/pools"
 CHART_DAYS = 30
 _CUSTOMER = re.compile(PRINTABLE_NO_SPACE)
+_WINDOW_MESSAGE = "Needs a limit per customer: it is the window it counts."
 _UUID_MESSAGE = "A UUID, such as 5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b."
 
 
@@ -93,17 +94,18 @@ def _filled(data: FormData) -> dict[str, str]:
 
 @router.post("/pools/new")
 async def create_batch(request: Request, state: State, person: Person) -> Response:
-    values, form = parse(
-        BatchForm,
-        _filled(await request.form()),
-        messages={"client_id": {"uuid_parsing": _UUID_MESSAGE}},
-    )
-    if values is None:
-        return _new_form(request, form, status_code=422)
-    try:
-        rules = values.to_rules()
-    except InvalidRules:
-        form.fail("time_limit_days", "Needs a limit per customer: it is the window it counts.")
+    filled = _filled(await request.form())
+    values, form = parse(BatchForm, filled, messages={"client_id": {"uuid_parsing": _UUID_MESSAGE}})
+    rules = None
+    if values is not None:
+        try:
+            rules = values.to_rules()
+        except InvalidRules:
+            rules = None
+    # The rules' own check (Rules.from_json) shown with the fields' errors, not after them.
+    if rules is None and "time_limit_days" in filled and "max_per_customer" not in filled:
+        form.errors.setdefault("time_limit_days", _WINDOW_MESSAGE)
+    if values is None or rules is None:
         return _new_form(request, form, status_code=422)
     async with state.database.begin() as conn:
         batch = await changes.create_batch(
