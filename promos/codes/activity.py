@@ -1,6 +1,6 @@
 """Code pools at a glance: codes issued per day, and the pools running low.
 
-Both are read through ``ix_codes_batch_issued`` (a batch's issued codes by time) and
+Both are read through ``ix_codes_issued`` (a batch's issued codes by time) and
 ``ix_codes_free`` (a batch's free codes), never by scanning ``codes``.
 """
 
@@ -24,7 +24,7 @@ RATE_WINDOW = timedelta(hours=24)
 
 async def issued_per_day(conn: AsyncConnection, *, days: Days) -> Daily:
     """How many codes were issued on each of ``days``, in every batch."""
-    # Naming the batches makes the statement walk ix_codes_batch_issued once per batch, a
+    # Naming the batches makes the statement walk ix_codes_issued once per batch, a
     # range of issue times each: an index made for per-batch charts serves the total too.
     return await per_day(
         conn,

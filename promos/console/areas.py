@@ -23,6 +23,12 @@ AREAS: tuple[Area, ...] = (
         "Discounts on moving from one product to another.",
     ),
     Area(
+        "Code pools",
+        "/admin/pools",
+        "Batches of unique codes: their stock, uploads, issues per day, exports.",
+    ),
+    Area("Brands", "/admin/brands", "The discount generator's brands, their stock and users."),
+    Area(
         "Users", "/admin/users", "People who sign in to the console and the API.", admin_only=True
     ),
     Area(

@@ -14,6 +14,7 @@ from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
 from promos.console.pages import audit, catalog, home, people, promocodes, signin
+from promos.console.pages import audit, brands, home, people, pools, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -23,6 +24,8 @@ PAGES: tuple[APIRouter, ...] = (
     audit.router,
     promocodes.router,
     catalog.router,
+    pools.router,
+    brands.router,
 )
 
 

@@ -31,6 +31,12 @@ AUDITED = {
         "POST",
         "/admin/upgrade-programs/{row_id}/delete",
     ): "upgrade_program.delete (test_specials.py)",
+    ("POST", "/admin/pools/new"): "batch.create (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/upload"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/codes"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
+    ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
+    ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",

@@ -19,18 +19,10 @@ down_revision: str | Sequence[str] | None = ("0002", "0003", "0004")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_ISSUED = sa.text("issued_at IS NOT NULL")
 _REWARDED = sa.text("rewarded_at IS NOT NULL")
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_codes_batch_issued",
-        "codes",
-        ["batch_id", "issued_at"],
-        postgresql_where=_ISSUED,
-        sqlite_where=_ISSUED,
-    )
     op.create_index(
         "ix_promocode_redemptions_redeemed",
         "promocode_redemptions",
@@ -56,4 +48,3 @@ def downgrade() -> None:
     op.drop_index("ix_referrals_rewarded", table_name="referrals")
     op.drop_index("ix_referrals_created", table_name="referrals")
     op.drop_index("ix_promocode_redemptions_redeemed", table_name="promocode_redemptions")
-    op.drop_index("ix_codes_batch_issued", table_name="codes")
