@@ -13,8 +13,7 @@ from starlette.types import Message, Receive, Scope, Send
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, catalog, home, people, promocodes, signin
-from promos.console.pages import audit, brands, home, people, pools, signin
+from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,

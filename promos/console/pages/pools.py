@@ -24,11 +24,11 @@ from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import RulesIn
 from promos.console import sessions
 from promos.console.charts import bar_chart
-from promos.daily import Daily, Days
 from promos.console.deps import PREFIX, Person, render, see_other
 from promos.console.forms import Form, parse
 from promos.console.paging import PAGE_SIZE, After, pager
 from promos.console.routing import ConsoleRoute
+from promos.daily import Daily, Days
 from promos.export import csv_stream, read_first
 from promos.http.deps import State
 from promos.http.pagination import decode_cursor
