@@ -4,7 +4,7 @@ Run by hand (not in CI), from the repository root:
 
     .venv/bin/python bench/console_pages.py [--requests 50] [--reuse] [--held]
 
-1. Creates the PostgreSQL database ``promos_bench_console`` (dropping it first), migrates it,
+1. Creates the PostgreSQL database ``promos_bench_console_pages`` (dropping it first), migrates it,
    and seeds it by SQL (generate_series): one batch of 1,000,000 codes (300,000 issued over
    the last 90 days) and five small batches running low; 1,000,000 promo codes in one
    generation (300,000 redemptions over 90 days, one in twenty rolled back); 1,000,000
@@ -54,7 +54,7 @@ from promos.offers import service  # noqa: E402
 from promos.offers.tables import offers  # noqa: E402
 
 HOST = "127.0.0.1"
-DB_NAME = "promos_bench_console"
+DB_NAME = "promos_bench_console_pages"
 SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_DSN = f"postgresql://postgres@{HOST}:5432/{DB_NAME}"
 OUT = ROOT / "bench" / "out"
