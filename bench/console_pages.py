@@ -20,9 +20,9 @@ Run by hand (not in CI), from the repository root:
    the server's time and the loopback's (a fraction of a millisecond).
 
 Other page lists plug in: a module ``bench/console_<area>.py`` with a function
-``pages(dsn: str) -> list[tuple[str, str]]`` (a page's name and path, found in the seeded
-database at ``dsn``) is imported if present (``PLUGINS``). Exit status 1 if a page does not
-answer 200; the target is reported, not enforced. Logs go to bench/out/ (ignored by git).
+``pages(dsn)`` (plain or async) returning (name, path) pairs or objects with ``name`` and
+``path``, found in the seeded database at ``dsn``, is imported if present (``PLUGINS``).
+Exit status 1 if a page does not answer 200; the target is reported, not enforced. Logs go to bench/out/ (ignored by git).
 """
 
 from __future__ import annotations
@@ -30,16 +30,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -276,9 +278,22 @@ def all_pages() -> Pages:
             print(f"(no bench/{name}.py: its pages are not measured)")
             continue
         module = importlib.import_module(f"bench.{name}")
-        page_list: Callable[[str], Pages] = module.pages
-        found += page_list(BENCH_DSN)
+        page_list: Callable[[str], Any] | None = getattr(module, "pages", None)
+        if page_list is None:
+            print(f"(bench/{name}.py has no pages(dsn): its pages are not measured)")
+            continue
+        listed = page_list(BENCH_DSN)
+        if inspect.isawaitable(listed):
+            listed = asyncio.run(_awaited(listed))
+        # (name, path) pairs, or objects with a name and a path.
+        found += [
+            (page.name, page.path) if hasattr(page, "path") else tuple(page) for page in listed
+        ]
     return found
+
+
+async def _awaited(listed: Awaitable[Any]) -> Any:
+    return await listed
 
 
 # --- the server and the measurement ---------------------------------------------------------
