@@ -22,7 +22,8 @@ Run by hand (not in CI), from the repository root:
 Other page lists plug in: a module ``bench/console_<area>.py`` with a function
 ``pages(dsn)`` (plain or async) returning (name, path) pairs or objects with ``name`` and
 ``path``, found in the seeded database at ``dsn``, is imported if present (``PLUGINS``).
-Exit status 1 if a page does not answer 200; the target is reported, not enforced. Logs go to bench/out/ (ignored by git).
+Exit status 1 if a page does not answer 200; the target is reported, not enforced. The
+server's log goes to bench/out/ (ignored by git).
 """
 
 from __future__ import annotations
