@@ -4,7 +4,7 @@ Run by hand (not in CI), from the repository root:
 
     .venv/bin/python bench/console_pages.py [--requests 50] [--reuse] [--held]
 
-1. Creates the PostgreSQL database ``promos_bench_console`` (dropping it first), migrates it,
+1. Creates the PostgreSQL database ``promos_bench_console_pages`` (dropping it first), migrates it,
    and seeds it by SQL (generate_series): one batch of 1,000,000 codes (300,000 issued over
    the last 90 days) and five small batches running low; 1,000,000 promo codes in one
    generation (300,000 redemptions over 90 days, one in twenty rolled back); 1,000,000
@@ -20,9 +20,10 @@ Run by hand (not in CI), from the repository root:
    the server's time and the loopback's (a fraction of a millisecond).
 
 Other page lists plug in: a module ``bench/console_<area>.py`` with a function
-``pages(dsn: str) -> list[tuple[str, str]]`` (a page's name and path, found in the seeded
-database at ``dsn``) is imported if present (``PLUGINS``). Exit status 1 if a page does not
-answer 200; the target is reported, not enforced. Logs go to bench/out/ (ignored by git).
+``pages(dsn)`` (plain or async) returning (name, path) pairs or objects with ``name`` and
+``path``, found in the seeded database at ``dsn``, is imported if present (``PLUGINS``).
+Exit status 1 if a page does not answer 200; the target is reported, not enforced. The
+server's log goes to bench/out/ (ignored by git).
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -54,7 +57,7 @@ from promos.offers import service  # noqa: E402
 from promos.offers.tables import offers  # noqa: E402
 
 HOST = "127.0.0.1"
-DB_NAME = "promos_bench_console"
+DB_NAME = "promos_bench_console_pages"
 SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_DSN = f"postgresql://postgres@{HOST}:5432/{DB_NAME}"
 OUT = ROOT / "bench" / "out"
@@ -276,9 +279,22 @@ def all_pages() -> Pages:
             print(f"(no bench/{name}.py: its pages are not measured)")
             continue
         module = importlib.import_module(f"bench.{name}")
-        page_list: Callable[[str], Pages] = module.pages
-        found += page_list(BENCH_DSN)
+        page_list: Callable[[str], Any] | None = getattr(module, "pages", None)
+        if page_list is None:
+            print(f"(bench/{name}.py has no pages(dsn): its pages are not measured)")
+            continue
+        listed = page_list(BENCH_DSN)
+        if inspect.isawaitable(listed):
+            listed = asyncio.run(_awaited(listed))
+        # (name, path) pairs, or objects with a name and a path.
+        found += [
+            (page.name, page.path) if hasattr(page, "path") else tuple(page) for page in listed
+        ]
     return found
+
+
+async def _awaited(listed: Awaitable[Any]) -> Any:
+    return await listed
 
 
 # --- the server and the measurement ---------------------------------------------------------

@@ -7,7 +7,6 @@ and a description for screen readers and the day-by-day figures as a table besid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from promos.daily import Daily
 
@@ -23,13 +22,8 @@ class Bar:
     y: float
     width: float
     height: float
-    day: date
-    count: int
-
-    @property
-    def label(self) -> str:
-        """What the bar's tooltip says, e.g. "2026-03-01: 1,200"."""
-        return f"{self.day.isoformat()}: {self.count:,}"
+    day: str  # e.g. "2026-03-01"
+    count: str  # e.g. "1,200"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +49,8 @@ def bar_chart(daily: Daily, *, what: str) -> Chart:
                 y=round(HEIGHT - height, 2),
                 width=round(step - GAP, 2),
                 height=round(height, 2),
-                day=day,
-                count=count,
+                day=day.isoformat(),
+                count=f"{count:,}",
             )
         )
     return Chart(WIDTH, HEIGHT, tuple(bars), highest, _describe(daily, what))

@@ -3,11 +3,18 @@ running low, gathered from the services (no SQL here) and held for a few seconds
 
 Holding them (``PROMOS_CONSOLE_DASHBOARD_SECONDS``) makes a busy console read the database
 once per period, whoever opens the page; the page says when the figures were read.
+
+The 29 days before today are over: their counts are kept in the process and read again only
+once they are an hour old (``CLOSED_DAYS_HELD``) or a new day has begun, so that a view
+counts today's rows only. Counting 30 days of a million-row table is a range of hundreds of
+thousands of index entries (about 0.2 s for all the figures on the bench's data); today's is
+a thirtieth of it. What changes a day that is over (a redemption rolled back later, a batch
+or promo code deleted) shows within the hour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +31,7 @@ from promos.promocodes import activity as promocodes
 from promos.referrals import activity as referrals
 
 DAYS = 30
+CLOSED_DAYS_HELD = timedelta(hours=1)
 PERIODS = (("Today", 1), ("7 days", 7), ("30 days", 30))
 
 Count = Callable[..., Awaitable[Daily]]
@@ -72,12 +80,36 @@ class Figures:
         return tuple(f for f in self.figures if is_admin or not f.measure.admin_only)
 
 
-async def read(conn: AsyncConnection, *, now: datetime, low_below: int) -> Figures:
-    """Every figure of the dashboard, counted now."""
-    days = Days(now.date(), DAYS)
-    figures = tuple([Figure(m, await m.count(conn, days=days)) for m in MEASURES])
+def closed_days(now: datetime) -> Days:
+    """The days of the dashboard that are over: the 29 before today."""
+    return Days(now.date() - timedelta(days=1), DAYS - 1)
+
+
+async def read(
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    low_below: int,
+    closed: Mapping[str, Daily] | None = None,
+) -> Figures:
+    """Every figure of the dashboard, counted now; ``closed`` holds counts of the days that
+    are over, by measure, where they were counted before (they are counted if not)."""
+    before, today = closed_days(now), Days(now.date(), 1)
+    figures = []
+    for measure in MEASURES:
+        earlier = (closed or {}).get(measure.key)
+        if earlier is None or earlier.days != before:
+            earlier = await measure.count(conn, days=before)
+        current = await measure.count(conn, days=today)
+        daily = Daily(Days(now.date(), DAYS), earlier.counts + current.counts)
+        figures.append(Figure(measure, daily))
     low = await codes.pools_running_low(conn, below=low_below, now=now)
-    return Figures(read_at=now, figures=figures, low_pools=tuple(low), low_below=low_below)
+    return Figures(read_at=now, figures=tuple(figures), low_pools=tuple(low), low_below=low_below)
+
+
+def _closed_of(figures: Figures) -> dict[str, Daily]:
+    before = closed_days(figures.read_at)
+    return {f.measure.key: Daily(before, f.daily.counts[: before.count]) for f in figures.figures}
 
 
 class HeldFigures:
@@ -89,13 +121,23 @@ class HeldFigures:
         self._hold = timedelta(seconds=seconds)
         self._low_below = low_below
         self._held: Figures | None = None
+        # The counts of the days that are over, and when they were counted.
+        self._closed: dict[str, Daily] = {}
+        self._closed_at: datetime | None = None
 
     async def get(self) -> Figures:
         now = self._clock()
         held = self._held
         if held is not None and held.read_at <= now < held.read_at + self._hold:
             return held
+        closed = self._closed
+        if self._closed_at is None or not (
+            self._closed_at <= now < self._closed_at + CLOSED_DAYS_HELD
+        ):
+            closed = {}
         async with self._database.begin() as conn:
-            fresh = await read(conn, now=now, low_below=self._low_below)
+            fresh = await read(conn, now=now, low_below=self._low_below, closed=closed)
+        if not closed or any(d.days != closed_days(now) for d in closed.values()):
+            self._closed, self._closed_at = _closed_of(fresh), now
         self._held = fresh
         return fresh

@@ -9,11 +9,13 @@ from uuid import uuid4
 import httpx
 from fastapi import FastAPI
 
+from promos.auth.service import User
 from promos.codes.issue import issue_codes
 from promos.codes.service import Batch, IssueRequest
 from promos.db import Database
 from promos.promocodes import service as promocodes
 from tests.conftest import FakeClock
+from tests.console.conftest import ADMIN_PASSWORD, browser, sign_in
 from tests.factories.codes import CLIENT, make_batch
 from tests.factories.events import make_callback
 from tests.factories.promocodes import make_promocodes
@@ -161,3 +163,34 @@ async def test_the_dashboard_reads_nothing_before_sign_in(app: FastAPI) -> None:
         page = await client.get("/admin")
     assert page.status_code == 303
     assert page.headers["location"].startswith("/admin/sign-in")
+
+
+async def test_the_days_that_are_over_are_counted_again_once_an_hour(
+    as_admin: httpx.AsyncClient, database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=10)
+    await as_admin.get("/admin")  # yesterday counted: none
+    clock.advance(days=-1)
+    await issue(database, batch, clock, 5)  # yesterday, issued after it was counted
+    clock.advance(days=1, minutes=25)  # (within the console's idle time: still signed in)
+    assert totals((await as_admin.get("/admin")).text, "codes-issued") == ["0", "0", "0"]
+    clock.advance(minutes=25)
+    assert totals((await as_admin.get("/admin")).text, "codes-issued") == ["0", "0", "0"]
+    clock.advance(minutes=10)  # an hour after yesterday was counted
+    assert totals((await as_admin.get("/admin")).text, "codes-issued") == ["0", "5", "5"]
+
+
+async def test_at_midnight_today_s_figures_become_yesterday_s(
+    app: FastAPI, admin: User, database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=10)
+    clock.now = clock.now.replace(hour=23, minute=59, second=50)
+    await issue(database, batch, clock, 3)
+    async with browser(app) as client:
+        await sign_in(client, admin.username, ADMIN_PASSWORD)
+        assert totals((await client.get("/admin")).text, "codes-issued") == ["3", "3", "3"]
+        clock.advance(seconds=10)
+        page = (await client.get("/admin")).text
+    assert totals(page, "codes-issued") == ["0", "3", "3"]
+    assert "<title>2026-03-01: 3</title>" in card(page, "codes-issued")
+    assert "<title>2026-03-02: 0</title>" in card(page, "codes-issued")
