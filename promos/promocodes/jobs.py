@@ -187,6 +187,8 @@ class GenerationRunner:
         """Stop every job of this process (at shutdown): each is rolled back and recorded as
         failed, so nothing is left half-written or shown as running."""
         running = dict(self._tasks)
+        if not running:
+            return  # touching the database here would fail a shutdown during an outage
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
