@@ -333,7 +333,7 @@ async def test_a_batch_page_shows_its_counters_and_issues_per_day(
     assert "3 per customer in 7 days" in page.text
     assert "<title>2026-02-28: 1</title>" in page.text
     assert "<title>2026-03-01: 2</title>" in page.text
-    assert len(re.findall(r'<rect class="bar"', page.text)) == 30
+    assert len(re.findall(r'<rect class="bar', page.text)) == 30
 
 
 @pytest.mark.parametrize("batch_id", ["not-a-uuid", "7d3c52a4-3a1d-4c89-9a55-0c7a0a0d2b11"])
