@@ -17,7 +17,8 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    against the 50 ms target. The export (a download, not a page) is timed whole.
 
 ``pool_pages`` and ``brand_pages`` list the pages (path and name); ``measure`` times a list.
-bench/console_pages.py may import them.
+``pages(dsn)`` lists the same pages of any seeded database: bench/console_pages.py measures
+them on its own data.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from promos.auth import service as auth
 from promos.brands import service as brands
 from promos.codes.counts import NEVER
 from promos.db import Database
+from promos.http.pagination import encode_cursor
 from promos.migrate import upgrade
 from promos.settings import Settings
 
@@ -51,6 +53,7 @@ SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_DSN = f"postgresql://postgres@{HOST}:5432/{DB_NAME}"
 DATABASE_URL = f"postgresql+asyncpg://postgres@{HOST}:5432/{DB_NAME}"
 TARGET_MS = 50.0
+PAGE_SIZE = 50  # promos.console.paging.PAGE_SIZE
 CUSTOMER = "customer-bench"
 ADMIN, PASSWORD = "bench-admin", "bench password"
 _NEXT = re.compile(r'href="([^"]+)" rel="next"')
@@ -133,6 +136,64 @@ async def brand_pages(client: httpx.AsyncClient) -> list[Page]:
         Page("brands: last page", await last_page(client, "/admin/brands")),
         Page("brand users: first page", "/admin/brands/users"),
         Page("brand users: last page", await last_page(client, "/admin/brands/users")),
+        Page("brand users: new form", "/admin/brands/users/new"),
+    ]
+
+
+async def _after_last(conn: asyncpg.Connection, query: str) -> str | None:
+    """The cursor a listing's last page starts after (``query`` selects its keys in the
+    listing's order), or None: one page only."""
+    total: int = await conn.fetchval(f"SELECT count(*) FROM ({query}) AS q")
+    if total <= PAGE_SIZE:
+        return None
+    skip = (total - 1) // PAGE_SIZE * PAGE_SIZE - 1
+    row = await conn.fetchrow(f"{query} OFFSET $1 LIMIT 1", skip)
+    return encode_cursor(tuple(row.values()))
+
+
+async def pages(dsn: str = BENCH_DSN) -> list[Page]:
+    """The pages of ``pool_pages`` and ``brand_pages`` in the seeded database at ``dsn``, each
+    listing's last page found in SQL (bench/console_pages.py measures them with its own)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        big = await conn.fetchval("SELECT batch_id FROM pool_counts ORDER BY total DESC LIMIT 1")
+        customer = await conn.fetchval(
+            "SELECT customer_id FROM codes WHERE batch_id = $1 AND customer_id IS NOT NULL LIMIT 1",
+            big,
+        )
+        last = {
+            "/admin/pools": await _after_last(
+                conn, "SELECT created_at, id FROM batches ORDER BY created_at, id"
+            ),
+            "/admin/brands": await _after_last(
+                conn,
+                "SELECT created_at, id FROM batches WHERE name LIKE 'brand %' "
+                "ORDER BY created_at, id",
+            ),
+            "/admin/brands/users": await _after_last(
+                conn, "SELECT user_id FROM brand_users ORDER BY user_id"
+            ),
+        }
+    finally:
+        await conn.close()
+
+    def at_end(path: str) -> str:
+        cursor = last[path]
+        return f"{path}?after={cursor}" if cursor else path
+
+    return [
+        Page("pools: first page", "/admin/pools"),
+        Page("pools: last page", at_end("/admin/pools")),
+        Page("pools: new batch form", "/admin/pools/new"),
+        Page("pools: batch page (1M codes)", f"/admin/pools/{big}"),
+        Page("pools: upload form", f"/admin/pools/{big}/upload"),
+        Page("pools: add codes form", f"/admin/pools/{big}/codes"),
+        Page("pools: customer form", "/admin/pools/customer"),
+        Page("pools: customer's codes", f"/admin/pools/customer?customer_id={customer}"),
+        Page("brands: first page", "/admin/brands"),
+        Page("brands: last page", at_end("/admin/brands")),
+        Page("brand users: first page", "/admin/brands/users"),
+        Page("brand users: last page", at_end("/admin/brands/users")),
         Page("brand users: new form", "/admin/brands/users/new"),
     ]
 

@@ -81,9 +81,11 @@ async def _recreate() -> None:
         await conn.close()
 
 
-async def _seed(codes: int) -> None:
+async def seed(codes: int, dsn: str = BENCH_DSN) -> None:
+    """The promo codes, specials, upgrade programs and a generation job, by SQL, in the
+    migrated database at ``dsn`` (bench/console_pages.py seeds its own with it)."""
     large = codes - (GENERATIONS - 1) * SMALL
-    conn = await asyncpg.connect(BENCH_DSN)
+    conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
             await conn.execute(
@@ -406,7 +408,7 @@ def main() -> None:
         started = time.perf_counter()
         asyncio.run(_recreate())
         promos("migrate")
-        asyncio.run(_seed(args.codes))
+        asyncio.run(seed(args.codes))
         promos("users", "create", "--username", USER, "--password", PASSWORD, "--role", "sales")
         print(f"seeded {args.codes:,} promo codes in {time.perf_counter() - started:.1f} s")
     found = asyncio.run(pages())

@@ -9,9 +9,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
+from sqlalchemy import select
+
 from promos.codes import activity as codes_activity
+from promos.codes.counts import MARGIN
 from promos.codes.issue import issue_codes
 from promos.codes.service import Batch, IssueRequest, expire_batch
+from promos.codes.tables import pool_counts
 from promos.daily import Days
 from promos.db import Database
 from promos.events import activity as events_activity
@@ -149,6 +153,22 @@ async def test_pools_running_low_come_fewest_codes_left_first_and_expired_ones_n
         await expire_batch(conn, expired.id)
         found = await codes_activity.pools_running_low(conn, below=100, now=clock())
     assert [(p.batch_id, p.left) for p in found] == [(few.id, 3), (many.id, 8)]
+
+
+async def test_reading_pools_running_low_brings_every_live_pool_s_counters_forward(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=20)
+    await issue(database, batch, clock, 4)
+    clock.advance(minutes=5)
+    async with database.begin() as conn:
+        assert await codes_activity.pools_running_low(conn, below=10, now=clock()) == []
+        row = (
+            await conn.execute(select(pool_counts).where(pool_counts.c.batch_id == batch.id))
+        ).one()
+    # The 4 issues are in the checkpoint now: later reads count only what comes after it.
+    assert (row.total, row.issued) == (20, 4)
+    assert row.counted_until == clock() - MARGIN
 
 
 # promo codes

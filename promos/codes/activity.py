@@ -1,7 +1,7 @@
 """Code pools at a glance: codes issued per day, and the pools running low.
 
-Both are read through ``ix_codes_issued`` (a batch's issued codes by time) and
-``ix_codes_free`` (a batch's free codes), never by scanning ``codes``.
+Both are read through ``ix_codes_issued`` (a batch's issued codes by time) and the pools'
+counters (``pool_counts``), never by scanning ``codes``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.codes import counts
 from promos.codes.tables import batches, codes
 from promos.daily import Daily, Days, per_day
 
@@ -60,36 +61,24 @@ async def pools_running_low(
     """The batches not expired with fewer than ``below`` free codes, fewest first (at most
     ``limit``), each with its rate of issue over the last 24 hours.
 
-    Each batch's free codes are counted up to ``below`` only, so the cost is bounded by
-    the number of batches times ``below`` index entries, however big a batch is.
+    Codes left are the pools' counters (``promos.codes.counts``), not a count of free codes:
+    the cost is one short index range per batch not expired, however big a batch is.
     """
-    capped = (
-        select(literal(1))
-        .where(codes.c.batch_id == batches.c.id, codes.c.issued_at.is_(None))
-        .limit(below)
-        .correlate(batches)
-        .subquery()
-    )
-    left = select(func.count()).select_from(capped).scalar_subquery().label("left")
-    counted = (
-        select(batches.c.id, batches.c.name, batches.c.client_id, left)
-        .where(batches.c.expired.is_(False))
-        .subquery()
-    )
-    rows = (
-        await conn.execute(
-            select(counted)
-            .where(counted.c.left < below)
-            .order_by(counted.c.left, counted.c.name, counted.c.id)
-            .limit(limit)
-        )
-    ).all()
-    if not rows:
+    low = await counts.fewest_left(conn, below=below, now=now, limit=limit)
+    if not low:
         return []
+    named = {
+        row.id: row
+        for row in await conn.execute(
+            select(batches.c.id, batches.c.name, batches.c.client_id).where(
+                batches.c.id.in_([pool.batch_id for pool in low])
+            )
+        )
+    }
     recent = await conn.execute(
         select(codes.c.batch_id, func.count().label("n"))
         .where(
-            codes.c.batch_id.in_([row.id for row in rows]),
+            codes.c.batch_id.in_([pool.batch_id for pool in low]),
             codes.c.issued_at >= now - RATE_WINDOW,
             codes.c.issued_at <= now,
         )
@@ -98,11 +87,11 @@ async def pools_running_low(
     rates = {row.batch_id: int(row.n) for row in recent}
     return [
         LowPool(
-            batch_id=row.id,
-            name=row.name,
-            client_id=row.client_id,
-            left=int(row.left),
-            issued_last_day=rates.get(row.id, 0),
+            batch_id=pool.batch_id,
+            name=named[pool.batch_id].name,
+            client_id=named[pool.batch_id].client_id,
+            left=pool.left,
+            issued_last_day=rates.get(pool.batch_id, 0),
         )
-        for row in rows
+        for pool in low
     ]

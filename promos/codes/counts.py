@@ -21,10 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.codes.tables import codes, pool_counts, pool_daily_issues
+from promos.codes.tables import batches, codes, pool_counts, pool_daily_issues
 from promos.db import insert_for
 
 # Before any code was ever issued: where a batch's count starts.
@@ -146,6 +146,51 @@ async def _read(
                 conn, row.batch_id, issued=row.issued, since=row.counted_until, now=now
             )
     return found
+
+
+async def fewest_left(
+    conn: AsyncConnection, *, below: int, now: datetime, limit: int
+) -> list[PoolCounts]:
+    """The counters of the batches not expired with fewer than ``below`` codes left, fewest
+    first (then by name), at most ``limit``: one statement over every such batch's counters,
+    each adding its issues since its checkpoint (through ix_codes_issued). Like a page's
+    read, it brings forward every due checkpoint of those batches, so that the issues
+    counted since one stay few however long no page shows the batch."""
+    recent = (
+        select(func.count())
+        .where(codes.c.batch_id == pool_counts.c.batch_id)
+        .where(codes.c.issued_at >= pool_counts.c.counted_until)
+        .scalar_subquery()
+    )
+    live = (
+        select(
+            pool_counts.c.batch_id,
+            pool_counts.c.total,
+            pool_counts.c.issued,
+            pool_counts.c.counted_until,
+            recent.label("recent"),
+            batches.c.name,
+        )
+        .join(batches, batches.c.id == pool_counts.c.batch_id)
+        .where(batches.c.expired.is_(False))
+        .subquery()
+    )
+    left = live.c.total - live.c.issued - live.c.recent
+    due = and_(live.c.recent > 0, live.c.counted_until < now - MARGIN - REFRESH_AFTER)
+    rows = (
+        await conn.execute(
+            select(live, (left < below).label("low"))
+            .where(or_(left < below, due))
+            .order_by(left, live.c.name, live.c.batch_id)
+        )
+    ).all()
+    for row in rows:
+        if row.recent and row.counted_until < now - MARGIN - REFRESH_AFTER:
+            await _checkpoint(
+                conn, row.batch_id, issued=row.issued, since=row.counted_until, now=now
+            )
+    low = [row for row in rows if row.low][:limit]
+    return [PoolCounts(row.batch_id, int(row.total), int(row.issued + row.recent)) for row in low]
 
 
 async def counts_of(
