@@ -111,6 +111,14 @@ async def test_pools_running_low_are_listed_with_the_days_they_have_left(
     assert re.search(r'data-label="Empty in">\s*4 days', section)
 
 
+async def test_a_pool_running_low_links_to_its_page(
+    as_admin: httpx.AsyncClient, database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=10, name="Spring sale")
+    page = await as_admin.get("/admin")
+    assert f'<a href="/admin/pools/{batch.id}"><strong>Spring sale</strong></a>' in page.text
+
+
 async def test_without_pools_running_low_the_dashboard_says_so(as_admin: httpx.AsyncClient) -> None:
     page = await as_admin.get("/admin")
     assert "No pool has fewer than 1,000 free codes." in page.text
