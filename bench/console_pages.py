@@ -2,22 +2,27 @@
 
 Run by hand (not in CI), from the repository root:
 
-    .venv/bin/python bench/console_pages.py [--requests 50] [--reuse] [--held]
+    .venv/bin/python bench/console_pages.py [--requests 50] [--reuse] [--keep] [--held]
 
 1. Creates the PostgreSQL database ``promos_bench_console_pages`` (dropping it first), migrates it,
    and seeds it by SQL (generate_series): one batch of 1,000,000 codes (300,000 issued over
-   the last 90 days) and five small batches running low; 1,000,000 promo codes in one
-   generation (300,000 redemptions over 90 days, one in twenty rolled back); 1,000,000
-   players of one game, each with a claim and an impression over 90 days; 100,000 referrals
-   (20,000 rewarded); 2,000 webhook deliveries with failed attempts; 10,000 users, 10,000 API
-   keys, 200,000 audit entries. Then VACUUM ANALYZE, as autovacuum would in time.
-   ``--reuse`` keeps a database seeded before.
+   the last 90 days), five small batches running low and 2,000 of 10 codes (one in ten not
+   expired), with their counters as the app keeps them; 60 brands and 200 brand users
+   (through the services); 1,000,000 promo codes, 200 specials, 200 upgrade programs and a
+   generation job as bench/console_promocodes.py seeds them, with 300,000 redemptions over
+   90 days (one in twenty rolled back); 1,000,000 players of one game, each with a claim and
+   an impression over 90 days; 100,000 referrals (20,000 rewarded); 2,000 webhook
+   deliveries with failed attempts; 10,000 users, 10,000 API keys, 200,000 audit entries.
+   Then VACUUM ANALYZE, as autovacuum would in time. ``--reuse`` keeps a database seeded
+   before (``--keep`` keeps it at the end: it is dropped otherwise).
 2. Starts ``promos serve`` on 127.0.0.1 with the dashboard's figures read at every view
    (``PROMOS_CONSOLE_DASHBOARD_SECONDS=0``: the worst case; ``--held`` keeps the default).
 3. Signs in as an admin and requests each page ``--requests`` times in turn (one connection,
-   kept alive), after one warm-up request each; prints p50/p95 per page, and whether each is
-   within the target. The time is the client's, from request to the last byte, so it holds
-   the server's time and the loopback's (a fraction of a millisecond).
+   kept alive), after one first request each (timed apart: it compiles templates and, for the
+   dashboard, counts the 29 days that are over, which a process does again once an hour);
+   prints p50/p95 per page, whether each is within the target, and how many pages are. The
+   time is the client's, from request to the last byte, so it holds the server's time and
+   the loopback's (a fraction of a millisecond).
 
 Other page lists plug in: a module ``bench/console_<area>.py`` with a function
 ``pages(dsn)`` (plain or async) returning (name, path) pairs or objects with ``name`` and
@@ -394,9 +399,13 @@ def measure(url: str, page_list: Pages, requests: int) -> bool:
     within = 0
     with httpx.Client(base_url=url, timeout=30) as client:
         sign_in(client)
-        print(f"\n{'page':<44} {'p50 ms':>8} {'p95 ms':>8}  target {TARGET_MS:.0f} ms")
+        print(f"\n{'page':<44} {'first':>8} {'p50 ms':>8} {'p95 ms':>8}  target {TARGET_MS:.0f} ms")
         for name, path in page_list:
-            client.get(path)  # warm-up: templates compiled, statements prepared
+            # The first view (not in p50/p95): templates compiled, statements prepared, and
+            # the dashboard's days that are over counted (again once an hour).
+            started = time.perf_counter()
+            client.get(path)
+            first = (time.perf_counter() - started) * 1000
             times = []
             for _ in range(requests):
                 started = time.perf_counter()
@@ -409,7 +418,7 @@ def measure(url: str, page_list: Pages, requests: int) -> bool:
             p50, p95 = percentile(times, 50), percentile(times, 95)
             within += p95 <= TARGET_MS
             verdict = "ok" if p95 <= TARGET_MS else "OVER"
-            print(f"{name:<44} {p50:8.1f} {p95:8.1f}  {verdict}")
+            print(f"{name:<44} {first:8.1f} {p50:8.1f} {p95:8.1f}  {verdict}")
     print(f"\n{within} of {len(page_list)} pages within {TARGET_MS:.0f} ms at p95")
     return ok
 
