@@ -139,6 +139,8 @@ async def _read(
         recent.label("recent"),
     ).where(pool_counts.c.batch_id.in_(batch_ids))
     found: dict[UUID, PoolCounts] = {}
+    # Checkpoints are moved in the order of batch ids (see ``fewest_left``).
+    query = query.order_by(pool_counts.c.batch_id)
     for row in (await conn.execute(query)).all():
         found[row.batch_id] = PoolCounts(row.batch_id, int(row.total), row.issued + row.recent)
         if row.recent and row.counted_until < now - MARGIN - REFRESH_AFTER:
@@ -184,7 +186,9 @@ async def fewest_left(
             .order_by(left, live.c.name, live.c.batch_id)
         )
     ).all()
-    for row in rows:
+    # In the order of batch ids, as every read takes them, so that two reads moving the same
+    # checkpoints lock their rows in one order and never wait on each other in a circle.
+    for row in sorted(rows, key=lambda row: row.batch_id):
         if row.recent and row.counted_until < now - MARGIN - REFRESH_AFTER:
             await _checkpoint(
                 conn, row.batch_id, issued=row.issued, since=row.counted_until, now=now
