@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from promos.errors import Unavailable
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -18,9 +20,11 @@ R = TypeVar("R")
 class Batcher(Generic[T, R]):
     """Calls ``run`` with groups of up to ``group_size`` items, ``concurrency`` groups at once.
 
-    ``run`` returns one result per item, in order; if it raises, every call of that group
-    gets the exception. ``linger`` (seconds) lets a call wait that long for company when
-    fewer than ``group_size`` are waiting.
+    ``run`` returns one result per item, in order. If it raises, the group is run again in
+    halves, down to single items, so that only the item that fails gets the exception; an
+    ``Unavailable`` (the database is down) fails the whole group at once. ``run`` must
+    therefore be safe to repeat for the items whose first run failed. ``linger`` (seconds)
+    lets a call wait that long for company when fewer than ``group_size`` are waiting.
     """
 
     def __init__(
@@ -81,13 +85,25 @@ class Batcher(Generic[T, R]):
     async def _serve(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._run([item for item, _ in group])
-        except BaseException as exc:
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:  # noqa: BLE001 - each item's caller gets its own failure
+            if len(group) == 1 or isinstance(exc, Unavailable):
+                _fail(group, exc)  # an outage fails the whole group alike
+                return
+            # Something in one item's data, most likely: run the halves again, down to single
+            # items, so that its failure is its own and never its neighbours'.
+            half = len(group) // 2
+            await self._serve(group[:half])
+            await self._serve(group[half:])
             return
+        except BaseException as exc:
+            _fail(group, exc)
+            raise
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _fail(group: list[tuple[T, asyncio.Future[R]]], exc: BaseException) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(exc)

@@ -119,8 +119,10 @@ def _why_unstorable(item: Any) -> str | None:
         and not -BELOW_2_63 <= item < BELOW_2_63
     ):
         return "its integers must fit in 64 bits (signed)"
-    if isinstance(item, float) and not math.isfinite(item):
-        return "its numbers must be finite (no NaN, no Infinity)"
+    # PostgreSQL's JSONB writes 1e30 back as 1000000000000000000000000000000: an integer that
+    # no 64-bit JSON encoder can send. Below 2^63 either form comes back as one that can.
+    if isinstance(item, float) and not (math.isfinite(item) and abs(item) < BELOW_2_63):
+        return "its numbers must be finite and below 2^63 in size (no NaN, no Infinity)"
     return None
 
 
@@ -146,5 +148,6 @@ def _storable_object(value: dict[str, Any]) -> dict[str, Any]:
 JsonDocument = Annotated[dict[str, Any], AfterValidator(_storable_object)]
 """A free-form JSON object, stored as it is and sent back as it was: no text in it, key or
 value, holds NUL (which PostgreSQL's JSONB refuses) or a lone surrogate; its integers fit in
-64 bits and its numbers are finite (what every JSON encoder on the way back can write); it nests
+64 bits and its numbers are finite and below 2^63 in size (what every JSON encoder on the way
+back can write, whatever form JSONB gives them); it nests
 ``MAX_JSON_DEPTH`` deep at most."""

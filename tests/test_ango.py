@@ -6,6 +6,7 @@ every redeem test runs on both.
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID, uuid4
 
 import httpx
@@ -232,6 +233,20 @@ async def test_redeem_from_an_expired_batch_is_410(client, database, clock, auth
 
     assert_ango_error(response, 410)
     assert (await stats_of(database, batch.id)).issued == 0
+
+
+@both_paths
+async def test_a_retried_redeem_of_an_unknown_batch_is_404_and_fails_no_other_redeem(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=20)
+    stranger = {**auth, "Idempotency-Key": "order-1001"}
+    valid = [redeem(client, auth, batch.id, customer=str(uuid4())) for _ in range(20)]
+    unknown = [redeem(client, stranger, uuid4()) for _ in range(5)]
+
+    responses = await asyncio.gather(*valid, *unknown)
+
+    assert [r.status_code for r in responses] == [200] * 20 + [404] * 5
 
 
 @both_paths

@@ -306,6 +306,8 @@ OFFER_VALUES = {
     "filters": {"filters": {"country": {"eq": NUL}}},
     "contents nested 40 deep": {"contents": _nested(40)},
     "an integer beyond 64 bits in its contents": {"contents": {"gems": BEYOND_64_BITS}},
+    # JSONB would give it back as 1000000000000000000000000000000, beyond 64 bits.
+    "a number of 2^63 or more in its cost": {"cost": {"amount": 1e30}},
 }
 
 

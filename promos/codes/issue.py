@@ -228,10 +228,13 @@ _TAKE = _take_statement(events=True)
 _TAKE_LEAN = _take_statement(events=False)
 
 # Retries with one key take turns on the key's row, so each later one finds the first's code.
+# Only keys of batches that exist get a row: a key for an unknown batch would break the foreign
+# key and fail the whole group, when its request only deserves its own 404 (from ``_TAKE``).
 _LOCK_KEYS = text(
     "INSERT INTO idempotency_locks (batch_id, idempotency_key, locked_at) "
-    "SELECT batch_id, key, :now "
-    "FROM unnest(:batch_ids, :keys) WITH ORDINALITY AS r(batch_id, key, n) ORDER BY n "
+    "SELECT r.batch_id, r.key, :now "
+    "FROM unnest(:batch_ids, :keys) WITH ORDINALITY AS r(batch_id, key, n) "
+    "JOIN batches ON batches.id = r.batch_id ORDER BY r.n "
     "ON CONFLICT (batch_id, idempotency_key) DO UPDATE SET locked_at = excluded.locked_at"
 ).bindparams(
     bindparam("batch_ids", type_=ARRAY(Uuid())),

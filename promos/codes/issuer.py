@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeGuard
 from uuid import UUID
 
@@ -62,11 +63,56 @@ class Issuer:
         await self._batcher.drain()
 
     async def _issue_group(self, requests: Sequence[IssueRequest]) -> list[Outcome]:
-        database = self._database
-        in_transaction = needs_transaction(database.dialect, requests)
         outcomes: Outcomes = [None] * len(requests)
         emitted = Emitted()
         now = self._clock()
+        await self._serve(requests, list(range(len(requests))), outcomes, now=now, emitted=emitted)
+        # Committed now. A replay carries its first issue's time, read back from the database:
+        # only codes stamped with this very `now` object are new (a repeated key shares one).
+        metrics.CODES_ISSUED.inc(
+            len({(o.client_id, o.code) for o in outcomes if _issued(o) and o.issued_at is now})
+        )
+        # After a failure too: outside a transaction, earlier statements' events committed.
+        if emitted.count and self._on_events is not None:
+            self._on_events()
+        return [o if o is not None else IssueFailed("issuing failed") for o in outcomes]
+
+    async def _serve(
+        self,
+        requests: Sequence[IssueRequest],
+        indices: list[int],
+        outcomes: Outcomes,
+        *,
+        now: datetime,
+        emitted: Emitted,
+    ) -> None:
+        """Issue for ``requests[i]``, i in ``indices``. When the database refuses the statement
+        for something in the data rather than an outage, the requests it left undecided are
+        served again in halves: one request's bad data must fail that request alone, never the
+        others grouped with it. A request that still fails alone is logged, with the error."""
+        group = [requests[i] for i in indices]
+        found, failure = await self._attempt(group, now=now, emitted=emitted)
+        for i, outcome in zip(indices, found, strict=True):
+            outcomes[i] = outcome
+        if failure is None or isinstance(failure, Unavailable):
+            return  # an outage: every undecided request answers 503, logged once by OutageLog
+        undecided = [i for i in indices if outcomes[i] is None]
+        if len(undecided) == 1:
+            log.error("issuing failed", exc_info=failure)
+            return
+        half = len(undecided) // 2
+        for part in (undecided[:half], undecided[half:]):
+            if part:
+                await self._serve(requests, part, outcomes, now=now, emitted=emitted)
+
+    async def _attempt(
+        self, requests: Sequence[IssueRequest], *, now: datetime, emitted: Emitted
+    ) -> tuple[Outcomes, Exception | None]:
+        """One try at ``requests``: their outcomes (None where it decided nothing) and the
+        failure that stopped it, if any."""
+        database = self._database
+        in_transaction = needs_transaction(database.dialect, requests)
+        outcomes: Outcomes = [None] * len(requests)
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
                 await issue_codes(
@@ -78,21 +124,11 @@ class Issuer:
                     emitted=emitted,
                     demand=self._code_events,
                 )
-        # Whatever failed fails the requests it undid, and only those. Outside a transaction,
-        # what an earlier statement issued is committed: those requests get their codes.
-        except Exception:
-            log.exception("issuing failed")
-            if in_transaction:
-                outcomes = [None] * len(requests)
-        # Committed now. A replay carries its first issue's time, read back from the database:
-        # only codes stamped with this very `now` object are new (a repeated key shares one).
-        metrics.CODES_ISSUED.inc(
-            len({(o.client_id, o.code) for o in outcomes if _issued(o) and o.issued_at is now})
-        )
-        # After a failure too: outside a transaction, earlier statements' events committed.
-        if emitted.count and self._on_events is not None:
-            self._on_events()
-        return [o if o is not None else IssueFailed("issuing failed") for o in outcomes]
+        # What failed undoes the requests of its transaction, and only those. Outside a
+        # transaction, what an earlier statement issued is committed: those keep their codes.
+        except Exception as error:  # noqa: BLE001 - sorted out by the caller, per request
+            return ([None] * len(requests) if in_transaction else outcomes), error
+        return outcomes, None
 
 
 def _issued(outcome: Outcome | None) -> TypeGuard[IssuedCode]:
