@@ -28,6 +28,7 @@ from promos.compat import discounts as discounts_compat
 from promos.compat import offers as offers_compat
 from promos.compat import promos_api as promos_compat
 from promos.compat import referral as referral_compat
+from promos.console.deps import PREFIX as CONSOLE_PREFIX
 from promos.console.router import install as install_console
 from promos.db import Database
 from promos.events.destinations import Destinations
@@ -49,6 +50,7 @@ from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
+from promos.promocodes.jobs import GenerationRunner
 from promos.promocodes.router import router as promocodes_router
 from promos.ratelimit import RateLimits
 from promos.referrals.router import router as referrals_router
@@ -106,6 +108,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         ),
         limits=limits,
         webhook_destinations=Destinations.allowing(settings.webhook_allowed_hosts),
+        generations=GenerationRunner(database, clock),
         dispatcher=dispatcher,
     )
 
@@ -125,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         finally:
             if state.dispatcher is not None:
                 await state.dispatcher.stop()
+            await state.generations.drain()
             await state.issuer.drain()
             await state.limits.close()
             await database.dispose()
@@ -159,11 +163,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
     _include_optional(app, settings)
     # Only the routes that take a file may take PROMOS_MAX_UPLOAD_BYTES, whatever a body's
     # content type says; every other one takes PROMOS_MAX_BODY_BYTES.
-    uploads = RouteSet(upload_routes(app.routes))
+    upload_list = list(upload_routes(app.routes))
+    uploads = RouteSet(upload_list)
     app.add_middleware(
         AuthenticateUploads,
         authenticator=state.authenticator,
-        uploads=uploads,
+        # The console's uploads are let in by a session, which its route class checks before
+        # it reads a body.
+        uploads=RouteSet(r for r in upload_list if not r[1].startswith(f"{CONSOLE_PREFIX}/")),
         shapes=error_shapes,
     )
     app.add_middleware(

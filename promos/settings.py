@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     console_secure_cookies: Annotated[
         bool, Field(validation_alias=_alias("CONSOLE_SECURE_COOKIES"))
     ] = False
+    # The dashboard: a pool with fewer free codes than this is running low; its figures are
+    # read again once they are this many seconds old.
+    console_low_pool_codes: Annotated[
+        int, Field(ge=1, le=1_000_000, validation_alias=_alias("CONSOLE_LOW_POOL_CODES"))
+    ] = 1000
+    console_dashboard_seconds: Annotated[
+        float, Field(ge=0, le=300, validation_alias=_alias("CONSOLE_DASHBOARD_SECONDS"))
+    ] = 10.0
 
     db_pool_size: Annotated[int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))] = 16
     db_max_overflow: Annotated[

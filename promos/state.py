@@ -13,6 +13,7 @@ from promos.events.dispatcher import Dispatcher
 from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
+from promos.promocodes.jobs import GenerationRunner
 from promos.ratelimit import RateLimits
 from promos.settings import Settings
 
@@ -32,5 +33,7 @@ class AppState:
     limits: RateLimits
     # Where webhook subscriptions may point (PROMOS_WEBHOOK_ALLOWED_HOSTS).
     webhook_destinations: Destinations
+    # Promo code generations the console runs in the background (promos.promocodes.jobs).
+    generations: GenerationRunner
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None

@@ -30,7 +30,9 @@ from promos.brands.errors import (
 from promos.brands.tables import brand_users
 from promos.codes import service as codes
 from promos.codes.errors import DuplicateCode
-from promos.codes.service import Batch, IssueRequest, Rules
+from promos.codes.service import BATCH_COLUMNS, Batch, IssueRequest, Rules, batch_of
+from promos.codes.tables import batches
+from promos.pagination import Key, Page, after, read_page
 from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
 
 BRAND_NAMESPACE = UUID("6f1d2c3b-9a8e-5f47-b0c1-d2e3f4a5b6c7")
@@ -47,6 +49,17 @@ _DUMMY_DIGEST = hashlib.sha256(b"no such brand user").hexdigest()
 class BrandUser:
     user_id: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    """A brand of the discount generator and its batch (the codes generated for it)."""
+
+    brand_id: int
+    batch: Batch
+
+
+_BRAND_NAME = re.compile(r"brand ([0-9]{1,18})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +119,51 @@ async def get_brand_user(
     if row is None:
         raise BrandUserNotFound(f"brand user {user_id!r} does not exist")
     return BrandUser(row.user_id, row.created_at)
+
+
+def brand_of(batch: Batch) -> Brand | None:
+    """The brand whose batch this is, or ``None`` for a batch of the code pools' own."""
+    named = _BRAND_NAME.fullmatch(batch.name)
+    if named is None:
+        return None
+    brand_id = int(named.group(1))
+    return Brand(brand_id, batch) if brand_client(brand_id) == batch.client_id else None
+
+
+async def brands_page(conn: AsyncConnection, *, limit: int, after_key: Key | None) -> Page[Brand]:
+    """Brands, in the order their first codes were generated: a page after ``after_key``
+    (created at, batch id). A batch merely named like a brand's is left out, so a page may
+    hold fewer than ``limit``."""
+    order = (batches.c.created_at, batches.c.id)
+    query = (
+        select(*BATCH_COLUMNS)
+        .where(batches.c.name.like("brand %"), after(order, after_key))
+        .order_by(*order)
+    )
+    page = await read_page(
+        conn, query, limit=limit, key=lambda row: (row.created_at, row.id), item=batch_of
+    )
+    found = [brand for brand in map(brand_of, page.items) if brand is not None]
+    return Page(found, page.next_key)
+
+
+async def brand_users_page(
+    conn: AsyncConnection, *, limit: int, after_key: Key | None
+) -> Page[BrandUser]:
+    """Brand users (never a secret) by id: a page after ``after_key`` (user id)."""
+    order = (brand_users.c.user_id,)
+    query = (
+        select(brand_users.c.user_id, brand_users.c.created_at)
+        .where(after(order, after_key))
+        .order_by(*order)
+    )
+    return await read_page(
+        conn,
+        query,
+        limit=limit,
+        key=lambda row: (row.user_id,),
+        item=lambda row: BrandUser(row.user_id, row.created_at),
+    )
 
 
 async def list_brand_users(conn: AsyncConnection) -> list[BrandUser]:

@@ -3,6 +3,7 @@ audit row in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
@@ -10,8 +11,55 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit import service as audit
 from promos.auth.service import Principal
-from promos.codes import service
-from promos.codes.service import Batch
+from promos.codes import csv_import, service
+from promos.codes.service import Batch, Rules
+
+
+async def create_batch(
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    client_id: UUID,
+    name: str,
+    rules: Rules,
+    now: datetime,
+) -> Batch:
+    """A new, empty batch of the client's."""
+    batch = await service.create_batch(conn, client_id=client_id, name=name, rules=rules, now=now)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="batch.create",
+        target_type="batch",
+        target_id=batch.id,
+        after=batch,
+        at=now,
+    )
+    return batch
+
+
+async def add_codes(
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    batch_id: UUID,
+    lines: Iterable[bytes],
+    now: datetime,
+) -> int:
+    """Add a code file's codes to the batch: all of them, or none if any row is wrong."""
+    batch = await service.get_batch(conn, batch_id)
+    added = await csv_import.import_into(conn, batch, lines, now=now)
+    # How many codes, not which: the codes themselves are the pool, not its configuration.
+    await audit.record(
+        conn,
+        actor=actor,
+        action="batch.codes_add",
+        target_type="batch",
+        target_id=batch_id,
+        after={"added": added},
+        at=now,
+    )
+    return added
 
 
 async def expire_batch(

@@ -8,8 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 
-from promos.audit import service as audit
-from promos.codes import changes, csv_import, export, service
+from promos.codes import changes, export, service
 from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import (
     BatchCreate,
@@ -52,19 +51,14 @@ IdempotencyKey = Annotated[
 async def create_batch(body: BatchCreate, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Create an empty batch for a client (the client needs no registering first)."""
     rules = body.rules.to_rules()
-    now = state.clock()
     async with state.database.begin() as conn:
-        batch = await service.create_batch(
-            conn, client_id=body.client_id, name=body.name, rules=rules, now=now
-        )
-        await audit.record(
+        batch = await changes.create_batch(
             conn,
             actor=principal,
-            action="batch.create",
-            target_type="batch",
-            target_id=batch.id,
-            after=batch,
-            at=now,
+            client_id=body.client_id,
+            name=body.name,
+            rules=rules,
+            now=state.clock(),
         )
     return BatchOut.of(batch, [batch.client_id])
 
@@ -157,19 +151,9 @@ async def upload_codes(
 
     Each code is its row's client's (a client new to the batch joins its `clients`); a file of
     codes alone gives them to the batch's own client."""
-    now = state.clock()
     async with state.database.begin() as conn:
-        batch = await service.get_batch(conn, batch_id)
-        added = await csv_import.import_into(conn, batch, file.file, now=now)
-        # How many codes, not which: the codes themselves are the pool, not its configuration.
-        await audit.record(
-            conn,
-            actor=principal,
-            action="batch.codes_add",
-            target_type="batch",
-            target_id=batch_id,
-            after={"added": added},
-            at=now,
+        added = await changes.add_codes(
+            conn, actor=principal, batch_id=batch_id, lines=file.file, now=state.clock()
         )
     return ImportOut(batch_id=batch_id, added=added)
 

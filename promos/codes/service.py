@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.clock import utc_now
+from promos.codes import counts
 from promos.codes.errors import (
     BatchNotFound,
     DuplicateCode,
@@ -177,6 +178,7 @@ async def create_batch(
         )
     )
     await conn.execute(listed_clients.insert().values(client_id=client_id, batch_id=batch.id))
+    await counts.start(conn, batch.id)
     return batch
 
 
@@ -303,6 +305,7 @@ async def add_client_codes(
         added += await _insert_chunk(conn, batch, chunk, first_seq=last + added + 1)
         if on_progress is not None:
             on_progress(added)
+    await counts.add_total(conn, batch.id, added)
     return added
 
 

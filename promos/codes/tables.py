@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -46,6 +47,8 @@ batches = Table(
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("max_per_customer IS NULL OR max_per_customer > 0", name="max_positive"),
     CheckConstraint("time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"),
+    # The console's listing, paged by key (promos.codes.service.batches_page).
+    Index("ix_batches_created", "created_at", "id"),
 )
 
 # The clients whose codes a batch holds, and the batch's own client (batches.client_id): a
@@ -93,6 +96,15 @@ codes = Table(
         postgresql_where=text("customer_id IS NOT NULL"),
         sqlite_where=text("customer_id IS NOT NULL"),
     ),
+    # A batch's issues in time: the console's counts since their checkpoint and its issues per
+    # day (promos.codes.counts). Partial, so free codes cost it nothing.
+    Index(
+        "ix_codes_issued",
+        "batch_id",
+        "issued_at",
+        postgresql_where=text("issued_at IS NOT NULL"),
+        sqlite_where=text("issued_at IS NOT NULL"),
+    ),
     Index(
         "uq_codes_idempotency",
         "batch_id",
@@ -126,4 +138,25 @@ customer_quotas = Table(
         ARRAY(DateTime(timezone=True)).with_variant(JSON(), "sqlite"),
         nullable=False,
     ),
+)
+
+# A batch's counters for the console (promos.codes.counts), kept off the issuing path: ``total``
+# is written where codes are added; ``issued`` counts the issues before ``counted_until`` and
+# is brought forward when read, from ix_codes_issued.
+pool_counts = Table(
+    "pool_counts",
+    metadata,
+    Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
+    Column("total", BigInteger, nullable=False),
+    Column("issued", BigInteger, nullable=False),
+    Column("counted_until", UTCDateTime, nullable=False),
+)
+
+# The issues of a batch per day (UTC) before its ``pool_counts.counted_until``.
+pool_daily_issues = Table(
+    "pool_daily_issues",
+    metadata,
+    Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("issued", BigInteger, nullable=False),
 )

@@ -15,6 +15,19 @@ class Area:
 
 
 AREAS: tuple[Area, ...] = (
+    Area("Promo codes", "/admin/promocodes", "Generate codes, find them, follow their use."),
+    Area("Specials", "/admin/specials", "Products on offer: a special price or a discount."),
+    Area(
+        "Upgrade programs",
+        "/admin/upgrade-programs",
+        "Discounts on moving from one product to another.",
+    ),
+    Area(
+        "Code pools",
+        "/admin/pools",
+        "Batches of unique codes: their stock, uploads, issues per day, exports.",
+    ),
+    Area("Brands", "/admin/brands", "The discount generator's brands, their stock and users."),
     Area(
         "Users", "/admin/users", "People who sign in to the console and the API.", admin_only=True
     ),

@@ -10,9 +10,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, home, people, signin
+from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -20,6 +21,10 @@ PAGES: tuple[APIRouter, ...] = (
     home.router,
     people.router,
     audit.router,
+    promocodes.router,
+    catalog.router,
+    pools.router,
+    brands.router,
 )
 
 
@@ -51,5 +56,12 @@ ROUTES = _routes()
 
 
 def install(app: FastAPI) -> None:
-    """Serve the console at /admin in ``app``."""
+    """Serve the console at /admin in ``app`` (whose ``state.promos`` is set)."""
+    state = app.state.promos
+    app.state.console_dashboard = HeldFigures(
+        state.database,
+        state.clock,
+        seconds=state.settings.console_dashboard_seconds,
+        low_below=state.settings.console_low_pool_codes,
+    )
     app.router.routes.extend(ROUTES)  # type: ignore[arg-type]

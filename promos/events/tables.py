@@ -101,4 +101,6 @@ webhook_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("duration_ms", Integer, nullable=False),
+    # Failed attempts per day (the dashboard).
+    Index("ix_webhook_attempts_attempted", "attempted_at"),
 )

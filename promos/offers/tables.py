@@ -103,6 +103,8 @@ offer_claims = Table(
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("contents", Document, nullable=False),
     Column("next_at", BigInteger, nullable=True),  # what the first answer said, for replays
+    # A game's claims by time: claims per day (the dashboard).
+    Index("ix_offer_claims_game_claimed", "game_id", "claimed_at"),
 )
 
 # One row per impression; its id is what makes an impression idempotent.
@@ -115,4 +117,6 @@ offer_impressions = Table(
     Column("offer_id", Uuid, nullable=False),
     Column("seen_at", UTCDateTime, nullable=False),
     Column("next_at", BigInteger, nullable=True),
+    # A game's impressions by time: impressions per day (the dashboard).
+    Index("ix_offer_impressions_game_seen", "game_id", "seen_at"),
 )

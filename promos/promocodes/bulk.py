@@ -9,6 +9,7 @@ count is reached. SQLite: chunks of plain inserts, leaving out codes that alread
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -100,6 +101,9 @@ async def _store_postgresql(
                 done += len(chunk)
                 if on_progress is not None:
                     on_progress(done)
+                # asyncpg reads this generator without awaiting between rows: hand the event
+                # loop back once a chunk, or other requests wait for the whole COPY.
+                await asyncio.sleep(0)
 
         savepoint = await conn.begin_nested()
         try:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.audit import service as audit
 from promos.auth.service import Principal
 from promos.promocodes import bulk, service
-from promos.promocodes.service import Generated, GenerationSpec
+from promos.promocodes.service import Generated, GenerationSpec, Redemption
 
 
 async def generate(
@@ -38,6 +38,25 @@ async def generate(
     return made
 
 
+async def set_uses_left(
+    conn: AsyncConnection, *, actor: Principal, code: str, usage_count: int, now: datetime
+) -> service.Promocode:
+    """Set the code's uses left; recorded with the code as it was and became."""
+    before = await service.get_promocode(conn, code, for_update=True)
+    done = await service.set_uses_left(conn, code, usage_count=usage_count)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="promocode.update",
+        target_type="promocode",
+        target_id=code,
+        before=before,
+        after=done,
+        at=now,
+    )
+    return done
+
+
 async def delete_promocode(
     conn: AsyncConnection, *, actor: Principal, code: str, now: datetime
 ) -> None:
@@ -53,3 +72,21 @@ async def delete_promocode(
         before=before,
         at=now,
     )
+
+
+async def rollback_redemption(
+    conn: AsyncConnection, *, actor: Principal, redemption_id: int, now: datetime
+) -> Redemption:
+    """Roll a redemption back by hand (the console): audited, unlike checkout's own rollback,
+    because a person gave a use back."""
+    done = await service.rollback(conn, redemption_id=redemption_id, now=now)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="promocode_redemption.rollback",
+        target_type="promocode_redemption",
+        target_id=redemption_id,
+        after=done,
+        at=now,
+    )
+    return done

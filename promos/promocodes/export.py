@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.db import Database
 from promos.export import CHUNK_ROWS, CsvTable, chunks, iso, words
-from promos.promocodes import service
+from promos.promocodes import listing, service
+from promos.promocodes.listing import CodeQuery
 from promos.promocodes.service import Promocode, PromocodeFilter, Redemption
 
 PROMOCODES: CsvTable[Promocode] = CsvTable(
@@ -88,3 +89,24 @@ def redemptions(
         key=lambda r: r.id,
         chunk_rows=chunk_rows,
     )
+
+
+def listed_codes(
+    database: Database, query: CodeQuery, *, today: date, chunk_rows: int = CHUNK_ROWS
+) -> AsyncIterator[Sequence[Promocode]]:
+    """Every promo code the console's filters let through, in code order (its listing's)."""
+    return chunks(
+        database,
+        lambda conn, after, limit: _listed_after(conn, query, today, after, limit),
+        key=lambda p: p.code,
+        chunk_rows=chunk_rows,
+    )
+
+
+async def _listed_after(
+    conn: AsyncConnection, query: CodeQuery, today: date, after: str | None, limit: int
+) -> list[Promocode]:
+    page = await listing.codes_page(
+        conn, query=query, today=today, limit=limit, after_key=None if after is None else (after,)
+    )
+    return page.items

@@ -171,6 +171,8 @@ class PromocodeFilter:
     expires_after: date | None = None
     search: str | None = None
     generation_id: int | None = None
+    # One code exactly (the console's export of a code's redemptions).
+    code: str | None = None
 
 
 def normalize_email(email: str) -> str:
@@ -380,6 +382,8 @@ def _conditions(filters: PromocodeFilter) -> list[ColumnElement[bool]]:
         )
     if filters.generation_id is not None:
         where.append(promocodes.c.generation_id == filters.generation_id)
+    if filters.code is not None:
+        where.append(promocodes.c.code == filters.code)
     return where
 
 
@@ -420,6 +424,18 @@ async def promocodes_page(
     rows = (await conn.execute(query)).all()
     found = await _promocodes(conn, rows[:limit])
     return Page(found, (found[-1].id,) if len(rows) > limit else None)
+
+
+async def set_uses_left(conn: AsyncConnection, code: str, *, usage_count: int) -> Promocode:
+    """Set how many uses the code has left (this code only; its generation's terms stay)."""
+    if not 0 <= usage_count <= MAX_USAGE_COUNT:
+        raise InvalidPromocode(f"usage_count must be from 0 to {MAX_USAGE_COUNT}")
+    result = await conn.execute(
+        update(promocodes).where(promocodes.c.code == code).values(usage_count=usage_count)
+    )
+    if result.rowcount == 0:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+    return await get_promocode(conn, code)
 
 
 async def delete_promocode(conn: AsyncConnection, code: str) -> None:

@@ -35,7 +35,7 @@ promocode_generations = Table(
     Column("discount_percentage", Numeric(5, 2), nullable=True),
     Column("discount_amount", Numeric(12, 2), nullable=True),
     Column("usage_count", Integer, nullable=False),
-    Column("expires_in", Date, nullable=True),
+    Column("expires_in", Date, nullable=True, index=True),
     # The one customer (an e-mail, lower-cased) allowed to use the codes, if any.
     Column("usage_by", String(255), nullable=True, index=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -62,6 +62,7 @@ promocode_products = Table(
         primary_key=True,
     ),
     Column("sku", String(255), primary_key=True),
+    Index("ix_promocode_products_sku", "sku"),
 )
 
 promocodes = Table(
@@ -79,6 +80,18 @@ promocodes = Table(
     # Uses left; a redemption takes one in a conditional UPDATE, so it never goes below zero.
     Column("usage_count", Integer, nullable=False),
     CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
+    # The console's listing reads codes in code order (bytewise, "C" on PostgreSQL, so that a
+    # prefix is one range), overall, within a generation, and among the used-up ones
+    # (migration 0011_promocode_console; docs/console.md says which filter each serves).
+    Index("ix_promocodes_code_c", text('code COLLATE "C"')).ddl_if(dialect="postgresql"),
+    Index("ix_promocodes_generation_code", "generation_id", text('code COLLATE "C"')).ddl_if(
+        dialect="postgresql"
+    ),
+    Index(
+        "ix_promocodes_used_up",
+        text('code COLLATE "C"'),
+        postgresql_where=text("usage_count = 0"),
+    ).ddl_if(dialect="postgresql"),
 )
 
 promocode_redemptions = Table(
@@ -96,6 +109,10 @@ promocode_redemptions = Table(
     Column("redeemed_at", UTCDateTime, nullable=False),
     Column("rolled_back_at", UTCDateTime, nullable=True),
     Index("ix_promocode_redemptions_promocode_id", "promocode_id"),
+    # Redemptions per day (the dashboard), those rolled back told apart within the index.
+    Index("ix_promocode_redemptions_redeemed", "redeemed_at", "rolled_back_at"),
+    # A code's page lists its redemptions newest first, paged by id.
+    Index("ix_promocode_redemptions_promocode_id_id", "promocode_id", "id"),
     Index(
         "uq_promocode_redemptions_idempotency",
         "promocode_id",
@@ -104,4 +121,30 @@ promocode_redemptions = Table(
         postgresql_where=text("idempotency_key IS NOT NULL"),
         sqlite_where=text("idempotency_key IS NOT NULL"),
     ),
+)
+
+
+# Generations the console runs in the background (a million codes take seconds): what a
+# progress page reads, from any node. The codes themselves are written all or nothing, in
+# one transaction of the generation (promos.promocodes.jobs).
+promocode_generation_jobs = Table(
+    "promocode_generation_jobs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("status", String(16), nullable=False),  # running, done, failed
+    Column("summary", String(500), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("done", Integer, nullable=False, server_default="0"),
+    Column(
+        "generation_id",
+        BigIntId,
+        ForeignKey("promocode_generations.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("message", String(1000), nullable=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # Moved on with each step of progress: a running job not heard of for a while was cut off.
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("status IN ('running', 'done', 'failed')", name="status_known"),
 )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from promos.db import BigIntId, Money, UTCDateTime, metadata
@@ -49,6 +50,14 @@ referrals = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # A user is referred once, ever.
     UniqueConstraint("referred_hash"),
+    # Sign-ups and rewards per day (the dashboard).
+    Index("ix_referrals_created", "created_at"),
+    Index(
+        "ix_referrals_rewarded",
+        "rewarded_at",
+        postgresql_where=text("rewarded_at IS NOT NULL"),
+        sqlite_where=text("rewarded_at IS NOT NULL"),
+    ),
     CheckConstraint("referrer_hash <> referred_hash", name="not_self"),
     CheckConstraint("total_amount_paid >= 0", name="paid_not_negative"),
 )

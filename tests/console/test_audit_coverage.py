@@ -15,6 +15,28 @@ AUDITED = {
     ("POST", "/admin/users/{user_id}/disable"): "user.disable (test_people.py)",
     ("POST", "/admin/api-keys/new"): "api_key.create (test_people.py)",
     ("POST", "/admin/api-keys/{key_id}/revoke"): "api_key.revoke (test_people.py)",
+    ("POST", "/admin/promocodes/new"): "promocode_generation.create (test_promocodes.py)",
+    ("POST", "/admin/promocodes/codes/{code}/edit"): "promocode.update (test_promocodes.py)",
+    ("POST", "/admin/promocodes/codes/{code}/delete"): "promocode.delete (test_promocodes.py)",
+    (
+        "POST",
+        "/admin/promocodes/redemptions/{redemption_id}/rollback",
+    ): "promocode_redemption.rollback (test_promocodes.py)",
+    ("POST", "/admin/specials/new"): "special.create (test_specials.py)",
+    ("POST", "/admin/specials/{row_id}"): "special.update (test_specials.py)",
+    ("POST", "/admin/specials/{row_id}/delete"): "special.delete (test_specials.py)",
+    ("POST", "/admin/upgrade-programs/new"): "upgrade_program.create (test_specials.py)",
+    ("POST", "/admin/upgrade-programs/{row_id}"): "upgrade_program.update (test_specials.py)",
+    (
+        "POST",
+        "/admin/upgrade-programs/{row_id}/delete",
+    ): "upgrade_program.delete (test_specials.py)",
+    ("POST", "/admin/pools/new"): "batch.create (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/upload"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/codes"): "batch.codes_add (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
+    ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
+    ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
