@@ -24,9 +24,10 @@ serve: venv
 test: venv
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-# The SQLite variants alone: no PostgreSQL or Redis needed, under a minute (docs/development.md).
+# The SQLite variants alone: no PostgreSQL, Redis or Chromium needed, under a minute
+# (docs/development.md).
 test-quick: venv
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not postgres and not redis"
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not postgres and not redis and not browser"
 
 lint: venv
 	$(BIN)/ruff check promos tests bench deploy fuzz

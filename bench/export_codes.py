@@ -96,6 +96,12 @@ async def _seed(codes: int, other: int) -> Seeded:
                     client,
                     name,
                 )
+                # A batch's clients are what its export reads first.
+                await conn.execute(
+                    "INSERT INTO batch_clients (client_id, batch_id) VALUES ($1, $2)",
+                    client,
+                    batch,
+                )
             for batch, client, prefix, count in (
                 (large, clients[0], "L", codes),
                 (small, clients[0], "S", codes // 10),

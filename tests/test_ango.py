@@ -19,7 +19,7 @@ from promos.codes.service import Batch, BatchStats, Rules
 from promos.codes.tables import codes
 from promos.db import Database
 from promos.settings import Settings
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 
 REDEEM = "/api/v1/code/redeem"
 BATCHES = "/api/v1/batches"
@@ -144,6 +144,84 @@ async def test_redeem_for_another_client_is_422(client, database, clock, auth):
 
     assert_ango_error(response, 422)
     assert (await stats_of(database, batch.id)).issued == 0
+
+
+@both_paths
+async def test_redeem_for_a_client_with_no_codes_in_the_batch_says_so(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1)
+
+    response = await redeem(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    message = assert_ango_error(response, 422)
+    assert message == f"batch {batch.id} holds no codes of client {OTHER_CLIENT}"
+
+
+@both_paths
+async def test_redeem_hands_out_a_code_of_the_named_client_only(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=2, prefix="MINE")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="THEIRS", now=clock()
+    )
+
+    theirs = [
+        await redeem(client, auth, batch.id, client_id=OTHER_CLIENT, customer=str(uuid4()))
+        for _ in range(2)
+    ]
+    mine = await redeem(client, auth, batch.id, customer=str(uuid4()))
+
+    assert sorted(r.json()["code"] for r in theirs) == ["THEIRS-0", "THEIRS-1"]
+    assert mine.json()["code"] in {"MINE-0", "MINE-1"}
+
+
+@both_paths
+async def test_redeem_for_a_client_whose_codes_are_gone_is_409_while_another_has_codes(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=3, prefix="MINE")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=1, prefix="THEIRS", now=clock()
+    )
+    await redeem(client, auth, batch.id, client_id=OTHER_CLIENT, customer=OTHER_CUSTOMER)
+
+    response = await redeem(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    message = assert_ango_error(response, 409)
+    assert message == f"batch {batch.id} has no codes left for client {OTHER_CLIENT}"
+    assert (await redeem(client, auth, batch.id)).status_code == 200
+
+
+@both_paths
+async def test_maxpercustomer_counts_the_codes_of_every_client_of_the_batch(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=2, rules=Rules(max_per_customer=1))
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="X", now=clock()
+    )
+    await redeem(client, auth, batch.id)
+
+    response = await redeem(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    assert_ango_error(response, 403)
+
+
+@both_paths
+async def test_an_idempotency_key_used_for_another_client_of_the_batch_is_409(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=2)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="X", now=clock()
+    )
+    retry = {**auth, "Idempotency-Key": "order-1"}
+    await redeem(client, retry, batch.id)
+
+    response = await redeem(client, retry, batch.id, client_id=OTHER_CLIENT)
+
+    message = assert_ango_error(response, 409)
+    assert "another client" in message
 
 
 @both_paths
@@ -525,6 +603,65 @@ async def test_upload_accepts_a_csv_saved_by_a_spreadsheet(client, database, aut
     assert response.status_code == 200, response.text
     (batch,) = await all_batches(database)
     assert (await stats_of(database, batch.id)).total == 2
+
+
+async def test_upload_of_rows_naming_several_clients_makes_one_batch(client, database, auth):
+    csv = codes_csv("A-1", "A-2") + f"{OTHER_CLIENT},B-1\n"
+
+    response = await upload(client, auth, csv, rules=SEED_RULES)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 3
+    (batch,) = await all_batches(database)
+    assert batch.client_id == CLIENT  # the client of the first row
+    async with database.begin() as conn:
+        assert await service.batch_clients(conn, batch.id) == sorted([CLIENT, OTHER_CLIENT])
+        rows = await conn.execute(select(codes.c.client_id, codes.c.code))
+        assert sorted((r.code, r.client_id) for r in rows) == [
+            ("A-1", CLIENT),
+            ("A-2", CLIENT),
+            ("B-1", OTHER_CLIENT),
+        ]
+
+
+async def test_a_batch_of_several_clients_hands_each_client_its_own_codes(client, database, auth):
+    csv = f"client_id,code\n{OTHER_CLIENT},B-1\n{CLIENT},A-1\n"
+    await upload(client, auth, csv)
+    (batch,) = await all_batches(database)
+
+    mine = await redeem(client, auth, batch.id)
+    theirs = await redeem(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    assert (mine.json(), theirs.json()) == ({"code": "A-1"}, {"code": "B-1"})
+
+
+async def test_upload_may_give_one_code_to_two_clients_of_the_batch(client, database, auth):
+    csv = codes_csv("SAME") + f"{OTHER_CLIENT},SAME\n"
+
+    response = await upload(client, auth, csv)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 2
+
+
+async def test_upload_with_a_code_twice_for_one_client_of_several_names_the_row(
+    client, database, auth
+):
+    csv = codes_csv("A-1") + f"{OTHER_CLIENT},B-1\n{OTHER_CLIENT},B-1\n"
+
+    response = await upload(client, auth, csv)
+
+    message = assert_ango_error(response, 409)
+    assert message.startswith("row 4:")
+    assert await all_batches(database) == []
+
+
+async def test_batches_lists_a_batch_of_several_clients_once(client, database, auth):
+    await upload(client, auth, codes_csv("A-1") + f"{OTHER_CLIENT},B-1\n")
+
+    response = await client.get(BATCHES, headers=auth)
+
+    assert [b["name"] for b in response.json()] == ["Summer Sale 2023"]
 
 
 async def test_upload_needs_a_credential(client, database):

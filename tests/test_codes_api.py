@@ -12,7 +12,7 @@ from promos.codes import service
 from promos.codes.service import BatchStats, Rules
 from promos.db import Database
 from tests._pages import all_pages
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 
 OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
 CUSTOMER = "customer-42"
@@ -165,6 +165,35 @@ async def test_list_batches_filters_by_client(client, database, clock, auth):
     assert [b["id"] for b in response.json()["items"]] == [str(mine.id)]
 
 
+async def test_list_batches_by_client_finds_a_batch_holding_its_codes(
+    client, database, clock, auth
+):
+    theirs = await make_batch(database, now=clock(), client_id=OTHER_CLIENT)
+    shared = await make_batch(database, now=clock(), client_id=OTHER_CLIENT)
+    await add_client_codes(database, shared, client_id=CLIENT, codes=1, prefix="A", now=clock())
+
+    response = await client.get("/v1/batches", params={"client_id": str(CLIENT)}, headers=auth)
+
+    assert [b["id"] for b in response.json()["items"]] == [str(shared.id)]
+    assert theirs.id != shared.id
+
+
+async def test_list_batches_shows_each_batchs_clients(client, database, clock, auth):
+    only = await make_batch(database, now=clock())
+    clock.advance(minutes=1)
+    shared = await make_batch(database, now=clock())
+    await add_client_codes(
+        database, shared, client_id=OTHER_CLIENT, codes=1, prefix="B", now=clock()
+    )
+
+    response = await client.get("/v1/batches", headers=auth)
+
+    assert [(b["id"], b["clients"]) for b in response.json()["items"]] == [
+        (str(only.id), [str(CLIENT)]),
+        (str(shared.id), sorted([str(CLIENT), str(OTHER_CLIENT)])),
+    ]
+
+
 async def test_list_batches_needs_a_credential(client):
     response = await client.get("/v1/batches")
 
@@ -189,6 +218,26 @@ async def test_get_batch_returns_the_batch(client, database, clock, auth):
     assert got["expired"] is False
 
 
+async def test_get_batch_lists_its_clients_and_keeps_its_own(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=1)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=1, prefix="B", now=clock()
+    )
+
+    got = (await client.get(f"/v1/batches/{batch.id}", headers=auth)).json()
+
+    assert got["client_id"] == str(CLIENT)
+    assert got["clients"] == sorted([str(CLIENT), str(OTHER_CLIENT)])
+
+
+async def test_a_batch_without_codes_lists_its_own_client(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=0)
+
+    got = (await client.get(f"/v1/batches/{batch.id}", headers=auth)).json()
+
+    assert got["clients"] == [str(CLIENT)]
+
+
 async def test_get_an_unknown_batch_is_404(client, auth):
     unknown = uuid4()
 
@@ -210,6 +259,18 @@ async def test_stats_count_total_issued_and_left(client, database, clock, auth):
 
     assert response.status_code == 200, response.text
     assert response.json() == {"batch_id": str(batch.id), "total": 5, "issued": 2, "left": 3}
+
+
+async def test_stats_count_the_codes_of_every_client_of_the_batch(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=2)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=3, prefix="B", now=clock()
+    )
+    await issue(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    response = await client.get(f"/v1/batches/{batch.id}/stats", headers=auth)
+
+    assert response.json() == {"batch_id": str(batch.id), "total": 5, "issued": 1, "left": 4}
 
 
 async def test_stats_of_an_unknown_batch_is_404(client, auth):
@@ -287,6 +348,35 @@ async def test_upload_codes_with_a_client_id_code_header_adds_them(client, datab
 
     assert response.status_code == 201, response.text
     assert (await stats_of(database, batch.id)).total == 2
+
+
+async def test_upload_codes_of_another_client_adds_it_to_the_batchs_clients(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1)
+    csv = f"client_id,code\n{OTHER_CLIENT},B-1\n"
+
+    response = await upload_codes(client, auth, batch.id, csv)
+
+    assert response.status_code == 201, response.text
+    got = (await client.get(f"/v1/batches/{batch.id}", headers=auth)).json()
+    assert (got["client_id"], got["clients"]) == (
+        str(CLIENT),
+        sorted([str(CLIENT), str(OTHER_CLIENT)]),
+    )
+    issued = await issue(client, auth, batch.id, client_id=OTHER_CLIENT)
+    assert issued.json()["code"] == "B-1"
+
+
+async def test_upload_codes_with_a_code_header_gives_them_to_the_batchs_own_client(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=0, client_id=OTHER_CLIENT)
+
+    await upload_codes(client, auth, batch.id, "code\nA-1\n")
+
+    issued = await issue(client, auth, batch.id, client_id=OTHER_CLIENT)
+    assert issued.json()["code"] == "A-1"
 
 
 async def test_upload_codes_adds_to_the_codes_already_there(client, database, clock, auth):
@@ -395,6 +485,42 @@ async def test_issue_for_another_client_is_422(client, database, clock, auth):
 
     assert_error(response, 422, "client_mismatch")
     assert (await stats_of(database, batch.id)).issued == 0
+
+
+async def test_issue_takes_a_code_of_the_named_client_of_the_batch(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=2, prefix="A")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="B", now=clock()
+    )
+
+    response = await issue(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    assert response.status_code == 201, response.text
+    assert (response.json()["code"], response.json()["client_id"]) == ("B-0", str(OTHER_CLIENT))
+
+
+async def test_issue_for_a_client_whose_codes_are_gone_is_409(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=2)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=1, prefix="B", now=clock()
+    )
+    await issue(client, auth, batch.id, client_id=OTHER_CLIENT, customer=OTHER_CUSTOMER)
+
+    response = await issue(client, auth, batch.id, client_id=OTHER_CLIENT)
+
+    assert_error(response, 409, "pool_exhausted")
+
+
+async def test_expiring_a_batch_stops_issuing_for_every_client(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=2)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="B", now=clock()
+    )
+
+    await client.post(f"/v1/batches/{batch.id}/expire", headers=auth)
+
+    assert_error(await issue(client, auth, batch.id), 410, "batch_expired")
+    assert_error(await issue(client, auth, batch.id, client_id=OTHER_CLIENT), 410, "batch_expired")
 
 
 async def test_issue_from_an_unknown_batch_is_404(client, auth):

@@ -24,11 +24,12 @@ from promos.codes.tables import codes
 from promos.db import Database
 from promos.settings import Settings
 from tests._servers import Server, running_servers, server_env
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 
 pytestmark = pytest.mark.postgres_only
 
 REDEEM = "/api/v1/code/redeem"
+OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
 
 
 @pytest.fixture(params=["grouped", "many small statements"])
@@ -66,10 +67,11 @@ def redeem(
     customer: UUID,
     *,
     key: str | None = None,
+    client_id: UUID = CLIENT,
 ) -> Any:
     """One Ango redeem request (a coroutine, to be gathered with the others)."""
     headers = dict(auth) if key is None else {**auth, "Idempotency-Key": key}
-    body = {"batchid": str(batch.id), "clientid": str(CLIENT), "customerid": str(customer)}
+    body = {"batchid": str(batch.id), "clientid": str(client_id), "customerid": str(customer)}
     return http.post(REDEEM, json=body, headers=headers)
 
 
@@ -170,6 +172,50 @@ async def test_fifty_customers_with_five_concurrent_requests_each_get_exactly_on
     in_db = await issued_in_db(database, batch)
     assert in_db == handed
     assert Counter(in_db.values()) == {str(c): 1 for c in fifty}
+
+
+async def test_two_clients_of_one_batch_asking_at_once_get_only_their_own_codes(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=150, prefix="MINE")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=150, prefix="THEIRS", now=clock()
+    )
+    # 200 requests of each client, interleaved: each client's pool holds 150.
+    asked = [(c, uuid4()) for _ in range(200) for c in (CLIENT, OTHER_CLIENT)]
+
+    responses = await asyncio.gather(
+        *(redeem(client, auth, batch, customer, client_id=c) for c, customer in asked)
+    )
+
+    handed = issued_to([customer for _, customer in asked], responses)
+    assert statuses(responses) == {200: 300, 409: 100}
+    # What each client's requests got: codes of which client, or 409.
+    got: dict[UUID, Counter[str]] = {CLIENT: Counter(), OTHER_CLIENT: Counter()}
+    for (c, _), r in zip(asked, responses, strict=True):
+        got[c][r.json()["code"].split("-")[0] if r.status_code == 200 else "409"] += 1
+    assert got == {CLIENT: {"MINE": 150, "409": 50}, OTHER_CLIENT: {"THEIRS": 150, "409": 50}}
+    assert await issued_in_db(database, batch) == handed
+
+
+async def test_thirty_concurrent_requests_of_one_customer_for_two_clients_get_exactly_two_codes(
+    client, database, clock, auth
+):
+    """The rule counts per customer per batch, whichever of the batch's clients is named."""
+    batch = await make_batch(database, now=clock(), codes=50, rules=Rules(max_per_customer=2))
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=50, prefix="X", now=clock()
+    )
+    customer = uuid4()
+    clients = [CLIENT, OTHER_CLIENT] * 15
+
+    responses = await asyncio.gather(
+        *(redeem(client, auth, batch, customer, client_id=c) for c in clients)
+    )
+
+    assert statuses(responses) == {200: 2, 403: 28}
+    handed = issued_to([customer] * 30, responses)
+    assert await issued_in_db(database, batch) == handed
 
 
 async def test_twenty_concurrent_retries_with_one_idempotency_key_get_one_code(

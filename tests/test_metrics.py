@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -24,10 +24,12 @@ from promos.promocodes import service as promocodes
 from promos.settings import Settings
 from tests._receiver import Receiver
 from tests.conftest import FakeClock
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 from tests.factories.offers import make_game, make_offer
 from tests.factories.promocodes import make_promocode
 from tests.factories.referrals import make_program
+
+OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
 
 METRICS_TOKEN = "scrape-token-0123456789abcdef"
 SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -210,6 +212,22 @@ async def test_codes_left_are_read_per_batch_at_scrape_time(client, auth, databa
     empty_labels = frozenset({"batch_id": str(empty.id), "client_id": str(CLIENT)}.items())
     assert after[("promos_pool_codes_left", empty_labels)] == 0
     assert not any(("batch_id", str(expired.id)) in labels for _, labels in after)
+
+
+async def test_codes_left_are_read_per_client_of_a_batch_of_several(client, auth, database, clock):
+    batch = await make_batch(database, now=clock(), codes=3)
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=1, prefix="B", now=clock()
+    )
+    body = {"batchid": str(batch.id), "clientid": str(OTHER_CLIENT), "customerid": str(uuid4())}
+    assert (await client.post("/api/v1/code/redeem", json=body, headers=auth)).status_code == 200
+
+    after = await scrape(client)
+
+    mine = {"batch_id": str(batch.id), "client_id": str(CLIENT)}
+    theirs = frozenset({"batch_id": str(batch.id), "client_id": str(OTHER_CLIENT)}.items())
+    assert value(after, "promos_pool_codes_left", **mine) == 3
+    assert after[("promos_pool_codes_left", theirs)] == 0
 
 
 async def test_redeemed_promocodes_are_counted_once_and_a_replay_not_again(

@@ -6,9 +6,9 @@ whatever the client.
 
 PostgreSQL: each (batch, client)'s requests of a group are served by ONE statement (``_TAKE``)
 that checks the batch and that the client is one of its clients, takes free codes with
-``FOR UPDATE SKIP LOCKED``, counts each customer's
-recent issues on the customer's own ``customer_quotas`` row (locked, newest version, in
-customer order) and marks the codes issued. Requests with an ``Idempotency-Key`` first lock
+``FOR UPDATE SKIP LOCKED``, counts each customer's recent issues on the customer's own
+``customer_quotas`` row (locked, newest version, in customer order) and marks the codes
+issued. Requests with an ``Idempotency-Key`` first lock
 the key's row and look for the code it already got, in the same transaction.
 
 SQLite: one writer at a time (``BEGIN IMMEDIATE``), so the same rules are plain reads and
@@ -81,9 +81,10 @@ async def issue_codes(
     Without idempotency keys, PostgreSQL needs no enclosing transaction: every statement
     that issues is atomic by itself, and if a later statement fails, the outcomes already
     filled in stand (their codes are committed). With keys, and on SQLite, run it in one
-    transaction. ``hints`` remembers where each batch's (client's) free codes begin, so that a scan
-    does not walk over the codes issued before (their index entries stay until VACUUM); the
-    caller keeps it from one call to the next, and it is only ever a starting point.
+    transaction. ``hints`` remembers where the free codes of each (batch, client) begin, so
+    that a scan does not walk over the codes issued before (their index entries stay until
+    VACUUM); the caller keeps it from one call to the next, and it is only ever a starting
+    point.
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
     ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
     """

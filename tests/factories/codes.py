@@ -30,3 +30,14 @@ async def make_batch(
         )
         await service.add_codes(conn, batch, ((n + 2, f"{prefix}-{n}") for n in range(codes)))
     return batch
+
+
+async def add_client_codes(
+    database: Database, batch: Batch, *, client_id: UUID, codes: int, prefix: str, now: datetime
+) -> None:
+    """Add ``codes`` codes ``<prefix>-<n>`` of ``client_id`` to the batch, as an Ango upload
+    whose rows name that client does."""
+    async with database.begin() as conn:
+        await service.add_client_codes(
+            conn, batch, ((n + 2, client_id, f"{prefix}-{n}") for n in range(codes)), now=now
+        )

@@ -1,0 +1,188 @@
+"""Upgrading a database that holds data: the code pools' 0009_batch_clients on both backends.
+
+Each test migrates an empty database to the revision before, writes what Promos wrote then
+(clients, batches, codes, some of them issued), upgrades every head as ``promos migrate``
+does, and checks what the data has become and that Promos serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy import Connection, inspect, select
+from sqlalchemy.engine import make_url
+
+from promos import migrate
+from promos.app import create_app
+from promos.codes.tables import batch_clients, batches, clients, codes
+from promos.db import Database
+from promos.settings import Settings
+from tests.conftest import PG_URL, FakeClock
+from tests.factories.auth import make_api_key
+
+OWNER = UUID("217be7c8-679c-4e08-bffc-db3451bdcdbf")
+OTHER = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
+BEFORE = "0001"  # the codes tables' revision before 0009_batch_clients
+THEN = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def unmigrated_postgres(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this module's own, never migrated by a fixture."""
+    # postgres_url: skipped (or failed, in CI) as every PostgreSQL test is without a server.
+    server = make_url(PG_URL).set(drivername="postgresql", database="postgres")
+    dsn = server.render_as_string(hide_password=False)
+    name = f"promos_upgrade_{uuid4().hex[:12]}"
+    asyncio.run(_execute(dsn, f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database with no schema at all, of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    dsn: str = request.getfixturevalue("unmigrated_postgres")
+    asyncio.run(_execute(dsn, "DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    return str(
+        make_url(dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    )
+
+
+@dataclass(frozen=True)
+class Old:
+    """The batches a database held before the upgrade."""
+
+    with_codes: UUID = field(default_factory=uuid4)
+    without_codes: UUID = field(default_factory=uuid4)
+
+
+@pytest.fixture
+async def old(empty_url: str) -> AsyncIterator[Old]:
+    """A database at the revision before, holding two batches of OWNER's: one with four codes
+    (the first two issued), one without codes; then upgraded to every head."""
+    database = Database(empty_url)
+    data = Old()
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, BEFORE)
+            await conn.execute(clients.insert().values(id=OWNER, created_at=THEN))
+            await conn.execute(
+                batches.insert(),
+                [
+                    {"id": b, "client_id": OWNER, "name": n, "expired": False, "created_at": THEN}
+                    for b, n in ((data.with_codes, "Summer"), (data.without_codes, "Empty"))
+                ],
+            )
+            await conn.execute(
+                codes.insert(),
+                [
+                    {
+                        "client_id": OWNER,
+                        "code": f"OLD-{n}",
+                        "batch_id": data.with_codes,
+                        "seq": n + 1,
+                        "customer_id": f"customer-{n}" if n < 2 else None,
+                        "issued_at": THEN if n < 2 else None,
+                    }
+                    for n in range(4)
+                ],
+            )
+        await migrate.upgrade(database.engine)
+        yield data
+    finally:
+        await database.dispose()
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    command.upgrade(migrate.alembic_config(connection), revision)
+
+
+@pytest.fixture
+async def client(empty_url: str, old: Old) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """Promos on the upgraded database, and a sales API key's secret."""
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    app = create_app(Settings(database_url=empty_url), clock=clock)
+    async with app.router.lifespan_context(app):
+        secret = await make_api_key(app.state.promos.database, now=clock())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            yield http, secret
+
+
+async def test_the_upgrade_lists_each_batchs_own_client_with_codes_or_without(empty_url, old):
+    database = Database(empty_url)
+    try:
+        async with database.begin() as conn:
+            rows = (await conn.execute(select(batch_clients))).all()
+    finally:
+        await database.dispose()
+
+    assert sorted((r.batch_id, r.client_id) for r in rows) == sorted(
+        [(old.with_codes, OWNER), (old.without_codes, OWNER)]
+    )
+
+
+async def test_the_upgrade_puts_the_client_in_the_index_of_free_codes(empty_url, old):
+    database = Database(empty_url)
+    try:
+        async with database.engine.connect() as conn:
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("codes"))
+    finally:
+        await database.dispose()
+
+    [free] = [i for i in indexes if i["name"] == "ix_codes_free"]
+    assert free["column_names"] == ["batch_id", "client_id", "seq"]
+
+
+async def test_after_the_upgrade_the_free_codes_are_issued_in_order(client, old):
+    http, secret = client
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = {"batchid": str(old.with_codes), "clientid": str(OWNER)}
+
+    handed = [
+        await http.post(
+            "/api/v1/code/redeem", json={**body, "customerid": str(uuid4())}, headers=auth
+        )
+        for _ in range(3)
+    ]
+
+    assert [r.json() for r in handed] == [
+        {"code": "OLD-2"},
+        {"code": "OLD-3"},
+        {"error": f"batch {old.with_codes} has no codes left for client {OWNER}"},
+    ]
+
+
+async def test_after_the_upgrade_a_batch_takes_codes_of_another_client(client, old):
+    http, secret = client
+    auth = {"Authorization": f"Bearer {secret}"}
+    upload = {"file": ("codes.csv", f"client_id,code\n{OTHER},NEW-1\n".encode(), "text/csv")}
+
+    added = await http.post(f"/v1/batches/{old.without_codes}/codes", files=upload, headers=auth)
+    issued = await http.post(
+        f"/v1/batches/{old.without_codes}/issues",
+        json={"client_id": str(OTHER), "customer_id": "customer-9"},
+        headers=auth,
+    )
+
+    assert added.status_code == 201, added.text
+    assert issued.json()["code"] == "NEW-1"
