@@ -138,13 +138,15 @@ _STAGE = text(
 )
 # Codes already taken (by other generations, or by this one's earlier chunks) are left out
 # before the LIMIT, so that the extra codes drawn stand in for them (a LIMIT alone would try
-# only the first ``wanted``, whether taken or not). Only a count and the first codes of the
-# sample come back: a million codes returned would be decoded in one blocking go.
+# only the first ``wanted``, whether taken or not). The test is a scalar subquery, one index
+# probe per candidate: as NOT EXISTS the planner chose a hash anti join, reading the whole
+# table once a chunk. Only a count and the first codes of the sample come back: a million
+# codes returned would be decoded in one blocking go.
 _FROM_STAGE = text(
     "WITH made AS ("
     "INSERT INTO promocodes (code, generation_id, usage_count) "
     "SELECT s.code, :generation_id, :usage_count FROM promocode_staging AS s "
-    "WHERE NOT EXISTS (SELECT FROM promocodes AS p WHERE p.code = s.code) LIMIT :wanted "
+    "WHERE (SELECT true FROM promocodes AS p WHERE p.code = s.code) IS NULL LIMIT :wanted "
     "ON CONFLICT (code) DO NOTHING RETURNING code) "
     "SELECT (SELECT count(*) FROM made) AS n, ARRAY(SELECT code FROM made LIMIT :sample) AS codes"
 )
