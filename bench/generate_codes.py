@@ -3,6 +3,7 @@
 Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
 
     .venv/bin/python bench/generate_codes.py [--codes 1000000] [--pattern ####-####-####]
+    .venv/bin/python bench/generate_codes.py --stall [--sqlite] [--pattern BENCH-##########]
 
 1. Creates the database ``promos_bench_generate`` (dropping it first) and migrates it.
 2. Ceiling: COPY of ``--codes`` pre-made rows (made before the clock starts) into
@@ -11,18 +12,37 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    the default charset, in one transaction, exactly as the API and the CLI run it.
 4. Prints both times and rates, the ratio, and the targets (<= 10 s, >= 0.5x the ceiling),
    then checks in SQL that the generation holds ``--codes`` distinct codes.
+
+``--stall`` measures instead how long a generation holds up the other requests of its
+process: it starts ``promos serve`` (one process) on ``--port`` over that database (or, with
+``--sqlite``, a fresh SQLite file), asks it for ``--codes`` codes through
+``POST /v1/promocodes`` from one thread, and meanwhile requests ``GET --probe`` (default
+``/healthcheck``, which asks the database too) over and over from another: p50, p99 and max
+of those requests, before the generation (idle) and while it runs, against the ~100 ms target.
+The time is the client's, on 127.0.0.1, so an upper bound of the server's. ``--probe /``
+(the home page, no database) times the event loop alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
+import httpx
 
 from promos import migrate
 from promos.db import Database
@@ -36,6 +56,11 @@ SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_URL = f"postgresql+asyncpg://postgres@{HOST}:5432/{DB_NAME}"
 TARGET_SECONDS = 10.0
 TARGET_RATIO = 0.5
+STALL_TARGET_MS = 100.0
+PROMOS = Path(sys.executable).with_name("promos")
+SERVER_START_SECONDS = 60.0
+GENERATION_SECONDS = 600.0
+IDLE_REQUESTS = 200
 
 
 async def create_database() -> None:
@@ -102,11 +127,131 @@ async def check(database: Database, generation_id: int) -> tuple[int, int]:
     return int(row["n"]), int(row["d"])
 
 
+def _promos(url: str, *args: str) -> str:
+    done = subprocess.run(
+        [str(PROMOS), *args],
+        env={**os.environ, "PROMOS_DATABASE_URL": url, "PROMOS_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"promos {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+@contextmanager
+def _server(url: str, port: int) -> Iterator[None]:
+    """``promos serve`` (one process, its own process group) on ``url``, healthy on entry."""
+    with socket.socket() as sock:
+        if sock.connect_ex((HOST, port)) == 0:
+            sys.exit(f"port {port} is in use on {HOST}: choose another with --port")
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, with the server
+    proc = subprocess.Popen(
+        [str(PROMOS), "serve", "--host", HOST, "--port", str(port), "--workers", "1"],
+        env={**os.environ, "PROMOS_DATABASE_URL": url, "PROMOS_LOG_LEVEL": "warning"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            with suppress(httpx.HTTPError):
+                if httpx.get(f"http://{HOST}:{port}/healthcheck", timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                sys.exit(f"promos serve did not become healthy:\n{log.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _ms(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+def _spread(name: str, samples: list[float]) -> str:
+    return (
+        f"{name} ({len(samples):,} requests): p50 {_ms(samples, 0.5):.1f} ms, "
+        f"p99 {_ms(samples, 0.99):.1f} ms, max {max(samples) * 1000:.1f} ms"
+    )
+
+
+def stall(url: str, *, codes: int, pattern: str, port: int, probe: str) -> int:
+    """Time ``GET probe`` while the same server generates ``codes`` codes."""
+    _promos(url, "migrate")
+    key = _promos(url, "api-keys", "create", "--name", "bench", "--role", "sales").split()[-1]
+    outcome: dict[str, object] = {}
+
+    def generate() -> None:
+        started = time.perf_counter()
+        response = httpx.post(
+            f"http://{HOST}:{port}/v1/promocodes",
+            json={"pattern": pattern, "count": codes, "discount_percentage": 10},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=GENERATION_SECONDS,
+        )
+        outcome["seconds"] = time.perf_counter() - started
+        outcome["status"] = response.status_code
+
+    base = f"http://{HOST}:{port}"
+    with _server(url, port), httpx.Client(base_url=base, timeout=GENERATION_SECONDS) as client:
+        idle = []
+        for _ in range(IDLE_REQUESTS):
+            moment = time.perf_counter()
+            client.get(probe).raise_for_status()
+            idle.append(time.perf_counter() - moment)
+        worker = threading.Thread(target=generate)
+        worker.start()
+        during = []
+        while worker.is_alive():
+            moment = time.perf_counter()
+            client.get(probe).raise_for_status()
+            during.append(time.perf_counter() - moment)
+        worker.join()
+    backend = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+    print(
+        f"{codes:,} codes of {pattern!r} on {backend}: HTTP {outcome['status']} "
+        f"after {outcome['seconds']:.1f} s"
+    )
+    print(_spread(f"GET {probe}, idle", idle))
+    print(_spread(f"GET {probe}, while generating", during))
+    worst = max(during) * 1000
+    met = "met" if worst <= STALL_TARGET_MS else "missed"
+    print(f"worst wait {worst:.0f} ms (target <= {STALL_TARGET_MS:.0f} ms): {met}")
+    return 0 if outcome["status"] == 201 else 1
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes", type=int, default=1_000_000)
-    parser.add_argument("--pattern", default="####-####-####")
+    parser.add_argument("--pattern", default=None)
+    parser.add_argument("--stall", action="store_true")
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--port", type=int, default=8095)
+    parser.add_argument("--probe", default="/healthcheck")
     args = parser.parse_args()
+    if args.stall:
+        pattern = args.pattern or "BENCH-##########"
+        options = {"codes": args.codes, "pattern": pattern, "port": args.port, "probe": args.probe}
+        if args.sqlite:
+            with tempfile.TemporaryDirectory() as folder:
+                return stall(f"sqlite:///{folder}/bench.db", **options)
+        await create_database()
+        return stall(f"postgresql://postgres@{HOST}:5432/{DB_NAME}", **options)
+    args.pattern = args.pattern or "####-####-####"
 
     await create_database()
     database = Database(BENCH_URL, pool_size=2, max_overflow=0)

@@ -1,10 +1,15 @@
 """Storing a generation's codes in bulk, all in the caller's transaction.
 
 PostgreSQL: the codes stream into ``promocodes`` with COPY (asyncpg) while the next ones
-are drawn. A collision with an existing code (vanishingly rare in a roomy pattern) undoes
-that COPY to its savepoint, and the codes go through a temporary staging table instead:
-COPY into it, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, topping up until the
-count is reached. SQLite: chunks of plain inserts, leaving out codes that already exist.
+are drawn. A collision with an existing code (vanishingly rare in a roomy pattern; likely when
+the pattern draws few characters) undoes that COPY to its savepoint, and the codes go through
+a temporary staging table instead, ``CHUNK`` at a time: COPY a chunk's candidates into it,
+then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, topping the chunk up until it is full.
+SQLite: chunks of plain inserts, leaving out codes that already exist.
+
+A million codes take seconds of CPU to draw and encode: the event loop is handed back every
+``SLICE`` codes (about 2 ms of work), so the other requests of the process are answered
+meanwhile, and the progress callback hears of every chunk or slice stored.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from promos.promocodes.generate import CodeShape, Drawer
 from promos.promocodes.tables import promocodes
 
 CHUNK = 50_000
+# Codes drawn (and handed to COPY) between two turns of the event loop: about 2 ms of CPU.
+SLICE = 5_000
 SQLITE_CHUNK = 2_000
 MAX_ROUNDS = 12
 SAMPLE = 1000  # codes returned to the caller; the rest are read back through the listing
@@ -62,17 +69,13 @@ async def store_codes(
     )
 
 
-def _unique_draws(drawer: Drawer, count: int, *, remember: bool) -> Iterator[list[str]]:
-    """Chunks of codes adding up to ``count``, without repeats when ``remember``."""
-    seen: set[str] = set()
+def _slices(drawer: Drawer, count: int) -> Iterator[list[str]]:
+    """Slices of drawn codes adding up to ``count`` (not checked for repeats)."""
     left = count
     while left > 0:
-        chunk = drawer.draw(min(CHUNK, left))
-        if remember:
-            chunk = [c for c in dict.fromkeys(chunk) if c not in seen]
-            seen.update(chunk)
-        left -= len(chunk)
-        yield chunk
+        drawn = drawer.draw(min(SLICE, left))
+        left -= len(drawn)
+        yield drawn
 
 
 async def _store_postgresql(
@@ -93,16 +96,16 @@ async def _store_postgresql(
 
         async def records() -> AsyncIterator[tuple[str, int, int]]:
             nonlocal done
-            for chunk in _unique_draws(drawer, count, remember=False):
+            for drawn in _slices(drawer, count):
                 if len(sample) < SAMPLE:
-                    sample.extend(chunk[: SAMPLE - len(sample)])
-                for code in chunk:
+                    sample.extend(drawn[: SAMPLE - len(sample)])
+                for code in drawn:
                     yield (code, generation_id, usage_count)
-                done += len(chunk)
+                done += len(drawn)
                 if on_progress is not None:
                     on_progress(done)
                 # asyncpg reads this generator without awaiting between rows: hand the event
-                # loop back once a chunk, or other requests wait for the whole COPY.
+                # loop back once a slice, or other requests wait for the whole COPY.
                 await asyncio.sleep(0)
 
         savepoint = await conn.begin_nested()
@@ -133,14 +136,32 @@ async def _store_postgresql(
 _STAGE = text(
     "CREATE TEMPORARY TABLE IF NOT EXISTS promocode_staging (code text NOT NULL) ON COMMIT DROP"
 )
-# Codes already taken are left out before the LIMIT, so that the extra codes drawn stand in
-# for them (a LIMIT alone would try only the first ``wanted``, whether taken or not).
+# Codes already taken (by other generations, or by this one's earlier chunks) are left out
+# before the LIMIT, so that the extra codes drawn stand in for them (a LIMIT alone would try
+# only the first ``wanted``, whether taken or not). The test is a scalar subquery, one index
+# probe per candidate: as NOT EXISTS the planner chose a hash anti join, reading the whole
+# table once a chunk. Only a count and the first codes of the sample come back: a million
+# codes returned would be decoded in one blocking go.
 _FROM_STAGE = text(
+    "WITH made AS ("
     "INSERT INTO promocodes (code, generation_id, usage_count) "
     "SELECT s.code, :generation_id, :usage_count FROM promocode_staging AS s "
-    "WHERE NOT EXISTS (SELECT FROM promocodes AS p WHERE p.code = s.code) LIMIT :wanted "
-    "ON CONFLICT (code) DO NOTHING RETURNING code"
+    "WHERE (SELECT true FROM promocodes AS p WHERE p.code = s.code) IS NULL LIMIT :wanted "
+    "ON CONFLICT (code) DO NOTHING RETURNING code) "
+    "SELECT (SELECT count(*) FROM made) AS n, ARRAY(SELECT code FROM made LIMIT :sample) AS codes"
 )
+
+
+async def _candidates(drawer: Drawer, count: int) -> AsyncIterator[tuple[str]]:
+    """``count`` drawn codes, less their repeats, as COPY rows; the loop is handed back once
+    a slice (asyncpg reads the rows without awaiting between them)."""
+    seen: set[str] = set()
+    for drawn in _slices(drawer, count):
+        for code in drawn:
+            if code not in seen:
+                seen.add(code)
+                yield (code,)
+        await asyncio.sleep(0)
 
 
 async def _store_staged(
@@ -156,27 +177,35 @@ async def _store_staged(
     await conn.execute(_STAGE)
     sample: list[str] = []
     done = 0
-    for _ in range(MAX_ROUNDS):
-        wanted = count - done
-        await conn.execute(text("TRUNCATE promocode_staging"))
-        # Draw more than is missing: some of them may be taken already.
-        candidates = [(c,) for c in dict.fromkeys(drawer.draw(wanted + wanted // 4 + 16))]
-        await raw.copy_records_to_table("promocode_staging", records=candidates)
-        inserted = (
-            await conn.execute(
-                _FROM_STAGE,
-                {"generation_id": generation_id, "usage_count": usage_count, "wanted": wanted},
+    while done < count:
+        wanted = min(CHUNK, count - done)
+        for _ in range(MAX_ROUNDS):
+            await conn.execute(text("TRUNCATE promocode_staging"))
+            # Draw more than is missing: some of them may be taken already.
+            await raw.copy_records_to_table(
+                "promocode_staging", records=_candidates(drawer, wanted + wanted // 4 + 16)
             )
-        ).scalars()
-        for code in inserted:
-            if len(sample) < SAMPLE:
-                sample.append(code)
-            done += 1
-        if on_progress is not None:
-            on_progress(done)
-        if done >= count:
-            return sample
-    raise _exhausted(count, done)
+            made, codes = (
+                await conn.execute(
+                    _FROM_STAGE,
+                    {
+                        "generation_id": generation_id,
+                        "usage_count": usage_count,
+                        "wanted": wanted,
+                        "sample": SAMPLE - len(sample),
+                    },
+                )
+            ).one()
+            sample.extend(codes)
+            done += made
+            wanted -= made
+            if on_progress is not None:
+                on_progress(done)
+            if wanted == 0:
+                break
+        else:
+            raise _exhausted(count, done)
+    return sample
 
 
 _EXISTING = select(promocodes.c.code).where(
@@ -194,20 +223,20 @@ async def _store_sqlite(
     on_progress: Progress | None,
 ) -> list[str]:
     sample: list[str] = []
-    seen: set[str] = set()
     done = 0
     rounds = 0
     while done < count:
         rounds += 1
         if rounds > MAX_ROUNDS * (count // SQLITE_CHUNK + 1):
             raise _exhausted(count, done)
-        drawn = list(dict.fromkeys(drawer.draw(min(SQLITE_CHUNK, count - done))))
-        fresh = [c for c in drawn if c not in seen]
-        taken = set((await conn.execute(_EXISTING, {"codes": fresh})).scalars()) if fresh else set()
-        fresh = [c for c in fresh if c not in taken]
+        wanted = min(SQLITE_CHUNK, count - done)
+        # Draw more than is missing, as on PostgreSQL: some may be taken, or drawn twice.
+        drawn = list(dict.fromkeys(drawer.draw(wanted + wanted // 4 + 16)))
+        # The codes this generation stored already are in the table too (same transaction).
+        taken = set((await conn.execute(_EXISTING, {"codes": drawn})).scalars())
+        fresh = [c for c in drawn if c not in taken][:wanted]
         if not fresh:
             continue
-        seen.update(fresh)
         await conn.execute(
             promocodes.insert(),
             [
