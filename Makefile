@@ -22,12 +22,12 @@ serve: venv
 	@$(BIN)/promos serve
 
 test: venv
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The SQLite variants alone: no PostgreSQL, Redis or Chromium needed, under a minute
 # (docs/development.md).
 test-quick: venv
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not postgres and not redis and not browser"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m "not postgres and not redis and not browser"
 
 lint: venv
 	$(BIN)/ruff check promos tests bench deploy fuzz
