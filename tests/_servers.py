@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def _start(n: int, env: dict[str, str], log_dir: Path, stack: ExitStack) -> Serv
         stdin=subprocess.DEVNULL,
         stdout=out,
         stderr=subprocess.STDOUT,
+        # A group of its own: killing it takes its worker processes along (see _stop).
+        start_new_session=True,
     )
     stack.callback(_stop, process)
     return Server(f"http://127.0.0.1:{port}", process, log)
@@ -124,3 +127,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=STOP_SECONDS)
+    # Whatever of its group is left (a worker whose supervisor was killed) goes with it.
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
