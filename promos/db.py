@@ -74,6 +74,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 _AFTER_COMMIT = "promos.after_commit"
 
 
+# The execution option ``reading`` sets: on SQLite, BEGIN (deferred) rather than IMMEDIATE.
+_DEFERRED = "promos_deferred"
+
+
+@asynccontextmanager
+async def reading(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """A transaction on ``conn`` that takes no write lock on SQLite (BEGIN, deferred): it reads
+    a snapshot, may write temporary tables, and never waits for a writer. PostgreSQL: a plain
+    transaction."""
+    await conn.execution_options(**{_DEFERRED: True})
+    try:
+        async with conn.begin():
+            yield conn
+    finally:
+        await conn.execution_options(**{_DEFERRED: False})
+
+
 def after_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
     """Run ``action`` once the ``Database.begin()`` transaction of ``conn`` has committed
     (e.g. counting a metric only for what really happened); never if it rolls back."""
@@ -202,10 +219,29 @@ class Database:
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside a transaction, committed on success and rolled back on error;
         then what ``after_commit`` left for it runs, on success only."""
+        async with self.connect() as conn, self.transaction(conn):
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of its own, for a use case made of several transactions on it
+        (``transaction``, ``reading``)."""
         try:
-            async with self.engine.begin() as conn:
-                # conn.info lives as long as the pooled connection: never inherit another's.
-                conn.info.pop(_AFTER_COMMIT, None)
+            async with self.engine.connect() as conn:
+                yield conn
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            self.outages.raise_if_outage(error)
+            raise
+
+    @asynccontextmanager
+    async def transaction(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+        """A transaction on ``conn`` (from ``connect()``), as ``begin()`` makes one."""
+        # conn.info lives as long as the pooled connection: never inherit another's.
+        conn.info.pop(_AFTER_COMMIT, None)
+        try:
+            async with conn.begin():
                 try:
                     yield conn
                 finally:
@@ -216,6 +252,19 @@ class Database:
         self.outages.served()
         for action in actions:  # reached only once the commit has succeeded
             action()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A unit of work that only reads. On SQLite a deferred transaction, which reads a
+        snapshot and never waits for the one writer (``begin()`` there queues behind it:
+        BEGIN IMMEDIATE); on PostgreSQL the same as ``begin()``."""
+        if not self.is_sqlite:
+            async with self.begin() as conn:
+                yield conn
+            return
+        async with self.connect() as conn, reading(conn):
+            yield conn
+        self.outages.served()
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -335,7 +384,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get(_DEFERRED) else "BEGIN IMMEDIATE"
+        )
 
 
 def insert_for(conn: AsyncConnection) -> Any:

@@ -160,7 +160,8 @@ class Authenticator:
     async def _with_conn(
         self, check: Callable[[AsyncConnection], Awaitable[Principal]]
     ) -> Principal:
-        async with self._database.begin() as conn:
+        # Checks only read: on SQLite they do not queue behind a writer.
+        async with self._database.read() as conn:
             return await check(conn)
 
 

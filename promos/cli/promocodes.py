@@ -174,14 +174,13 @@ def generate(  # noqa: PLR0917 - one parameter per option
         task = progress.add_task("generate", total=count)
 
         async def work(database: Database, _: Settings) -> tuple[Generated, int]:
-            async with database.begin() as conn:
-                made = await changes.generate(
-                    conn,
-                    actor=cli_actor(),
-                    spec=spec,
-                    now=utc_now(),
-                    on_progress=lambda n: progress.update(task, completed=n),
-                )
+            made = await changes.generate_apart(
+                database,
+                actor=cli_actor(),
+                spec=spec,
+                now=utc_now(),
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
             if output is None:
                 return made, 0
             # Read back once committed, in chunks, as an export reads them.

@@ -368,10 +368,9 @@ class SetIn(BaseModel):
 @both("POST", "/promocodes/set")
 async def set_promocodes(body: SetIn, state: State, principal: CurrentPrincipal) -> Message:
     """Generate ``count`` codes from ``pattern`` and ``charset`` (all, or none)."""
-    async with state.database.begin() as conn:
-        made = await promocode_changes.generate(
-            conn, actor=principal, spec=body.to_spec(), now=state.clock()
-        )
+    made = await promocode_changes.generate_apart(
+        state.database, actor=principal, spec=body.to_spec(), now=state.clock()
+    )
     names = ", ".join(made.codes[:100])
     if made.generation.count > 100:  # noqa: PLR2004 - the message names the first 100
         names += f" and {made.generation.count - 100} more"

@@ -92,14 +92,19 @@ async def _admit(request: Request, *, needs_session: bool) -> Response | None:
     secret = request.cookies.get(SESSION_COOKIE)
     session = None
     if secret:
-        async with state.database.begin() as conn:
+        now = state.clock()
+        # A read first: on SQLite it does not wait for a writer (a large generation).
+        async with state.database.read() as conn:
             session = await sessions.find(
                 conn,
                 secret,
-                now=state.clock(),
+                now=now,
                 lifetime=lifetime(state.settings),
                 take_flash=request.method == "GET",
             )
+        if session is not None and sessions.needs_visit(session, now=now):
+            async with state.database.begin() as conn:
+                await sessions.visit(conn, session, now=now)
     request.state.console_session = session
     if session is not None:
         request.state.principal = session.principal  # named in the access log

@@ -43,6 +43,7 @@ class Session:
     role: Role
     csrf_token: str
     flash: str | None = None
+    last_seen_at: datetime | None = None
 
     @property
     def principal(self) -> Principal:
@@ -77,7 +78,9 @@ async def start(
             .returning(console_sessions.c.id)
         )
     ).scalar_one()
-    session = Session(session_id, user.id, user.username, user.role, csrf.session_token(secret))
+    session = Session(
+        session_id, user.id, user.username, user.role, csrf.session_token(secret), None, now
+    )
     return secret, session
 
 
@@ -91,8 +94,8 @@ async def find(
 ) -> Session | None:
     """The live session whose cookie holds ``secret``, of an enabled user; else ``None``.
 
-    The request counts as activity. ``take_flash`` hands out the session's message and clears
-    it (for the page about to be shown).
+    It only reads (``visit`` records the request); ``take_flash`` hands out the session's
+    message for the page about to be shown.
     """
     row = (
         await conn.execute(
@@ -115,17 +118,32 @@ async def find(
     ).first()
     if row is None:
         return None
-    flash = row.flash if take_flash else None
-    changes: dict[str, object] = {}
-    if now - row.last_seen_at >= TOUCH_EVERY:
-        changes["last_seen_at"] = now
-    if flash is not None:
+    return Session(
+        row.id,
+        row.user_id,
+        row.username,
+        row.role,
+        csrf.session_token(secret),
+        row.flash if take_flash else None,
+        row.last_seen_at,
+    )
+
+
+def needs_visit(session: Session, *, now: datetime) -> bool:
+    """Whether ``visit`` has anything to write: a flash handed out, or activity not yet
+    recorded for ``TOUCH_EVERY`` (not one write per page view)."""
+    seen = session.last_seen_at
+    return session.flash is not None or seen is None or now - seen >= TOUCH_EVERY
+
+
+async def visit(conn: AsyncConnection, session: Session, *, now: datetime) -> None:
+    """The request counts as activity; the flash handed out is cleared."""
+    changes: dict[str, object] = {"last_seen_at": now}
+    if session.flash is not None:
         changes["flash"] = None
-    if changes:
-        await conn.execute(
-            update(console_sessions).where(console_sessions.c.id == row.id).values(**changes)
-        )
-    return Session(row.id, row.user_id, row.username, row.role, csrf.session_token(secret), flash)
+    await conn.execute(
+        update(console_sessions).where(console_sessions.c.id == session.id).values(**changes)
+    )
 
 
 async def set_flash(conn: AsyncConnection, session_id: int, message: str) -> None:

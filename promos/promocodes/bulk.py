@@ -5,7 +5,11 @@ are drawn. A collision with an existing code (vanishingly rare in a roomy patter
 the pattern draws few characters) undoes that COPY to its savepoint, and the codes go through
 a temporary staging table instead, ``CHUNK`` at a time: COPY a chunk's candidates into it,
 then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, topping the chunk up until it is full.
-SQLite: chunks of plain inserts, leaving out codes that already exist.
+SQLite, which allows one writer at a time: ``stage_sqlite`` first draws the codes into a
+temporary table of the connection, in short transactions that take no write lock (a temporary
+table is the connection's own), so the other requests of every process go on meanwhile; then,
+in the caller's transaction, one ``INSERT ... SELECT`` moves them into place, and chunks of plain
+inserts top them up if a code was taken meanwhile.
 
 A million codes take seconds of CPU to draw and encode: the event loop is handed back every
 ``SLICE`` codes (about 2 ms of work), so the other requests of the process are answered
@@ -22,6 +26,7 @@ import asyncpg
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.db import reading
 from promos.promocodes.errors import PatternExhausted
 from promos.promocodes.generate import CodeShape, Drawer
 from promos.promocodes.tables import promocodes
@@ -46,9 +51,20 @@ async def store_codes(
     generation_id: int,
     usage_count: int,
     on_progress: Progress | None = None,
+    staged: bool = False,
 ) -> list[str]:
-    """Draw and store ``count`` new unique codes; returns the first ``SAMPLE`` of them."""
+    """Draw and store ``count`` new unique codes; returns the first ``SAMPLE`` of them.
+    ``staged``: SQLite only, ``stage_sqlite`` drew them on this connection already."""
     drawer = Drawer(shape)
+    if staged:
+        return await _publish_staged(
+            conn,
+            drawer=drawer,
+            count=count,
+            generation_id=generation_id,
+            usage_count=usage_count,
+            on_progress=on_progress,
+        )
     if conn.dialect.name == "postgresql":
         return await _store_postgresql(
             conn,
@@ -205,6 +221,86 @@ async def _store_staged(
                 break
         else:
             raise _exhausted(count, done)
+    return sample
+
+
+_NEW_STAGING = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS promocode_staging (code TEXT PRIMARY KEY) WITHOUT ROWID"
+)
+# A drawn code goes in unless a promo code has it, or it was drawn already.
+_STAGE_DRAWN = text(
+    "INSERT OR IGNORE INTO promocode_staging (code) SELECT :code "
+    "WHERE NOT EXISTS (SELECT 1 FROM promocodes WHERE code = :code)"
+)
+# The connection's inserts so far: their difference is what a statement inserted, which
+# SQLite's executemany does not report through SQLAlchemy.
+_CHANGES = text("SELECT total_changes()")
+_PUBLISH = text(
+    "INSERT INTO promocodes (code, generation_id, usage_count) "
+    "SELECT s.code, :generation_id, :usage_count FROM promocode_staging AS s "
+    "WHERE NOT EXISTS (SELECT 1 FROM promocodes AS p WHERE p.code = s.code) LIMIT :count"
+)
+_PUBLISHED_SAMPLE = text(
+    "SELECT s.code FROM promocode_staging AS s JOIN promocodes AS p ON p.code = s.code "
+    "WHERE p.generation_id = :generation_id LIMIT :sample"
+)
+
+
+async def stage_sqlite(
+    conn: AsyncConnection, *, shape: CodeShape, count: int, on_progress: Progress | None = None
+) -> None:
+    """Draw ``count`` distinct codes that no promo code has into a temporary table of
+    ``conn``, a slice per short transaction that holds no write lock; ``store_codes`` with
+    ``staged=True``, on the same connection, stores them."""
+    drawer = Drawer(shape)
+    async with reading(conn):
+        await conn.execute(_NEW_STAGING)
+        await conn.execute(text("DELETE FROM promocode_staging"))
+    staged = 0
+    for _ in range(MAX_ROUNDS * (count // SLICE + 1)):
+        if staged >= count:
+            return
+        drawn = drawer.draw(min(SLICE, count - staged))
+        async with reading(conn):
+            before = (await conn.execute(_CHANGES)).scalar_one()
+            await conn.execute(_STAGE_DRAWN, [{"code": c} for c in drawn])
+            staged += (await conn.execute(_CHANGES)).scalar_one() - before
+        if on_progress is not None:
+            on_progress(staged)
+    if staged < count:
+        raise _exhausted(count, staged)
+
+
+async def drop_staging(conn: AsyncConnection) -> None:
+    """Forget what ``stage_sqlite`` drew (the pooled connection outlives the generation)."""
+    async with reading(conn):
+        await conn.execute(text("DROP TABLE IF EXISTS promocode_staging"))
+
+
+async def _publish_staged(
+    conn: AsyncConnection,
+    *,
+    drawer: Drawer,
+    count: int,
+    generation_id: int,
+    usage_count: int,
+    on_progress: Progress | None,
+) -> list[str]:
+    ids = {"generation_id": generation_id, "usage_count": usage_count}
+    made = (await conn.execute(_PUBLISH, {**ids, "count": count})).rowcount
+    sample = list((await conn.execute(_PUBLISHED_SAMPLE, {**ids, "sample": SAMPLE})).scalars())
+    if made < count:  # codes stored by somebody else since they were drawn
+        more = await _store_sqlite(
+            conn,
+            drawer=drawer,
+            count=count - made,
+            generation_id=generation_id,
+            usage_count=usage_count,
+            on_progress=None,
+        )
+        sample.extend(more[: SAMPLE - len(sample)])
+    if on_progress is not None:
+        on_progress(count)
     return sample
 
 

@@ -6,13 +6,16 @@ validating and rolling back are checkout traffic, not management: they are not a
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit import service as audit
 from promos.auth.service import Principal
+from promos.db import Database
 from promos.promocodes import bulk, service
+from promos.promocodes.generate import code_shape
 from promos.promocodes.service import Generated, GenerationSpec, Redemption
 
 
@@ -23,9 +26,10 @@ async def generate(
     spec: GenerationSpec,
     now: datetime,
     on_progress: bulk.Progress | None = None,
+    staged: bool = False,
 ) -> Generated:
     """Generate the codes; recorded as the generation (what they share), not every code."""
-    made = await service.generate(conn, spec=spec, now=now, on_progress=on_progress)
+    made = await service.generate(conn, spec=spec, now=now, on_progress=on_progress, staged=staged)
     await audit.record(
         conn,
         actor=actor,
@@ -35,6 +39,37 @@ async def generate(
         after=made.generation,
         at=now,
     )
+    return made
+
+
+async def generate_apart(
+    database: Database,
+    *,
+    actor: Principal,
+    spec: GenerationSpec,
+    now: datetime,
+    on_progress: bulk.Progress | None = None,
+) -> Generated:
+    """``generate`` in a transaction of its own. On SQLite the codes are drawn first, outside
+    it (``bulk.stage_sqlite``), so that the one writer SQLite allows is held only while they
+    are stored, not for the seconds a million of them take to draw."""
+    if not database.is_sqlite:
+        async with database.begin() as conn:
+            return await generate(conn, actor=actor, spec=spec, now=now, on_progress=on_progress)
+    service.check_spec(spec, today=now.date())
+    shape = code_shape(spec.pattern, spec.charset, spec.prefix, spec.postfix)
+    async with database.connect() as conn:
+        try:
+            await bulk.stage_sqlite(conn, shape=shape, count=spec.count, on_progress=on_progress)
+            async with database.transaction(conn):
+                made = await generate(
+                    conn, actor=actor, spec=spec, now=now, on_progress=on_progress, staged=True
+                )
+        except BaseException:
+            with suppress(Exception):  # the connection itself may be what failed
+                await bulk.drop_staging(conn)
+            raise
+        await bulk.drop_staging(conn)
     return made
 
 

@@ -1,12 +1,12 @@
 """Generations run in the background, for the console: a million codes take seconds, and a
 page must not wait for them.
 
-The generation itself is the API's (``changes.generate``): one transaction, all the codes or
-none, audited with the person who asked. Around it, a row of ``promocode_generation_jobs``
-says how far it got, so that a progress page served by any node can show it. On PostgreSQL
-the progress is written every ``PROGRESS_SECONDS`` in short transactions of its own; SQLite
-has one writer at a time (the generation holds it), so there the progress of a running job
-is read from the process running it, and the row says only "running", then the outcome.
+The generation itself is the API's (``changes.generate_apart``): all the codes or none,
+audited with the person who asked. Around it, a row of ``promocode_generation_jobs`` says how
+far it got, so that a progress page served by any node or worker can show it: the progress is
+written every ``PROGRESS_SECONDS`` in short transactions of its own (on SQLite too: there the
+codes are drawn before the generation takes the one writer, and the page reads without it).
+The process running a job shows its fresher progress.
 """
 
 from __future__ import annotations
@@ -200,14 +200,13 @@ class GenerationRunner:
                 )
 
     async def _run(self, job_id: int, actor: Principal, spec: GenerationSpec) -> None:
-        postgres = self._database.engine.dialect.name == "postgresql"
         writes: set[asyncio.Task[None]] = set()
         last = time.monotonic()
 
         def progress(done: int) -> None:
             nonlocal last
             self._done[job_id] = done
-            if postgres and time.monotonic() - last >= PROGRESS_SECONDS:
+            if time.monotonic() - last >= PROGRESS_SECONDS:
                 last = time.monotonic()
                 write = asyncio.create_task(self._write_progress(job_id, done))
                 writes.add(write)
@@ -217,10 +216,9 @@ class GenerationRunner:
         generation_id = None
         message = None
         try:
-            async with self._database.begin() as conn:
-                made = await changes.generate(
-                    conn, actor=actor, spec=spec, now=self._clock(), on_progress=progress
-                )
+            made = await changes.generate_apart(
+                self._database, actor=actor, spec=spec, now=self._clock(), on_progress=progress
+            )
             status, generation_id = "done", made.generation.id
         except PromosError as exc:
             message = exc.message

@@ -59,8 +59,9 @@ def promocode_out(found: Promocode) -> PromocodeOut:
 )
 async def generate(body: GenerateIn, state: State, principal: CurrentPrincipal) -> GeneratedOut:
     """Generate `count` unique codes from `pattern` and `charset`: all of them, or none."""
-    async with state.database.begin() as conn:
-        made = await changes.generate(conn, actor=principal, spec=body.to_spec(), now=state.clock())
+    made = await changes.generate_apart(
+        state.database, actor=principal, spec=body.to_spec(), now=state.clock()
+    )
     return GeneratedOut(generation=GenerationOut.model_validate(made.generation), codes=made.codes)
 
 

@@ -225,8 +225,10 @@ async def generate(
     spec: GenerationSpec,
     now: datetime,
     on_progress: bulk.Progress | None = None,
+    staged: bool = False,
 ) -> Generated:
-    """Generate ``spec.count`` codes, all in the caller's transaction: all of them or none."""
+    """Generate ``spec.count`` codes, all in the caller's transaction: all of them or none.
+    ``staged``: SQLite only, ``bulk.stage_sqlite`` drew them on ``conn`` already."""
     check_spec(spec, today=now.date())
     shape = code_shape(spec.pattern, spec.charset, spec.prefix, spec.postfix)
     skus = tuple(dict.fromkeys(spec.products))
@@ -261,6 +263,7 @@ async def generate(
         generation_id=generation_id,
         usage_count=spec.usage_count,
         on_progress=on_progress,
+        staged=staged,
     )
     generation = Generation(
         id=generation_id,

@@ -362,3 +362,15 @@ async def test_a_sign_in_post_from_another_site_is_refused(app, admin):
         )
 
     assert response.status_code == 403
+
+
+async def test_a_message_after_a_change_is_shown_on_the_next_page_only(as_admin):
+    await submit(
+        as_admin,
+        "/admin/users/new",
+        "/admin/users/new",
+        {"username": "bea", "password": "a long password"},
+    )
+
+    assert "User bea created." in (await as_admin.get("/admin/users")).text
+    assert "User bea created." not in (await as_admin.get("/admin/users")).text

@@ -141,7 +141,7 @@ async def promocodes(request: Request, state: State, _: Person, after: After = N
     items: list[service.Promocode] = []
     paging: dict[str, Any] = {"first_url": request.url.path, "next_url": None, "is_first": True}
     if query is not None:
-        async with state.database.begin() as conn:
+        async with state.database.read() as conn:
             page = await listing.codes_page(
                 conn,
                 query=query,
@@ -283,7 +283,7 @@ async def generate(request: Request, state: State, person: Person) -> Response:
 @router.get("/promocodes/jobs/{job_id}")
 async def job(request: Request, job_id: Id, state: State, _: Person) -> Response:
     """How far a generation got; the page refreshes itself until it ends."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         found = await state.generations.job(conn, job_id)
         sample: list[service.Promocode] = []
         if found.generation_id is not None:
@@ -304,7 +304,7 @@ async def job(request: Request, job_id: Id, state: State, _: Person) -> Response
 @router.get("/promocodes/jobs/{job_id}/progress")
 async def job_progress(job_id: Id, state: State, _: Person) -> Response:
     """The job's progress for the page's script: ``{"status", "done", "count", "percent"}``."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         found = await state.generations.job(conn, job_id)
     return JSONResponse(
         {
@@ -328,7 +328,7 @@ async def _code_page(
     form: Form | None = None,
     status_code: int = 200,
 ) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         found = await service.get_promocode(conn, code)
         page = await listing.redemptions_of(
             conn, promocode_id=found.id, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,))
@@ -405,7 +405,7 @@ async def rollback(redemption_id: Id, state: State, person: Person) -> Response:
 @router.get("/promocodes/codes/{code}/redemptions.csv")
 async def export_redemptions(code: CodePath, state: State, _: Person) -> Response:
     """The code's redemptions, rolled-back ones too, as CSV (the API's columns), streamed."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         await service.get_promocode(conn, code)  # a 404 page for a code that does not exist
     rows = await read_first(export.redemptions(state.database, PromocodeFilter(code=code)))
     return CsvDownload(csv_stream(export.REDEMPTIONS, rows), filename=f"redemptions-{code}.csv")
