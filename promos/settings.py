@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     offers_concurrency: Annotated[
         int, Field(ge=1, le=256, validation_alias=_alias("OFFERS_CONCURRENCY"))
     ] = 2
+    # The player routes are public (the seed's); true: each needs a key with games:use on its
+    # game (a game server's key, docs/operations.md).
+    offers_players_need_key: Annotated[
+        bool, Field(validation_alias=_alias("OFFERS_PLAYERS_NEED_KEY"))
+    ] = False
     # The Offers seed's own Basic credential, honoured besides Promos' users.
     offers_basic_auth_username: Annotated[
         str | None,

@@ -310,3 +310,36 @@ def test_webhooks_delete_stops_the_subscription_and_is_audited(database_url):
     assert result.exit_code == 0, result.output
     assert not query(database_url, lambda conn: events.get_subscription(conn, hook.id)).active
     assert [r["action"] for r in audit_rows(database_url)] == ["webhook.delete"]
+
+
+def test_api_keys_create_with_scopes_makes_a_key_that_holds_those_only(database_url):
+    result = promos(
+        database_url,
+        "api-keys",
+        "create",
+        "--name",
+        "checkout",
+        "--scope",
+        "promocodes:use",
+        "--scope",
+        "games:use:galaxy,space",
+        "--json",
+    )
+
+    assert result.exit_code == 0, result.output
+    [made] = json_lines(result.stdout)
+    assert made["scopes"] == ["games:use:galaxy,space", "promocodes:use"]
+    principal = query(
+        database_url, lambda conn: auth_service.principal_for_api_key(conn, str(made["key"]))
+    )
+    assert principal.scopes is not None
+    assert principal.scopes.ids("games", "use") == {"galaxy", "space"}
+    assert not principal.scopes.holds("promocodes", "read")
+
+
+def test_api_keys_create_refuses_a_scope_it_does_not_know(database_url):
+    result = promos(database_url, "api-keys", "create", "--name", "x", "--scope", "codes:use")
+
+    assert result.exit_code == 2
+    assert "unknown scope kind 'codes'" in result.output
+    assert audit_rows(database_url) == []

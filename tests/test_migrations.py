@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 
 from promos import migrate
 from promos.app import create_app
+from promos.auth.service import digest
+from promos.auth.tables import api_keys
 from promos.codes.tables import batch_clients, batches, clients, codes
 from promos.db import Database
 from promos.settings import Settings
@@ -186,3 +188,33 @@ async def test_after_the_upgrade_a_batch_takes_codes_of_another_client(client, o
 
     assert added.status_code == 201, added.text
     assert issued.json()["code"] == "NEW-1"
+
+
+async def test_a_key_made_before_scopes_keeps_every_scope_of_its_role(empty_url):
+    """0016 (API keys' scopes): a key without scope rows holds what its role holds."""
+    database = Database(empty_url)
+    secret = "pk_made-before-scopes"
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0012")
+            await conn.execute(
+                api_keys.insert().values(
+                    name="old",
+                    prefix=secret[:10],
+                    digest=digest(secret),
+                    role="sales",
+                    created_at=THEN,
+                )
+            )
+        await migrate.upgrade(database.engine)
+    finally:
+        await database.dispose()
+    app = create_app(Settings(database_url=empty_url), clock=FakeClock(THEN))
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            assert (await http.get("/v1/promocodes", headers=headers)).status_code == 200
+            assert (await http.get("/v1/games", headers=headers)).status_code == 200
+            refused = await http.get("/v1/audit", headers=headers)
+            assert refused.json()["error"]["code"] == "admin_required"

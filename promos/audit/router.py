@@ -14,6 +14,7 @@ from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.scopes import needs
 from promos.validation import STORABLE, Lookup
 
 router = APIRouter(
@@ -38,7 +39,7 @@ def entry_out(entry: AuditEntry) -> AuditEntryOut:
     )
 
 
-@router.get("")
+@router.get("", dependencies=[needs("audit", "read")])
 async def list_audit(  # noqa: PLR0917 - FastAPI reads each filter as a parameter
     state: State,
     _: AdminPrincipal,

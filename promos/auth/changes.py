@@ -6,6 +6,7 @@ recorded: a password's change names the user and how many of their tokens it rev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.audit import service as audit
 from promos.auth import service
 from promos.auth.errors import CannotDisableSelf
+from promos.auth.scopes import Scope
 from promos.auth.service import ApiKey, NewApiKey, Principal, Role, User
 from promos.console import sessions as console_sessions
 
@@ -118,10 +120,17 @@ async def change_own_password(
 
 
 async def create_api_key(
-    conn: AsyncConnection, *, actor: Principal, name: str, role: Role, now: datetime
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    name: str,
+    role: Role,
+    now: datetime,
+    scopes: Sequence[Scope] | None = None,
 ) -> NewApiKey:
-    """A key for a service; recorded without its secret."""
-    new = await service.create_api_key(conn, name=name, role=role, now=now)
+    """A key for a service (``scopes``: all it may do; None: its role's); recorded without
+    its secret."""
+    new = await service.create_api_key(conn, name=name, role=role, now=now, scopes=scopes)
     await audit.record(
         conn,
         actor=actor,

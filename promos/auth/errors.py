@@ -31,6 +31,16 @@ class CredentialNotForRoute(Unauthenticated):
     code = "credential_not_for_route"
 
 
+class ScopeMissing(PermissionDenied):
+    """The API key holds no scope that opens this route (the message names the one needed)."""
+
+    code = "scope_missing"
+
+
+class InvalidScope(InvalidInput):
+    code = "invalid_scope"
+
+
 class UserExists(Conflict):
     code = "user_exists"
 

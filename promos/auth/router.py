@@ -23,11 +23,13 @@ from promos.auth.schemas import (
     UserPage,
     WhoAmI,
 )
+from promos.auth.scopes import parse_scope
 from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.ratelimit import client_key
+from promos.http.scopes import OWN, needs
 from promos.validation import PathId
 
 router = APIRouter(
@@ -56,13 +58,13 @@ async def sign_in(request: Request, body: SignIn, state: State) -> TokenOut:
     )
 
 
-@router.get("/auth/me")
+@router.get("/auth/me", dependencies=[OWN])
 async def who_am_i(principal: CurrentPrincipal) -> WhoAmI:
     """The caller's identity and role."""
     return WhoAmI.model_validate(principal)
 
 
-@router.delete("/auth/tokens/current", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/auth/tokens/current", dependencies=[OWN], status_code=status.HTTP_204_NO_CONTENT)
 async def sign_out(request: Request, state: State, principal: CurrentPrincipal) -> Response:
     """Revoke the bearer token this request was made with."""
     token = _bearer_token(request)
@@ -85,6 +87,7 @@ async def sign_out(request: Request, state: State, principal: CurrentPrincipal) 
 
 @router.put(
     "/auth/password",
+    dependencies=[OWN],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         403: {"model": ErrorBody, "description": "wrong_password or no_password"},
@@ -123,6 +126,7 @@ def _bearer_token(request: Request) -> str | None:
 
 @router.post(
     "/users",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_201_CREATED,
     responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
@@ -140,7 +144,7 @@ async def create_user(body: UserCreate, state: State, principal: AdminPrincipal)
     return UserOut.model_validate(user)
 
 
-@router.get("/users")
+@router.get("/users", dependencies=[needs("people", "read")])
 async def list_users(
     state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> UserPage:
@@ -153,6 +157,7 @@ async def list_users(
 
 @router.delete(
     "/users/{user_id}",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         403: {"model": ErrorBody, "description": "admin_required, or cannot_disable_self"},
@@ -171,6 +176,7 @@ async def disable_user(user_id: PathId, state: State, principal: AdminPrincipal)
 
 @router.put(
     "/users/{user_id}/password",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )
@@ -191,6 +197,7 @@ async def reset_password(
 
 @router.post(
     "/api-keys",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_201_CREATED,
     responses={403: {"model": ErrorBody}},
 )
@@ -200,12 +207,17 @@ async def create_api_key(
     """A key for a service; its secret is in this response and nowhere else."""
     async with state.database.begin() as conn:
         new = await changes.create_api_key(
-            conn, actor=principal, name=body.name, role=body.role, now=state.clock()
+            conn,
+            actor=principal,
+            name=body.name,
+            role=body.role,
+            scopes=None if body.scopes is None else [parse_scope(s) for s in body.scopes],
+            now=state.clock(),
         )
     return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", dependencies=[needs("people", "read")])
 async def list_api_keys(
     state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> ApiKeyPage:
@@ -218,6 +230,7 @@ async def list_api_keys(
 
 @router.delete(
     "/api-keys/{key_id}",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
 )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from promos.auth.service import MIN_PASSWORD_LENGTH, Role
 from promos.http.pagination import PageOut
-from promos.validation import HIDDEN, MAX_NAME_LENGTH, STORABLE, Lookup, Name, Secret
+from promos.validation import HIDDEN, MAX_NAME_LENGTH, PRINTABLE, STORABLE, Lookup, Name, Secret
 
 # A user name is also half of an HTTP Basic credential: no colon.
 Username = Annotated[
@@ -144,9 +144,16 @@ class PasswordReset(BaseModel):
     """The user's new password: at least 8 characters."""
 
 
+ScopeText = Annotated[str, Field(min_length=1, max_length=4000, pattern=PRINTABLE)]
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "checkout service", "role": "sales"}]},
+        json_schema_extra={
+            "examples": [
+                {"name": "checkout service", "role": "sales", "scopes": ["promocodes:use"]}
+            ]
+        },
         use_attribute_docstrings=True,
         extra="forbid",
     )
@@ -155,6 +162,10 @@ class ApiKeyCreate(BaseModel):
     """What the key is for, e.g. the service that uses it."""
     role: Role = "sales"
     """What the key may do: admin or sales."""
+    scopes: Annotated[list[ScopeText], Field(min_length=1, max_length=100)] | None = None
+    """All the key may do, e.g. `["promocodes:use"]` or `["games:use:galaxy"]`
+    (`kind:action` or `kind:action:id,id`; docs/operations.md lists them); left out: every
+    scope of its role."""
 
 
 class ApiKeyOut(BaseModel):
@@ -172,6 +183,8 @@ class ApiKeyOut(BaseModel):
     """When it was made."""
     revoked: bool
     """Whether it was revoked (it no longer works)."""
+    scopes: list[str] | None
+    """All the key may do (`kind:action[:ids]`); null: every scope of its role."""
 
 
 class NewApiKeyOut(ApiKeyOut):

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.auth.errors import (
     ApiKeyNotFound,
     InvalidCredentials,
+    InvalidScope,
     InvalidUsername,
     LastAdmin,
     NoPassword,
@@ -27,7 +29,8 @@ from promos.auth.errors import (
     UserNotFound,
     WeakPassword,
 )
-from promos.auth.tables import api_keys, tokens, users
+from promos.auth.scopes import Grants, Scope
+from promos.auth.tables import api_key_scopes, api_keys, tokens, users
 from promos.pagination import Key, Page, after, read_page
 from promos.validation import HIDDEN, SURROGATES
 
@@ -73,7 +76,8 @@ class Principal:
 
     ``routes``, when set, are the only routes this credential opens (the Offers seed's own
     Basic pair opens the Offers management routes, nothing else); ``None``: every route its
-    role allows.
+    role allows. ``scopes``, when set, are all that a scoped API key may do
+    (``promos.auth.scopes``); ``None``: every scope of its role.
     """
 
     kind: Literal["user", "api_key", "cli"]
@@ -81,6 +85,7 @@ class Principal:
     name: str
     role: Role
     routes: frozenset[Route] | None = None
+    scopes: Grants | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -110,12 +115,15 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A key as listed (never its secret); ``scopes`` None: every scope of its role."""
+
     id: int
     name: str
     prefix: str
     role: Role
     created_at: datetime
     revoked: bool
+    scopes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +143,7 @@ def _user(row: Any) -> User:
     return User(row.id, row.username, row.role, row.created_at, row.disabled_at is not None)
 
 
-def _api_key(row: Any) -> ApiKey:
+def _api_key(row: Any, scopes: Sequence[Scope] | None = None) -> ApiKey:
     return ApiKey(
         row.id,
         row.name,
@@ -143,7 +151,41 @@ def _api_key(row: Any) -> ApiKey:
         row.role,
         row.created_at,
         row.revoked_at is not None,
+        tuple(str(s) for s in Grants(scopes).scopes) if scopes else None,
     )
+
+
+ALL = "*"  # the resource of a scope row that stands for every resource of its kind
+
+
+def _scope_rows(key_id: int, scopes: Sequence[Scope]) -> list[dict[str, Any]]:
+    return [
+        {"key_id": key_id, "kind": s.kind, "action": s.action, "resource": resource}
+        for s in scopes
+        for resource in (sorted(s.ids) if s.ids is not None else [ALL])
+    ]
+
+
+async def _scopes_of(conn: AsyncConnection, key_ids: Sequence[int]) -> dict[int, list[Scope]]:
+    """Each key's scopes (a key without any is left out): one row per resource, merged."""
+    found: dict[int, dict[tuple[str, str], set[str] | None]] = {}
+    rows = await conn.execute(select(api_key_scopes).where(api_key_scopes.c.key_id.in_(key_ids)))
+    for row in rows:
+        held = found.setdefault(row.key_id, {})
+        key = (row.kind, row.action)
+        if row.resource == ALL:
+            held[key] = None
+        elif key not in held:
+            held[key] = {row.resource}
+        elif (ids := held[key]) is not None:
+            ids.add(row.resource)
+    return {
+        key_id: [
+            Scope(kind, action, None if ids is None else frozenset(ids))  # type: ignore[arg-type]
+            for (kind, action), ids in held.items()
+        ]
+        for key_id, held in found.items()
+    }
 
 
 def check_password(password: str) -> None:
@@ -360,8 +402,19 @@ async def principal_for_token(conn: AsyncConnection, token: str, *, now: datetim
 
 
 async def create_api_key(
-    conn: AsyncConnection, *, name: str, role: Role, now: datetime
+    conn: AsyncConnection,
+    *,
+    name: str,
+    role: Role,
+    now: datetime,
+    scopes: Sequence[Scope] | None = None,
 ) -> NewApiKey:
+    """A new key; ``scopes``: all it may do (None: every scope of its role)."""
+    if scopes is not None:
+        if not scopes:
+            raise InvalidScope("a scoped key needs at least one scope")
+        if not Grants(scopes).within(role):
+            raise InvalidScope("only an admin key may hold the people, webhooks and audit scopes")
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     prefix = secret[:10]
     key_id = (
@@ -377,7 +430,10 @@ async def create_api_key(
             .returning(api_keys.c.id)
         )
     ).scalar_one()
-    return NewApiKey(ApiKey(key_id, name, prefix, role, now, revoked=False), secret)
+    if scopes:
+        await conn.execute(api_key_scopes.insert(), _scope_rows(key_id, scopes))
+    shown = tuple(str(s) for s in Grants(scopes).scopes) if scopes else None
+    return NewApiKey(ApiKey(key_id, name, prefix, role, now, revoked=False, scopes=shown), secret)
 
 
 async def list_api_keys(
@@ -385,7 +441,9 @@ async def list_api_keys(
 ) -> Page[ApiKey]:
     """API keys, oldest first: a page after ``after_key`` (id)."""
     query = select(api_keys).order_by(api_keys.c.id).where(after((api_keys.c.id,), after_key))
-    return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_api_key)
+    page = await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=lambda r: r)
+    scopes = await _scopes_of(conn, [row.id for row in page.items])
+    return Page([_api_key(row, scopes.get(row.id)) for row in page.items], page.next_key)
 
 
 async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = False) -> ApiKey:
@@ -394,7 +452,7 @@ async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = 
     row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise ApiKeyNotFound(f"API key {key_id} does not exist")
-    return _api_key(row)
+    return _api_key(row, (await _scopes_of(conn, [key_id])).get(key_id))
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -> None:
@@ -419,7 +477,10 @@ async def principal_for_api_key(conn: AsyncConnection, secret: str) -> Principal
     ).first()
     if row is None:
         raise InvalidCredentials("the API key is unknown or revoked")
-    return Principal("api_key", row.id, row.name, row.role)
+    scopes = (await _scopes_of(conn, [row.id])).get(row.id)
+    return Principal(
+        "api_key", row.id, row.name, row.role, scopes=Grants(scopes) if scopes else None
+    )
 
 
 async def bootstrap_admin(

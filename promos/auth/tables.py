@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
+    Index,
     String,
     Table,
+    text,
 )
 
 from promos.db import BigIntId, UTCDateTime, metadata
@@ -49,5 +52,34 @@ api_keys = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # None: the key never expires.
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    # Kept in memory by each process and added here in batches (promos.auth.usage): as of the
+    # last flush, not of the last request.
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("last_used_from", String(64), nullable=True),
+    Column("request_count", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("role IN ('admin', 'sales')", name="role_known"),
+)
+
+# What a scoped key may do: one row per kind, action and resource ("*": every resource of the
+# kind). A key without rows holds every scope of its role (the keys made before scopes).
+api_key_scopes = Table(
+    "api_key_scopes",
+    metadata,
+    Column("key_id", BigIntId, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("action", String(16), primary_key=True),
+    Column("resource", String(255), primary_key=True),
+)
+
+# The secrets a rotation replaced, each valid until the end of the grace the admin chose.
+api_key_old_secrets = Table(
+    "api_key_old_secrets",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("key_id", BigIntId, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("valid_until", UTCDateTime, nullable=False),
+    Index("ix_api_key_old_secrets_key", "key_id"),
 )

@@ -11,6 +11,7 @@ from promos.brands.schemas import BrandUserIn, NewBrandUserOut
 from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
+from promos.http.scopes import needs
 from promos.validation import Lookup
 
 router = APIRouter(
@@ -22,7 +23,10 @@ router = APIRouter(
 
 
 @router.post(
-    "/brand-users", status_code=status.HTTP_201_CREATED, responses={409: {"model": ErrorBody}}
+    "/brand-users",
+    dependencies=[needs("people", "manage")],
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"model": ErrorBody}},
 )
 async def create_brand_user(
     body: BrandUserIn, state: State, principal: AdminPrincipal
@@ -39,6 +43,7 @@ async def create_brand_user(
 
 @router.delete(
     "/brand-users/{user_id}",
+    dependencies=[needs("people", "manage")],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}},
 )

@@ -19,6 +19,7 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.scopes import needs
 from promos.validation import Lookup, PathId
 
 router = APIRouter(
@@ -30,7 +31,9 @@ router = APIRouter(
 _404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
-@router.post("/specials", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/specials", dependencies=[needs("catalog", "manage")], status_code=status.HTTP_201_CREATED
+)
 async def create_special(body: SpecialIn, state: State, principal: CurrentPrincipal) -> SpecialOut:
     async with state.database.begin() as conn:
         made = await changes.create_special(
@@ -39,7 +42,7 @@ async def create_special(body: SpecialIn, state: State, principal: CurrentPrinci
     return SpecialOut.model_validate(made)
 
 
-@router.get("/specials")
+@router.get("/specials", dependencies=[needs("catalog", "read")])
 async def list_specials(
     state: State,
     _: CurrentPrincipal,
@@ -56,7 +59,7 @@ async def list_specials(
     )
 
 
-@router.get("/specials/active/{sku}", responses=_404)
+@router.get("/specials/active/{sku}", dependencies=[needs("catalog", "read")], responses=_404)
 async def active_special(sku: Lookup, state: State, _: CurrentPrincipal) -> SpecialOut:
     """The special of the SKU active now."""
     async with state.database.begin() as conn:
@@ -64,13 +67,13 @@ async def active_special(sku: Lookup, state: State, _: CurrentPrincipal) -> Spec
     return SpecialOut.model_validate(found)
 
 
-@router.get("/specials/{special_id}", responses=_404)
+@router.get("/specials/{special_id}", dependencies=[needs("catalog", "read")], responses=_404)
 async def get_special(special_id: PathId, state: State, _: CurrentPrincipal) -> SpecialOut:
     async with state.database.begin() as conn:
         return SpecialOut.model_validate(await service.get_special(conn, special_id))
 
 
-@router.put("/specials/{special_id}", responses=_404)
+@router.put("/specials/{special_id}", dependencies=[needs("catalog", "manage")], responses=_404)
 async def update_special(
     special_id: PathId, body: SpecialIn, state: State, principal: CurrentPrincipal
 ) -> SpecialOut:
@@ -82,7 +85,12 @@ async def update_special(
     return SpecialOut.model_validate(done)
 
 
-@router.delete("/specials/{special_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404)
+@router.delete(
+    "/specials/{special_id}",
+    dependencies=[needs("catalog", "manage")],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_404,
+)
 async def delete_special(special_id: PathId, state: State, principal: CurrentPrincipal) -> Response:
     async with state.database.begin() as conn:
         await changes.delete_special(
@@ -91,7 +99,11 @@ async def delete_special(special_id: PathId, state: State, principal: CurrentPri
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/upgrade-programs", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/upgrade-programs",
+    dependencies=[needs("catalog", "manage")],
+    status_code=status.HTTP_201_CREATED,
+)
 async def create_upgrade_program(
     body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
 ) -> UpgradeProgramOut:
@@ -102,7 +114,7 @@ async def create_upgrade_program(
     return UpgradeProgramOut.model_validate(made)
 
 
-@router.get("/upgrade-programs")
+@router.get("/upgrade-programs", dependencies=[needs("catalog", "read")])
 async def list_upgrade_programs(
     state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> UpgradeProgramPage:
@@ -115,7 +127,7 @@ async def list_upgrade_programs(
     )
 
 
-@router.get("/upgrade-programs/active")
+@router.get("/upgrade-programs/active", dependencies=[needs("catalog", "read")])
 async def active_upgrade_programs(
     state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> UpgradeProgramPage:
@@ -130,7 +142,9 @@ async def active_upgrade_programs(
     )
 
 
-@router.get("/upgrade-programs/{program_id}", responses=_404)
+@router.get(
+    "/upgrade-programs/{program_id}", dependencies=[needs("catalog", "read")], responses=_404
+)
 async def get_upgrade_program(
     program_id: PathId, state: State, _: CurrentPrincipal
 ) -> UpgradeProgramOut:
@@ -138,7 +152,9 @@ async def get_upgrade_program(
         return UpgradeProgramOut.model_validate(await service.get_upgrade_program(conn, program_id))
 
 
-@router.put("/upgrade-programs/{program_id}", responses=_404)
+@router.put(
+    "/upgrade-programs/{program_id}", dependencies=[needs("catalog", "manage")], responses=_404
+)
 async def update_upgrade_program(
     program_id: PathId, body: UpgradeProgramIn, state: State, principal: CurrentPrincipal
 ) -> UpgradeProgramOut:
@@ -151,7 +167,10 @@ async def update_upgrade_program(
 
 
 @router.delete(
-    "/upgrade-programs/{program_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_404
+    "/upgrade-programs/{program_id}",
+    dependencies=[needs("catalog", "manage")],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_404,
 )
 async def delete_upgrade_program(
     program_id: PathId, state: State, principal: CurrentPrincipal

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from promos.auth import changes, service
+from promos.auth.errors import InvalidScope
 from promos.auth.schemas import ApiKeyOut, NewApiKeyOut
+from promos.auth.scopes import Scope, parse_scope
 from promos.cli._output import ROW_ID, json_option, show_list, show_one
 from promos.cli._run import cli_actor, run
 from promos.clock import utc_now
@@ -13,7 +15,14 @@ from promos.db import Database
 from promos.pagination import every_item
 from promos.settings import Settings
 
-COLUMNS = ("id", "name", "prefix", "role", "revoked", "created_at")
+COLUMNS = ("id", "name", "prefix", "role", "scopes", "revoked", "created_at")
+
+
+def _scopes(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]) -> list[Scope]:
+    try:
+        return [parse_scope(text) for text in given]
+    except InvalidScope as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 @click.group("api-keys")
@@ -26,14 +35,27 @@ def api_keys() -> None:
 @api_keys.command("create")
 @click.option("--name", required=True, help="What the key is for, e.g. the calling service")
 @click.option("--role", type=click.Choice(["admin", "sales"]), default="sales", show_default=True)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    callback=_scopes,
+    help="All the key may do, once per scope: KIND:ACTION or KIND:ACTION:ID,ID "
+    "(e.g. promocodes:use, games:use:galaxy); none: every scope of its role",
+)
 @json_option
-def create(name: str, role: service.Role, *, as_json: bool) -> None:
+def create(name: str, role: service.Role, scopes: list[Scope], *, as_json: bool) -> None:
     """Create an API key and print its secret (it is stored only as a digest)."""
 
     async def work(database: Database, _: Settings) -> service.NewApiKey:
         async with database.begin() as conn:
             return await changes.create_api_key(
-                conn, actor=cli_actor(), name=name, role=role, now=utc_now()
+                conn,
+                actor=cli_actor(),
+                name=name,
+                role=role,
+                scopes=scopes or None,
+                now=utc_now(),
             )
 
     new = run(work)
@@ -41,8 +63,9 @@ def create(name: str, role: service.Role, *, as_json: bool) -> None:
         out = NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
         show_one(out, as_json=True)
         return
+    held = ", ".join(new.key.scopes) if new.key.scopes else f"every scope of {new.key.role}"
     click.echo(
-        f"API key {new.key.id} ({new.key.role}) for {new.key.name!r}; "
+        f"API key {new.key.id} ({new.key.role}: {held}) for {new.key.name!r}; "
         "keep it, it is not shown again:",
         err=True,
     )

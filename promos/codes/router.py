@@ -7,8 +7,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes import changes, export, service
+from promos.codes.errors import BatchNotFound
 from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import (
     BatchCreate,
@@ -27,6 +29,7 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
+from promos.http.scopes import Values, body, needs, path, query
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
 
 router = APIRouter(
@@ -35,6 +38,33 @@ router = APIRouter(
     tags=["code pools"],
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
+
+
+def _unknown_batch(values: Values) -> BatchNotFound:
+    return BatchNotFound(f"batch {values.path.get('batch_id')} does not exist")
+
+
+async def _batch_clients(conn: AsyncConnection, raw: str) -> list[str]:
+    batch_id = _uuid(raw)
+    return [str(c) for c in await service.batch_clients(conn, batch_id)] if batch_id else []
+
+
+async def _batch_owner(conn: AsyncConnection, raw: str) -> list[str]:
+    batch_id = _uuid(raw)
+    owner = await service.batch_owner(conn, batch_id) if batch_id else None
+    return [str(owner)] if owner is not None else []
+
+
+def _uuid(raw: str) -> UUID | None:
+    try:
+        return UUID(raw)
+    except ValueError:
+        return None
+
+
+# A batch is seen by a key of any of its clients, and changed by a key of its own client.
+BATCH_CLIENTS = path("batch_id", unknown=_unknown_batch, resolve=_batch_clients)
+BATCH_OWNER = path("batch_id", unknown=_unknown_batch, resolve=_batch_owner)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -47,7 +77,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/batches", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/batches",
+    dependencies=[needs("pools", "manage", at=body("client_id"))],
+    status_code=status.HTTP_201_CREATED,
+)
 async def create_batch(body: BatchCreate, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Create an empty batch for a client (the client needs no registering first)."""
     rules = body.rules.to_rules()
@@ -63,7 +97,7 @@ async def create_batch(body: BatchCreate, state: State, principal: CurrentPrinci
     return BatchOut.of(batch, [batch.client_id])
 
 
-@router.get("/batches")
+@router.get("/batches", dependencies=[needs("pools", "read", at=query("client_id"))])
 async def list_batches(
     state: State,
     _: CurrentPrincipal,
@@ -85,7 +119,11 @@ async def list_batches(
     return BatchPage(items=items, **page_fields(page))
 
 
-@router.get("/batches/{batch_id}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/batches/{batch_id}",
+    dependencies=[needs("pools", "read", at=BATCH_CLIENTS)],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchOut:
     """The batch, with its clients."""
     async with state.database.begin() as conn:
@@ -93,7 +131,11 @@ async def get_batch(batch_id: UUID, state: State, _: CurrentPrincipal) -> BatchO
         return BatchOut.of(batch, await service.batch_clients(conn, batch_id))
 
 
-@router.get("/batches/{batch_id}/stats", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/batches/{batch_id}/stats",
+    dependencies=[needs("pools", "read", at=BATCH_CLIENTS)],
+    responses={404: {"model": ErrorBody}},
+)
 async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> StatsOut:
     """How many codes the batch holds, how many were issued, how many are left."""
     async with state.database.begin() as conn:
@@ -102,6 +144,7 @@ async def batch_stats(batch_id: UUID, state: State, _: CurrentPrincipal) -> Stat
 
 @router.get(
     "/batches/{batch_id}/codes.csv",
+    dependencies=[needs("pools", "read", at=BATCH_CLIENTS)],
     response_class=CsvDownload,
     responses={**CSV_RESPONSE, 404: {"model": ErrorBody}},
 )
@@ -114,7 +157,11 @@ async def export_codes(batch_id: UUID, state: State, _: CurrentPrincipal) -> Csv
     return CsvDownload(csv_stream(BATCH_CODES, rows), filename=f"batch-{batch_id}-codes.csv")
 
 
-@router.post("/batches/{batch_id}/expire", responses={404: {"model": ErrorBody}})
+@router.post(
+    "/batches/{batch_id}/expire",
+    dependencies=[needs("pools", "manage", at=BATCH_OWNER)],
+    responses={404: {"model": ErrorBody}},
+)
 async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal) -> BatchOut:
     """Stop issuing from the batch (for every one of its clients), without touching its codes."""
     async with state.database.begin() as conn:
@@ -127,6 +174,7 @@ async def expire_batch(batch_id: UUID, state: State, principal: CurrentPrincipal
 
 @router.post(
     "/batches/{batch_id}/codes",
+    dependencies=[needs("pools", "manage")],
     status_code=status.HTTP_201_CREATED,
     responses={
         404: {"model": ErrorBody},
@@ -160,6 +208,7 @@ async def upload_codes(
 
 @router.post(
     "/batches/{batch_id}/issues",
+    dependencies=[needs("pools", "use", at=body("client_id", unknown=_unknown_batch))],
     status_code=status.HTTP_201_CREATED,
     responses={
         403: {"model": ErrorBody, "description": "customer_limit_reached"},
@@ -188,7 +237,9 @@ async def issue_code(
     return IssuedOut.model_validate(issued)
 
 
-@router.get("/customers/{customer_id}/codes")
+@router.get(
+    "/customers/{customer_id}/codes", dependencies=[needs("pools", "read", at=query("client_id"))]
+)
 async def customer_codes(
     customer_id: Annotated[
         str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)

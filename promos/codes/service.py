@@ -5,7 +5,7 @@ Issuing lives in ``promos.codes.issue`` (the SQL) and ``promos.codes.issuer`` (g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,14 +207,20 @@ async def list_batches(
     owner_id: UUID | None = None,
     limit: int | None = None,
     offset: int = 0,
+    clients: Collection[UUID] | None = None,
 ) -> list[Batch]:
     """Batches, oldest first: of ``client_id`` (those holding its codes, and its own), of
-    ``owner_id`` (its own only)."""
+    ``owner_id`` (its own only), of any of ``clients``."""
     query = _of_clients(
         select(*BATCH_COLUMNS).order_by(batches.c.created_at, batches.c.id).offset(offset),
         client_id,
         owner_id,
     )
+    if clients is not None:
+        holding = select(listed_clients.c.batch_id).where(
+            listed_clients.c.client_id.in_(sorted(clients))
+        )
+        query = query.where(batches.c.id.in_(holding))
     if limit is not None:
         query = query.limit(limit)
     return [batch_of(row) for row in await conn.execute(query)]
@@ -469,3 +475,11 @@ async def batch_codes(
         if len(found) == limit:
             break
     return found
+
+
+async def batch_owner(conn: AsyncConnection, batch_id: UUID) -> UUID | None:
+    """The batch's own client, or None if there is no such batch."""
+    owner: UUID | None = (
+        await conn.execute(select(batches.c.client_id).where(batches.c.id == batch_id))
+    ).scalar_one_or_none()
+    return owner

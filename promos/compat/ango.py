@@ -10,13 +10,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
 
 from promos.audit import service as audit
 from promos.codes import csv_import, service
-from promos.codes.errors import InvalidRules
+from promos.codes.errors import BatchNotFound, InvalidRules
 from promos.codes.service import IssueRequest, Rules
 from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State, route_of
@@ -24,6 +24,7 @@ from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
+from promos.http.scopes import Need, Values, body, listed_ids, needs
 from promos.observability.requests import set_principal
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE
@@ -135,8 +136,19 @@ async def redeem_code(state: AppState, body: RedeemIn, idempotency_key: str | No
     return issued.code
 
 
+# A pool of a client outside the key's scope answers as an unknown batch.
+REDEEM_NEED = Need(
+    "pools",
+    "use",
+    at=body(
+        "clientid", unknown=lambda v: BatchNotFound(f"batch {v.body.get('batchid')} does not exist")
+    ),
+)
+
+
 @router.post(
     REDEEM_PATH,
+    dependencies=[Depends(REDEEM_NEED)],
     responses={
         403: {
             "model": AngoError,
@@ -159,11 +171,14 @@ async def redeem(
     return RedeemOut(code=await redeem_code(state, body, idempotency_key))
 
 
-@router.get("/api/v1/batches")
-async def batches(state: State, _: CurrentPrincipal) -> list[AngoBatch]:
-    """Every batch with its rules and whether it has expired."""
+@router.get("/api/v1/batches", dependencies=[needs("pools", "read", listed=True)])
+async def batches(state: State, principal: CurrentPrincipal) -> list[AngoBatch]:
+    """Every batch with its rules and whether it has expired (for a key scoped to some
+    clients, the batches holding their codes)."""
+    listed = listed_ids(principal, "pools", "read")
+    clients = None if listed is None else {UUID(c) for c in listed}
     async with state.database.begin() as conn:
-        found = await service.list_batches(conn)
+        found = await service.list_batches(conn, clients=clients)
     return [
         AngoBatch(
             id=b.id,
@@ -184,6 +199,7 @@ _UPLOAD_EXAMPLE = {
 
 @router.post(
     UPLOAD_PATH,
+    dependencies=[needs("pools", "manage")],
     responses={409: {"model": AngoError}},
     openapi_extra={
         "requestBody": {"content": {"multipart/form-data": {"example": _UPLOAD_EXAMPLE}}}
@@ -248,10 +264,16 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
                 route=route_of(scope),
             )
             set_principal(scope, principal)
+            # The route's scope, as its FastAPI twin checks it: lookups in the cached key,
+            # the action before the body is read, the client once it is.
+            REDEEM_NEED.granted(principal)
             try:
                 payload = RedeemIn.model_validate_json(body)
             except ValidationError as exc:
                 raise invalid_input(exc.errors()) from None
+            REDEEM_NEED.admit(
+                principal, Values(body={"clientid": payload.clientid, "batchid": payload.batchid})
+            )
             key = header(headers, b"idempotency-key")
             if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
                 raise invalid_input(

@@ -23,6 +23,8 @@ from promos.http.errors import ErrorShape, answer_failure, headers_for, status_f
 from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, DocumentedRoute
+from promos.http.scopes import body as scope_body
+from promos.http.scopes import needs
 from promos.validation import BELOW_2_63, BrandId, Lookup
 
 PREFIX = "/discounts/api/v1.0"
@@ -100,7 +102,7 @@ class DiscountsGenerateIn(BaseModel):
     """How many codes to add."""
 
 
-@router.post("/generate")
+@router.post("/generate", dependencies=[needs("brands", "manage", at=scope_body("brand_id"))])
 async def generate(
     body: DiscountsGenerateIn, state: State, principal: CurrentPrincipal
 ) -> Envelope:

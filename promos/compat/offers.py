@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import Scope
@@ -36,15 +36,20 @@ from promos.errors import (
     Unauthenticated,
     Unavailable,
 )
-from promos.http.deps import CurrentPrincipal, State
+from promos.http.deps import CurrentPrincipal, State, route_of
 from promos.http.errors import ErrorShape, headers_for, invalid_input, status_for
-from promos.http.fastpath import FastEndpoint
+from promos.http.fastpath import FastEndpoint, header
 from promos.http.ratelimit import OffersLimit, client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
+from promos.http.scopes import KeyWhenSet, Need, Values, listed_ids, needs
+from promos.http.scopes import body as scope_body
+from promos.http.scopes import path as scope_path
+from promos.http.scopes import query as scope_query
+from promos.observability.requests import set_principal
 from promos.offers import changes, player, service
 from promos.offers.counting import Claimed
-from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer
+from promos.offers.errors import BadParameter, GameNotFound, InvalidOffer, OfferNotFound
 from promos.offers.filters import filters_json
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
@@ -173,7 +178,11 @@ class OffersGameOut(BaseModel):
     """Its settings and free data."""
 
 
-@management.put("/games/{game_id}", responses=MANAGED)
+@management.put(
+    "/games/{game_id}",
+    dependencies=[needs("games", "manage", at=scope_path("game_id"))],
+    responses=MANAGED,
+)
 async def upsert_game(
     game_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH, pattern=GAME_ID_PATTERN)],
     body: OffersGameIn,
@@ -195,11 +204,17 @@ async def upsert_game(
     return GameIdOut(gameId=game_id)
 
 
-@management.get("/games", responses=MANAGED)
-async def list_games(state: State, _: CurrentPrincipal) -> list[OffersGameOut]:
+@management.get("/games", dependencies=[needs("games", "read", listed=True)], responses=MANAGED)
+async def list_games(state: State, principal: CurrentPrincipal) -> list[OffersGameOut]:
+    """Every game (for a key scoped to some games, those)."""
+    listed = listed_ids(principal, "games", "read")
     async with state.database.begin() as conn:
         found = await service.list_games(conn)
-    return [OffersGameOut(id=g.id, name=g.name, metadata=g.metadata) for g in found]
+    return [
+        OffersGameOut(id=g.id, name=g.name, metadata=g.metadata)
+        for g in found
+        if listed is None or g.id in listed
+    ]
 
 
 # --- offers ----------------------------------------------------------------------------------
@@ -319,7 +334,24 @@ def offer_json(offer: Offer, *, key: bool = True) -> dict[str, Any]:
     return body
 
 
-@management.post(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferOut)
+def _game_unknown(values: Values) -> InvalidOffer:
+    # What creating an offer answers for a game that does not exist.
+    found = values.body.get("gameId")
+    return InvalidOffer(f"gameId: {GameNotFound(f'game {found!r} does not exist').message}")
+
+
+def _offer_unknown(values: Values) -> OfferNotFound:
+    game_id = values.body.get("gameId") or values.query.get("game-id")
+    offer_id = values.path.get("offer_id")
+    return OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
+
+
+@management.post(
+    OFFERS_PATH,
+    dependencies=[needs("games", "manage", at=scope_body("gameId", unknown=_game_unknown))],
+    responses=MANAGED,
+    response_model=OffersOfferOut,
+)
 async def create_offer(body: OffersOfferIn, state: State, principal: CurrentPrincipal) -> JSON:
     """Insert a new offer template: enabled, version 1. Its game must exist (422 otherwise)."""
     spec = body.to_spec()
@@ -343,7 +375,11 @@ class VersionOut(BaseModel):
     """The new version."""
 
 
-@management.put("/offers/{offer_id}", responses={**MANAGED, **NOT_FOUND})
+@management.put(
+    "/offers/{offer_id}",
+    dependencies=[needs("games", "manage", at=scope_body("gameId", unknown=_offer_unknown))],
+    responses={**MANAGED, **NOT_FOUND},
+)
 async def update_offer(
     offer_id: UUID, body: OffersOfferIn, state: State, principal: CurrentPrincipal
 ) -> VersionOut:
@@ -391,7 +427,10 @@ async def _set_enabled(
 
 
 @management.put(
-    "/offers/{offer_id}/enable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+    "/offers/{offer_id}/enable",
+    dependencies=[needs("games", "manage", at=scope_query("game-id", unknown=_offer_unknown))],
+    responses={**MANAGED, **NOT_FOUND},
+    response_model=Empty,
 )
 async def enable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
@@ -401,7 +440,10 @@ async def enable_offer(
 
 
 @management.put(
-    "/offers/{offer_id}/disable", responses={**MANAGED, **NOT_FOUND}, response_model=Empty
+    "/offers/{offer_id}/disable",
+    dependencies=[needs("games", "manage", at=scope_query("game-id", unknown=_offer_unknown))],
+    responses={**MANAGED, **NOT_FOUND},
+    response_model=Empty,
 )
 async def disable_offer(
     offer_id: UUID, game_id: QueryGameId, state: State, principal: CurrentPrincipal
@@ -410,7 +452,12 @@ async def disable_offer(
     return await _set_enabled(state, principal, game_id, offer_id, enabled=False)
 
 
-@management.get(OFFERS_PATH, responses=MANAGED, response_model=OffersOfferPage)
+@management.get(
+    OFFERS_PATH,
+    dependencies=[needs("games", "read", at=scope_query("game-id"))],
+    responses=MANAGED,
+    response_model=OffersOfferPage,
+)
 async def list_offers(
     game_id: QueryGameId,
     state: State,
@@ -456,10 +503,20 @@ def _max_age(seconds: int) -> list[tuple[bytes, bytes]]:
     return [(b"cache-control", f"max-age={seconds}".encode())]
 
 
-async def answer_available(state: AppState, raw_query: bytes) -> Answer:
+# With PROMOS_OFFERS_PLAYERS_NEED_KEY, each player route needs games:use on its game (a game
+# server's key); a game outside the key's scope is refused with the scope it lacks.
+_NEEDS_KEY = "offers_players_need_key"
+QUERY_KEY = KeyWhenSet(Need("games", "use", at=scope_query("game-id")), _NEEDS_KEY)
+BODY_KEY = KeyWhenSet(Need("games", "use", at=scope_body("gameId")), _NEEDS_KEY)
+Caller = Principal | None
+
+
+async def answer_available(state: AppState, raw_query: bytes, caller: Caller) -> Answer:
     query = _query(raw_query)
     player_id = _required(query, "player-id")
     game_id = _required(query, "game-id", game=True)
+    if caller is not None:
+        QUERY_KEY.need.admit(caller, Values(query=query))
     attributes = {k: v for k, v in query.items() if k not in {"player-id", "game-id"}}
     found = await player.available_offers(
         database=state.database,
@@ -474,10 +531,12 @@ async def answer_available(state: AppState, raw_query: bytes) -> Answer:
     return 200, found.body, _max_age(found.max_age)
 
 
-async def answer_offer_info(state: AppState, raw_query: bytes) -> Answer:
+async def answer_offer_info(state: AppState, raw_query: bytes, caller: Caller) -> Answer:
     query = _query(raw_query)
     _required(query, "player-id")
     game_id = _required(query, "game-id", game=True)
+    if caller is not None:
+        QUERY_KEY.need.admit(caller, Values(query=query))
     raw_id = _required(query, "offer-id")
     try:
         offer_id = UUID(raw_id)
@@ -533,7 +592,9 @@ def claim_body(claimed: Claimed) -> dict[str, Any]:
     return body
 
 
-async def answer_claim(state: AppState, payload: ClaimIn) -> Answer:
+async def answer_claim(state: AppState, payload: ClaimIn, caller: Caller) -> Answer:
+    if caller is not None:
+        BODY_KEY.need.admit(caller, Values(body={"gameId": payload.gameId}))
     if payload.id is None and payload.productId is None:
         raise InvalidInput("a claim needs the offer's id or its productId")
     claimed = await player.claim_offer(
@@ -618,23 +679,26 @@ def _reply(answer: Answer) -> JSON:
 async def available_offers(
     request: Request,
     state: State,
+    caller: Annotated[Caller, Depends(QUERY_KEY)],
     player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
     game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """Per placement, the offers the player may get now (``Cache-Control: max-age``)."""
-    return _reply(await answer_available(state, request.scope["query_string"]))
+    return _reply(await answer_available(state, request.scope["query_string"], caller))
 
 
 @players.get("/offer-info", responses={200: {"model": AvailableOffer}, **BAD_REQUEST, **NOT_FOUND})
 async def offer_info(
     request: Request,
     state: State,
+    *,
+    caller: Annotated[Caller, Depends(QUERY_KEY)],
     player_id: Annotated[str | None, Query(alias="player-id", description="the player")] = None,  # noqa: ARG001 - for OpenAPI
     game_id: Annotated[str | None, Query(alias="game-id", description="the game")] = None,  # noqa: ARG001 - for OpenAPI
     offer_id: Annotated[str | None, Query(alias="offer-id", description="the offer")] = None,  # noqa: ARG001 - for OpenAPI
 ) -> JSON:
     """One offer as a player sees it (``Cache-Control: max-age``)."""
-    return _reply(await answer_offer_info(state, request.scope["query_string"]))
+    return _reply(await answer_offer_info(state, request.scope["query_string"], caller))
 
 
 @players.put(
@@ -645,18 +709,27 @@ async def offer_info(
         **NOT_FOUND,
     },
 )
-async def claim(body: ClaimIn, state: State) -> JSON:
+async def claim(body: ClaimIn, state: State, caller: Annotated[Caller, Depends(BODY_KEY)]) -> JSON:
     """Claim an offer after payment, once per ``transactionId`` (a replay answers 409)."""
-    return _reply(await answer_claim(state, body))
+    return _reply(await answer_claim(state, body, caller))
 
 
 @players.put(IMPRESSIONS_PATH, responses={200: {"model": ImpressionOut}, **NOT_FOUND})
-async def impressions(offer_id: UUID, body: ImpressionIn, state: State) -> JSON:
+async def impressions(
+    offer_id: UUID,
+    body: ImpressionIn,
+    state: State,
+    caller: Annotated[Caller, Depends(BODY_KEY)],
+) -> JSON:
     """Count that the player saw the offer, once per ``impressionId``."""
-    return _reply(await answer_impression(state, offer_id, body))
+    return _reply(await answer_impression(state, offer_id, body, caller))
 
 
-async def answer_impression(state: AppState, offer_id: UUID, body: ImpressionIn) -> Answer:
+async def answer_impression(
+    state: AppState, offer_id: UUID, body: ImpressionIn, caller: Caller
+) -> Answer:
+    if caller is not None:
+        BODY_KEY.need.admit(caller, Values(body={"gameId": body.gameId}))
     seen = await player.see_offer(
         database=state.database,
         catalog=state.offers,
@@ -694,38 +767,57 @@ def _limited(state: AppState, endpoint: FastEndpoint) -> FastEndpoint:
     return limited
 
 
-def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
-    """The hot player routes without the framework's cost (and with the same rate limit)."""
+def _impression(scope: Scope, body: bytes) -> tuple[UUID, ImpressionIn]:
+    try:
+        offer_id = UUID(scope["path_params"]["offer_id"])
+    except ValueError:
+        raise invalid_input(
+            [{"loc": ("path", "offer_id"), "msg": "not a UUID", "type": "uuid_parsing"}]
+        ) from None
+    try:
+        return offer_id, ImpressionIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_input(exc.errors()) from None
 
-    async def available_fast(scope: Scope, _body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+
+def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
+    """The hot player routes without the framework's cost (and with the same rate limit, and
+    the same key when PROMOS_OFFERS_PLAYERS_NEED_KEY is set)."""
+    keyed = QUERY_KEY.required(state)
+
+    async def caller_of(scope: Scope, headers: Mapping[bytes, bytes]) -> Caller:
+        principal = await state.authenticator.authenticate(
+            header(headers, b"authorization"),
+            header(headers, b"x-api-key"),
+            route=route_of(scope),
+            client=client_key(scope),
+        )
+        set_principal(scope, principal)
+        return QUERY_KEY.caller(principal)
+
+    async def available_fast(scope: Scope, _body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
         try:
-            return await answer_available(state, scope["query_string"])
+            caller = await caller_of(scope, headers) if keyed else None
+            return await answer_available(state, scope["query_string"], caller)
         except PromosError as exc:
             return _failed(exc)
 
-    async def claim_fast(_scope: Scope, body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+    async def claim_fast(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
         try:
+            caller = await caller_of(scope, headers) if keyed else None
             try:
                 payload = ClaimIn.model_validate_json(body)
             except ValidationError as exc:
                 raise invalid_input(exc.errors()) from None
-            return await answer_claim(state, payload)
+            return await answer_claim(state, payload, caller)
         except PromosError as exc:
             return _failed(exc)
 
-    async def impression_fast(scope: Scope, body: bytes, _headers: Mapping[bytes, bytes]) -> Answer:
+    async def impression_fast(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
         try:
-            try:
-                offer_id = UUID(scope["path_params"]["offer_id"])
-            except ValueError:
-                raise invalid_input(
-                    [{"loc": ("path", "offer_id"), "msg": "not a UUID", "type": "uuid_parsing"}]
-                ) from None
-            try:
-                payload = ImpressionIn.model_validate_json(body)
-            except ValidationError as exc:
-                raise invalid_input(exc.errors()) from None
-            return await answer_impression(state, offer_id, payload)
+            caller = await caller_of(scope, headers) if keyed else None
+            offer_id, payload = _impression(scope, body)
+            return await answer_impression(state, offer_id, payload, caller)
         except PromosError as exc:
             return _failed(exc)
 

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from promos.auth import service as auth_service
+from promos.auth.errors import ScopeMissing
 from promos.auth.service import Principal
 from promos.catalog import changes as catalog_changes
 from promos.catalog import service as catalog
@@ -40,6 +41,7 @@ from promos.http.errors import ErrorShape, headers_for, log_unhandled
 from promos.http.ratelimit import PublicLimit, client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
+from promos.http.scopes import OWN, needs
 from promos.promocodes import changes as promocode_changes
 from promos.promocodes import service as promocodes
 from promos.promocodes.errors import PromocodeNotFound
@@ -67,19 +69,27 @@ class PromosErrorBody(BaseModel):
     """The HTTP status, again."""
 
 
+# The seed answers 400 for any failure but a missing credential (401); the others here say
+# what the seed has no status for, in its shape.
+_SEED_STATUS: tuple[tuple[type[PromosError], int], ...] = (
+    (Unauthenticated, 401),
+    # A scoped key (Promos's own) is told what it lacks.
+    (ScopeMissing, 403),
+    # Answered before any route runs, for every API alike (promos.http.limits).
+    (PayloadTooLarge, 413),
+    (Internal, 500),
+    # The seed answers 500 for any database error; a 503 says the same to a client that
+    # only tells success from failure, and to one that retries, when to.
+    (Unavailable, 503),
+    # The seed knows no such limit: its shape, with the status that says it.
+    (TooManyRequests, 429),
+)
+
+
 def promos_status(exc: PromosError) -> int:
-    if isinstance(exc, Unauthenticated):
-        return 401
-    if isinstance(exc, PayloadTooLarge):
-        return 413  # answered before any route runs, for every API alike (promos.http.limits)
-    if isinstance(exc, Internal):
-        return 500
-    if isinstance(exc, Unavailable):
-        # The seed answers 500 for any database error; a 503 says the same to a client that
-        # only tells success from failure, and to one that retries, when to.
-        return 503
-    if isinstance(exc, TooManyRequests):
-        return 429  # the seed knows no such limit; its shape, with the status that says it
+    for kind, status in _SEED_STATUS:
+        if isinstance(exc, kind):
+            return status
     return 400
 
 
@@ -283,7 +293,7 @@ def identity(principal: Principal) -> Identity:
     return Identity(id=principal.id, login=principal.name, role=role)
 
 
-@both("GET", "/authenticate")
+@both("GET", "/authenticate", dependencies=[OWN])
 async def authenticate(principal: CurrentPrincipal) -> Identity:
     """Who the token (``Authorization: Bearer``) belongs to."""
     return identity(principal)
@@ -365,7 +375,7 @@ class SetIn(BaseModel):
         )
 
 
-@both("POST", "/promocodes/set")
+@both("POST", "/promocodes/set", dependencies=[needs("promocodes", "manage")])
 async def set_promocodes(body: SetIn, state: State, principal: CurrentPrincipal) -> Message:
     """Generate ``count`` codes from ``pattern`` and ``charset`` (all, or none)."""
     made = await promocode_changes.generate_apart(
@@ -398,19 +408,19 @@ def _window(limitin: int, limitout: int) -> tuple[int, int]:
     return limitout - limitin, limitin
 
 
-@both("GET", "/promocodes/get")
+@both("GET", "/promocodes/get", dependencies=[needs("promocodes", "read")])
 async def get_all(state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
     """Every promo code (the first 100,000), oldest first."""
     return await _listing(state, PromocodeFilter())
 
 
-@both("GET", "/promocodes/get/{search}")
+@both("GET", "/promocodes/get/{search}", dependencies=[needs("promocodes", "read")])
 async def get_search(search: Search, state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
     """The codes that contain ``search`` (case-insensitive)."""
     return await _listing(state, PromocodeFilter(search=search))
 
 
-@both("GET", "/promocodes/get/{limitin}/{limitout}")
+@both("GET", "/promocodes/get/{limitin}/{limitout}", dependencies=[needs("promocodes", "read")])
 async def get_limited(
     limitin: LimitIn, limitout: LimitOut, state: State, _: CurrentPrincipal
 ) -> list[SeedPromocode]:
@@ -419,7 +429,11 @@ async def get_limited(
     return await _listing(state, PromocodeFilter(), limit=limit, offset=offset)
 
 
-@both("GET", "/promocodes/get/{search}/{limitin}/{limitout}")
+@both(
+    "GET",
+    "/promocodes/get/{search}/{limitin}/{limitout}",
+    dependencies=[needs("promocodes", "read")],
+)
 async def get_search_limited(
     search: Search, limitin: LimitIn, limitout: LimitOut, state: State, _: CurrentPrincipal
 ) -> list[SeedPromocode]:
@@ -427,7 +441,7 @@ async def get_search_limited(
     return await _listing(state, PromocodeFilter(search=search), limit=limit, offset=offset)
 
 
-@both("GET", "/promocodes/getusedby")
+@both("GET", "/promocodes/getusedby", dependencies=[needs("promocodes", "read")])
 async def get_used_by(
     state: State,
     principal: CurrentPrincipal,
@@ -439,13 +453,13 @@ async def get_used_by(
     return await _listing(state, PromocodeFilter(usage_by=email or principal.name))
 
 
-@both("GET", "/promocodes/getdiscountpercentage")
+@both("GET", "/promocodes/getdiscountpercentage", dependencies=[needs("promocodes", "read")])
 async def get_discount_percentage(state: State, _: CurrentPrincipal) -> list[SeedPromocode]:
     """The codes with a percentage discount."""
     return await _listing(state, PromocodeFilter(kind="percentage"))
 
 
-@both("GET", "/promocodes/del/{id}")
+@both("GET", "/promocodes/del/{id}", dependencies=[needs("promocodes", "manage")])
 async def delete_code(
     code: Annotated[Lookup, Path(alias="id")],
     state: State,
@@ -482,7 +496,7 @@ async def get_by_code(
     return seed_promocode(found)
 
 
-@both("GET", "/promocodes/decrement/{id}")
+@both("GET", "/promocodes/decrement/{id}", dependencies=[needs("promocodes", "use")])
 async def decrement(
     code: Annotated[Lookup, Path(alias="id")],
     state: State,
@@ -624,7 +638,7 @@ def _check_module(module: str, body: BaseModel) -> None:
         raise InvalidOffer(f"module={module} takes {wanted}")
 
 
-@router.get("/api/get")
+@router.get("/api/get", dependencies=[needs("catalog", "read")])
 async def crud_list(
     module: Module, state: State, _: CurrentPrincipal
 ) -> list[SeedSpecial] | list[SeedUpgradeProgram]:
@@ -637,7 +651,7 @@ async def crud_list(
         return [seed_upgrade(p) for p in programs.items]
 
 
-@router.post("/api/create")
+@router.post("/api/create", dependencies=[needs("catalog", "manage")])
 async def crud_create(
     module: Module, body: CrudBody, state: State, principal: CurrentPrincipal
 ) -> SeedSpecial | SeedUpgradeProgram:
@@ -658,7 +672,7 @@ async def crud_create(
         )
 
 
-@router.put("/api/update")
+@router.put("/api/update", dependencies=[needs("catalog", "manage")])
 async def crud_update(
     module: Module, body: CrudUpdate, state: State, principal: CurrentPrincipal
 ) -> SeedSpecial | SeedUpgradeProgram:
@@ -679,7 +693,7 @@ async def crud_update(
         )
 
 
-@router.get("/api/get/{id}")
+@router.get("/api/get/{id}", dependencies=[needs("catalog", "read")])
 async def crud_get(
     item_id: Annotated[PathId, Path(alias="id")],
     module: Module,
@@ -693,7 +707,7 @@ async def crud_get(
         return seed_upgrade(await catalog.get_upgrade_program(conn, item_id))
 
 
-@router.delete("/api/delete/{id}")
+@router.delete("/api/delete/{id}", dependencies=[needs("catalog", "manage")])
 async def crud_delete(
     item_id: Annotated[PathId, Path(alias="id")],
     module: Module,
@@ -754,7 +768,7 @@ class UpgradeCodeIn(BaseModel):
     """Its last day (default: the program's)."""
 
 
-@both("POST", "/promocode/upgrade-program")
+@both("POST", "/promocode/upgrade-program", dependencies=[needs("promocodes", "manage")])
 async def upgrade_program_code(
     body: UpgradeCodeIn, state: State, principal: CurrentPrincipal
 ) -> SeedPromocode:

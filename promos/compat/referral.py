@@ -23,8 +23,12 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorShape, headers_for, invalid_input, status_for
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
+from promos.http.scopes import Values, listed_ids, needs
+from promos.http.scopes import body as scope_body
+from promos.http.scopes import path as scope_path
 from promos.referrals import changes, service
 from promos.referrals import router as referrals
+from promos.referrals.errors import ProgramNotFound
 from promos.referrals.schemas import MoneyIn, MoneyOut, UserHash
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, STORABLE, Id, Name, PathId
 
@@ -283,6 +287,13 @@ def route(method: str, path: str, **options: Any) -> Callable[[Endpoint], Endpoi
     return register
 
 
+def _unknown_program(values: Values) -> ProgramNotFound:
+    found = values.path.get("program_id") or values.body.get("referral_program_id")
+    return ProgramNotFound(f"referral program {found} does not exist")
+
+
+PROGRAM = scope_path("program_id", unknown=_unknown_program)
+
 UserHashPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE_NO_SPACE)
 ]
@@ -291,7 +302,13 @@ UserHashPath = Annotated[
 # --- programs --------------------------------------------------------------------------------
 
 
-@route("POST", "/program/", status_code=status.HTTP_201_CREATED, openapi_extra=body_doc(ProgramIn))
+@route(
+    "POST",
+    "/program/",
+    dependencies=[needs("referrals", "manage")],
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=body_doc(ProgramIn),
+)
 async def create_program(
     request: Request, state: State, principal: CurrentPrincipal
 ) -> ReferralProgramOut:
@@ -309,15 +326,23 @@ async def create_program(
     return ReferralProgramOut.model_validate(program)
 
 
-@route("GET", "/program/")
-async def list_programs(state: State, _: CurrentPrincipal) -> list[ReferralProgramOut]:
-    """Every referral program, oldest first."""
+@route("GET", "/program/", dependencies=[needs("referrals", "read", listed=True)])
+async def list_programs(state: State, principal: CurrentPrincipal) -> list[ReferralProgramOut]:
+    """Every referral program, oldest first (for a key scoped to some programs, those)."""
+    listed = listed_ids(principal, "referrals", "read")
     async with state.database.begin() as conn:
         found = await service.list_programs(conn)
-    return [ReferralProgramOut.model_validate(p) for p in found]
+    return [
+        ReferralProgramOut.model_validate(p) for p in found if listed is None or str(p.id) in listed
+    ]
 
 
-@route("GET", "/program/{program_id}/", responses={404: {"model": ReferralError}})
+@route(
+    "GET",
+    "/program/{program_id}/",
+    dependencies=[needs("referrals", "read", at=PROGRAM)],
+    responses={404: {"model": ReferralError}},
+)
 async def get_program(program_id: PathId, state: State, _: CurrentPrincipal) -> ReferralProgramOut:
     async with state.database.begin() as conn:
         return ReferralProgramOut.model_validate(await service.get_program(conn, program_id))
@@ -326,6 +351,7 @@ async def get_program(program_id: PathId, state: State, _: CurrentPrincipal) -> 
 @route(
     "PUT",
     "/program/{program_id}/",
+    dependencies=[needs("referrals", "manage", at=PROGRAM)],
     responses={404: {"model": ReferralError}},
     openapi_extra=body_doc(ProgramChange),
 )
@@ -350,6 +376,7 @@ async def update_program(
 @route(
     "DELETE",
     "/program/{program_id}/",
+    dependencies=[needs("referrals", "manage", at=PROGRAM)],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ReferralError}, 409: {"model": ReferralError}},
 )
@@ -366,6 +393,9 @@ async def delete_program(program_id: PathId, state: State, principal: CurrentPri
 @route(
     "POST",
     "/register/",
+    dependencies=[
+        needs("referrals", "use", at=scope_body("referral_program_id", unknown=_unknown_program))
+    ],
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": RegisterOut, "description": "the same registration again"},
@@ -401,6 +431,7 @@ async def register(
 @route(
     "PUT",
     "/invoice/user/{user_hash}/",
+    dependencies=[needs("referrals", "use")],
     responses={404: {"model": ReferralError}},
     openapi_extra=body_doc(InvoiceIn),
 )
@@ -415,7 +446,12 @@ async def invoice(
     return InvoiceOut(acquired_credit=payment.acquired_credit)
 
 
-@route("GET", "/statement/{user_hash}/", responses={404: {"model": ReferralError}})
+@route(
+    "GET",
+    "/statement/{user_hash}/",
+    dependencies=[needs("referrals", "read")],
+    responses={404: {"model": ReferralError}},
+)
 async def statement(
     user_hash: UserHashPath, state: State, _: CurrentPrincipal
 ) -> ReferralStatementOut:
@@ -436,6 +472,7 @@ async def statement(
 @route(
     "POST",
     "/emailindication",
+    dependencies=[needs("referrals", "use")],
     status_code=status.HTTP_201_CREATED,
     openapi_extra=body_doc(EmailIndicationIn),
 )
@@ -456,7 +493,12 @@ async def email_indication(
     )
 
 
-@route("POST", "/emailverification", openapi_extra=body_doc(EmailsIn))
+@route(
+    "POST",
+    "/emailverification",
+    dependencies=[needs("referrals", "read")],
+    openapi_extra=body_doc(EmailsIn),
+)
 async def email_verification(
     request: Request, state: State, _: CurrentPrincipal
 ) -> list[dict[str, str]]:

@@ -22,6 +22,7 @@ from promos.http.deps import AdminPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.scopes import needs
 from promos.validation import STORABLE, Id, PathId
 
 router = APIRouter(
@@ -33,7 +34,7 @@ router = APIRouter(
 
 
 # The delivery routes come first: "/deliveries" is not a subscription id.
-@router.get("/deliveries")
+@router.get("/deliveries", dependencies=[needs("webhooks", "read")])
 async def list_deliveries(
     state: State,
     _: AdminPrincipal,
@@ -70,7 +71,11 @@ async def list_deliveries(
     )
 
 
-@router.get("/deliveries/{delivery_id}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/deliveries/{delivery_id}",
+    dependencies=[needs("webhooks", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_delivery(delivery_id: PathId, state: State, _: AdminPrincipal) -> DeliveryDetail:
     """One delivery, its body, and every attempt made at it."""
     async with state.database.begin() as conn:
@@ -79,6 +84,7 @@ async def get_delivery(delivery_id: PathId, state: State, _: AdminPrincipal) -> 
 
 @router.post(
     "/deliveries/{delivery_id}/replay",
+    dependencies=[needs("webhooks", "manage")],
     status_code=status.HTTP_202_ACCEPTED,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
@@ -112,7 +118,12 @@ async def replay_delivery(
     return DeliveryDetail.model_validate(replayed)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
+@router.post(
+    "",
+    dependencies=[needs("webhooks", "manage")],
+    status_code=status.HTTP_201_CREATED,
+    response_model_exclude_none=True,
+)
 async def create_subscription(
     body: SubscriptionCreate, state: State, principal: AdminPrincipal
 ) -> SubscriptionCreated:
@@ -140,7 +151,7 @@ async def create_subscription(
     return shown if body.secret else shown.model_copy(update={"secret": secret})
 
 
-@router.get("")
+@router.get("", dependencies=[needs("webhooks", "read")])
 async def list_subscriptions(
     state: State, _: AdminPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> SubscriptionPage:
@@ -153,7 +164,11 @@ async def list_subscriptions(
     )
 
 
-@router.get("/{subscription_id}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/{subscription_id}",
+    dependencies=[needs("webhooks", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_subscription(
     subscription_id: PathId, state: State, _: AdminPrincipal
 ) -> SubscriptionOut:
@@ -161,7 +176,11 @@ async def get_subscription(
         return SubscriptionOut.model_validate(await service.get_subscription(conn, subscription_id))
 
 
-@router.delete("/{subscription_id}", responses={404: {"model": ErrorBody}})
+@router.delete(
+    "/{subscription_id}",
+    dependencies=[needs("webhooks", "manage")],
+    responses={404: {"model": ErrorBody}},
+)
 async def delete_subscription(
     subscription_id: PathId, state: State, principal: AdminPrincipal
 ) -> SubscriptionOut:

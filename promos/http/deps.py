@@ -9,7 +9,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from fastapi.security.http import HTTPAuthorizationCredentials
 from starlette.types import Scope
 
-from promos.auth.errors import AdminRequired
+from promos.auth.errors import AdminRequired, ScopeMissing
 from promos.auth.service import Principal, Route
 from promos.http.ratelimit import client_key
 from promos.state import AppState
@@ -39,6 +39,18 @@ async def current_principal(
     _basic_doc: Annotated[HTTPBasicCredentials | None, Security(_basic)] = None,
 ) -> Principal:
     """The authenticated caller; 401 without a valid credential."""
+    principal = await authenticate(request, state)
+    if principal.scopes is not None and getattr(request.scope["route"], "need", None) is None:
+        # Secure by default: a route that declares no scope (promos.http.scopes) is closed to
+        # every scoped key, whatever it holds.
+        raise ScopeMissing(
+            "this route declares no scope, so no scoped API key opens it: use a key without scopes"
+        )
+    return principal
+
+
+async def authenticate(request: Request, state: AppState) -> Principal:
+    """The caller of this request, by its credential; 401 without a valid one."""
     principal = await state.authenticator.authenticate(
         request.headers.get("authorization"),
         request.headers.get("x-api-key"),

@@ -54,6 +54,10 @@ class FastRoutes:
         self._max_body = max_body
         self._shapes = ShapesByPath(shapes)  # the error body of a 413 or 500, by path
 
+    def routes(self) -> list[tuple[str, str]]:
+        """The (method, path template) of every fast route."""
+        return [*self._routes, *((method, route.path) for method, _, route, _ in self._templated)]
+
     def match(self, scope: Scope) -> FastEndpoint | None:
         """The endpoint of this request, if it is a fast route (then ``scope["route"]`` too)."""
         if scope["type"] != "http":

@@ -20,9 +20,11 @@ from fastapi.dependencies.utils import get_dependant, get_parameterless_sub_depe
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from promos.auth.errors import ScopeMissing
 from promos.errors import (
     BadRequest,
     InvalidInput,
+    NotFound,
     PermissionDenied,
     PromosError,
     TooManyRequests,
@@ -32,6 +34,7 @@ from promos.errors import (
 from promos.http.deps import admin_principal, current_principal
 from promos.http.errors import as_domain_error
 from promos.http.ratelimit import limit_offers, limit_public
+from promos.http.scopes import KeyWhenSet, Need
 
 Responses = dict[int | str, dict[str, Any]]
 JSON_MEDIA_TYPE = "application/json"
@@ -94,8 +97,8 @@ def documented_errors(
     if current_principal in calls:
         want(Unauthenticated, "No credential, or one that is wrong, expired or revoked.")
         want(TooManyRequests, "Too many failed passwords from this client: see Retry-After.")
-    if admin_principal in calls:
-        want(PermissionDenied, "The credential is not an admin's.")
+    for kind, description in _permission_errors(calls, need_of(dependant)):
+        want(kind, description)
     if calls & {limit_public, limit_offers}:
         want(TooManyRequests, "Too many requests from this client: see Retry-After.")
     want(Unavailable, "The database is unavailable: retry after Retry-After.")
@@ -108,6 +111,39 @@ def documented_errors(
         else:
             found[status] = {"model": api.model, "description": description}
     return found
+
+
+def need_of(dependant: Dependant) -> Need | None:
+    """The scope a route declared (``promos.http.scopes.needs``), if it declared one."""
+    for sub in walk(dependant):
+        if isinstance(sub.call, Need):
+            return sub.call
+        if isinstance(sub.call, KeyWhenSet):
+            return sub.call.need
+    return None
+
+
+def _permission_errors(calls: set[Any], need: Need | None) -> list[tuple[type[PromosError], str]]:
+    found: list[tuple[type[PromosError], str]] = []
+    keyed = [c for c in calls if isinstance(c, KeyWhenSet)]
+    if keyed:
+        setting = f"PROMOS_{keyed[0].setting.upper()}"
+        found.append((Unauthenticated, f"With {setting}=true only: no key, or a wrong one."))
+    if admin_principal in calls:
+        found.append((PermissionDenied, "The credential is not an admin's."))
+    if need is None or need.kind is None:
+        return found
+    found.append((ScopeMissing, f"The API key lacks the scope {need} (the message names it)."))
+    if need.at is not None and need.at.unknown is not None:
+        found.append((NotFound, "Unknown, or outside the API key's scope."))
+    return found
+
+
+def scope_text(need: Need) -> str:
+    """The scope as the OpenAPI document shows it (``x-scope``): with where its id is."""
+    if need.at is not None:
+        return f"{need}, on the resource of {need.at.describe()}"
+    return f"{need}, listing the key's resources" if need.listed else str(need)
 
 
 class DocumentedRoute(APIRoute):
@@ -143,6 +179,10 @@ class DocumentedRoute(APIRoute):
         if media_type not in {None, JSON_MEDIA_TYPE}:
             declared = {status: _as_json(r) for status, r in declared.items()}
         super().__init__(path, endpoint, responses=declared, dependencies=dependencies, **kwargs)
+        # What current_principal and the tests read: the scope this route declared, if any.
+        self.need = need_of(self.dependant)
+        if self.need is not None:
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-scope": scope_text(self.need)}
 
 
 def _as_json(response: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.scopes import listed_ids, needs, path
 from promos.offers import changes, service
+from promos.offers.errors import GameNotFound, OfferNotFound
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
     GameIn,
@@ -26,6 +28,15 @@ from promos.offers.schemas import (
 from promos.offers.service import check_game_metadata
 from promos.validation import MAX_NAME_LENGTH
 
+# A game outside a key's scope answers as an unknown one.
+GAME = path("game_id", unknown=lambda v: GameNotFound(f"game {v.path['game_id']!r} does not exist"))
+OFFER = path(
+    "game_id",
+    unknown=lambda v: OfferNotFound(
+        f"offer {v.path['offer_id']} of game {v.path['game_id']!r} does not exist"
+    ),
+)
+
 router = APIRouter(
     route_class=NativeRoute,
     prefix="/v1",
@@ -37,7 +48,7 @@ GameIdPath = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, patte
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
 
 
-@router.put("/games/{game_id}")
+@router.put("/games/{game_id}", dependencies=[needs("games", "manage", at=path("game_id"))])
 async def put_game(
     game_id: GameIdPath, body: GameIn, state: State, principal: CurrentPrincipal
 ) -> GameOut:
@@ -57,24 +68,30 @@ async def put_game(
     return GameOut.of(game)
 
 
-@router.get("/games")
+@router.get("/games", dependencies=[needs("games", "read", listed=True)])
 async def list_games(
-    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    state: State, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> GamePage:
-    """Games, by id."""
+    """Games, by id (for a key scoped to some games, those)."""
     after_key = decode_cursor(cursor, (str,))
+    only = listed_ids(principal, "games", "read")
     async with state.database.begin() as conn:
-        page = await service.games_page(conn, limit=limit, after_key=after_key)
+        page = await service.games_page(conn, limit=limit, after_key=after_key, only=only)
     return GamePage(items=[GameOut.of(g) for g in page.items], **page_fields(page))
 
 
-@router.get("/games/{game_id}", responses=NOT_FOUND)
+@router.get("/games/{game_id}", dependencies=[needs("games", "read", at=GAME)], responses=NOT_FOUND)
 async def get_game(game_id: GameIdPath, state: State, _: CurrentPrincipal) -> GameOut:
     async with state.database.begin() as conn:
         return GameOut.of(await service.get_game(conn, game_id))
 
 
-@router.post("/games/{game_id}/offers", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
+@router.post(
+    "/games/{game_id}/offers",
+    dependencies=[needs("games", "manage", at=GAME)],
+    status_code=status.HTTP_201_CREATED,
+    responses=NOT_FOUND,
+)
 async def create_offer(
     game_id: GameIdPath, body: OfferIn, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
@@ -88,7 +105,7 @@ async def create_offer(
     return OfferOut.of(offer)
 
 
-@router.get("/games/{game_id}/offers")
+@router.get("/games/{game_id}/offers", dependencies=[needs("games", "read", at=path("game_id"))])
 async def list_offers(
     game_id: GameIdPath,
     state: State,
@@ -103,7 +120,11 @@ async def list_offers(
     return OfferPage(items=[OfferOut.of(o) for o in page.items], **page_fields(page))
 
 
-@router.get("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)
+@router.get(
+    "/games/{game_id}/offers/{offer_id}",
+    dependencies=[needs("games", "read", at=OFFER)],
+    responses=NOT_FOUND,
+)
 async def get_offer(
     game_id: GameIdPath, offer_id: UUID, state: State, _: CurrentPrincipal
 ) -> OfferOut:
@@ -111,7 +132,11 @@ async def get_offer(
         return OfferOut.of(await service.get_offer(conn, game_id=game_id, offer_id=offer_id))
 
 
-@router.put("/games/{game_id}/offers/{offer_id}", responses=NOT_FOUND)
+@router.put(
+    "/games/{game_id}/offers/{offer_id}",
+    dependencies=[needs("games", "manage", at=OFFER)],
+    responses=NOT_FOUND,
+)
 async def update_offer(
     game_id: GameIdPath, offer_id: UUID, body: OfferIn, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
@@ -141,14 +166,22 @@ async def _set_enabled(
     return OfferOut.of(offer)
 
 
-@router.post("/games/{game_id}/offers/{offer_id}/enable", responses=NOT_FOUND)
+@router.post(
+    "/games/{game_id}/offers/{offer_id}/enable",
+    dependencies=[needs("games", "manage", at=OFFER)],
+    responses=NOT_FOUND,
+)
 async def enable_offer(
     game_id: GameIdPath, offer_id: UUID, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
     return await _set_enabled(state, principal, game_id, offer_id, enabled=True)
 
 
-@router.post("/games/{game_id}/offers/{offer_id}/disable", responses=NOT_FOUND)
+@router.post(
+    "/games/{game_id}/offers/{offer_id}/disable",
+    dependencies=[needs("games", "manage", at=OFFER)],
+    responses=NOT_FOUND,
+)
 async def disable_offer(
     game_id: GameIdPath, offer_id: UUID, state: State, principal: CurrentPrincipal
 ) -> OfferOut:

@@ -7,7 +7,7 @@ see, with the in-process cache, in ``promos.offers.player``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -275,10 +275,16 @@ async def list_games(conn: AsyncConnection) -> list[Game]:
 
 
 async def games_page(
-    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    after_key: Key | None = None,
+    only: Collection[str] | None = None,
 ) -> Page[Game]:
-    """Games by id: a page after ``after_key`` (id)."""
+    """Games by id: a page after ``after_key`` (id); ``only`` these, if given."""
     query = select(games).order_by(games.c.id).where(after((games.c.id,), after_key))
+    if only is not None:
+        query = query.where(games.c.id.in_(sorted(only)))
     return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_game)
 
 

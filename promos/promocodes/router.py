@@ -15,6 +15,7 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
+from promos.http.scopes import needs
 from promos.promocodes import changes, export, service
 from promos.promocodes.schemas import (
     GeneratedOut,
@@ -54,6 +55,7 @@ def promocode_out(found: Promocode) -> PromocodeOut:
 
 @router.post(
     "/promocodes",
+    dependencies=[needs("promocodes", "manage")],
     status_code=status.HTTP_201_CREATED,
     responses={409: {"model": ErrorBody, "description": "pattern_exhausted"}},
 )
@@ -91,7 +93,7 @@ def promocode_filter(  # noqa: PLR0917 - FastAPI reads each filter as a paramete
 Filters = Annotated[PromocodeFilter, Depends(promocode_filter)]
 
 
-@router.get("/promocodes")
+@router.get("/promocodes", dependencies=[needs("promocodes", "read")])
 async def list_promocodes(
     filters: Filters,
     state: State,
@@ -108,7 +110,12 @@ async def list_promocodes(
     return PromocodePage(items=[promocode_out(p) for p in page.items], **page_fields(page))
 
 
-@router.get("/promocodes.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+@router.get(
+    "/promocodes.csv",
+    dependencies=[needs("promocodes", "read")],
+    response_class=CsvDownload,
+    responses=CSV_RESPONSE,
+)
 async def export_promocodes(filters: Filters, state: State, _: CurrentPrincipal) -> CsvDownload:
     """The promo codes the filters let through (the list route's), as CSV, in the order they
     were made, streamed as they are read."""
@@ -116,7 +123,12 @@ async def export_promocodes(filters: Filters, state: State, _: CurrentPrincipal)
     return CsvDownload(csv_stream(export.PROMOCODES, rows), filename="promocodes.csv")
 
 
-@router.get("/redemptions.csv", response_class=CsvDownload, responses=CSV_RESPONSE)
+@router.get(
+    "/redemptions.csv",
+    dependencies=[needs("promocodes", "read")],
+    response_class=CsvDownload,
+    responses=CSV_RESPONSE,
+)
 async def export_redemptions(
     filters: Filters,
     state: State,
@@ -130,7 +142,11 @@ async def export_redemptions(
     return CsvDownload(csv_stream(export.REDEMPTIONS, rows), filename="redemptions.csv")
 
 
-@router.get("/promocodes/{code}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/promocodes/{code}",
+    dependencies=[needs("promocodes", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> PromocodeOut:
     async with state.database.begin() as conn:
         return promocode_out(await service.get_promocode(conn, code))
@@ -138,6 +154,7 @@ async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> Promoc
 
 @router.delete(
     "/promocodes/{code}",
+    dependencies=[needs("promocodes", "manage")],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}},
 )
@@ -158,7 +175,9 @@ _USE_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/promocodes/{code}/validate", responses=_USE_ERRORS)
+@router.post(
+    "/promocodes/{code}/validate", dependencies=[needs("promocodes", "use")], responses=_USE_ERRORS
+)
 async def validate(code: Code, body: ValidateIn, state: State, _: CurrentPrincipal) -> PromocodeOut:
     """Whether the customer may use the code on this cart (now, or at `at`); changes nothing."""
     at = body.at or state.clock()
@@ -172,7 +191,10 @@ async def validate(code: Code, body: ValidateIn, state: State, _: CurrentPrincip
 
 
 @router.post(
-    "/promocodes/{code}/redeem", status_code=status.HTTP_201_CREATED, responses=_USE_ERRORS
+    "/promocodes/{code}/redeem",
+    dependencies=[needs("promocodes", "use")],
+    status_code=status.HTTP_201_CREATED,
+    responses=_USE_ERRORS,
 )
 async def redeem(
     code: Code,
@@ -197,6 +219,7 @@ async def redeem(
 
 @router.post(
     "/redemptions/{redemption_id}/rollback",
+    dependencies=[needs("promocodes", "use")],
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RedemptionOut:

@@ -11,7 +11,9 @@ from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
+from promos.http.scopes import Values, body, listed_ids, needs, path
 from promos.referrals import changes, service
+from promos.referrals.errors import ProgramNotFound
 from promos.referrals.schemas import (
     CreditOut,
     CreditPage,
@@ -27,6 +29,15 @@ from promos.referrals.schemas import (
 )
 from promos.state import AppState
 from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, PathId
+
+
+def _unknown_program(values: Values) -> ProgramNotFound:
+    # What the service answers for a program that does not exist.
+    found = values.path.get("program_id") or values.body.get("program_id")
+    return ProgramNotFound(f"referral program {found} does not exist")
+
+
+PROGRAM = path("program_id", unknown=_unknown_program)
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -81,7 +92,11 @@ async def record_total_paid(
     return payment
 
 
-@router.post("/referral-programs", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/referral-programs",
+    dependencies=[needs("referrals", "manage")],
+    status_code=status.HTTP_201_CREATED,
+)
 async def create_program(
     body: ProgramCreate, state: State, principal: CurrentPrincipal
 ) -> ProgramOut:
@@ -97,26 +112,37 @@ async def create_program(
     return ProgramOut.model_validate(program)
 
 
-@router.get("/referral-programs")
+@router.get("/referral-programs", dependencies=[needs("referrals", "read", listed=True)])
 async def list_programs(
-    state: State, _: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    state: State, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> ProgramPage:
-    """Programs, oldest first (the oldest is the default of a registration naming none)."""
+    """Programs, oldest first (the oldest is the default of a registration naming none; for
+    a key scoped to some programs, those)."""
     after_key = decode_cursor(cursor, (int,))
+    listed = listed_ids(principal, "referrals", "read")
+    only = None if listed is None else {int(i) for i in listed}
     async with state.database.begin() as conn:
-        page = await service.programs_page(conn, limit=limit, after_key=after_key)
+        page = await service.programs_page(conn, limit=limit, after_key=after_key, only=only)
     return ProgramPage(
         items=[ProgramOut.model_validate(p) for p in page.items], **page_fields(page)
     )
 
 
-@router.get("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/referral-programs/{program_id}",
+    dependencies=[needs("referrals", "read", at=PROGRAM)],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_program(program_id: PathId, state: State, _: CurrentPrincipal) -> ProgramOut:
     async with state.database.begin() as conn:
         return ProgramOut.model_validate(await service.get_program(conn, program_id))
 
 
-@router.patch("/referral-programs/{program_id}", responses={404: {"model": ErrorBody}})
+@router.patch(
+    "/referral-programs/{program_id}",
+    dependencies=[needs("referrals", "manage", at=PROGRAM)],
+    responses={404: {"model": ErrorBody}},
+)
 async def update_program(
     program_id: PathId, body: ProgramUpdate, state: State, principal: CurrentPrincipal
 ) -> ProgramOut:
@@ -136,6 +162,7 @@ async def update_program(
 
 @router.delete(
     "/referral-programs/{program_id}",
+    dependencies=[needs("referrals", "manage", at=PROGRAM)],
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
@@ -148,6 +175,7 @@ async def delete_program(program_id: PathId, state: State, principal: CurrentPri
 
 @router.post(
     "/referrals",
+    dependencies=[needs("referrals", "use", at=body("program_id", unknown=_unknown_program))],
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": ReferralOut, "description": "the same registration again: nothing new"},
@@ -167,14 +195,22 @@ async def create_referral(
     return ReferralOut.model_validate(registration.referral)
 
 
-@router.get("/referrals/{user_hash}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/referrals/{user_hash}",
+    dependencies=[needs("referrals", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def get_referral(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> ReferralOut:
     """The referral that brought this user in."""
     async with state.database.begin() as conn:
         return ReferralOut.model_validate(await service.get_referral(conn, user_hash))
 
 
-@router.put("/referral-users/{user_hash}/payments", responses={404: {"model": ErrorBody}})
+@router.put(
+    "/referral-users/{user_hash}/payments",
+    dependencies=[needs("referrals", "use")],
+    responses={404: {"model": ErrorBody}},
+)
 async def record_payment(
     user_hash: UserHashPath, body: PaymentIn, state: State, _: CurrentPrincipal
 ) -> PaymentOut:
@@ -185,14 +221,22 @@ async def record_payment(
     return PaymentOut.model_validate(payment)
 
 
-@router.get("/referral-users/{user_hash}/statement", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/referral-users/{user_hash}/statement",
+    dependencies=[needs("referrals", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
     """Sign-up credit, potential credit (targets not reached yet), acquired credit."""
     async with state.database.begin() as conn:
         return StatementOut.model_validate(await service.statement(conn, user_hash))
 
 
-@router.get("/referral-users/{user_hash}/credits", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/referral-users/{user_hash}/credits",
+    dependencies=[needs("referrals", "read")],
+    responses={404: {"model": ErrorBody}},
+)
 async def list_credits(
     user_hash: UserHashPath,
     state: State,

@@ -10,6 +10,7 @@ the winner committed). The ledger's unique ``(referral_id, kind)`` backs it up.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -179,14 +180,20 @@ async def list_programs(
 
 
 async def programs_page(
-    conn: AsyncConnection, *, limit: int, after_key: Key | None = None
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    after_key: Key | None = None,
+    only: Collection[int] | None = None,
 ) -> Page[Program]:
-    """Programs, oldest first: a page after ``after_key`` (id)."""
+    """Programs, oldest first: a page after ``after_key`` (id); ``only`` these, if given."""
     query = (
         select(*_PROGRAM_COLUMNS)
         .order_by(referral_programs.c.id)
         .where(after((referral_programs.c.id,), after_key))
     )
+    if only is not None:
+        query = query.where(referral_programs.c.id.in_(sorted(only)))
     return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_program_of)
 
 

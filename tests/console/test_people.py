@@ -12,6 +12,8 @@ from promos.auth import service as auth
 from promos.db import Database
 from tests.console.conftest import csrf_token, submit
 
+CLIENT = "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b"
+
 ADMIN_PAGES = ["/admin/users", "/admin/users/new", "/admin/api-keys", "/admin/api-keys/new"]
 ADMIN_POSTS = [
     "/admin/users/new",
@@ -254,3 +256,35 @@ async def test_the_keys_page_is_paged_by_key(as_admin, database, clock):
     assert "key 54" in second.text
     assert 'rel="next"' not in second.text
     assert 'href="/admin/api-keys">First page' in second.text
+
+
+async def test_a_new_key_with_scopes_holds_those_only(as_admin, client):
+    created = await submit(
+        as_admin,
+        "/admin/api-keys/new",
+        "/admin/api-keys/new",
+        {"name": "checkout", "role": "sales", "scopes": "promocodes:use\n\npools:use:" + CLIENT},
+    )
+
+    assert created.status_code == 201
+    headers = {"Authorization": f"Bearer {_secret(created.text)}"}
+    assert (await client.get("/v1/promocodes", headers=headers)).status_code == 403
+    listing = (await as_admin.get("/admin/api-keys")).text
+    assert "<code>promocodes:use</code>" in listing
+    assert f"<code>pools:use:{CLIENT}</code>" in listing
+
+
+async def test_a_key_with_a_wrong_scope_is_not_made_and_the_form_says_why(as_admin, database):
+    response = await submit(
+        as_admin,
+        "/admin/api-keys/new",
+        "/admin/api-keys/new",
+        {"name": "checkout", "role": "sales", "scopes": "people:manage"},
+    )
+
+    assert response.status_code == 422
+    assert _errors(response.text) == {
+        "scopes": "only an admin key may hold the people, webhooks and audit scopes"
+    }
+    assert "people:manage" in response.text  # the form keeps what was typed
+    assert await _entries(database, "api_key.create") == []

@@ -14,11 +14,12 @@ from starlette.responses import Response
 
 from promos.auth import changes
 from promos.auth import service as auth
-from promos.auth.errors import InvalidUsername, UserExists, WeakPassword
+from promos.auth.errors import InvalidScope, InvalidUsername, UserExists, WeakPassword
 from promos.auth.schemas import ApiKeyCreate, UserCreate
+from promos.auth.scopes import Scope, parse_scope
 from promos.console import sessions
 from promos.console.deps import PREFIX, Admin, render, see_other
-from promos.console.forms import Form, parse
+from promos.console.forms import MAX_VALUE, Form, parse
 from promos.console.paging import PAGE_SIZE, After, pager
 from promos.console.routing import ConsoleRoute
 from promos.http.deps import State
@@ -112,13 +113,31 @@ async def api_keys(request: Request, state: State, _: Admin, after: After = None
     )
 
 
+SCOPES_HINT = (
+    "One per line, KIND:ACTION or KIND:ACTION:ID,ID, e.g. promocodes:use or games:use:galaxy "
+    "(docs/operations.md lists them). Empty: every scope of the role."
+)
+
+
 def _key_form(request: Request, form: Form, *, status_code: int = 200) -> Response:
     return render(
         request,
         "people/api_key_new.html",
-        {"title": "New API key", "form": form, "roles": ROLES, "role_hint": ROLE_HINT},
+        {
+            "title": "New API key",
+            "form": form,
+            "roles": ROLES,
+            "role_hint": ROLE_HINT,
+            "scopes_hint": SCOPES_HINT,
+        },
         status_code=status_code,
     )
+
+
+def _scopes(text: str) -> list[Scope] | None:
+    """The scopes typed one per line (None: none typed), or ``InvalidScope``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [parse_scope(line) for line in lines] or None
 
 
 @router.get("/api-keys/new")
@@ -130,13 +149,29 @@ async def new_api_key(request: Request, _: Admin) -> Response:
 async def create_api_key(request: Request, state: State, person: Admin) -> Response:
     """Make the key and show its secret, this once (no redirect: the secret is in no URL,
     session or flash message)."""
-    values, form = parse(ApiKeyCreate, await request.form())
-    if values is None:
+    posted = await request.form()
+    values, form = parse(ApiKeyCreate, {k: v for k, v in posted.items() if k != "scopes"})
+    typed = posted.get("scopes")
+    form.values["scopes"] = typed[:MAX_VALUE] if isinstance(typed, str) else ""
+    scopes = None
+    try:
+        scopes = _scopes(form.values["scopes"])
+    except InvalidScope as exc:
+        form.fail("scopes", exc.message)
+    if values is None or not form.ok:
         return _key_form(request, form, status_code=422)
-    async with state.database.begin() as conn:
-        new = await changes.create_api_key(
-            conn, actor=person.principal, name=values.name, role=values.role, now=state.clock()
-        )
+    try:
+        async with state.database.begin() as conn:
+            new = await changes.create_api_key(
+                conn,
+                actor=person.principal,
+                name=values.name,
+                role=values.role,
+                scopes=scopes,
+                now=state.clock(),
+            )
+    except InvalidScope as exc:
+        return _key_form(request, form.fail("scopes", exc.message), status_code=422)
     return render(
         request,
         "people/api_key_created.html",
