@@ -3,7 +3,7 @@
 Run by hand (not in CI), from the repository root:
 
     .venv/bin/python bench/issue_codes.py [--duration 20] [--connections 64] [--codes 1000000]
-                                          [--workers 1] [--reuse]
+                                          [--workers 1] [--reuse] [--scoped]
 
 1. Creates the PostgreSQL database ``promos_bench`` (dropping it first), migrates it, and seeds
    with SQL a client, two batches of ``--codes`` codes each (one without rules, one with
@@ -13,6 +13,9 @@ Run by hand (not in CI), from the repository root:
 2. Starts ``promos serve`` and drives ``POST /api/v1/code/redeem`` with wrk and
    ../shared/bench/issue_codes.lua (a new customer per request): the batch without rules, then
    the batch with rules.
+   With ``--scoped``, each batch is driven twice in a row: with an unscoped key, then with a
+   key holding only ``pools:use:<the client>`` (issue 17), so that the scope check's cost is
+   read from two runs of the same server under the same load.
 3. Measures the ceiling with pgbench: one single-statement issue per transaction, same
    concurrency.
 4. Prints requests/s, p50, p99 and errors of each, the ratios to the ceiling and the targets of
@@ -279,8 +282,24 @@ def promos(*args: str) -> str:
     return done.stdout
 
 
-def create_api_key() -> str:
-    return promos("api-keys", "create", "--name", "bench").strip().splitlines()[-1]
+def create_api_key(*scopes: str) -> str:
+    """A sales key's secret; with ``scopes``, a key holding those only."""
+    options = [arg for scope in scopes for arg in ("--scope", scope)]
+    name = "bench-scoped" if scopes else "bench"
+    return promos("api-keys", "create", "--name", name, *options).strip().splitlines()[-1]
+
+
+def settled_issued(batch_id: UUID) -> int:
+    """The batch's issued rows once the requests in flight at wrk's stop are answered (their
+    count stops moving), so that back-to-back runs on one batch each get their own."""
+    last = issued_in_batch(batch_id)[0]
+    for _ in range(50):  # bounded: 10 s at most
+        time.sleep(0.2)
+        now = issued_in_batch(batch_id)[0]
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def port_in_use(port: int) -> bool:
@@ -485,7 +504,7 @@ def run_pgbench(pool: Pool, args: argparse.Namespace) -> Result:
 
 def print_table(results: list[Result], ceiling: Result) -> None:
     header = (
-        f"{'run':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'200/ok':>10}"
+        f"{'run':<32}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'200/ok':>10}"
         f"{'non-200':>9}{'5xx':>6}{'sock':>6}{'issued':>10}{'x ceiling':>11}"
     )
     print()
@@ -494,13 +513,27 @@ def print_table(results: list[Result], ceiling: Result) -> None:
     for r in results:
         ratio = "" if r is ceiling else f"{r.rps / ceiling.rps:.2f}x"
         print(
-            f"{r.label:<22}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.ok:>10}"
+            f"{r.label:<32}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.ok:>10}"
             f"{r.non_ok:>9}{r.server_errors:>6}{r.socket_errors:>6}{r.issued:>10}{ratio:>11}"
         )
     print(
         "(pgbench: 200/ok = committed transactions, non-200 = failed ones; "
         "issued = rows issued during the run)"
     )
+
+
+def print_scoped(runs: list[Result]) -> None:
+    """Each batch's scoped run against its unscoped one, run just before it."""
+    print()
+    print("scoped key (pools:use:<client>) against the unscoped key, same server, back to back:")
+    by_label = {r.label: r for r in runs}
+    for label in ("no rules", "rules"):
+        plain, scoped = by_label[f"promos, {label}"], by_label[f"promos, {label}, scoped key"]
+        print(
+            f"  {label:<9} req/s {scoped.rps:,.0f} vs {plain.rps:,.0f} "
+            f"({scoped.rps / plain.rps - 1:+.1%}), p99 {scoped.p99_ms:.2f} vs "
+            f"{plain.p99_ms:.2f} ms"
+        )
 
 
 def print_targets(rules: Result, ceiling: Result) -> None:
@@ -571,6 +604,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--reuse", action="store_true", help=f"keep {DB_NAME} as it is (do not re-seed)"
     )
+    parser.add_argument(
+        "--scoped",
+        action="store_true",
+        help="drive each batch again with a key scoped to pools:use of its client",
+    )
     args = parser.parse_args()
     for name in ("duration", "connections", "codes", "workers"):
         if getattr(args, name) < 1:
@@ -600,22 +638,28 @@ def main() -> int:
         promos("migrate")
         pool = seed(args.codes)
     secret = create_api_key()
+    scoped = create_api_key(f"pools:use:{pool.client_id}") if args.scoped else None
     check_connection_headroom(args.connections)
 
     log_path = OUT / "serve.log"
-    before = {batch: issued_in_batch(batch)[0] for batch in (pool.no_rules, pool.rules)}
+    runs: list[Result] = []
     with promos_server(args.port, args.workers, log_path):
-        no_rules = run_wrk("promos, no rules", pool.no_rules, pool, secret, args)
-        rules = run_wrk("promos, rules", pool.rules, pool, secret, args)
-    # Requests still in flight when wrk stopped are answered, and their codes issued, before
-    # the server has stopped: only now are the issued rows final.
-    no_rules = replace(no_rules, issued=issued_in_batch(pool.no_rules)[0] - before[pool.no_rules])
-    rules = replace(rules, issued=issued_in_batch(pool.rules)[0] - before[pool.rules])
+        for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
+            keys = [("", secret)] + ([(", scoped key", scoped)] if scoped else [])
+            for suffix, key in keys:
+                before = settled_issued(batch)
+                result = run_wrk(f"promos, {label}{suffix}", batch, pool, key, args)
+                # Requests still in flight when wrk stopped are answered, and their codes
+                # issued, within moments: count once the rows stop moving.
+                runs.append(replace(result, issued=settled_issued(batch) - before))
     ceiling = run_pgbench(pool, args)
+    rules = next(r for r in runs if r.label == "promos, rules")
 
-    print_table([no_rules, rules, ceiling], ceiling)
+    print_table([*runs, ceiling], ceiling)
     print_targets(rules, ceiling)
-    correct = check_results(pool, [no_rules, rules], args.connections)
+    if scoped:
+        print_scoped(runs)
+    correct = check_results(pool, runs, args.connections)
     problems = server_problems(log_path)
     print(f"\nserver log {log_path}: {len(problems)} error line(s)")
     for line in problems[:10]:
