@@ -156,6 +156,9 @@ INSERT INTO users (username, password_hash, role, created_at)
 INSERT INTO api_keys (name, prefix, digest, role, created_at)
     SELECT 'key ' || g, 'pk_' || g, encode(sha256(('key' || g)::bytea), 'hex'), 'sales', now()
     FROM generate_series(1, 10000) AS g;
+INSERT INTO api_key_scopes (key_id, kind, action, resource)
+    SELECT id, 'games', a, 'game-' || id FROM api_keys, unnest(ARRAY['read', 'use']) AS a
+    WHERE id % 2 = 0;
 INSERT INTO audit_log (at, actor_kind, actor_id, actor_name, actor_role, action, target_type,
                        target_id, before, after)
     SELECT now() - (200000 - g) * interval '1 minute', 'user', 1, '{admin}', 'admin',
@@ -302,6 +305,7 @@ def pages(dsn: str) -> Pages:  # noqa: ARG001 - the plug-in signature
         ("API keys: first page", "/admin/api-keys"),
         ("API keys: last page", _last_page("/admin/api-keys", "id", "api_keys")),
         ("API keys: new", "/admin/api-keys/new"),
+        ("API keys: rotate", "/admin/api-keys/5000/rotate"),
         ("audit: first page", "/admin/audit"),
         ("audit: last page", _last_page("/admin/audit", "id", "audit_log", descending=True)),
         ("audit: by action", "/admin/audit?action=special.update"),

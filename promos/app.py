@@ -18,6 +18,7 @@ from promos.auth import service as auth_service
 from promos.auth.credentials import Authenticator
 from promos.auth.errors import InvalidCredentials, UserExists
 from promos.auth.router import router as auth_router
+from promos.auth.usage import KeyUsage
 from promos.brands.router import router as brands_router
 from promos.catalog.router import router as catalog_router
 from promos.clock import Clock, utc_now
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
             seed_basic=_offers_basic(settings),
             seed_routes=offers_compat.MANAGEMENT_ROUTES,
             limits=limits,
+            usage=KeyUsage(database, clock, flush_seconds=settings.api_key_usage_flush_seconds),
         ),
         issuer=Issuer(
             database,
@@ -121,13 +123,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         # or each full collection walks it all (seen as 50 ms pauses under load).
         gc.collect()
         gc.freeze()
-        if state.dispatcher is not None:
-            state.dispatcher.start()
         try:
-            yield
+            async with _background(state):
+                yield
         finally:
-            if state.dispatcher is not None:
-                await state.dispatcher.stop()
             await state.generations.drain()
             await state.issuer.drain()
             await state.limits.close()
@@ -185,6 +184,23 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
     app.fast_routes = _fast_routes(state, error_shapes)
     _observe(app, state)
     return app
+
+
+@asynccontextmanager
+async def _background(state: AppState) -> AsyncIterator[None]:
+    """The app's background work while it serves: webhook delivery, API key usage flushes."""
+    dispatcher, usage = state.dispatcher, state.authenticator.usage
+    if dispatcher is not None:
+        dispatcher.start()
+    if usage is not None:
+        usage.start()
+    try:
+        yield
+    finally:
+        if usage is not None:
+            await usage.stop()
+        if dispatcher is not None:
+            await dispatcher.stop()
 
 
 def _observe(app: PromosAPI, state: AppState) -> None:

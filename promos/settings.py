@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     auth_cache_seconds: Annotated[
         float, Field(ge=0, le=300, validation_alias=_alias("AUTH_CACHE_SECONDS"))
     ] = 10.0
+    # Each process counts its API keys' requests in memory and adds them to the keys' rows
+    # this often (their last use is as of the last flush): promos.auth.usage.
+    api_key_usage_flush_seconds: Annotated[
+        float, Field(ge=1, le=3600, validation_alias=_alias("API_KEY_USAGE_FLUSH_SECONDS"))
+    ] = 30.0
 
     # The web console at /admin (docs/console.md): its sessions expire after this many idle
     # minutes, and this many hours after sign-in whatever happens.

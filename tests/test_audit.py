@@ -234,6 +234,18 @@ async def revoke_api_key(ctx: Ctx, path: str) -> Expected:
     )
 
 
+@case("POST", "/v1/api-keys/{key_id}/rotate")
+async def rotate_api_key(ctx: Ctx, path: str) -> Expected:
+    async with ctx.database.begin() as conn:
+        new = await auth_service.create_api_key(conn, name="shop", role="sales", now=ctx.clock())
+    body = {"grace_seconds": 3600}
+    made = await ok(
+        await ctx.client.post(fill(path, key_id=new.key.id), json=body, headers=ctx.admin)
+    )
+    before, after = {"prefix": new.key.prefix}, {"prefix": made["prefix"], "grace_seconds": 3600}
+    return Expected("api_key.rotate", "api_key", new.key.id, before=before, after=after)
+
+
 @case("DELETE", "/v1/auth/tokens/current")
 async def sign_out(ctx: Ctx, path: str) -> Expected:
     signed_in = await ok(

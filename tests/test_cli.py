@@ -21,6 +21,7 @@ from promos import migrate
 from promos.auth import service as auth_service
 from promos.cli import main
 from promos.cli.demo import DEMO_CLIENT
+from promos.clock import utc_now
 from promos.codes import service as codes_service
 from promos.codes.service import Batch, BatchStats, Rules
 from promos.datadir import describe
@@ -87,7 +88,9 @@ def users(database_url: str) -> list[auth_service.User]:
 
 
 def api_key_principal(database_url: str, secret: str) -> auth_service.Principal:
-    return query(database_url, lambda conn: auth_service.principal_for_api_key(conn, secret))
+    return query(
+        database_url, lambda conn: auth_service.principal_for_api_key(conn, secret, now=utc_now())
+    )
 
 
 def csv_file(tmp_path: Path, text: str) -> str:

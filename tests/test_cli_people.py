@@ -228,7 +228,8 @@ def test_api_keys_create_json_prints_the_key_with_its_secret(database_url):
     [made] = json_lines(result.stdout)
     assert (made["name"], made["role"], made["revoked"]) == ("svc", "sales", False)
     principal = query(
-        database_url, lambda conn: auth_service.principal_for_api_key(conn, str(made["key"]))
+        database_url,
+        lambda conn: auth_service.principal_for_api_key(conn, str(made["key"]), now=NOW),
     )
     assert principal.id == made["id"]
 
@@ -241,7 +242,9 @@ def test_api_keys_revoke_stops_the_key(database_url):
     assert result.exit_code == 0, result.output
     assert json_lines(result.stdout)[0]["revoked"] is True
     with pytest.raises(InvalidCredentials):
-        query(database_url, lambda conn: auth_service.principal_for_api_key(conn, new.secret))
+        query(
+            database_url, lambda conn: auth_service.principal_for_api_key(conn, new.secret, now=NOW)
+        )
 
 
 def test_api_keys_show_an_unknown_key_fails_cleanly(database_url):
@@ -330,7 +333,8 @@ def test_api_keys_create_with_scopes_makes_a_key_that_holds_those_only(database_
     [made] = json_lines(result.stdout)
     assert made["scopes"] == ["games:use:galaxy,space", "promocodes:use"]
     principal = query(
-        database_url, lambda conn: auth_service.principal_for_api_key(conn, str(made["key"]))
+        database_url,
+        lambda conn: auth_service.principal_for_api_key(conn, str(made["key"]), now=NOW),
     )
     assert principal.scopes is not None
     assert principal.scopes.ids("games", "use") == {"galaxy", "space"}
@@ -343,3 +347,33 @@ def test_api_keys_create_refuses_a_scope_it_does_not_know(database_url):
     assert result.exit_code == 2
     assert "unknown scope kind 'codes'" in result.output
     assert audit_rows(database_url) == []
+
+
+def test_api_keys_rotate_prints_a_new_secret_and_the_old_one_works_for_the_grace(database_url):
+    new = make_key(database_url, "shop")
+
+    result = promos(
+        database_url, "api-keys", "rotate", str(new.key.id), "--grace-seconds", "3600", "--json"
+    )
+
+    assert result.exit_code == 0, result.output
+    [rotated] = json_lines(result.stdout)
+    assert rotated["key"] != new.secret
+    for secret in (new.secret, str(rotated["key"])):
+        principal = query(
+            database_url,
+            lambda conn, s=secret: auth_service.principal_for_api_key(conn, s, now=utc_now()),
+        )
+        assert principal.id == new.key.id
+    [row] = audit_rows(database_url)
+    assert (row["action"], row["after"]["grace_seconds"]) == ("api_key.rotate", 3600)
+
+
+def test_api_keys_create_with_an_expiry_shows_it(database_url):
+    result = promos(
+        database_url, "api-keys", "create", "--name", "x", "--expires-at", "2099-01-31", "--json"
+    )
+
+    assert result.exit_code == 0, result.output
+    [made] = json_lines(result.stdout)
+    assert made["expires_at"] == "2099-01-31T00:00:00Z"

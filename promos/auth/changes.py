@@ -7,7 +7,7 @@ recorded: a password's change names the user and how many of their tokens it rev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -127,10 +127,13 @@ async def create_api_key(
     role: Role,
     now: datetime,
     scopes: Sequence[Scope] | None = None,
+    expires_at: datetime | None = None,
 ) -> NewApiKey:
     """A key for a service (``scopes``: all it may do; None: its role's); recorded without
     its secret."""
-    new = await service.create_api_key(conn, name=name, role=role, now=now, scopes=scopes)
+    new = await service.create_api_key(
+        conn, name=name, role=role, now=now, scopes=scopes, expires_at=expires_at
+    )
     await audit.record(
         conn,
         actor=actor,
@@ -138,6 +141,26 @@ async def create_api_key(
         target_type="api_key",
         target_id=new.key.id,
         after=new.key,
+        at=now,
+    )
+    return new
+
+
+async def rotate_api_key(
+    conn: AsyncConnection, *, actor: Principal, key_id: int, grace: timedelta, now: datetime
+) -> NewApiKey:
+    """A new secret for the key, the old one working ``grace`` longer; recorded without
+    either secret."""
+    before = await service.get_api_key(conn, key_id, for_update=True)
+    new = await service.rotate_api_key(conn, key_id, grace=grace, now=now)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="api_key.rotate",
+        target_type="api_key",
+        target_id=key_id,
+        before={"prefix": before.prefix},
+        after={"prefix": new.key.prefix, "grace_seconds": int(grace.total_seconds())},
         at=now,
     )
     return new

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.auth import service
 from promos.auth.errors import CredentialNotForRoute, CredentialRequired, InvalidCredentials
 from promos.auth.service import Principal, Route
+from promos.auth.usage import KeyUsage
 from promos.clock import Clock
 from promos.db import Database
 from promos.ratelimit import RateLimits
@@ -43,8 +44,11 @@ class Authenticator:
         seed_basic: tuple[str, str] | None = None,
         seed_routes: frozenset[Route] = frozenset(),
         limits: RateLimits | None = None,
+        usage: KeyUsage | None = None,
     ) -> None:
         self._database = database
+        # Each request made with an API key is counted here (in memory, flushed in batches).
+        self.usage = usage
         self._limits = limits
         # The Offers seed's OFFERS_BASICAUTH_USERNAME/PASSWORD: one more Basic credential,
         # which opens ``seed_routes`` (the Offers management routes) and nothing else.
@@ -71,6 +75,8 @@ class Authenticator:
         ``client`` (the caller's address) counts failed Basic passwords per address too.
         """
         principal = await self._principal(authorization, api_key, client)
+        if principal.kind == "api_key" and self.usage is not None:
+            self.usage.record(principal.id, client)
         if principal.routes is not None and route not in principal.routes:
             raise CredentialNotForRoute(
                 "this credential (the Offers seed's OFFERS_BASICAUTH_* pair) opens the Offers "
@@ -124,11 +130,15 @@ class Authenticator:
         self._generation += 1
 
     def _remember(self, key: str, principal: Principal) -> None:
-        if self._ttl <= 0:
+        ttl = self._ttl
+        if principal.expires_at is not None:
+            # Trusted no longer than it works (a key's expiry, an old secret's grace).
+            ttl = min(ttl, (principal.expires_at - self._clock()).total_seconds())
+        if ttl <= 0:
             return
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
-        self._cache[key] = (time.monotonic() + self._ttl, principal)
+        self._cache[key] = (time.monotonic() + ttl, principal)
 
     async def _verify(self, header: str, client: str | None) -> Principal:
         scheme, _, value = header.partition(" ")
@@ -141,7 +151,10 @@ class Authenticator:
                     return Principal("user", 0, username, "sales", routes=self._seed_routes)
                 return await self._with_conn(lambda conn: _basic(conn, username, password))
         if scheme == "bearer" and value.startswith(service.API_KEY_PREFIX):
-            return await self._with_conn(lambda conn: service.principal_for_api_key(conn, value))
+            now = self._clock()
+            return await self._with_conn(
+                lambda conn: service.principal_for_api_key(conn, value, now=now)
+            )
         if scheme == "bearer" and value.startswith(service.TOKEN_PREFIX):
             now = self._clock()
             return await self._with_conn(

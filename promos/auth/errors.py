@@ -41,6 +41,20 @@ class InvalidScope(InvalidInput):
     code = "invalid_scope"
 
 
+class InvalidExpiry(InvalidInput):
+    code = "invalid_expiry"
+
+
+class InvalidGrace(InvalidInput):
+    code = "invalid_grace"
+
+
+class ApiKeyRevoked(Conflict):
+    """A revoked key cannot be rotated back to life."""
+
+    code = "api_key_revoked"
+
+
 class UserExists(Conflict):
     code = "user_exists"
 

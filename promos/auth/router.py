@@ -13,6 +13,7 @@ from promos.auth.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
     ApiKeyPage,
+    ApiKeyRotate,
     NewApiKeyOut,
     PasswordChange,
     PasswordReset,
@@ -212,6 +213,7 @@ async def create_api_key(
             name=body.name,
             role=body.role,
             scopes=None if body.scopes is None else [parse_scope(s) for s in body.scopes],
+            expires_at=body.expires_at,
             now=state.clock(),
         )
     return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
@@ -226,6 +228,33 @@ async def list_api_keys(
     async with state.database.begin() as conn:
         page = await service.list_api_keys(conn, limit=limit, after_key=after_key)
     return ApiKeyPage(items=[ApiKeyOut.model_validate(k) for k in page.items], **page_fields(page))
+
+
+@router.post(
+    "/api-keys/{key_id}/rotate",
+    dependencies=[needs("people", "manage")],
+    responses={
+        403: {"model": ErrorBody},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "api_key_revoked"},
+    },
+)
+async def rotate_api_key(
+    key_id: PathId, body: ApiKeyRotate, state: State, principal: AdminPrincipal
+) -> NewApiKeyOut:
+    """A new secret for the key (in this response and nowhere else); the one it replaces
+    works `grace_seconds` longer. Its scopes, expiry and usage stay."""
+    async with state.database.begin() as conn:
+        new = await changes.rotate_api_key(
+            conn,
+            actor=principal,
+            key_id=key_id,
+            grace=timedelta(seconds=body.grace_seconds),
+            now=state.clock(),
+        )
+    # This process stops trusting the old secret at once if there is no grace.
+    state.authenticator.forget_all()
+    return NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
 
 
 @router.delete(

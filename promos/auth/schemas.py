@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from promos.auth.service import MIN_PASSWORD_LENGTH, Role
+from promos.auth.service import MAX_ROTATION_GRACE, MIN_PASSWORD_LENGTH, Role
 from promos.http.pagination import PageOut
 from promos.validation import HIDDEN, MAX_NAME_LENGTH, PRINTABLE, STORABLE, Lookup, Name, Secret
 
@@ -166,6 +166,23 @@ class ApiKeyCreate(BaseModel):
     """All the key may do, e.g. `["promocodes:use"]` or `["games:use:galaxy"]`
     (`kind:action` or `kind:action:id,id`; docs/operations.md lists them); left out: every
     scope of its role."""
+    expires_at: AwareDatetime | None = None
+    """When the key stops working by itself (with a time zone; in the future); left out:
+    never."""
+
+
+class ApiKeyRotate(BaseModel):
+    """A new secret for a key; the one it replaces works ``grace_seconds`` longer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"grace_seconds": 86400}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    grace_seconds: Annotated[int, Field(ge=0, le=int(MAX_ROTATION_GRACE.total_seconds()))]
+    """How long the replaced secret still works, in seconds (0: not at all; at most 30
+    days), so that the services using it can be given the new one."""
 
 
 class ApiKeyOut(BaseModel):
@@ -185,6 +202,19 @@ class ApiKeyOut(BaseModel):
     """Whether it was revoked (it no longer works)."""
     scopes: list[str] | None
     """All the key may do (`kind:action[:ids]`); null: every scope of its role."""
+    expires_at: datetime | None
+    """When it stops working by itself; null: never."""
+    rotated_at: datetime | None
+    """When its secret was last replaced; null: never."""
+    previous_valid_until: datetime | None
+    """Until when the secret a rotation replaced still works (the latest); null: none."""
+    last_used_at: datetime | None
+    """When it was last used, as of the last flush of the counts (each process adds its
+    counts every PROMOS_API_KEY_USAGE_FLUSH_SECONDS); null: never."""
+    last_used_from: str | None
+    """The client address of its last request (an IPv6 client's /64 network)."""
+    request_count: int
+    """How many requests it made (as of the last flush)."""
 
 
 class NewApiKeyOut(ApiKeyOut):

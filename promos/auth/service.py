@@ -14,13 +14,16 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.auth.errors import (
     ApiKeyNotFound,
+    ApiKeyRevoked,
     InvalidCredentials,
+    InvalidExpiry,
+    InvalidGrace,
     InvalidScope,
     InvalidUsername,
     LastAdmin,
@@ -30,7 +33,7 @@ from promos.auth.errors import (
     WeakPassword,
 )
 from promos.auth.scopes import Grants, Scope
-from promos.auth.tables import api_key_scopes, api_keys, tokens, users
+from promos.auth.tables import api_key_old_secrets, api_key_scopes, api_keys, tokens, users
 from promos.pagination import Key, Page, after, read_page
 from promos.validation import HIDDEN, SURROGATES
 
@@ -40,6 +43,7 @@ Route = tuple[str, str]
 TOKEN_PREFIX = "pt_"  # noqa: S105 - a prefix, not a secret
 API_KEY_PREFIX = "pk_"
 MIN_PASSWORD_LENGTH = 8
+MAX_ROTATION_GRACE = timedelta(days=30)
 # No space or colon (a Basic credential splits at the first colon), no hidden character.
 USERNAME = re.compile(rf"[^\s:{HIDDEN}{SURROGATES}]{{1,255}}")
 
@@ -86,6 +90,9 @@ class Principal:
     role: Role
     routes: frozenset[Route] | None = None
     scopes: Grants | None = None
+    # When the credential stops working by itself (a key's expiry, an old secret's grace):
+    # no cache may trust it longer.
+    expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -124,6 +131,13 @@ class ApiKey:
     created_at: datetime
     revoked: bool
     scopes: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
+    rotated_at: datetime | None = None
+    # Until when the secret a rotation replaced still works (the latest, if several).
+    previous_valid_until: datetime | None = None
+    last_used_at: datetime | None = None
+    last_used_from: str | None = None
+    request_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +157,9 @@ def _user(row: Any) -> User:
     return User(row.id, row.username, row.role, row.created_at, row.disabled_at is not None)
 
 
-def _api_key(row: Any, scopes: Sequence[Scope] | None = None) -> ApiKey:
+def _api_key(
+    row: Any, scopes: Sequence[Scope] | None = None, previous: datetime | None = None
+) -> ApiKey:
     return ApiKey(
         row.id,
         row.name,
@@ -152,7 +168,23 @@ def _api_key(row: Any, scopes: Sequence[Scope] | None = None) -> ApiKey:
         row.created_at,
         row.revoked_at is not None,
         tuple(str(s) for s in Grants(scopes).scopes) if scopes else None,
+        expires_at=row.expires_at,
+        rotated_at=row.rotated_at,
+        previous_valid_until=previous,
+        last_used_at=row.last_used_at,
+        last_used_from=row.last_used_from,
+        request_count=row.request_count,
     )
+
+
+async def _previous_of(conn: AsyncConnection, key_ids: Sequence[int]) -> dict[int, datetime]:
+    """Until when each key's replaced secrets work (the latest), for the keys that have any."""
+    rows = await conn.execute(
+        select(api_key_old_secrets.c.key_id, func.max(api_key_old_secrets.c.valid_until))
+        .where(api_key_old_secrets.c.key_id.in_(key_ids))
+        .group_by(api_key_old_secrets.c.key_id)
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 ALL = "*"  # the resource of a scope row that stands for every resource of its kind
@@ -408,8 +440,12 @@ async def create_api_key(
     role: Role,
     now: datetime,
     scopes: Sequence[Scope] | None = None,
+    expires_at: datetime | None = None,
 ) -> NewApiKey:
-    """A new key; ``scopes``: all it may do (None: every scope of its role)."""
+    """A new key; ``scopes``: all it may do (None: every scope of its role); ``expires_at``:
+    when it stops working (None: never)."""
+    if expires_at is not None and expires_at <= now:
+        raise InvalidExpiry("expires_at must be in the future")
     if scopes is not None:
         if not scopes:
             raise InvalidScope("a scoped key needs at least one scope")
@@ -426,6 +462,7 @@ async def create_api_key(
                 digest=digest(secret),
                 role=role,
                 created_at=now,
+                expires_at=expires_at,
             )
             .returning(api_keys.c.id)
         )
@@ -433,7 +470,42 @@ async def create_api_key(
     if scopes:
         await conn.execute(api_key_scopes.insert(), _scope_rows(key_id, scopes))
     shown = tuple(str(s) for s in Grants(scopes).scopes) if scopes else None
-    return NewApiKey(ApiKey(key_id, name, prefix, role, now, revoked=False, scopes=shown), secret)
+    made = ApiKey(
+        key_id, name, prefix, role, now, revoked=False, scopes=shown, expires_at=expires_at
+    )
+    return NewApiKey(made, secret)
+
+
+async def rotate_api_key(
+    conn: AsyncConnection, key_id: int, *, grace: timedelta, now: datetime
+) -> NewApiKey:
+    """Give the key a new secret; the one it had works ``grace`` longer (none: not at all).
+    Its scopes, expiry and usage stay. ``ApiKeyRevoked`` for a revoked key."""
+    if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+        raise InvalidGrace(
+            f"the grace is 0 to {MAX_ROTATION_GRACE.days} days (in seconds: 0 to "
+            f"{int(MAX_ROTATION_GRACE.total_seconds())})"
+        )
+    row = (
+        await conn.execute(select(api_keys).where(api_keys.c.id == key_id).with_for_update())
+    ).first()
+    if row is None:
+        raise ApiKeyNotFound(f"API key {key_id} does not exist")
+    if row.revoked_at is not None:
+        raise ApiKeyRevoked(f"API key {key_id} is revoked: make a new one")
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    if grace > timedelta(0):
+        await conn.execute(
+            api_key_old_secrets.insert().values(
+                digest=row.digest, key_id=key_id, valid_until=now + grace
+            )
+        )
+    await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id)
+        .values(digest=digest(secret), prefix=secret[:10], rotated_at=now)
+    )
+    return NewApiKey(await get_api_key(conn, key_id), secret)
 
 
 async def list_api_keys(
@@ -442,8 +514,12 @@ async def list_api_keys(
     """API keys, oldest first: a page after ``after_key`` (id)."""
     query = select(api_keys).order_by(api_keys.c.id).where(after((api_keys.c.id,), after_key))
     page = await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=lambda r: r)
-    scopes = await _scopes_of(conn, [row.id for row in page.items])
-    return Page([_api_key(row, scopes.get(row.id)) for row in page.items], page.next_key)
+    ids = [row.id for row in page.items]
+    scopes, previous = await _scopes_of(conn, ids), await _previous_of(conn, ids)
+    return Page(
+        [_api_key(row, scopes.get(row.id), previous.get(row.id)) for row in page.items],
+        page.next_key,
+    )
 
 
 async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = False) -> ApiKey:
@@ -452,7 +528,8 @@ async def get_api_key(conn: AsyncConnection, key_id: int, *, for_update: bool = 
     row = (await conn.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         raise ApiKeyNotFound(f"API key {key_id} does not exist")
-    return _api_key(row, (await _scopes_of(conn, [key_id])).get(key_id))
+    scopes, previous = await _scopes_of(conn, [key_id]), await _previous_of(conn, [key_id])
+    return _api_key(row, scopes.get(key_id), previous.get(key_id))
 
 
 async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -> None:
@@ -467,19 +544,39 @@ async def revoke_api_key(conn: AsyncConnection, key_id: int, *, now: datetime) -
             raise ApiKeyNotFound(f"API key {key_id} does not exist")
 
 
-async def principal_for_api_key(conn: AsyncConnection, secret: str) -> Principal:
-    row = (
-        await conn.execute(
-            select(api_keys.c.id, api_keys.c.name, api_keys.c.role).where(
-                api_keys.c.digest == digest(secret), api_keys.c.revoked_at.is_(None)
+async def principal_for_api_key(conn: AsyncConnection, secret: str, *, now: datetime) -> Principal:
+    """The key whose secret this is (or was, within a rotation's grace), if it is neither
+    revoked nor expired."""
+    usable = and_(
+        api_keys.c.revoked_at.is_(None),
+        or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+    )
+    columns = (api_keys.c.id, api_keys.c.name, api_keys.c.role, api_keys.c.expires_at)
+    found = digest(secret)
+    query = select(*columns).where(api_keys.c.digest == found, usable)
+    row: Any = (await conn.execute(query)).first()
+    until = None
+    if row is None:  # a secret a rotation replaced, within its grace
+        old = api_key_old_secrets
+        row = (
+            await conn.execute(
+                select(*columns, old.c.valid_until)
+                .select_from(old.join(api_keys, old.c.key_id == api_keys.c.id))
+                .where(old.c.digest == found, old.c.valid_until > now, usable)
             )
-        )
-    ).first()
+        ).first()
+        until = row.valid_until if row is not None else None
     if row is None:
-        raise InvalidCredentials("the API key is unknown or revoked")
+        raise InvalidCredentials("the API key is unknown, expired or revoked")
     scopes = (await _scopes_of(conn, [row.id])).get(row.id)
+    ends = [t for t in (row.expires_at, until) if t is not None]
     return Principal(
-        "api_key", row.id, row.name, row.role, scopes=Grants(scopes) if scopes else None
+        "api_key",
+        row.id,
+        row.name,
+        row.role,
+        scopes=Grants(scopes) if scopes else None,
+        expires_at=min(ends) if ends else None,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import click
 
 from promos.auth import changes, service
@@ -15,7 +17,18 @@ from promos.db import Database
 from promos.pagination import every_item
 from promos.settings import Settings
 
-COLUMNS = ("id", "name", "prefix", "role", "scopes", "revoked", "created_at")
+COLUMNS = (
+    "id",
+    "name",
+    "prefix",
+    "role",
+    "scopes",
+    "revoked",
+    "expires_at",
+    "last_used_at",
+    "last_used_from",
+    "request_count",
+)
 
 
 def _scopes(_ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]) -> list[Scope]:
@@ -43,8 +56,21 @@ def api_keys() -> None:
     help="All the key may do, once per scope: KIND:ACTION or KIND:ACTION:ID,ID "
     "(e.g. promocodes:use, games:use:galaxy); none: every scope of its role",
 )
+@click.option(
+    "--expires-at",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    help="When it stops working by itself, in UTC (e.g. 2027-01-31 or 2027-01-31T18:00); "
+    "none: never",
+)
 @json_option
-def create(name: str, role: service.Role, scopes: list[Scope], *, as_json: bool) -> None:
+def create(
+    name: str,
+    role: service.Role,
+    scopes: list[Scope],
+    expires_at: datetime | None,
+    *,
+    as_json: bool,
+) -> None:
     """Create an API key and print its secret (it is stored only as a digest)."""
 
     async def work(database: Database, _: Settings) -> service.NewApiKey:
@@ -55,20 +81,52 @@ def create(name: str, role: service.Role, scopes: list[Scope], *, as_json: bool)
                 name=name,
                 role=role,
                 scopes=scopes or None,
+                expires_at=expires_at.replace(tzinfo=UTC) if expires_at else None,
                 now=utc_now(),
             )
 
     new = run(work)
+    held = ", ".join(new.key.scopes) if new.key.scopes else f"every scope of {new.key.role}"
+    _secret(new, f"API key {new.key.id} ({new.key.role}: {held}) for {new.key.name!r}", as_json)
+
+
+@api_keys.command("rotate")
+@click.argument("key_id", type=ROW_ID)
+@click.option(
+    "--grace-seconds",
+    type=click.IntRange(0, int(service.MAX_ROTATION_GRACE.total_seconds())),
+    required=True,
+    help="How long the old secret still works (0: not at all; at most 30 days), for the "
+    "services using it to get the new one",
+)
+@json_option
+def rotate(key_id: int, grace_seconds: int, *, as_json: bool) -> None:
+    """Give an API key a new secret and print it; the old one works --grace-seconds longer.
+
+    A running server's cache of verified credentials trusts the old one for up to
+    PROMOS_AUTH_CACHE_SECONDS more, never past its grace."""
+
+    async def work(database: Database, _: Settings) -> service.NewApiKey:
+        async with database.begin() as conn:
+            return await changes.rotate_api_key(
+                conn,
+                actor=cli_actor(),
+                key_id=key_id,
+                grace=timedelta(seconds=grace_seconds),
+                now=utc_now(),
+            )
+
+    new = run(work)
+    _secret(new, f"API key {new.key.id} ({new.key.name!r}) rotated", as_json)
+
+
+def _secret(new: service.NewApiKey, what: str, as_json: bool) -> None:
+    """A new secret: the key as JSON with it, or a line on stderr and the secret alone."""
     if as_json:
         out = NewApiKeyOut(**ApiKeyOut.model_validate(new.key).model_dump(), key=new.secret)
         show_one(out, as_json=True)
         return
-    held = ", ".join(new.key.scopes) if new.key.scopes else f"every scope of {new.key.role}"
-    click.echo(
-        f"API key {new.key.id} ({new.key.role}: {held}) for {new.key.name!r}; "
-        "keep it, it is not shown again:",
-        err=True,
-    )
+    click.echo(f"{what}; keep its secret, it is not shown again:", err=True)
     click.echo(new.secret)
 
 

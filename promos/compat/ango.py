@@ -22,6 +22,7 @@ from promos.errors import PromosError
 from promos.http.deps import CurrentPrincipal, State, route_of
 from promos.http.errors import headers_for, invalid_input, status_for
 from promos.http.fastpath import FastEndpoint, header
+from promos.http.ratelimit import client_key
 from promos.http.responses import JSON
 from promos.http.routes import ApiErrors, error_route_class
 from promos.http.scopes import Need, Values, body, listed_ids, needs
@@ -262,6 +263,7 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
                 header(headers, b"authorization"),
                 header(headers, b"x-api-key"),
                 route=route_of(scope),
+                client=client_key(scope),
             )
             set_principal(scope, principal)
             # The route's scope, as its FastAPI twin checks it: lookups in the cached key,

@@ -15,6 +15,7 @@ AUDITED = {
     ("POST", "/admin/users/{user_id}/disable"): "user.disable (test_people.py)",
     ("POST", "/admin/api-keys/new"): "api_key.create (test_people.py)",
     ("POST", "/admin/api-keys/{key_id}/revoke"): "api_key.revoke (test_people.py)",
+    ("POST", "/admin/api-keys/{key_id}/rotate"): "api_key.rotate (test_people.py)",
     ("POST", "/admin/promocodes/new"): "promocode_generation.create (test_promocodes.py)",
     ("POST", "/admin/promocodes/codes/{code}/edit"): "promocode.update (test_promocodes.py)",
     ("POST", "/admin/promocodes/codes/{code}/delete"): "promocode.delete (test_promocodes.py)",

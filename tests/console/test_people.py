@@ -14,12 +14,19 @@ from tests.console.conftest import csrf_token, submit
 
 CLIENT = "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b"
 
-ADMIN_PAGES = ["/admin/users", "/admin/users/new", "/admin/api-keys", "/admin/api-keys/new"]
+ADMIN_PAGES = [
+    "/admin/users",
+    "/admin/users/new",
+    "/admin/api-keys",
+    "/admin/api-keys/new",
+    "/admin/api-keys/1/rotate",
+]
 ADMIN_POSTS = [
     "/admin/users/new",
     "/admin/users/1/disable",
     "/admin/api-keys/new",
     "/admin/api-keys/1/revoke",
+    "/admin/api-keys/1/rotate",
 ]
 
 
@@ -288,3 +295,61 @@ async def test_a_key_with_a_wrong_scope_is_not_made_and_the_form_says_why(as_adm
     }
     assert "people:manage" in response.text  # the form keeps what was typed
     assert await _entries(database, "api_key.create") == []
+
+
+async def test_a_rotated_key_shows_its_new_secret_once_and_the_old_one_works_for_the_grace(
+    as_admin, client, clock, database, state
+):
+    old = _secret((await _create_key(as_admin)).text)
+    page = await as_admin.get("/admin/api-keys/1/rotate")
+    assert "One more day" in page.text
+
+    rotated = await submit(
+        as_admin, "/admin/api-keys/1/rotate", "/admin/api-keys/1/rotate", {"grace_seconds": "3600"}
+    )
+
+    assert rotated.status_code == 201
+    assert "API key rotated" in rotated.text
+    new = _secret(rotated.text)
+    for secret in (old, new):
+        me = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {secret}"})
+        assert me.status_code == 200
+    assert "rotated" in (await as_admin.get("/admin/api-keys")).text
+    clock.advance(seconds=3601)
+    state.authenticator.forget_all()  # as another process would, its cache expired
+    gone = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {old}"})
+    assert gone.status_code == 401
+    [entry] = await _entries(database, "api_key.rotate")
+    assert entry.actor_name == "ada"
+    assert old not in str(entry.after)
+    assert new not in str(entry.after)
+
+
+async def test_a_key_expiring_on_a_past_day_is_not_made(as_admin, database):
+    response = await submit(
+        as_admin,
+        "/admin/api-keys/new",
+        "/admin/api-keys/new",
+        {"name": "checkout", "role": "sales", "expires_on": "2020-01-01"},
+    )
+
+    assert response.status_code == 422
+    assert _errors(response.text) == {"expires_on": "A day after today."}
+    assert await _entries(database, "api_key.create") == []
+
+
+async def test_a_key_expiring_on_a_day_works_until_it_starts(as_admin, client, clock, state):
+    created = await submit(
+        as_admin,
+        "/admin/api-keys/new",
+        "/admin/api-keys/new",
+        {"name": "checkout", "role": "sales", "expires_on": "2026-03-03"},
+    )
+    headers = {"Authorization": f"Bearer {_secret(created.text)}"}
+    assert (await client.get("/v1/auth/me", headers=headers)).status_code == 200
+    assert "2026-03-03 00:00:00 UTC" in (await as_admin.get("/admin/api-keys")).text
+
+    clock.advance(days=2)
+    state.authenticator.forget_all()  # as another process would, its cache expired
+
+    assert (await client.get("/v1/auth/me", headers=headers)).status_code == 401

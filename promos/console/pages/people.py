@@ -7,6 +7,7 @@ that made it, and nowhere else: not in a redirect, a session or a log.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -14,12 +15,18 @@ from starlette.responses import Response
 
 from promos.auth import changes
 from promos.auth import service as auth
-from promos.auth.errors import InvalidScope, InvalidUsername, UserExists, WeakPassword
-from promos.auth.schemas import ApiKeyCreate, UserCreate
+from promos.auth.errors import (
+    InvalidExpiry,
+    InvalidScope,
+    InvalidUsername,
+    UserExists,
+    WeakPassword,
+)
+from promos.auth.schemas import ApiKeyCreate, ApiKeyRotate, UserCreate
 from promos.auth.scopes import Scope, parse_scope
 from promos.console import sessions
 from promos.console.deps import PREFIX, Admin, render, see_other
-from promos.console.forms import MAX_VALUE, Form, parse
+from promos.console.forms import Form, parse, text_values
 from promos.console.paging import PAGE_SIZE, After, pager
 from promos.console.routing import ConsoleRoute
 from promos.http.deps import State
@@ -134,6 +141,70 @@ def _key_form(request: Request, form: Form, *, status_code: int = 200) -> Respon
     )
 
 
+def _day_start(text: str) -> datetime | None:
+    """The start (UTC) of the day typed, or None if none was; ``ValueError`` if not a day."""
+    if not text.strip():
+        return None
+    return datetime.combine(date.fromisoformat(text.strip()), time(), tzinfo=UTC)
+
+
+GRACES = (
+    ("0", "Not at all: it stops now"),
+    ("3600", "One more hour"),
+    ("86400", "One more day"),
+    ("604800", "One more week"),
+    ("2592000", "30 more days"),
+)
+
+
+@router.get("/api-keys/{key_id}/rotate")
+async def rotate_form(request: Request, key_id: Id, state: State, _: Admin) -> Response:
+    async with state.database.begin() as conn:
+        key = await auth.get_api_key(conn, key_id)
+    return _rotate_form(request, key, Form())
+
+
+def _rotate_form(
+    request: Request, key: auth.ApiKey, form: Form, *, status_code: int = 200
+) -> Response:
+    return render(
+        request,
+        "people/api_key_rotate.html",
+        {"title": f"Rotate {key.name}", "key": key, "form": form, "graces": GRACES},
+        status_code=status_code,
+    )
+
+
+@router.post("/api-keys/{key_id}/rotate")
+async def rotate_api_key(request: Request, key_id: Id, state: State, person: Admin) -> Response:
+    """Give the key a new secret and show it, this once (as a new key's is shown)."""
+    values, form = parse(ApiKeyRotate, await request.form())
+    if values is None:
+        async with state.database.begin() as conn:
+            key = await auth.get_api_key(conn, key_id)
+        return _rotate_form(request, key, form, status_code=422)
+    async with state.database.begin() as conn:
+        new = await changes.rotate_api_key(
+            conn,
+            actor=person.principal,
+            key_id=key_id,
+            grace=timedelta(seconds=values.grace_seconds),
+            now=state.clock(),
+        )
+    state.authenticator.forget_all()
+    return render(
+        request,
+        "people/api_key_created.html",
+        {
+            "title": "API key rotated",
+            "heading": "API key rotated",
+            "key": new.key,
+            "secret": new.secret,
+        },
+        status_code=201,
+    )
+
+
 def _scopes(text: str) -> list[Scope] | None:
     """The scopes typed one per line (None: none typed), or ``InvalidScope``."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -150,14 +221,17 @@ async def create_api_key(request: Request, state: State, person: Admin) -> Respo
     """Make the key and show its secret, this once (no redirect: the secret is in no URL,
     session or flash message)."""
     posted = await request.form()
-    values, form = parse(ApiKeyCreate, {k: v for k, v in posted.items() if k != "scopes"})
-    typed = posted.get("scopes")
-    form.values["scopes"] = typed[:MAX_VALUE] if isinstance(typed, str) else ""
-    scopes = None
+    values, form = parse(ApiKeyCreate, {k: v for k, v in posted.items() if k in ("name", "role")})
+    form.values.update(text_values(posted, ("scopes", "expires_on")))
+    scopes = expires_at = None
     try:
-        scopes = _scopes(form.values["scopes"])
+        scopes = _scopes(form.value("scopes"))
     except InvalidScope as exc:
         form.fail("scopes", exc.message)
+    try:
+        expires_at = _day_start(form.value("expires_on"))
+    except ValueError:
+        form.fail("expires_on", "A date, e.g. 2027-01-31.")
     if values is None or not form.ok:
         return _key_form(request, form, status_code=422)
     try:
@@ -168,10 +242,14 @@ async def create_api_key(request: Request, state: State, person: Admin) -> Respo
                 name=values.name,
                 role=values.role,
                 scopes=scopes,
+                expires_at=expires_at,
                 now=state.clock(),
             )
     except InvalidScope as exc:
         return _key_form(request, form.fail("scopes", exc.message), status_code=422)
+    except InvalidExpiry:
+        form.fail("expires_on", "A day after today.")
+        return _key_form(request, form, status_code=422)
     return render(
         request,
         "people/api_key_created.html",
