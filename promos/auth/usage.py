@@ -61,7 +61,10 @@ class KeyUsage:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - stopping goes on; the counts are what is lost
+            log.warning("could not record the API keys' usage at shutdown: its counts are lost")
 
     async def _run(self) -> None:
         while True:
