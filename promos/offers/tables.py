@@ -77,6 +77,31 @@ offers = Table(
     ).ddl_if(dialect="postgresql"),
 )
 
+# Every version of every offer as it was made (``offers`` holds the current one).
+offer_versions = Table(
+    "offer_versions",
+    metadata,
+    Column("game_id", String(255), primary_key=True),
+    Column("offer_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", Uuid, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("product_id", String(255), nullable=True),
+    Column("cost", Document, nullable=True),
+    Column("contents", Document, nullable=False),
+    Column("metadata", Document, nullable=False),
+    Column("placement", String(255), nullable=False),
+    Column("period_every", String(64), nullable=False),
+    Column("period_max", Integer, nullable=False),
+    Column("frequency_every", String(64), nullable=False),
+    Column("frequency_max", Integer, nullable=False),
+    Column("trigger_from", BigInteger, nullable=False),
+    Column("trigger_to", BigInteger, nullable=False),
+    Column("filters", Document, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),  # when this version was made
+    ForeignKeyConstraint(["game_id", "offer_id"], ["offers.game_id", "offers.id"]),
+)
+
 # One row per (game, player, offer) the player has claimed or seen: counted atomically.
 offer_players = Table(
     "offer_players",
@@ -105,6 +130,8 @@ offer_claims = Table(
     Column("next_at", BigInteger, nullable=True),  # what the first answer said, for replays
     # A game's claims by time: claims per day (the dashboard).
     Index("ix_offer_claims_game_claimed", "game_id", "claimed_at"),
+    # A player's claims, newest first (the console's player page).
+    Index("ix_offer_claims_game_player", "game_id", "player_id", "claimed_at"),
 )
 
 # One row per impression; its id is what makes an impression idempotent.
@@ -119,4 +146,6 @@ offer_impressions = Table(
     Column("next_at", BigInteger, nullable=True),
     # A game's impressions by time: impressions per day (the dashboard).
     Index("ix_offer_impressions_game_seen", "game_id", "seen_at"),
+    # A player's impressions, newest first (the console's player page).
+    Index("ix_offer_impressions_game_player", "game_id", "player_id", "seen_at"),
 )
