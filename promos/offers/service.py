@@ -723,3 +723,18 @@ async def player_impressions(
         .limit(limit)
     )
     return [Impression(r.impression_id, r.offer_id, r.seen_at) for r in rows]
+
+
+async def offer_names(
+    conn: AsyncConnection, *, game_id: str, offer_ids: Iterable[UUID]
+) -> dict[UUID, str]:
+    """The names of these offers of the game, by id (primary-key reads)."""
+    wanted = list(set(offer_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(offers.c.id, offers.c.name).where(
+            offers.c.game_id == game_id, offers.c.id.in_(wanted)
+        )
+    )
+    return {row.id: row.name for row in rows}
