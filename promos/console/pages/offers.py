@@ -263,7 +263,7 @@ async def offer_new(
             values = {
                 "period_every": "",
                 "period_max": "1",
-                "frequency_every": "",
+                "frequency_every": "1h",  # at most one impression an hour
                 "frequency_max": "0",
                 "trigger_from": trigger_text(int(now.timestamp())),
             }
