@@ -48,11 +48,6 @@ def upgrade() -> None:
         sa.Column("trigger_to", sa.BigInteger(), nullable=False),
         sa.Column("filters", Document, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["game_id", "offer_id"],
-            ["offers.game_id", "offers.id"],
-            name=op.f("fk_offer_versions_game_id_offers"),
-        ),
         sa.PrimaryKeyConstraint("game_id", "offer_id", "version", name=op.f("pk_offer_versions")),
     )
     op.execute(
