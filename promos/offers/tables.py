@@ -6,6 +6,8 @@ Every row is keyed by its game first, so that the schema can be distributed by g
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,6 +27,25 @@ from promos.db import UTCDateTime, metadata
 
 # JSONB on PostgreSQL (filters are searched through a GIN index), JSON text on SQLite.
 Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _spec_columns() -> list[Column[Any]]:
+    """What an offer template says (``OfferSpec`` but its filters): each version's, too."""
+    return [
+        Column("name", String(255), nullable=False),
+        Column("product_id", String(255), nullable=True),
+        Column("cost", Document, nullable=True),
+        Column("contents", Document, nullable=False),
+        Column("metadata", Document, nullable=False),
+        Column("placement", String(255), nullable=False),
+        Column("period_every", String(64), nullable=False),
+        Column("period_max", Integer, nullable=False),
+        Column("frequency_every", String(64), nullable=False),
+        Column("frequency_max", Integer, nullable=False),
+        Column("trigger_from", BigInteger, nullable=False),
+        Column("trigger_to", BigInteger, nullable=False),
+    ]
+
 
 games = Table(
     "games",
@@ -47,18 +68,7 @@ offers = Table(
     # The current version's own id: a new one with each version, while ``id`` stays.
     Column("key", Uuid, nullable=False),
     Column("version", Integer, nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("product_id", String(255), nullable=True),
-    Column("cost", Document, nullable=True),
-    Column("contents", Document, nullable=False),
-    Column("metadata", Document, nullable=False),
-    Column("placement", String(255), nullable=False),
-    Column("period_every", String(64), nullable=False),
-    Column("period_max", Integer, nullable=False),
-    Column("frequency_every", String(64), nullable=False),
-    Column("frequency_max", Integer, nullable=False),
-    Column("trigger_from", BigInteger, nullable=False),
-    Column("trigger_to", BigInteger, nullable=False),
+    *_spec_columns(),
     Column("enabled", Boolean, nullable=False),
     Column("filters", Document, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -87,18 +97,7 @@ offer_versions = Table(
     Column("offer_id", Uuid, primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("key", Uuid, nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("product_id", String(255), nullable=True),
-    Column("cost", Document, nullable=True),
-    Column("contents", Document, nullable=False),
-    Column("metadata", Document, nullable=False),
-    Column("placement", String(255), nullable=False),
-    Column("period_every", String(64), nullable=False),
-    Column("period_max", Integer, nullable=False),
-    Column("frequency_every", String(64), nullable=False),
-    Column("frequency_max", Integer, nullable=False),
-    Column("trigger_from", BigInteger, nullable=False),
-    Column("trigger_to", BigInteger, nullable=False),
+    *_spec_columns(),
     Column("filters", Document, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),  # when this version was made
 )
