@@ -61,7 +61,7 @@ from promos.brands import service as brands  # noqa: E402
 from promos.db import Database  # noqa: E402
 from promos.http.pagination import encode_cursor  # noqa: E402
 from promos.offers import service  # noqa: E402
-from promos.offers.tables import offers  # noqa: E402
+from promos.offers.tables import offer_versions, offers  # noqa: E402
 
 HOST = "127.0.0.1"
 DB_NAME = "promos_bench_console_pages"
@@ -72,7 +72,7 @@ PROMOS = Path(sys.executable).with_name("promos")
 ADMIN, PASSWORD = "bench", "bench password"
 TARGET_MS = 50.0
 PAGE_SIZE = 50  # promos.console.paging.PAGE_SIZE
-PLUGINS = ("console_pools", "console_promocodes")
+PLUGINS = ("console_pools", "console_promocodes", "console_offers")
 SERVER_START_SECONDS = 60.0
 SMALL_BATCHES = 2000
 
@@ -250,6 +250,11 @@ async def _make_game() -> None:
             offer = await service.create_offer(conn, game_id="bench", spec=spec, now=now)
             await conn.execute(
                 offers.update().where(offers.c.id == offer.id).values(id=UUID(OFFER))
+            )
+            await conn.execute(  # its version moves with it
+                offer_versions.update()
+                .where(offer_versions.c.offer_id == offer.id)
+                .values(offer_id=UUID(OFFER))
             )
         async with database.begin() as conn:
             for brand_id in range(1, BRANDS + 1):

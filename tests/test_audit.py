@@ -78,6 +78,7 @@ OPERATIONAL = {
     ("POST", "/emailverification"): _READS,
     ("POST", "/emailverification/"): _READS,
     ("POST", "/v1/promocodes/{code}/validate"): _READS,
+    ("POST", "/v1/games/{game_id}/offer-explanations"): _READS,
     ("POST", "/v1/batches/{batch_id}/issues"): _ISSUE,
     ("POST", "/api/v1/code/redeem"): _ISSUE,
     ("GET", "/discounts/api/v1.0/get_code/{user_id}/{user_secret}/{brand_id}"): _ISSUE,

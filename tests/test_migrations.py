@@ -25,6 +25,8 @@ from promos import migrate
 from promos.app import create_app
 from promos.codes.tables import batch_clients, batches, clients, codes
 from promos.db import Database
+from promos.offers import service as offer_service
+from promos.offers.tables import games, offers
 from promos.settings import Settings
 from tests.conftest import PG_URL, FakeClock
 from tests.factories.auth import make_api_key
@@ -186,3 +188,38 @@ async def test_after_the_upgrade_a_batch_takes_codes_of_another_client(client, o
 
     assert added.status_code == 201, added.text
     assert issued.json()["code"] == "NEW-1"
+
+
+# --- 0013_offer_console: the version each offer was at is kept -------------------------------
+
+
+async def test_the_offer_console_upgrade_keeps_the_version_each_offer_is_at(empty_url):
+    database = Database(empty_url)
+    offer_id, key = uuid4(), uuid4()
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0012")
+            await conn.execute(
+                games.insert().values(
+                    id="galaxy", name="Galaxy", metadata={}, created_at=THEN, updated_at=THEN
+                )
+            )
+            await conn.execute(
+                offers.insert().values(
+                    game_id="galaxy", id=offer_id, key=key, version=3, name="Gems",
+                    product_id="gems", cost=None, contents={"gems": 5}, metadata={},
+                    placement="store", period_every="", period_max=1, frequency_every="",
+                    frequency_max=1, trigger_from=0, trigger_to=10, enabled=True, filters={},
+                    created_at=THEN, updated_at=THEN,
+                )
+            )  # fmt: skip
+        await migrate.upgrade(database.engine)
+        async with database.begin() as conn:
+            kept_versions = offer_service.offer_versions_of(
+                conn, game_id="galaxy", offer_id=offer_id
+            )
+            [kept] = await kept_versions
+    finally:
+        await database.dispose()
+
+    assert (kept.version, kept.key, kept.spec.name, kept.created_at) == (3, key, "Gems", THEN)

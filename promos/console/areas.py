@@ -28,6 +28,7 @@ AREAS: tuple[Area, ...] = (
         "Batches of unique codes: their stock, uploads, issues per day, exports.",
     ),
     Area("Brands", "/admin/brands", "The discount generator's brands, their stock and users."),
+    Area("Offers", "/admin/games", "Games, their offers, and why a player gets them or not."),
     Area(
         "Users", "/admin/users", "People who sign in to the console and the API.", admin_only=True
     ),

@@ -14,6 +14,7 @@ from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
 from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
+from promos.console.pages.offers import router as offers_pages
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -25,6 +26,7 @@ PAGES: tuple[APIRouter, ...] = (
     catalog.router,
     pools.router,
     brands.router,
+    offers_pages,
 )
 
 

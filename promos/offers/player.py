@@ -23,6 +23,7 @@ from promos.offers import service
 from promos.offers.catalog import OfferCatalog, offer_body, select_offers
 from promos.offers.counting import ClaimAsk, Claimed, Counter, Seen, SeenAsk
 from promos.offers.errors import GameNotFound, OfferNotFound
+from promos.offers.rules import Explanation, explain_offers
 from promos.offers.service import Game, Offer, PlayerOffer
 
 
@@ -213,4 +214,29 @@ async def see_offer(
     _, offer = await _offer(database, catalog, game_id, offer_id)
     return await counter.see(
         SeenAsk(offer=offer, player_id=player_id, impression_id=impression_id, now=now)
+    )
+
+
+async def explain(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    player_id: str,
+    attributes: Mapping[str, str],
+    now: datetime,
+) -> Explanation:
+    """Every offer of the game for the player now: shown as ``available_offers`` would, or
+    left out by the first rule that fails (``GameNotFound`` for no such game)."""
+    held = await catalog.get(game_id)  # the offers the hot route reads, as it reads them
+    async with database.begin() as conn:
+        offers = held.offers if catalog.enabled else await service.game_offers(conn, game_id)
+        history = await service.player_history(conn, game_id=game_id, player_id=player_id)
+    return explain_offers(
+        game=held.game,
+        offers=offers,
+        histories=history,
+        player_id=player_id,
+        attributes=attributes,
+        now=now,
     )

@@ -37,6 +37,12 @@ AUDITED = {
     ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
     ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
     ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
+    ("POST", "/admin/games/new"): "game.create (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/edit"): "game.update (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/new"): "offer.create (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}"): "offer.update (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}/enable"): "offer.enable (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}/disable"): "offer.disable (test_offers.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
