@@ -29,6 +29,11 @@ AREAS: tuple[Area, ...] = (
     ),
     Area("Brands", "/admin/brands", "The discount generator's brands, their stock and users."),
     Area(
+        "Referrals",
+        "/admin/referrals",
+        "Referral programs and their funnel, users' statements, e-mail invitations.",
+    ),
+    Area(
         "Users", "/admin/users", "People who sign in to the console and the API.", admin_only=True
     ),
     Area(

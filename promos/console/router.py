@@ -13,7 +13,17 @@ from starlette.types import Message, Receive, Scope, Send
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
+from promos.console.pages import (
+    audit,
+    brands,
+    catalog,
+    home,
+    people,
+    pools,
+    promocodes,
+    referrals,
+    signin,
+)
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -25,6 +35,7 @@ PAGES: tuple[APIRouter, ...] = (
     catalog.router,
     pools.router,
     brands.router,
+    referrals.router,
 )
 
 

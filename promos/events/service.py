@@ -208,7 +208,7 @@ async def deactivate_subscription(conn: AsyncConnection, subscription_id: int) -
     result = await conn.execute(
         update(webhook_subscriptions)
         .where(webhook_subscriptions.c.id == subscription_id)
-        .values(active=False)
+        .values(active=False, deleted=True)
     )
     if result.rowcount == 0:
         raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")

@@ -37,6 +37,15 @@ AUDITED = {
     ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
     ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
     ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
+    ("POST", "/admin/referrals/new"): "referral_program.create (test_referrals.py)",
+    (
+        "POST",
+        "/admin/referrals/programs/{program_id}/edit",
+    ): "referral_program.update (test_referrals.py)",
+    (
+        "POST",
+        "/admin/referrals/programs/{program_id}/delete",
+    ): "referral_program.delete (test_referrals.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
