@@ -43,6 +43,12 @@ AREAS: tuple[Area, ...] = (
         admin_only=True,
     ),
     Area(
+        "Webhooks",
+        "/admin/webhooks",
+        "Subscriptions to events, and the log of every delivery and billing callback.",
+        admin_only=True,
+    ),
+    Area(
         "Audit log",
         "/admin/audit",
         "Every change made through the API, the console and the command line.",

@@ -23,6 +23,7 @@ from promos.console.pages import (
     promocodes,
     referrals,
     signin,
+    webhooks,
 )
 
 PAGES: tuple[APIRouter, ...] = (
@@ -36,6 +37,7 @@ PAGES: tuple[APIRouter, ...] = (
     pools.router,
     brands.router,
     referrals.router,
+    webhooks.router,
 )
 
 

@@ -46,6 +46,20 @@ AUDITED = {
         "POST",
         "/admin/referrals/programs/{program_id}/delete",
     ): "referral_program.delete (test_referrals.py)",
+    ("POST", "/admin/webhooks/new"): "webhook.create (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/events"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/pause"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/resume"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/delete"): "webhook.delete (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/test"): "webhook.test (test_webhooks.py)",
+    (
+        "POST",
+        "/admin/webhooks/deliveries/replay",
+    ): "webhook_delivery.replay (test_webhooks.py)",
+    (
+        "POST",
+        "/admin/webhooks/deliveries/{delivery_id}/replay",
+    ): "webhook_delivery.replay (test_webhooks.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
