@@ -573,6 +573,31 @@ async def delete_webhook(ctx: Ctx, path: str) -> Expected:
     )
 
 
+@case("PATCH", "/v1/webhooks/{subscription_id}")
+async def update_webhook(ctx: Ctx, path: str) -> Expected:
+    subscription = await _subscription(ctx)
+    body = {"events": ["code.issued"], "paused": True}
+    await ok(
+        await ctx.client.patch(
+            fill(path, subscription_id=subscription), json=body, headers=ctx.admin
+        )
+    )
+    return Expected(
+        "webhook.update",
+        "webhook",
+        subscription,
+        before={"active": True, "event_types": ["*"]},
+        after={"active": False, "event_types": ["code.issued"]},
+    )
+
+
+@case("POST", "/v1/webhooks/{subscription_id}/test")
+async def send_test_event(ctx: Ctx, path: str) -> Expected:
+    subscription = await _subscription(ctx)
+    await ok(await ctx.client.post(fill(path, subscription_id=subscription), headers=ctx.admin))
+    return Expected("webhook.test", "webhook", subscription, after={"event_type": "webhook.test"})
+
+
 @case("POST", "/v1/webhooks/deliveries/{delivery_id}/replay")
 async def replay_delivery(ctx: Ctx, path: str) -> Expected:
     await _subscription(ctx)

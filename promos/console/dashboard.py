@@ -44,6 +44,8 @@ class Measure:
     count: Count
     # Shown to admins only, as the API's routes for it are admin-only.
     admin_only: bool = False
+    # The console page that lists what is counted, if one does.
+    link: str | None = None
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -58,6 +60,7 @@ MEASURES: tuple[Measure, ...] = (
         "Failing webhook deliveries",
         events.failing_deliveries_per_day,
         admin_only=True,
+        link="/admin/webhooks/deliveries?status=failing",
     ),
 )
 

@@ -13,8 +13,19 @@ from starlette.types import Message, Receive, Scope, Send
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
 from promos.console.pages.offers import router as offers_pages
+from promos.console.pages import (
+    audit,
+    brands,
+    catalog,
+    home,
+    people,
+    pools,
+    promocodes,
+    referrals,
+    signin,
+    webhooks,
+)
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -27,6 +38,8 @@ PAGES: tuple[APIRouter, ...] = (
     pools.router,
     brands.router,
     offers_pages,
+    referrals.router,
+    webhooks.router,
 )
 
 
