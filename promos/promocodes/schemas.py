@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -263,3 +263,75 @@ class RedemptionOut(Out):
     rolled_back_at: datetime | None
     """When it was rolled back, if it was."""
     usage_count: Annotated[int, Field(description="uses the code has left")]
+
+
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+DEFAULT_HOLD_SECONDS = 900
+
+
+class HoldIn(UseIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": "customer@example.com",
+                    "order": "order-1042",
+                    "products": ["SKU-1"],
+                    "ttl_seconds": 900,
+                }
+            ]
+        }
+    )
+
+    order: Annotated[
+        Identifier, Field(description="the checkout's order: one live hold per order and code")
+    ]
+    ttl_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_HOLD_SECONDS,
+            description="how long the hold lasts; cut to PROMOS_PROMOCODE_HOLD_MAX_SECONDS",
+        ),
+    ] = DEFAULT_HOLD_SECONDS
+
+
+class HoldOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 8,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "order": "order-1042",
+                    "status": "held",
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "expires_at": "2026-03-02T09:45:00Z",
+                    "ended_at": None,
+                    "usage_count": 0,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
+    id: int
+    """The hold's id; its redemption's once confirmed."""
+    code: str
+    """The code held."""
+    customer: str
+    """Who holds it."""
+    order: str
+    """For which order."""
+    status: Literal["held", "confirmed", "released", "expired"]
+    """held (its use taken until expires_at), confirmed (a redemption), released or expired
+    (its use given back)."""
+    created_at: datetime
+    """When it was taken."""
+    expires_at: datetime
+    """When it lapses unless confirmed."""
+    ended_at: datetime | None
+    """When it was confirmed, released, or found expired (an expired hold not yet found has
+    none)."""
+    usage_count: Annotated[int, Field(description="uses the code has left now")]

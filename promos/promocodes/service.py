@@ -29,13 +29,15 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from promos.db import UTCDateTime, after_commit
@@ -43,7 +45,7 @@ from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.pagination import Key, Page, after
-from promos.promocodes import bulk
+from promos.promocodes import bulk, expiry
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
     InvalidDiscount,
@@ -343,9 +345,19 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
     return found
 
 
-async def get_promocode(conn: AsyncConnection, code: str, *, for_update: bool = False) -> Promocode:
-    """The code; ``for_update`` locks its row (not its generation's) until the transaction ends."""
-    query = select(*_COLUMNS).select_from(_JOINED).where(promocodes.c.code == code)
+async def get_promocode(
+    conn: AsyncConnection, code: str, *, for_update: bool = False, now: datetime | None = None
+) -> Promocode:
+    """The code; ``for_update`` locks its row (not its generation's) until the transaction ends.
+
+    With ``now``, its uses left count the uses of its holds lapsed by then as free, as the
+    next taker will find them (``expiry``); without, they are the stored figure.
+    """
+    columns = _COLUMNS
+    if now is not None:
+        left = (promocodes.c.usage_count + expiry.lapsed_uses(now)).label("usage_count")
+        columns = (*_COLUMNS[:2], left, *_COLUMNS[3:])
+    query = select(*columns).select_from(_JOINED).where(promocodes.c.code == code)
     if for_update:
         query = query.with_for_update(of=promocodes)
     rows = (await conn.execute(query)).all()
@@ -497,7 +509,7 @@ async def validate(
     at: datetime,
 ) -> Promocode:
     """The code, if ``customer`` may use it on a cart of ``skus`` at ``at``; changes nothing."""
-    found = await get_promocode(conn, code)
+    found = await get_promocode(conn, code, now=at)
     who = normalize_email(customer) if customer is not None else None
     problem = _why_unusable(found, customer=who, skus=skus, today=at.date())
     if not isinstance(problem, PromocodeUsedUp) or found.usage_count <= 0:
@@ -528,12 +540,61 @@ async def _redemption_by_key(conn: AsyncConnection, code: str, key: str) -> Rede
     return Redemption(*row) if row is not None else None
 
 
+async def get_redemption(conn: AsyncConnection, redemption_id: int) -> Redemption:
+    row = (
+        await conn.execute(
+            select(*_REDEMPTION_COLUMNS)
+            .select_from(_REDEMPTIONS)
+            .where(redemptions.c.id == redemption_id)
+        )
+    ).first()
+    if row is None:
+        raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
+    return Redemption(*row)
+
+
 def _replayed(earlier: Redemption, customer: str | None) -> Redemption:
     if earlier.customer != customer:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {earlier.idempotency_key!r} was used by another customer"
         )
     return earlier
+
+
+async def take_use(
+    conn: AsyncConnection,
+    *,
+    code: str,
+    customer: str | None,
+    skus: Sequence[str] | None,
+    now: datetime,
+) -> tuple[AsyncTransaction, Row[Any]] | None:
+    """Take one use of the code in a savepoint that the caller commits or rolls back; the
+    code's (id, usage_count) after it. None when no use is free for this customer and cart.
+
+    The rules are the WHERE clause of one UPDATE. Only when it finds nothing are the uses of
+    lapsed holds given back (``expiry``), and the UPDATE tried once more: a redemption that
+    finds a free use pays nothing for holds.
+    """
+    for _ in range(2):
+        savepoint = await conn.begin_nested()
+        taken = (
+            await conn.execute(
+                update(promocodes)
+                .where(
+                    promocodes.c.code == code,
+                    *_usable(customer=customer, skus=skus, today=now.date()),
+                )
+                .values(usage_count=promocodes.c.usage_count - 1)
+                .returning(promocodes.c.id, promocodes.c.usage_count)
+            )
+        ).first()
+        if taken is not None:
+            return savepoint, taken
+        await savepoint.rollback()
+        if not await expiry.give_back_lapsed(conn, code=code, now=now):
+            break
+    return None
 
 
 async def redeem(
@@ -551,19 +612,11 @@ async def redeem(
         earlier = await _redemption_by_key(conn, code, idempotency_key)
         if earlier is not None:
             return _replayed(earlier, who)
-    savepoint = await conn.begin_nested()
-    taken = (
-        await conn.execute(
-            update(promocodes)
-            .where(promocodes.c.code == code, *_usable(customer=who, skus=skus, today=now.date()))
-            .values(usage_count=promocodes.c.usage_count - 1)
-            .returning(promocodes.c.id, promocodes.c.usage_count)
-        )
-    ).first()
-    if taken is None:
-        await savepoint.rollback()
+    took = await take_use(conn, code=code, customer=who, skus=skus, now=now)
+    if took is None:
         found = await get_promocode(conn, code)
         raise _why_unusable(found, customer=who, skus=skus, today=now.date())
+    savepoint, taken = took
     redemption = Redemption(0, code, who, idempotency_key, now, None, taken.usage_count)
     try:
         redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id)
@@ -626,6 +679,18 @@ _RECORD_REDEMPTION = text(
 )
 
 
+def next_use_id() -> Any:
+    """SQLite: the id of a new redemption or hold, above both tables' (one writer at a time).
+
+    A hold keeps its id when it becomes a redemption, so the two share their ids; PostgreSQL
+    draws both from the redemptions' sequence.
+    """
+    return literal_column(
+        "(SELECT max(coalesce((SELECT max(id) FROM promocode_redemptions), 0), "
+        "coalesce((SELECT max(id) FROM promocode_holds), 0)) + 1)"
+    )
+
+
 async def _record_redemption(
     conn: AsyncConnection, redemption: Redemption, *, promocode_id: int
 ) -> int:
@@ -649,6 +714,7 @@ async def _record_redemption(
         await conn.execute(
             redemptions.insert()
             .values(
+                id=next_use_id(),
                 promocode_id=promocode_id,
                 customer=redemption.customer,
                 idempotency_key=redemption.idempotency_key,

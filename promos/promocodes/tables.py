@@ -108,6 +108,8 @@ promocode_redemptions = Table(
     Column("idempotency_key", String(255), nullable=True),
     Column("redeemed_at", UTCDateTime, nullable=False),
     Column("rolled_back_at", UTCDateTime, nullable=True),
+    # The checkout's order, when the redemption was a confirmed hold (promocode_holds).
+    Column("order_ref", String(255), nullable=True),
     Index("ix_promocode_redemptions_promocode_id", "promocode_id"),
     # Redemptions per day (the dashboard), those rolled back told apart within the index.
     Index("ix_promocode_redemptions_redeemed", "redeemed_at", "rolled_back_at"),
@@ -115,6 +117,58 @@ promocode_redemptions = Table(
     Index("ix_promocode_redemptions_promocode_id_id", "promocode_id", "id"),
     Index(
         "uq_promocode_redemptions_idempotency",
+        "promocode_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+
+# A use of a code taken for an order for a while (docs/operations.md, "Holds"). A hold takes
+# its use off ``promocodes.usage_count`` as a redemption does, so that every rule that counts
+# uses counts it; confirming it makes it a redemption with the same id (the ids are drawn
+# from the redemptions' sequence), releasing or expiring it gives the use back. An expired
+# hold still ``held`` gives its use back when the next taker of the code finds it.
+promocode_holds = Table(
+    "promocode_holds",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=False),
+    Column(
+        "promocode_id",
+        BigIntId,
+        ForeignKey("promocodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer", String(255), nullable=False),
+    Column("order_ref", String(255), nullable=False),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("status", String(16), nullable=False),  # held, confirmed, released, expired
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # When it was confirmed, released or found expired.
+    Column("ended_at", UTCDateTime, nullable=True),
+    CheckConstraint("status IN ('held', 'confirmed', 'released', 'expired')", name="status_known"),
+    # The holds still holding a use, by when they expire: what a taker gives back.
+    Index(
+        "ix_promocode_holds_held",
+        "promocode_id",
+        "expires_at",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
+    # One live hold per order and code: the same order asking again gets the same hold.
+    Index(
+        "uq_promocode_holds_order",
+        "promocode_id",
+        "order_ref",
+        unique=True,
+        postgresql_where=text("status IN ('held', 'confirmed')"),
+        sqlite_where=text("status IN ('held', 'confirmed')"),
+    ),
+    Index(
+        "uq_promocode_holds_idempotency",
         "promocode_id",
         "idempotency_key",
         unique=True,
