@@ -87,6 +87,7 @@ OPERATIONAL = {
     ("POST", "/v1/promocodes/{code}/holds"): _HOLD,
     ("POST", "/v1/promocode-holds/{hold_id}/confirm"): _HOLD,
     ("POST", "/v1/promocode-holds/{hold_id}/release"): _HOLD,
+    ("POST", "/v1/promocode-orders/{order}/cancel"): _HOLD,
     ("GET", "/promocodes/decrement/{id}"): _CHECKOUT,
     ("GET", "/api/promocodes/decrement/{id}"): _CHECKOUT,
     ("PUT", "/offers/claim"): _PLAYER,
@@ -347,6 +348,20 @@ async def upgrade_program_code(ctx: Ctx, path: str) -> Expected:
     after = {"pattern": "UP-##########", "products": ["SKU67890"]}
     return Expected(
         "promocode_generation.create", "promocode_generation", generation.id, after=after
+    )
+
+
+@case("PATCH", "/v1/promocodes/{code}")
+async def set_cancel_policy(ctx: Ctx, path: str) -> Expected:
+    code = await make_promocode(ctx.database, now=ctx.clock())
+    body = {"reusable_after_cancel": False}
+    await ok(await ctx.client.patch(fill(path, code=code), json=body, headers=ctx.admin))
+    return Expected(
+        "promocode.update",
+        "promocode",
+        code,
+        before={"own_reusable_after_cancel": None},
+        after={"own_reusable_after_cancel": False},
     )
 
 

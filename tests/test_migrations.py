@@ -238,7 +238,16 @@ async def upgraded(empty_url: str) -> AsyncIterator[str]:
     return empty_url
 
 
-async def test_a_hold_after_the_upgrade_keeps_an_id_above_the_old_redemptions(upgraded):
+@dataclass(frozen=True)
+class Served:
+    http: httpx.AsyncClient
+    auth: dict[str, str]
+    database: Database
+
+
+@pytest.fixture
+async def served(upgraded: str) -> AsyncIterator[Served]:
+    """Promos on the upgraded database, with a sales API key."""
     clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
     app = create_app(Settings(database_url=upgraded), clock=clock)
     async with app.router.lifespan_context(app):
@@ -246,21 +255,33 @@ async def test_a_hold_after_the_upgrade_keeps_an_id_above_the_old_redemptions(up
         auth = {"Authorization": f"Bearer {await make_api_key(database, now=clock())}"}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
-            body = {"customer": "new@example.com", "order": "o-1", "products": []}
-            held = await http.post("/v1/promocodes/OLD-1/holds", json=body, headers=auth)
-            confirmed = await http.post(
-                f"/v1/promocode-holds/{held.json()['id']}/confirm", headers=auth
-            )
-        async with database.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(promocode_redemptions.c.id, promocode_redemptions.c.order_ref).order_by(
-                        promocode_redemptions.c.id
-                    )
-                )
-            ).all()
+            yield Served(http, auth, database)
 
+
+async def test_a_hold_after_the_upgrade_keeps_an_id_above_the_old_redemptions(served):
+    body = {"customer": "new@example.com", "order": "o-1", "products": []}
+    held = await served.http.post("/v1/promocodes/OLD-1/holds", json=body, headers=served.auth)
+    confirmed = await served.http.post(
+        f"/v1/promocode-holds/{held.json()['id']}/confirm", headers=served.auth
+    )
+
+    async with served.database.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(promocode_redemptions.c.id, promocode_redemptions.c.order_ref).order_by(
+                    promocode_redemptions.c.id
+                )
+            )
+        ).all()
     assert held.status_code == 201, held.text
     assert confirmed.status_code == 200, confirmed.text
     assert [tuple(r) for r in rows] == [(1, None), (2, None), (3, "o-1")]
     assert confirmed.json()["id"] == held.json()["id"] == 3
+
+
+async def test_after_the_upgrade_an_old_redemption_rolled_back_gives_its_use_back(served):
+    undone = await served.http.post("/v1/redemptions/1/rollback", headers=served.auth)
+
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["use_given_back"] is True
+    assert undone.json()["usage_count"] == 2

@@ -79,3 +79,9 @@ class HoldConfirmed(Conflict):
 
 class OrderHeldForAnotherCustomer(Conflict):
     code = "order_held_for_another_customer"
+
+
+class OrderNotFound(NotFound):
+    """No hold or redemption names the order."""
+
+    code = "order_not_found"

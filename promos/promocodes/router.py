@@ -15,7 +15,7 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
-from promos.promocodes import changes, export, holds, service
+from promos.promocodes import changes, export, holds, orders, service
 from promos.promocodes.holds import Hold
 from promos.promocodes.schemas import (
     GeneratedOut,
@@ -23,9 +23,12 @@ from promos.promocodes.schemas import (
     GenerationOut,
     HoldIn,
     HoldOut,
+    OrderCancelledOut,
     PromocodeOut,
     PromocodePage,
+    PromocodePatch,
     RedemptionOut,
+    RollbackOut,
     UseIn,
     ValidateIn,
 )
@@ -138,6 +141,22 @@ async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> Promoc
         return promocode_out(await service.get_promocode(conn, code, now=state.clock()))
 
 
+@router.patch("/promocodes/{code}", responses={404: {"model": ErrorBody}})
+async def update_promocode(
+    code: Code, body: PromocodePatch, state: State, principal: CurrentPrincipal
+) -> PromocodeOut:
+    """Set the code's own cancellation policy (null: its generation's)."""
+    async with state.database.begin() as conn:
+        done = await changes.set_cancel_policy(
+            conn,
+            actor=principal,
+            code=code,
+            reusable_after_cancel=body.reusable_after_cancel,
+            now=state.clock(),
+        )
+    return promocode_out(done)
+
+
 @router.delete(
     "/promocodes/{code}",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -201,11 +220,12 @@ async def redeem(
     "/redemptions/{redemption_id}/rollback",
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RedemptionOut:
-    """Give the redemption's use back to its code (once)."""
+async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RollbackOut:
+    """Cancel the redemption (once); its use comes back to its code when the code's
+    `reusable_after_cancel` says so."""
     async with state.database.begin() as conn:
         done = await service.rollback(conn, redemption_id=redemption_id, now=state.clock())
-    return RedemptionOut.model_validate(done)
+    return RollbackOut.model_validate(done)
 
 
 # --- holds -------------------------------------------------------------------------------------
@@ -302,3 +322,22 @@ async def release_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> Ho
     """Give the hold's use back at once (a released or expired hold: as it is)."""
     async with state.database.begin() as conn:
         return hold_out(await holds.release(conn, hold_id=hold_id, now=state.clock()))
+
+
+Order = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
+@router.post(
+    "/promocode-orders/{order}/cancel",
+    responses={404: {"model": ErrorBody, "description": "order_not_found"}},
+)
+async def cancel_order(order: Order, state: State, _: CurrentPrincipal) -> OrderCancelledOut:
+    """Cancel the order: release its holds still held, roll back its redemptions that stand
+    (each code's `reusable_after_cancel` decides whether the use comes back)."""
+    async with state.database.begin() as conn:
+        done = await orders.cancel_order(conn, order=order, now=state.clock())
+    return OrderCancelledOut(
+        order=done.order,
+        holds=[hold_out(h) for h in done.holds],
+        redemptions=[RollbackOut.model_validate(r) for r in done.redemptions],
+    )

@@ -84,6 +84,8 @@ class GenerateIn(Strict):
     products: Annotated[list[Sku], Field(max_length=MAX_PRODUCTS)] = []
     """The SKUs the codes apply to; none = all."""
     usage_by: Email | None = Field(default=None, description="the one customer allowed")
+    reusable_after_cancel: bool = True
+    """Whether a cancelled (rolled back) redemption's use comes back to its code."""
 
     def to_spec(self) -> GenerationSpec:
         return GenerationSpec(
@@ -98,6 +100,7 @@ class GenerateIn(Strict):
             expires_in=self.expires_in,
             products=tuple(self.products),
             usage_by=self.usage_by,
+            reusable_after_cancel=self.reusable_after_cancel,
         )
 
 
@@ -130,6 +133,9 @@ class GenerationOut(Out):
     """The one customer allowed."""
     created_at: datetime
     """When it was made."""
+    reusable_after_cancel: bool
+    """Whether a cancelled redemption's use comes back to its code (unless the code says
+    otherwise)."""
 
 
 class GeneratedOut(BaseModel):
@@ -158,6 +164,7 @@ class PromocodeOut(Out):
                     "products": ["SKU-1"],
                     "usage_by": None,
                     "created_at": "2026-03-01T12:00:00Z",
+                    "reusable_after_cancel": True,
                 }
             ]
         },
@@ -183,6 +190,9 @@ class PromocodeOut(Out):
     """The one customer allowed."""
     created_at: datetime
     """When it was made."""
+    reusable_after_cancel: bool
+    """Whether a cancelled redemption's use comes back to it (its own policy, else its
+    generation's)."""
 
     @classmethod
     def of(cls, found: Promocode) -> PromocodeOut:
@@ -199,6 +209,7 @@ class PromocodeOut(Out):
             products=list(g.products),
             usage_by=g.usage_by,
             created_at=g.created_at,
+            reusable_after_cancel=found.reusable_after_cancel,
         )
 
 
@@ -335,3 +346,49 @@ class HoldOut(Out):
     """When it was confirmed, released, or found expired (an expired hold not yet found has
     none)."""
     usage_count: Annotated[int, Field(description="uses the code has left now")]
+
+
+class PromocodePatch(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reusable_after_cancel": False}]})
+
+    reusable_after_cancel: Annotated[
+        bool | None,
+        Field(
+            description="whether a cancelled redemption's use comes back to this code; "
+            "null: as its generation says"
+        ),
+    ]
+
+
+class RollbackOut(RedemptionOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "redeemed_at": "2026-03-02T09:30:00Z",
+                    "rolled_back_at": "2026-03-03T10:00:00Z",
+                    "usage_count": 1,
+                    "use_given_back": True,
+                }
+            ]
+        }
+    )
+
+    use_given_back: Annotated[
+        bool,
+        Field(description="whether the use came back to the code (its reusable_after_cancel)"),
+    ]
+
+
+class OrderCancelledOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    order: str
+    """The order."""
+    holds: list[HoldOut]
+    """Its holds that were still held: released now (or found expired)."""
+    redemptions: list[RollbackOut]
+    """Its redemptions that stood: rolled back now."""

@@ -96,6 +96,7 @@ class GenerationSpec:
     expires_in: date | None = None
     products: tuple[str, ...] = ()
     usage_by: str | None = None
+    reusable_after_cancel: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,8 @@ class Generation:
     products: tuple[str, ...]
     usage_by: str | None
     created_at: datetime
+    # Whether a cancelled redemption's use comes back to the code.
+    reusable_after_cancel: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,15 @@ class Promocode:
     code: str
     usage_count: int
     generation: Generation
+    # The code's own cancellation policy, if it has one (else its generation's).
+    own_reusable_after_cancel: bool | None = None
+
+    @property
+    def reusable_after_cancel(self) -> bool:
+        """Whether a cancelled redemption's use comes back to this code."""
+        if self.own_reusable_after_cancel is not None:
+            return self.own_reusable_after_cancel
+        return self.generation.reusable_after_cancel
 
     @property
     def discount_percentage(self) -> Decimal | None:
@@ -163,6 +175,8 @@ class Redemption:
     redeemed_at: datetime
     rolled_back_at: datetime | None
     usage_count: int  # uses the code has left now
+    # Set by a rollback: whether the use came back (the code's cancellation policy).
+    use_given_back: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +262,7 @@ async def generate(
                 expires_in=spec.expires_in,
                 usage_by=usage_by,
                 created_at=now,
+                reusable_after_cancel=spec.reusable_after_cancel,
             )
             .returning(generations.c.id)
         )
@@ -278,6 +293,7 @@ async def generate(
         products=skus,
         usage_by=usage_by,
         created_at=now,
+        reusable_after_cancel=spec.reusable_after_cancel,
     )
     return Generated(generation, sample)
 
@@ -300,6 +316,8 @@ _COLUMNS = (
     generations.c.expires_in,
     generations.c.usage_by,
     generations.c.created_at,
+    generations.c.reusable_after_cancel.label("generation_reusable_after_cancel"),
+    promocodes.c.reusable_after_cancel,
 )
 _JOINED = promocodes.join(generations, promocodes.c.generation_id == generations.c.id)
 
@@ -340,8 +358,11 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
                 products=products.get(row.generation_id, ()),
                 usage_by=row.usage_by,
                 created_at=row.created_at,
+                reusable_after_cancel=row.generation_reusable_after_cancel,
             )
-        found.append(Promocode(row.id, row.code, row.usage_count, generation))
+        found.append(
+            Promocode(row.id, row.code, row.usage_count, generation, row.reusable_after_cancel)
+        )
     return found
 
 
@@ -444,6 +465,20 @@ async def set_uses_left(conn: AsyncConnection, code: str, *, usage_count: int) -
         raise InvalidPromocode(f"usage_count must be from 0 to {MAX_USAGE_COUNT}")
     result = await conn.execute(
         update(promocodes).where(promocodes.c.code == code).values(usage_count=usage_count)
+    )
+    if result.rowcount == 0:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+    return await get_promocode(conn, code)
+
+
+async def set_cancel_policy(
+    conn: AsyncConnection, code: str, *, reusable_after_cancel: bool | None
+) -> Promocode:
+    """Give the code its own cancellation policy (None: its generation's again)."""
+    result = await conn.execute(
+        update(promocodes)
+        .where(promocodes.c.code == code)
+        .values(reusable_after_cancel=reusable_after_cancel)
     )
     if result.rowcount == 0:
         raise PromocodeNotFound(f"promo code {code!r} does not exist")
@@ -647,7 +682,11 @@ def redeemed_payload(redemption: Redemption) -> dict[str, Any]:
 
 def rolled_back_payload(redemption: Redemption) -> dict[str, Any]:
     """The ``promocode.redeem_rolled_back`` event's payload: the redemption, undone."""
-    return {**redeemed_payload(redemption), "rolled_back_at": redemption.rolled_back_at}
+    return {
+        **redeemed_payload(redemption),
+        "rolled_back_at": redemption.rolled_back_at,
+        "use_given_back": redemption.use_given_back,
+    }
 
 
 # PostgreSQL: the redemption and its event (when a subscription wants it) in one statement.
@@ -734,7 +773,8 @@ async def _record_redemption(
 
 
 async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
-    """Give a redemption's use back to its code, once (a second rollback is refused)."""
+    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
+    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
     undone = (
         await conn.execute(
             update(redemptions)
@@ -750,19 +790,21 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         if exists_ is None:
             raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
         raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
-    await conn.execute(
+    # The use comes back when the code's policy (its own, else its generation's) says so.
+    policy = func.coalesce(
+        promocodes.c.reusable_after_cancel,
+        select(generations.c.reusable_after_cancel)
+        .where(generations.c.id == promocodes.c.generation_id)
+        .scalar_subquery(),
+    )
+    given = await conn.execute(
         update(promocodes)
-        .where(promocodes.c.id == undone.promocode_id)
+        .where(promocodes.c.id == undone.promocode_id, policy.is_(True))
         .values(usage_count=promocodes.c.usage_count + 1)
     )
-    row = (
-        await conn.execute(
-            select(*_REDEMPTION_COLUMNS)
-            .select_from(_REDEMPTIONS)
-            .where(redemptions.c.id == redemption_id)
-        )
-    ).one()
-    undone_redemption = Redemption(*row)
+    undone_redemption = replace(
+        await get_redemption(conn, redemption_id), use_given_back=given.rowcount == 1
+    )
     await emit_events(
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )

@@ -8,6 +8,7 @@ That keeps a million-code generation a million narrow rows.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     text,
+    true,
 )
 
 from promos.db import BigIntId, UTCDateTime, metadata
@@ -39,6 +41,9 @@ promocode_generations = Table(
     # The one customer (an e-mail, lower-cased) allowed to use the codes, if any.
     Column("usage_by", String(255), nullable=True, index=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Whether a cancelled redemption's use comes back to its code (docs/operations.md,
+    # "Cancellations"); a code may say otherwise for itself.
+    Column("reusable_after_cancel", Boolean, nullable=False, server_default=true()),
     CheckConstraint(
         "(discount_percentage IS NULL) <> (discount_amount IS NULL)", name="one_discount"
     ),
@@ -79,6 +84,8 @@ promocodes = Table(
     ),
     # Uses left; a redemption takes one in a conditional UPDATE, so it never goes below zero.
     Column("usage_count", Integer, nullable=False),
+    # This code's own cancellation policy; none: its generation's.
+    Column("reusable_after_cancel", Boolean, nullable=True),
     CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
     # The console's listing reads codes in code order (bytewise, "C" on PostgreSQL, so that a
     # prefix is one range), overall, within a generation, and among the used-up ones
@@ -115,6 +122,13 @@ promocode_redemptions = Table(
     Index("ix_promocode_redemptions_redeemed", "redeemed_at", "rolled_back_at"),
     # A code's page lists its redemptions newest first, paged by id.
     Index("ix_promocode_redemptions_promocode_id_id", "promocode_id", "id"),
+    # An order's redemptions, to cancel them.
+    Index(
+        "ix_promocode_redemptions_order",
+        "order_ref",
+        postgresql_where=text("order_ref IS NOT NULL"),
+        sqlite_where=text("order_ref IS NOT NULL"),
+    ),
     Index(
         "uq_promocode_redemptions_idempotency",
         "promocode_id",
@@ -158,6 +172,8 @@ promocode_holds = Table(
         postgresql_where=text("status = 'held'"),
         sqlite_where=text("status = 'held'"),
     ),
+    # An order's holds, of every code, to cancel them.
+    Index("ix_promocode_holds_order", "order_ref"),
     # One live hold per order and code: the same order asking again gets the same hold.
     Index(
         "uq_promocode_holds_order",
