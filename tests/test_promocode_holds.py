@@ -21,6 +21,7 @@ from promos.events import service as events
 from promos.events.tables import outbox
 from promos.promocodes import service
 from promos.promocodes.tables import promocode_holds, promocode_redemptions
+from promos.settings import Settings
 from tests.conftest import FakeClock
 from tests.factories.promocodes import make_promocode
 
@@ -503,6 +504,22 @@ async def test_a_confirmed_hold_emits_a_redemption_event(client, database, clock
 # real concurrency
 
 
+@pytest.fixture
+async def warm_pool(settings: Settings, database: Database) -> None:
+    """Open the app's pooled connections up front, all at once, so that the requests race
+    (tests/test_concurrency.py does the same)."""
+    everyone_connected = asyncio.Barrier(settings.db_pool_size)
+
+    async def hold_one() -> None:
+        async with database.engine.connect() as conn:
+            await conn.execute(select(1))
+            await everyone_connected.wait()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(hold_one() for _ in range(settings.db_pool_size))), timeout=10
+    )
+
+
 async def live_uses(database: Database) -> int:
     """Uses taken and not given back: holds still held, and redemptions not rolled back."""
     async with database.begin() as conn:
@@ -524,6 +541,7 @@ async def live_uses(database: Database) -> int:
 
 
 @pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
 async def test_a_hundred_checkouts_racing_for_three_uses_get_exactly_three_holds(
     client, database, clock, auth
 ):
@@ -539,6 +557,7 @@ async def test_a_hundred_checkouts_racing_for_three_uses_get_exactly_three_holds
 
 
 @pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
 async def test_lapsed_holds_give_their_uses_back_under_load_and_no_more(
     client, database, clock, auth
 ):
@@ -561,6 +580,7 @@ async def test_lapsed_holds_give_their_uses_back_under_load_and_no_more(
 
 
 @pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
 async def test_a_late_confirm_racing_new_holds_for_the_lapsed_use_one_wins(
     client, database, clock, auth, state
 ):
@@ -582,6 +602,7 @@ async def test_a_late_confirm_racing_new_holds_for_the_lapsed_use_one_wins(
 
 
 @pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
 async def test_confirms_and_releases_racing_for_one_hold_one_wins(client, database, clock, auth):
     code = await make_promocode(database, now=clock(), usage_count=1)
     held = (await take(client, auth, code)).json()
@@ -605,6 +626,7 @@ async def test_confirms_and_releases_racing_for_one_hold_one_wins(client, databa
 
 
 @pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
 async def test_twenty_concurrent_holds_of_one_order_take_one_use(client, database, clock, auth):
     code = await make_promocode(database, now=clock(), usage_count=3)
 
