@@ -1,4 +1,5 @@
-"""Upgrading a database that holds data: the code pools' 0009_batch_clients on both backends.
+"""Upgrading a database that holds data, on both backends: the code pools'
+0009_batch_clients, and the promo codes' 0015_promocode_holds.
 
 Each test migrates an empty database to the revision before, writes what Promos wrote then
 (clients, batches, codes, some of them issued), upgrades every head as ``promos migrate``
@@ -11,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -27,6 +29,7 @@ from promos.codes.tables import batch_clients, batches, clients, codes
 from promos.db import Database
 from promos.offers import service as offer_service
 from promos.offers.tables import games, offers
+from promos.promocodes.tables import promocode_generations, promocode_redemptions, promocodes
 from promos.settings import Settings
 from tests.conftest import PG_URL, FakeClock
 from tests.factories.auth import make_api_key
@@ -223,3 +226,97 @@ async def test_the_offer_console_upgrade_keeps_the_version_each_offer_is_at(empt
         await database.dispose()
 
     assert (kept.version, kept.key, kept.spec.name, kept.created_at) == (3, key, "Gems", THEN)
+# 0015_promocode_holds
+
+
+HOLDS_BEFORE = "0012"  # the promo code tables' revision before 0015_promocode_holds
+
+
+@pytest.fixture
+async def upgraded(empty_url: str) -> AsyncIterator[str]:
+    """A database at 0012 holding code OLD-1 (3 uses) with two redemptions, then upgraded."""
+    database = Database(empty_url)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, HOLDS_BEFORE)
+            generation_id = (
+                await conn.execute(
+                    promocode_generations.insert()
+                    .values(
+                        pattern="OLD-1",
+                        charset="A",
+                        count=1,
+                        discount_percentage=Decimal(10),
+                        usage_count=3,
+                        created_at=THEN,
+                    )
+                    .returning(promocode_generations.c.id)
+                )
+            ).scalar_one()
+            code_id = (
+                await conn.execute(
+                    promocodes.insert()
+                    .values(code="OLD-1", generation_id=generation_id, usage_count=1)
+                    .returning(promocodes.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                promocode_redemptions.insert(),
+                [
+                    {"promocode_id": code_id, "customer": f"c{n}@example.com", "redeemed_at": THEN}
+                    for n in range(2)
+                ],
+            )
+        await migrate.upgrade(database.engine)
+    finally:
+        await database.dispose()
+    return empty_url
+
+
+@dataclass(frozen=True)
+class Served:
+    http: httpx.AsyncClient
+    auth: dict[str, str]
+    database: Database
+
+
+@pytest.fixture
+async def served(upgraded: str) -> AsyncIterator[Served]:
+    """Promos on the upgraded database, with a sales API key."""
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    app = create_app(Settings(database_url=upgraded), clock=clock)
+    async with app.router.lifespan_context(app):
+        database = app.state.promos.database
+        auth = {"Authorization": f"Bearer {await make_api_key(database, now=clock())}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            yield Served(http, auth, database)
+
+
+async def test_a_hold_after_the_upgrade_keeps_an_id_above_the_old_redemptions(served):
+    body = {"customer": "new@example.com", "order": "o-1", "products": []}
+    held = await served.http.post("/v1/promocodes/OLD-1/holds", json=body, headers=served.auth)
+    confirmed = await served.http.post(
+        f"/v1/promocode-holds/{held.json()['id']}/confirm", headers=served.auth
+    )
+
+    async with served.database.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(promocode_redemptions.c.id, promocode_redemptions.c.order_ref).order_by(
+                    promocode_redemptions.c.id
+                )
+            )
+        ).all()
+    assert held.status_code == 201, held.text
+    assert confirmed.status_code == 200, confirmed.text
+    assert [tuple(r) for r in rows] == [(1, None), (2, None), (3, "o-1")]
+    assert confirmed.json()["id"] == held.json()["id"] == 3
+
+
+async def test_after_the_upgrade_an_old_redemption_rolled_back_gives_its_use_back(served):
+    undone = await served.http.post("/v1/redemptions/1/rollback", headers=served.auth)
+
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["use_given_back"] is True
+    assert undone.json()["usage_count"] == 2
