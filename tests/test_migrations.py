@@ -226,6 +226,8 @@ async def test_the_offer_console_upgrade_keeps_the_version_each_offer_is_at(empt
         await database.dispose()
 
     assert (kept.version, kept.key, kept.spec.name, kept.created_at) == (3, key, "Gems", THEN)
+
+
 # 0015_promocode_holds
 
 

@@ -13,7 +13,6 @@ from starlette.types import Message, Receive, Scope, Send
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages.offers import router as offers_pages
 from promos.console.pages import (
     audit,
     brands,
@@ -26,6 +25,7 @@ from promos.console.pages import (
     signin,
     webhooks,
 )
+from promos.console.pages.offers import router as offers_pages
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,

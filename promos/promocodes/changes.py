@@ -6,8 +6,8 @@ validating and rolling back are checkout traffic, not management: they are not a
 
 from __future__ import annotations
 
-from contextlib import suppress
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
