@@ -88,7 +88,7 @@ def _days(request: Request) -> HeldGameDays:
 @router.get("/games")
 async def games_list(request: Request, state: State, _: Person, after: After = None) -> Response:
     """Games, by id."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         after_key = decode_cursor(after, (str,))
         page = await service.games_page(conn, limit=PAGE_SIZE, after_key=after_key)
     return render(
@@ -137,7 +137,7 @@ async def game_create(request: Request, state: State, person: Person) -> Respons
 async def game_page(request: Request, game_id: GameIdPath, state: State, _: Person) -> Response:
     """A game: its settings, claims and impressions per day, and where to go from here."""
     now = state.clock()
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         game = await service.get_game(conn, game_id)
         days = await _days(request).read(conn, game_id, now=now)
         placements = await service.placements(conn, game_id)
@@ -160,7 +160,7 @@ async def game_page(request: Request, game_id: GameIdPath, state: State, _: Pers
 
 @router.get("/games/{game_id}/edit")
 async def game_edit(request: Request, game_id: GameIdPath, state: State, _: Person) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         game = await service.get_game(conn, game_id)
     form = Form(game_values(game.id, game.name, game.metadata))
     return _game_form(request, form, game_id=game_id)
@@ -200,7 +200,7 @@ async def offers_list(
 ) -> Response:
     """The game's offers, oldest first, of one placement or all, with their status."""
     now = state.clock()
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         game = await service.get_game(conn, game_id)
         placements = await service.placements(conn, game_id)
         page = await service.offers_page(
@@ -257,7 +257,7 @@ async def offer_new(
 ) -> Response:
     """A new offer's form; ``?from=<offer id>`` fills it with that offer's fields (duplicate)."""
     now = state.clock()
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         await service.get_game(conn, game_id)
         if copy is None:
             values = {
@@ -295,7 +295,7 @@ async def offer_page(
     request: Request, game_id: GameIdPath, offer_id: str, state: State, _: Person
 ) -> Response:
     """The offer's editor: saving makes its next version."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         offer = await service.get_offer(conn, game_id=game_id, offer_id=_offer_id(offer_id))
     return _offer_form(
         request, game_id, Form(offer_values(offer.spec)), offer=offer, now=state.clock()
@@ -384,7 +384,7 @@ async def offer_versions(
     b: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     """Two versions side by side (by default the one before the newest, and the newest)."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         offer = await service.get_offer(conn, game_id=game_id, offer_id=_offer_id(offer_id))
         versions = await service.offer_versions_of(conn, game_id=game_id, offer_id=offer.id)
     by_number = {v.version: v for v in versions}
@@ -414,7 +414,7 @@ async def offer_versions(
 @router.get("/games/{game_id}/preview")
 async def preview(request: Request, game_id: GameIdPath, state: State, _: Person) -> Response:
     """Preview as a player: the offers shown now, and each other offer's first failing rule."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         game = await service.get_game(conn, game_id)
     context: dict[str, Any] = {"title": f"Preview · {game.name}", "game": game}
     status = 200
@@ -448,7 +448,7 @@ async def player_page(
 ) -> Response:
     """A player's claims and impressions in the game, newest first, and counts by offer."""
     context: dict[str, Any] = {"player_id": player_id or "", "history": None}
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         game = await service.get_game(conn, game_id)
         if player_id:
             by_offer = await service.player_history(conn, game_id=game_id, player_id=player_id)
