@@ -41,6 +41,12 @@ class Days:
     def dates(self) -> list[date]:
         return [self.first + timedelta(days=n) for n in range(self.count)]
 
+    def followed_by(self, later: Days) -> Days:
+        """These days and ``later``, which must begin the day after the last of these."""
+        if later.first != self.last + timedelta(days=1):
+            raise ValueError(f"{later} does not follow {self}")
+        return Days(later.last, self.count + later.count)
+
 
 @dataclass(frozen=True, slots=True)
 class Daily:
@@ -55,6 +61,10 @@ class Daily:
 
     def by_date(self) -> list[tuple[date, int]]:
         return list(zip(self.days.dates(), self.counts, strict=True))
+
+    def then(self, later: Daily) -> Daily:
+        """These days followed by ``later``'s, which begin the day after the last of these."""
+        return Daily(self.days.followed_by(later.days), self.counts + later.counts)
 
 
 def _day(conn: AsyncConnection, column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -77,6 +87,10 @@ class DailyAmounts:
 
     def by_date(self) -> list[tuple[date, Decimal]]:
         return list(zip(self.days.dates(), self.amounts, strict=True))
+
+    def then(self, later: DailyAmounts) -> DailyAmounts:
+        """These days followed by ``later``'s, which begin the day after the last of these."""
+        return DailyAmounts(self.days.followed_by(later.days), self.amounts + later.amounts)
 
 
 async def _by_day(

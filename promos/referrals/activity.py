@@ -34,6 +34,16 @@ class Funnel:
     signup_credit: DailyAmounts
     rewards: DailyAmounts
 
+    def then(self, later: Funnel) -> Funnel:
+        """This funnel's days followed by ``later``'s (the days right after them)."""
+        return Funnel(
+            self.signups.then(later.signups),
+            self.paid.then(later.paid),
+            self.rewarded.then(later.rewarded),
+            self.signup_credit.then(later.signup_credit),
+            self.rewards.then(later.rewards),
+        )
+
     def rows(self) -> list[tuple[str, int, int, int, Decimal, Decimal]]:
         """Day by day, newest first: sign-ups, paid, rewarded, sign-up credit, rewards."""
         return [

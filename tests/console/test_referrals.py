@@ -5,6 +5,7 @@ statement and ledger; the e-mail invitations."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 from promos.audit import service as audit
@@ -343,3 +344,19 @@ async def test_sales_finds_the_referrals_area_in_the_navigation(as_sales):
     page = await as_sales.get("/admin")
 
     assert 'href="/admin/referrals"' in page.text
+
+
+async def test_the_days_that_are_over_are_counted_again_once_an_hour(as_sales, database, clock):
+    program = await make_program(database, now=clock())
+    path = f"/admin/referrals/programs/{program.id}"
+    await as_sales.get(path)  # the days that are over are counted now
+    yesterday = clock() - timedelta(days=1)
+    await make_referral(database, now=yesterday, referrer="alice", referred="bob", program=program)
+
+    held = await as_sales.get(path)
+    for minutes in (25, 25, 11):  # a request each time, within the session's idle time
+        clock.advance(minutes=minutes)
+        recounted = await as_sales.get(path)
+
+    assert _funnel_row(held.text, "2026-02-28")[0] == "0"
+    assert _funnel_row(recounted.text, "2026-02-28")[0] == "1"

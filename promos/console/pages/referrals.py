@@ -18,19 +18,18 @@ from promos.console import sessions
 from promos.console.charts import bar_chart
 from promos.console.deps import PREFIX, Person, render, see_other
 from promos.console.forms import Form, parse
+from promos.console.funnels import HeldFunnels
 from promos.console.paging import PAGE_SIZE, After, pager
 from promos.console.routing import ConsoleRoute
-from promos.daily import Days
 from promos.http.deps import State
 from promos.http.pagination import decode_cursor
-from promos.referrals import activity, changes, service
+from promos.referrals import changes, service
 from promos.referrals.errors import ReferralUserNotFound
 from promos.referrals.schemas import ProgramCreate, UserHash
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
 REFERRALS = f"{PREFIX}/referrals"
-FUNNEL_DAYS = 30
 PERIODS = (("Today", 1), ("7 days", 7), ("30 days", 30))
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # The pager of a listing that was not read (its filter was refused).
@@ -124,11 +123,12 @@ async def create_program(request: Request, state: State, person: Person) -> Resp
 
 @router.get("/referrals/programs/{program_id}")
 async def program_page(request: Request, program_id: Id, state: State, _: Person) -> Response:
-    """A program's terms and its funnel over the last 30 UTC days."""
-    days = Days(state.clock().date(), FUNNEL_DAYS)
+    """A program's terms and its funnel over the last 30 UTC days (those that are over held
+    in the process: ``promos.console.funnels``)."""
+    funnels: HeldFunnels = request.app.state.console_funnels
     async with state.database.begin() as conn:
         program = await service.get_program(conn, program_id)
-        funnel = await activity.program_funnel(conn, program_id, days=days)
+        funnel = await funnels.get(conn, program_id)
     return render(
         request,
         "referrals/program.html",
