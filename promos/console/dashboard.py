@@ -138,7 +138,7 @@ class HeldFigures:
             self._closed_at <= now < self._closed_at + CLOSED_DAYS_HELD
         ):
             closed = {}
-        async with self._database.begin() as conn:
+        async with self._database.read() as conn:
             fresh = await read(conn, now=now, low_below=self._low_below, closed=closed)
         if not closed or any(d.days != closed_days(now) for d in closed.values()):
             self._closed, self._closed_at = _closed_of(fresh), now

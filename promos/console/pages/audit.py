@@ -68,7 +68,7 @@ async def audit_log(request: Request, state: State, _: Admin, after: After = Non
     page: Page[audit.AuditEntry] = Page([], None)
     status_code = 200
     if filters is not None:
-        async with state.database.begin() as conn:
+        async with state.database.read() as conn:
             try:
                 kind, actor_id = (
                     await _actor(conn, filters.actor) if filters.actor else (None, None)

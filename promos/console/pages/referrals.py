@@ -87,7 +87,7 @@ def _form_page(
 @router.get("/referrals")
 async def programs(request: Request, state: State, _: Person, after: After = None) -> Response:
     """Programs, oldest first (the oldest is the default of a registration naming none)."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await service.programs_page(
             conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,))
         )
@@ -126,7 +126,7 @@ async def program_page(request: Request, program_id: Id, state: State, _: Person
     """A program's terms and its funnel over the last 30 UTC days (those that are over held
     in the process: ``promos.console.funnels``)."""
     funnels: HeldFunnels = request.app.state.console_funnels
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         program = await service.get_program(conn, program_id)
         funnel = await funnels.get(conn, program_id)
     return render(
@@ -144,7 +144,7 @@ async def program_page(request: Request, program_id: Id, state: State, _: Person
 
 @router.get("/referrals/programs/{program_id}/edit")
 async def edit_program(request: Request, program_id: Id, state: State, _: Person) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         program = await service.get_program(conn, program_id)
     values = {
         "name": program.name,
@@ -208,7 +208,7 @@ async def user_statement(
     if found is None:
         return render(request, "referrals/user.html", context, status_code=422)
     try:
-        async with state.database.begin() as conn:
+        async with state.database.read() as conn:
             statement = await service.statement(conn, found)
             referral = (
                 await service.get_referral(conn, found)
@@ -240,7 +240,7 @@ async def user_credits(
     if found is None:
         context = {"title": "A user's statement", "statement": None, "form": form}
         return render(request, "referrals/user.html", context, status_code=422)
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await service.list_credits(
             conn, found, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,))
         )
@@ -276,7 +276,7 @@ async def invitations(
     }
     if values is None:
         return render(request, "referrals/invitations.html", context, status_code=422)
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await service.invitations_page(
             conn,
             referrer=values.referrer,

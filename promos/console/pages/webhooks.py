@@ -136,7 +136,7 @@ async def deliveries(request: Request, state: State, _: Admin, after: After = No
     filters, form = parse(LogFilter, request.query_params, messages=_LOG_MESSAGES)
     page: Page[service.Delivery] = Page([], None)
     if filters is not None:
-        async with state.database.begin() as conn:
+        async with state.database.read() as conn:
             page = await service.list_deliveries(
                 conn,
                 event_type=filters.event_type,
@@ -212,7 +212,7 @@ def _log_path(value: Any) -> str:
 @router.get("/webhooks/deliveries/{delivery_id}")
 async def delivery_page(request: Request, delivery_id: Id, state: State, _: Admin) -> Response:
     """One delivery: where it goes, its body, every attempt and what the receiver answered."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         delivery = await service.get_delivery(conn, delivery_id)
     return render(
         request,
@@ -240,7 +240,7 @@ async def replay_one(delivery_id: Id, state: State, person: Admin) -> Response:
 @router.get("/webhooks")
 async def subscriptions(request: Request, state: State, _: Admin, after: After = None) -> Response:
     """Subscriptions (paused and deleted ones too), oldest first."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await service.list_subscriptions(
             conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,))
         )
@@ -333,7 +333,7 @@ def _subscription_page(
 async def subscription_page(
     request: Request, subscription_id: Id, state: State, _: Admin
 ) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         subscription = await service.get_subscription(conn, subscription_id)
     form = Form({"events": ",".join(subscription.event_types)})
     return _subscription_page(request, subscription, form)
