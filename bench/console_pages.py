@@ -11,8 +11,10 @@ Run by hand (not in CI), from the repository root:
    (through the services); 1,000,000 promo codes, 200 specials, 200 upgrade programs and a
    generation job as bench/console_promocodes.py seeds them, with 300,000 redemptions over
    90 days (one in twenty rolled back); 1,000,000 players of one game, each with a claim and
-   an impression over 90 days; 100,000 referrals (20,000 rewarded); 2,000 webhook
-   deliveries with failed attempts; 10,000 users, 10,000 API keys, 200,000 audit entries.
+   an impression over 90 days; 100,000 referrals (40,000 paid, 20,000 rewarded) with their
+   ledger, 100,000 e-mail invitations (half verified); 2,000 webhook deliveries with failed
+   attempts, and 100,000 delivered over 29 days (one in fifty a billing callback) to one
+   subscription; 10,000 users, 10,000 API keys, 200,000 audit entries.
    Then VACUUM ANALYZE, as autovacuum would in time. ``--reuse`` keeps a database seeded
    before (``--keep`` keeps it at the end: it is dropped otherwise).
 2. Starts ``promos serve`` on 127.0.0.1 with the dashboard's figures read at every view
@@ -61,10 +63,11 @@ from promos.brands import service as brands  # noqa: E402
 from promos.db import Database  # noqa: E402
 from promos.http.pagination import encode_cursor  # noqa: E402
 from promos.offers import service  # noqa: E402
-from promos.offers.tables import offers  # noqa: E402
+from promos.offers.tables import offer_versions, offers  # noqa: E402
 
 HOST = "127.0.0.1"
-DB_NAME = "promos_bench_console_pages"
+# Another name lets two runs on one server keep apart.
+DB_NAME = os.environ.get("BENCH_CONSOLE_DB", "promos_bench_console_pages")
 SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_DSN = f"postgresql://postgres@{HOST}:5432/{DB_NAME}"
 OUT = ROOT / "bench" / "out"
@@ -72,7 +75,13 @@ PROMOS = Path(sys.executable).with_name("promos")
 ADMIN, PASSWORD = "bench", "bench password"
 TARGET_MS = 50.0
 PAGE_SIZE = 50  # promos.console.paging.PAGE_SIZE
-PLUGINS = ("console_pools", "console_promocodes")
+PLUGINS = (
+    "console_pools",
+    "console_promocodes",
+    "console_offers",
+    "console_referrals",
+    "console_webhooks",
+)
 SERVER_START_SECONDS = 60.0
 SMALL_BATCHES = 2000
 
@@ -114,10 +123,21 @@ INSERT INTO referral_programs (id, name, credit_value, target_value, created_at,
     VALUES (1, 'bench', 10, 100, now(), now());
 SELECT setval(pg_get_serial_sequence('referral_programs', 'id'), 1);
 INSERT INTO referrals (program_id, referrer_hash, referred_hash, credit_value, target_value,
-                       total_amount_paid, rewarded_at, created_at)
+                       total_amount_paid, rewarded_at, created_at, first_paid_at)
     SELECT 1, 'referrer-' || (g % 1000), 'referred-' || g, 10, 100,
-           CASE WHEN g % 5 = 0 THEN 100 ELSE 0 END,
-           CASE WHEN g % 5 = 0 THEN t + interval '1 hour' END, t
+           CASE g % 5 WHEN 0 THEN 100 WHEN 1 THEN 20 ELSE 0 END,
+           CASE WHEN g % 5 = 0 THEN t + interval '1 hour' END, t,
+           CASE WHEN g % 5 IN (0, 1) THEN t + interval '10 minutes' END
+    FROM (SELECT g, now() - random() * interval '90 days' AS t
+          FROM generate_series(1, {referrals}) AS g) AS r;
+INSERT INTO referral_credits (referral_id, user_hash, kind, amount, created_at)
+    SELECT id, referred_hash, 'signup', credit_value, created_at FROM referrals
+    UNION ALL SELECT id, referrer_hash, 'potential', target_value, created_at FROM referrals
+    UNION ALL SELECT id, referrer_hash, 'acquired', target_value, rewarded_at FROM referrals
+              WHERE rewarded_at IS NOT NULL;
+INSERT INTO email_indications (email, referrer_hash, created_at, verified_at)
+    SELECT 'invitee-' || g || '@example.com', 'referrer-' || (g % 1000), t,
+           CASE WHEN g % 2 = 0 THEN t + interval '1 day' END
     FROM (SELECT g, now() - random() * interval '90 days' AS t
           FROM generate_series(1, {referrals}) AS g) AS r;
 
@@ -149,6 +169,27 @@ SELECT setval(pg_get_serial_sequence('webhook_deliveries', 'id'), 2000);
 INSERT INTO webhook_attempts (delivery_id, number, attempted_at, status_code, duration_ms)
     SELECT d, a, now() - random() * interval '30 days', 500, 5
     FROM generate_series(1, 2000) AS d, generate_series(1, 3) AS a;
+INSERT INTO webhook_subscriptions (id, url, event_types, secret, active, deleted, created_at)
+    VALUES (1, 'https://hooks.example.com/bench', '["*"]', 'whsec_bench', true, false,
+            now() - interval '60 days');
+SELECT setval(pg_get_serial_sequence('webhook_subscriptions', 'id'), 1);
+INSERT INTO outbox (id, event_type, payload, created_at)
+    SELECT g, CASE WHEN g % 10 = 0 THEN 'referral.signed_up' ELSE 'code.issued' END, '{{}}',
+           now() - (2000 + {deliveries} - g) * interval '25 seconds'
+    FROM generate_series(2001, 2000 + {deliveries}) AS g;
+SELECT setval(pg_get_serial_sequence('outbox', 'id'), 2000 + {deliveries});
+INSERT INTO webhook_deliveries (id, event_id, subscription_id, kind, event_type, url,
+                                content_type, body, status, attempts, next_attempt_at,
+                                last_status_code, created_at, delivered_at)
+    SELECT o.id, o.id, CASE WHEN o.id % 50 = 0 THEN NULL ELSE 1 END,
+           CASE WHEN o.id % 50 = 0 THEN 'callback' ELSE 'webhook' END, o.event_type,
+           'https://hooks.example.com/bench', 'application/json', '{{"id": 1}}', 'delivered', 1,
+           o.created_at, 200, o.created_at, o.created_at
+    FROM outbox o WHERE o.id > 2000;
+SELECT setval(pg_get_serial_sequence('webhook_deliveries', 'id'), 2000 + {deliveries});
+INSERT INTO webhook_attempts (delivery_id, number, attempted_at, status_code, duration_ms,
+                              response_excerpt)
+    SELECT id, 1, created_at, 200, 12, 'ok' FROM webhook_deliveries WHERE id > 2000;
 
 INSERT INTO users (username, password_hash, role, created_at)
     SELECT 'user-' || g, (SELECT password_hash FROM users WHERE username = '{admin}'),
@@ -254,6 +295,11 @@ async def _make_game() -> None:
             await conn.execute(
                 offers.update().where(offers.c.id == offer.id).values(id=UUID(OFFER))
             )
+            await conn.execute(  # its version moves with it
+                offer_versions.update()
+                .where(offer_versions.c.offer_id == offer.id)
+                .values(offer_id=UUID(OFFER))
+            )
         async with database.begin() as conn:
             for brand_id in range(1, BRANDS + 1):
                 await brands.generate_for_brand(conn, brand_id=brand_id, count=BRAND_CODES, now=now)
@@ -271,7 +317,13 @@ def seed(n: int) -> None:
     asyncio.run(_make_game())
     issued = n * 3 // 10
     script = SEED.format(
-        n=n, issued=issued, small=SMALL_BATCHES, referrals=n // 10, offer=OFFER, admin=ADMIN
+        n=n,
+        issued=issued,
+        small=SMALL_BATCHES,
+        referrals=n // 10,
+        deliveries=n // 10,
+        offer=OFFER,
+        admin=ADMIN,
     )
     sql(BENCH_DSN, "BEGIN", script, "COMMIT")
     asyncio.run(console_promocodes.seed(n, BENCH_DSN))

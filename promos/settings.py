@@ -110,6 +110,16 @@ class Settings(BaseSettings):
         float, Field(ge=0, le=300, validation_alias=_alias("CONSOLE_DASHBOARD_SECONDS"))
     ] = 10.0
 
+    # Promo code holds (docs/operations.md): the longest a hold may last (a longer
+    # ttl_seconds is cut to this), and whether a lapsed hold may still be confirmed when a
+    # use of its code is free then.
+    promocode_hold_max_seconds: Annotated[
+        int, Field(ge=1, le=7 * 24 * 3600, validation_alias=_alias("PROMOCODE_HOLD_MAX_SECONDS"))
+    ] = 3600
+    promocode_hold_late_confirm: Annotated[
+        bool, Field(validation_alias=_alias("PROMOCODE_HOLD_LATE_CONFIRM"))
+    ] = False
+
     db_pool_size: Annotated[int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))] = 16
     db_max_overflow: Annotated[
         int, Field(ge=0, le=512, validation_alias=_alias("DB_MAX_OVERFLOW"))

@@ -30,9 +30,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """``status`` is what the next requests get; ``requests`` what arrived, in order."""
+    """``status`` (and ``reply``, the body) is what the next requests get; ``requests`` what
+    arrived, in order."""
 
     status: int = 200
+    reply: bytes = b""
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
@@ -103,8 +105,9 @@ class Receiver:
             self._arrived.set()
             reason = "OK" if self.status < 400 else "Error"
             writer.write(
-                f"HTTP/1.1 {self.status} {reason}\r\nContent-Length: 0\r\n"
+                f"HTTP/1.1 {self.status} {reason}\r\nContent-Length: {len(self.reply)}\r\n"
                 "Connection: close\r\n\r\n".encode()
+                + self.reply
             )
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

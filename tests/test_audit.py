@@ -63,6 +63,7 @@ _SIGN_IN = "sign-in: authentication, not configuration (rate limited, in the met
 _READS = "changes nothing: it only reads"
 _ISSUE = "issuing a pool code to a customer: the code row keeps who and when, and code.issued"
 _CHECKOUT = "checkout traffic on a promo code: the redemptions table keeps each use"
+_HOLD = "checkout traffic on a promo code: the holds table keeps each hold and its end"
 _PLAYER = "players' traffic: the claim and impression rows keep each one"
 _SIGN_UP = "a referred sign-up: the credits ledger and referral.signed_up keep it"
 _INVOICE = "a customer's invoice: the credits ledger and referral.rewarded keep it"
@@ -78,11 +79,16 @@ OPERATIONAL = {
     ("POST", "/emailverification"): _READS,
     ("POST", "/emailverification/"): _READS,
     ("POST", "/v1/promocodes/{code}/validate"): _READS,
+    ("POST", "/v1/games/{game_id}/offer-explanations"): _READS,
     ("POST", "/v1/batches/{batch_id}/issues"): _ISSUE,
     ("POST", "/api/v1/code/redeem"): _ISSUE,
     ("GET", "/discounts/api/v1.0/get_code/{user_id}/{user_secret}/{brand_id}"): _ISSUE,
     ("POST", "/v1/promocodes/{code}/redeem"): _CHECKOUT,
     ("POST", "/v1/redemptions/{redemption_id}/rollback"): _CHECKOUT,
+    ("POST", "/v1/promocodes/{code}/holds"): _HOLD,
+    ("POST", "/v1/promocode-holds/{hold_id}/confirm"): _HOLD,
+    ("POST", "/v1/promocode-holds/{hold_id}/release"): _HOLD,
+    ("POST", "/v1/promocode-orders/{order}/cancel"): _HOLD,
     ("GET", "/promocodes/decrement/{id}"): _CHECKOUT,
     ("GET", "/api/promocodes/decrement/{id}"): _CHECKOUT,
     ("PUT", "/offers/claim"): _PLAYER,
@@ -358,6 +364,20 @@ async def upgrade_program_code(ctx: Ctx, path: str) -> Expected:
     )
 
 
+@case("PATCH", "/v1/promocodes/{code}")
+async def set_cancel_policy(ctx: Ctx, path: str) -> Expected:
+    code = await make_promocode(ctx.database, now=ctx.clock())
+    body = {"reusable_after_cancel": False}
+    await ok(await ctx.client.patch(fill(path, code=code), json=body, headers=ctx.admin))
+    return Expected(
+        "promocode.update",
+        "promocode",
+        code,
+        before={"own_reusable_after_cancel": None},
+        after={"own_reusable_after_cancel": False},
+    )
+
+
 @case("DELETE", "/v1/promocodes/{code}")
 async def delete_promocode(ctx: Ctx, path: str) -> Expected:
     code = await make_promocode(ctx.database, now=ctx.clock())
@@ -582,6 +602,31 @@ async def delete_webhook(ctx: Ctx, path: str) -> Expected:
     return Expected(
         "webhook.delete", "webhook", subscription, before={"active": True}, after={"active": False}
     )
+
+
+@case("PATCH", "/v1/webhooks/{subscription_id}")
+async def update_webhook(ctx: Ctx, path: str) -> Expected:
+    subscription = await _subscription(ctx)
+    body = {"events": ["code.issued"], "paused": True}
+    await ok(
+        await ctx.client.patch(
+            fill(path, subscription_id=subscription), json=body, headers=ctx.admin
+        )
+    )
+    return Expected(
+        "webhook.update",
+        "webhook",
+        subscription,
+        before={"active": True, "event_types": ["*"]},
+        after={"active": False, "event_types": ["code.issued"]},
+    )
+
+
+@case("POST", "/v1/webhooks/{subscription_id}/test")
+async def send_test_event(ctx: Ctx, path: str) -> Expected:
+    subscription = await _subscription(ctx)
+    await ok(await ctx.client.post(fill(path, subscription_id=subscription), headers=ctx.admin))
+    return Expected("webhook.test", "webhook", subscription, after={"event_type": "webhook.test"})
 
 
 @case("POST", "/v1/webhooks/deliveries/{delivery_id}/replay")

@@ -390,6 +390,7 @@ async def test_a_rollback_is_delivered_as_promocode_redeem_rolled_back(
         "uses_left": 3,
         "redeemed_at": redeemed["redeemed_at"].replace("Z", "+00:00"),
         "rolled_back_at": clock().isoformat(),
+        "use_given_back": True,
     }
     assert await outbox_types(database) == Counter({"promocode.redeem_rolled_back": 1})
 

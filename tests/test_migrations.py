@@ -1,4 +1,5 @@
-"""Upgrading a database that holds data: the code pools' 0009_batch_clients on both backends.
+"""Upgrading a database that holds data, on both backends: the code pools'
+0009_batch_clients, and the promo codes' 0015_promocode_holds.
 
 Each test migrates an empty database to the revision before, writes what Promos wrote then
 (clients, batches, codes, some of them issued), upgrades every head as ``promos migrate``
@@ -11,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -27,6 +29,9 @@ from promos.auth.service import digest
 from promos.auth.tables import api_keys
 from promos.codes.tables import batch_clients, batches, clients, codes
 from promos.db import Database
+from promos.offers import service as offer_service
+from promos.offers.tables import games, offers
+from promos.promocodes.tables import promocode_generations, promocode_redemptions, promocodes
 from promos.settings import Settings
 from tests.conftest import PG_URL, FakeClock
 from tests.factories.auth import make_api_key
@@ -190,8 +195,139 @@ async def test_after_the_upgrade_a_batch_takes_codes_of_another_client(client, o
     assert issued.json()["code"] == "NEW-1"
 
 
+# --- 0013_offer_console: the version each offer was at is kept -------------------------------
+
+
+async def test_the_offer_console_upgrade_keeps_the_version_each_offer_is_at(empty_url):
+    database = Database(empty_url)
+    offer_id, key = uuid4(), uuid4()
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0012")
+            await conn.execute(
+                games.insert().values(
+                    id="galaxy", name="Galaxy", metadata={}, created_at=THEN, updated_at=THEN
+                )
+            )
+            await conn.execute(
+                offers.insert().values(
+                    game_id="galaxy", id=offer_id, key=key, version=3, name="Gems",
+                    product_id="gems", cost=None, contents={"gems": 5}, metadata={},
+                    placement="store", period_every="", period_max=1, frequency_every="",
+                    frequency_max=1, trigger_from=0, trigger_to=10, enabled=True, filters={},
+                    created_at=THEN, updated_at=THEN,
+                )
+            )  # fmt: skip
+        await migrate.upgrade(database.engine)
+        async with database.begin() as conn:
+            kept_versions = offer_service.offer_versions_of(
+                conn, game_id="galaxy", offer_id=offer_id
+            )
+            [kept] = await kept_versions
+    finally:
+        await database.dispose()
+
+    assert (kept.version, kept.key, kept.spec.name, kept.created_at) == (3, key, "Gems", THEN)
+
+
+# 0015_promocode_holds
+
+
+HOLDS_BEFORE = "0012"  # the promo code tables' revision before 0015_promocode_holds
+
+
+@pytest.fixture
+async def upgraded(empty_url: str) -> AsyncIterator[str]:
+    """A database at 0012 holding code OLD-1 (3 uses) with two redemptions, then upgraded."""
+    database = Database(empty_url)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, HOLDS_BEFORE)
+            generation_id = (
+                await conn.execute(
+                    promocode_generations.insert()
+                    .values(
+                        pattern="OLD-1",
+                        charset="A",
+                        count=1,
+                        discount_percentage=Decimal(10),
+                        usage_count=3,
+                        created_at=THEN,
+                    )
+                    .returning(promocode_generations.c.id)
+                )
+            ).scalar_one()
+            code_id = (
+                await conn.execute(
+                    promocodes.insert()
+                    .values(code="OLD-1", generation_id=generation_id, usage_count=1)
+                    .returning(promocodes.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                promocode_redemptions.insert(),
+                [
+                    {"promocode_id": code_id, "customer": f"c{n}@example.com", "redeemed_at": THEN}
+                    for n in range(2)
+                ],
+            )
+        await migrate.upgrade(database.engine)
+    finally:
+        await database.dispose()
+    return empty_url
+
+
+@dataclass(frozen=True)
+class Served:
+    http: httpx.AsyncClient
+    auth: dict[str, str]
+    database: Database
+
+
+@pytest.fixture
+async def served(upgraded: str) -> AsyncIterator[Served]:
+    """Promos on the upgraded database, with a sales API key."""
+    clock = FakeClock(datetime(2026, 12, 1, tzinfo=UTC))
+    app = create_app(Settings(database_url=upgraded), clock=clock)
+    async with app.router.lifespan_context(app):
+        database = app.state.promos.database
+        auth = {"Authorization": f"Bearer {await make_api_key(database, now=clock())}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            yield Served(http, auth, database)
+
+
+async def test_a_hold_after_the_upgrade_keeps_an_id_above_the_old_redemptions(served):
+    body = {"customer": "new@example.com", "order": "o-1", "products": []}
+    held = await served.http.post("/v1/promocodes/OLD-1/holds", json=body, headers=served.auth)
+    confirmed = await served.http.post(
+        f"/v1/promocode-holds/{held.json()['id']}/confirm", headers=served.auth
+    )
+
+    async with served.database.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(promocode_redemptions.c.id, promocode_redemptions.c.order_ref).order_by(
+                    promocode_redemptions.c.id
+                )
+            )
+        ).all()
+    assert held.status_code == 201, held.text
+    assert confirmed.status_code == 200, confirmed.text
+    assert [tuple(r) for r in rows] == [(1, None), (2, None), (3, "o-1")]
+    assert confirmed.json()["id"] == held.json()["id"] == 3
+
+
+async def test_after_the_upgrade_an_old_redemption_rolled_back_gives_its_use_back(served):
+    undone = await served.http.post("/v1/redemptions/1/rollback", headers=served.auth)
+
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["use_given_back"] is True
+    assert undone.json()["usage_count"] == 2
+
+
 async def test_a_key_made_before_scopes_keeps_every_scope_of_its_role(empty_url):
-    """0016 (API keys' scopes): a key without scope rows holds what its role holds."""
+    """0017 (API keys' scopes): a key without scope rows holds what its role holds."""
     database = Database(empty_url)
     secret = "pk_made-before-scopes"
     try:

@@ -288,6 +288,10 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", "/v1/games/{game_id}"): lambda s, _: (f"/v1/games/{s.game}", None),
     ("POST", "/v1/games/{game_id}/offers"): lambda s, _: (f"/v1/games/{s.game}/offers", OFFER),
     ("GET", "/v1/games/{game_id}/offers"): lambda s, _: (f"/v1/games/{s.game}/offers", None),
+    ("POST", "/v1/games/{game_id}/offer-explanations"): lambda s, _: (
+        f"/v1/games/{s.game}/offer-explanations",
+        {"player_id": "player-7", "attributes": {}},
+    ),
     ("GET", "/v1/games/{game_id}/offers/{offer_id}"): lambda s, _: (
         f"/v1/games/{s.game}/offers/{s.offer}",
         None,

@@ -382,6 +382,8 @@ async def test_webhook_routes_are_for_admins_only(client, auth):
         ("POST", "/v1/webhooks"),
         ("GET", "/v1/webhooks/deliveries"),
         ("POST", "/v1/webhooks/deliveries/1/replay"),
+        ("PATCH", "/v1/webhooks/1"),
+        ("POST", "/v1/webhooks/1/test"),
     ):
         response = await client.request(method, path, headers=auth)
         assert response.status_code == 403, (path, response.text)
@@ -411,9 +413,161 @@ async def test_unknown_deliveries_and_subscriptions_are_a_404(client, admin_auth
         ("DELETE", "/v1/webhooks/5"),
         ("GET", "/v1/webhooks/deliveries/5"),
         ("POST", "/v1/webhooks/deliveries/5/replay"),
+        ("PATCH", "/v1/webhooks/5"),
+        ("POST", "/v1/webhooks/5/test"),
     ):
-        response = await client.request(method, path, headers=admin_auth)
+        response = await client.request(method, path, headers=admin_auth, json={})
         assert response.status_code == 404, (path, response.text)
+
+
+async def test_changing_a_subscription_s_event_types_applies_to_the_next_events(
+    *, client, auth, admin_auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock())
+    subscription = await subscribe(client, admin_auth, receiver, ["referral.signed_up"])
+
+    changed = await client.patch(
+        f"/v1/webhooks/{subscription['id']}", json={"events": ["code.issued"]}, headers=admin_auth
+    )
+    await register(client, auth)
+    async with database.begin() as conn:
+        await events.emit(conn, "code.issued", {"code": "X-1"}, now=clock())
+    await dispatcher.deliver_due()
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["events"] == ["code.issued"]
+    hooks = [orjson.loads(r.body)["type"] for r in receiver.requests if r.path == "/hooks"]
+    assert hooks == ["code.issued"]
+
+
+async def test_a_paused_subscription_gets_nothing_until_it_is_resumed(
+    *, client, auth, admin_auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock())
+    subscription = await subscribe(client, admin_auth, receiver, ["referral.signed_up"])
+    path = f"/v1/webhooks/{subscription['id']}"
+
+    paused = await client.patch(path, json={"paused": True}, headers=admin_auth)
+    await register(client, auth, "alice", "bob")
+    await client.patch(path, json={"paused": False}, headers=admin_auth)
+    await register(client, auth, "alice", "carol")
+    await dispatcher.deliver_due()
+
+    assert (paused.json()["active"], paused.json()["status"]) == (False, "paused")
+    hooks = [
+        orjson.loads(r.body)["data"]["referred"] for r in receiver.requests if r.path == "/hooks"
+    ]
+    assert hooks == ["carol"]
+
+
+async def test_pausing_a_subscription_cancels_its_pending_deliveries(
+    *, client, auth, admin_auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock())
+    subscription = await subscribe(client, admin_auth, receiver, ["referral.signed_up"])
+    await register(client, auth)
+
+    await client.patch(
+        f"/v1/webhooks/{subscription['id']}", json={"paused": True}, headers=admin_auth
+    )
+    await dispatcher.deliver_due()
+
+    assert [r.path for r in receiver.requests] == ["/billing/credit/bob"]
+    assert sorted(d.status for d in await deliveries(database)) == ["cancelled", "delivered"]
+
+
+async def test_a_delivery_of_a_paused_subscription_is_not_replayed(
+    *, client, auth, admin_auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock())
+    subscription = await subscribe(client, admin_auth, receiver, ["referral.signed_up"])
+    await register(client, auth)
+    await dispatcher.deliver_due()
+    await client.patch(
+        f"/v1/webhooks/{subscription['id']}", json={"paused": True}, headers=admin_auth
+    )
+    hook = next(d for d in await deliveries(database) if d.kind == "webhook")
+
+    replay = await client.post(f"/v1/webhooks/deliveries/{hook.id}/replay", headers=admin_auth)
+
+    assert replay.status_code == 409, replay.text
+    assert "paused" in replay.json()["error"]["message"]
+    assert len(await deliveries(database)) == 2
+
+
+async def test_a_deleted_subscription_cannot_be_changed_or_tested(
+    client, admin_auth, receiver, database
+):
+    subscription = await subscribe(client, admin_auth, receiver, ["*"])
+    path = f"/v1/webhooks/{subscription['id']}"
+    await client.delete(path, headers=admin_auth)
+
+    changed = await client.patch(path, json={"paused": False}, headers=admin_auth)
+    tested = await client.post(f"{path}/test", headers=admin_auth)
+
+    assert (changed.status_code, tested.status_code) == (409, 409)
+    assert "deleted" in changed.json()["error"]["message"]
+    assert (await client.get(path, headers=admin_auth)).json()["status"] == "deleted"
+    assert await deliveries(database) == []
+
+
+async def test_a_test_event_goes_to_its_subscription_alone_signed(
+    *, client, admin_auth, clock, receiver, dispatcher
+):
+    subscription = await subscribe(client, admin_auth, receiver, ["code.issued"])
+    await subscribe(client, admin_auth, receiver, ["*"])
+
+    sent = await client.post(f"/v1/webhooks/{subscription['id']}/test", headers=admin_auth)
+    assert await dispatcher.deliver_due() == 1
+
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["subscription_id"] == subscription["id"]
+    [request] = receiver.requests
+    assert request.headers["promos-event"] == "webhook.test"
+    body = orjson.loads(request.body)
+    assert (body["type"], body["data"]["subscription_id"]) == (
+        "webhook.test",
+        str(subscription["id"]),
+    )
+    assert verified(request, SUBSCRIPTION_SECRET, int(clock().timestamp()))
+
+
+async def test_a_paused_subscription_is_not_sent_a_test_event(client, admin_auth, receiver):
+    subscription = await subscribe(client, admin_auth, receiver, ["*"])
+    path = f"/v1/webhooks/{subscription['id']}"
+    await client.patch(path, json={"paused": True}, headers=admin_auth)
+
+    tested = await client.post(f"{path}/test", headers=admin_auth)
+
+    assert tested.status_code == 409, tested.text
+
+
+async def test_each_attempt_keeps_the_start_of_the_receiver_s_answer(
+    *, client, admin_auth, receiver, dispatcher
+):
+    subscription = await subscribe(client, admin_auth, receiver, ["*"])
+    receiver.status, receiver.reply = 500, b"database down\x00" + "é".encode() * 600
+    await client.post(f"/v1/webhooks/{subscription['id']}/test", headers=admin_auth)
+
+    await dispatcher.deliver_due()
+
+    [delivery] = (await client.get("/v1/webhooks/deliveries", headers=admin_auth)).json()["items"]
+    detail = await client.get(f"/v1/webhooks/deliveries/{delivery['id']}", headers=admin_auth)
+    [attempt] = detail.json()["attempt_log"]
+    assert attempt["status_code"] == 500
+    assert attempt["response_excerpt"] == "database down\ufffd" + "é" * 486
+    assert attempt["duration_ms"] >= 0
+
+
+async def test_an_empty_answer_keeps_no_excerpt(*, client, admin_auth, receiver, dispatcher):
+    subscription = await subscribe(client, admin_auth, receiver, ["*"])
+    await client.post(f"/v1/webhooks/{subscription['id']}/test", headers=admin_auth)
+
+    await dispatcher.deliver_due()
+
+    [delivery] = (await client.get("/v1/webhooks/deliveries", headers=admin_auth)).json()["items"]
+    detail = await client.get(f"/v1/webhooks/deliveries/{delivery['id']}", headers=admin_auth)
+    assert [a["response_excerpt"] for a in detail.json()["attempt_log"]] == [None]
 
 
 # Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature

@@ -487,7 +487,7 @@ async def get_by_code(
     now = state.clock()
     async with state.database.begin() as conn:
         try:
-            found = await promocodes.get_promocode(conn, code)
+            found = await promocodes.get_promocode(conn, code, now=now)
         except PromocodeNotFound:
             raise PromocodeNotFound(NOT_VALID) from None
     expired = found.expires_in is not None and found.expires_in < now.date()

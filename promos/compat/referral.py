@@ -506,7 +506,7 @@ async def email_verification(
     body = await params(request, EmailsIn)
     emails = body.addresses()
     async with state.database.begin() as conn:
-        found = await service.verify_emails(conn, emails)
+        found = await service.verify_emails(conn, emails, now=state.clock())
     return [{email: referrer} for email, referrer in found]
 
 

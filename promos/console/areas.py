@@ -28,6 +28,12 @@ AREAS: tuple[Area, ...] = (
         "Batches of unique codes: their stock, uploads, issues per day, exports.",
     ),
     Area("Brands", "/admin/brands", "The discount generator's brands, their stock and users."),
+    Area("Offers", "/admin/games", "Games, their offers, and why a player gets them or not."),
+    Area(
+        "Referrals",
+        "/admin/referrals",
+        "Referral programs and their funnel, users' statements, e-mail invitations.",
+    ),
     Area(
         "Users", "/admin/users", "People who sign in to the console and the API.", admin_only=True
     ),
@@ -35,6 +41,12 @@ AREAS: tuple[Area, ...] = (
         "API keys",
         "/admin/api-keys",
         "Credentials of the services that call the API.",
+        admin_only=True,
+    ),
+    Area(
+        "Webhooks",
+        "/admin/webhooks",
+        "Subscriptions to events, and the log of every delivery and billing callback.",
         admin_only=True,
     ),
     Area(

@@ -44,6 +44,8 @@ class Measure:
     count: Count
     # Shown to admins only, as the API's routes for it are admin-only.
     admin_only: bool = False
+    # The console page that lists what is counted, if one does.
+    link: str | None = None
 
 
 MEASURES: tuple[Measure, ...] = (
@@ -58,6 +60,7 @@ MEASURES: tuple[Measure, ...] = (
         "Failing webhook deliveries",
         events.failing_deliveries_per_day,
         admin_only=True,
+        link="/admin/webhooks/deliveries?status=failing",
     ),
 )
 
@@ -135,7 +138,7 @@ class HeldFigures:
             self._closed_at <= now < self._closed_at + CLOSED_DAYS_HELD
         ):
             closed = {}
-        async with self._database.begin() as conn:
+        async with self._database.read() as conn:
             fresh = await read(conn, now=now, low_below=self._low_below, closed=closed)
         if not closed or any(d.days != closed_days(now) for d in closed.values()):
             self._closed, self._closed_at = _closed_of(fresh), now

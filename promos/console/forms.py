@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -108,3 +109,25 @@ def describe(kind: str, context: Mapping[str, Any], fallback: str) -> str:  # no
     if kind == "less_than":
         return f"Less than {context.get('lt')}."
     return fallback[:1].upper() + fallback[1:] + ("" if fallback.endswith(".") else ".")
+
+
+TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+TIME_ERROR = "A date and time in UTC, e.g. 2026-03-01T12:00."
+
+
+def utc_time(text: str | None) -> datetime | None:
+    """A datetime-local field's value (no zone: read as UTC), or an ISO time with its zone."""
+    if text is None:
+        return None
+    for pattern in TIME_FORMATS:
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(TIME_ERROR) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment

@@ -12,8 +12,21 @@ from starlette.types import Message, Receive, Scope, Send
 
 from promos.console.dashboard import HeldFigures
 from promos.console.deps import PREFIX, STATIC
+from promos.console.funnels import HeldFunnels
 from promos.console.headers import STATIC_HEADERS
-from promos.console.pages import audit, brands, catalog, home, people, pools, promocodes, signin
+from promos.console.pages import (
+    audit,
+    brands,
+    catalog,
+    home,
+    people,
+    pools,
+    promocodes,
+    referrals,
+    signin,
+    webhooks,
+)
+from promos.console.pages.offers import router as offers_pages
 
 PAGES: tuple[APIRouter, ...] = (
     signin.router,
@@ -25,6 +38,9 @@ PAGES: tuple[APIRouter, ...] = (
     catalog.router,
     pools.router,
     brands.router,
+    offers_pages,
+    referrals.router,
+    webhooks.router,
 )
 
 
@@ -64,4 +80,5 @@ def install(app: FastAPI) -> None:
         seconds=state.settings.console_dashboard_seconds,
         low_below=state.settings.console_low_pool_codes,
     )
+    app.state.console_funnels = HeldFunnels(state.clock)
     app.router.routes.extend(ROUTES)  # type: ignore[arg-type]

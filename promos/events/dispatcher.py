@@ -36,6 +36,8 @@ from promos.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 500
+EXCERPT_LENGTH = 500  # characters of a receiver's answer kept with the attempt
+EXCERPT_BYTES = 4 * EXCERPT_LENGTH  # read at most: enough for 500 characters of UTF-8
 SUCCESS = range(200, 300)
 
 
@@ -70,6 +72,8 @@ class Outcome:
     status_code: int | None
     error: str | None
     duration_ms: int
+    # The start of the receiver's answer, as text (for the delivery log).
+    excerpt: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,7 +204,8 @@ class Dispatcher:
             )
         started = time.monotonic()
         try:
-            response = await http.post(delivery.url, content=body, headers=headers)
+            async with http.stream("POST", delivery.url, content=body, headers=headers) as response:
+                excerpt = await _excerpt(response)
         except DestinationRefused as exc:
             # Refused before any connection; due again later like any failure, so that a host
             # allowed meanwhile (or a name that resolves elsewhere again) gets it.
@@ -209,7 +214,7 @@ class Dispatcher:
             failure = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
             return Outcome(None, failure, _ms_since(started))
         refused = None if response.is_success else f"HTTP {response.status_code}"
-        return Outcome(response.status_code, refused, _ms_since(started))
+        return Outcome(response.status_code, refused, _ms_since(started), excerpt)
 
     def _client(self, kind: str) -> httpx.AsyncClient:
         # No redirects followed (a redirect is not a delivery) and no proxies from the
@@ -279,6 +284,24 @@ async def _wait_for_event(event: asyncio.Event, seconds: float) -> None:
 def _kind(error: str | None) -> str:
     """The exception's name alone: its message may quote the receiver's URL."""
     return (error or "no answer").split(":", 1)[0]
+
+
+async def _excerpt(response: httpx.Response) -> str | None:
+    """The start of the answer's body as text (``EXCERPT_LENGTH`` characters at most); the
+    rest is not read (the connection is closed instead of reused)."""
+    read = b""
+    async for chunk in response.aiter_bytes():
+        read += chunk
+        if len(read) >= EXCERPT_BYTES:
+            break
+    if not read:
+        return None
+    try:
+        text = read[:EXCERPT_BYTES].decode(response.charset_encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        text = read[:EXCERPT_BYTES].decode("utf-8", "replace")
+    # PostgreSQL's text holds no NUL character.
+    return text[:EXCERPT_LENGTH].replace("\x00", "\ufffd")
 
 
 def _ms_since(started: float) -> int:
@@ -373,6 +396,7 @@ async def record(
             status_code=outcome.status_code,
             error=outcome.error,
             duration_ms=outcome.duration_ms,
+            response_excerpt=outcome.excerpt,
         )
     )
     values: dict[str, Any] = {

@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 
-from promos.audit import service as audit
 from promos.events import changes, service
 from promos.events.schemas import (
     DeliveryDetail,
@@ -16,6 +15,7 @@ from promos.events.schemas import (
     SubscriptionCreated,
     SubscriptionOut,
     SubscriptionPage,
+    SubscriptionUpdate,
 )
 from promos.events.signing import new_secret
 from promos.http.deps import AdminPrincipal, State
@@ -23,6 +23,7 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.scopes import needs
+from promos.state import AppState
 from promos.validation import STORABLE, Id, PathId
 
 router = APIRouter(
@@ -91,30 +92,13 @@ async def get_delivery(delivery_id: PathId, state: State, _: AdminPrincipal) -> 
 async def replay_delivery(
     delivery_id: PathId, state: State, principal: AdminPrincipal
 ) -> DeliveryDetail:
-    """Send a delivery's body again, as a new delivery that is due now."""
-    now = state.clock()
+    """Send a delivery's body again, as a new delivery that is due now (409 if its
+    subscription is paused or deleted)."""
     async with state.database.begin() as conn:
-        replayed = await service.replay_delivery(conn, delivery_id, now=now)
-        # The new delivery, without its body: the event it carries is in the outbox already.
-        await audit.record(
-            conn,
-            actor=principal,
-            action="webhook_delivery.replay",
-            target_type="webhook_delivery",
-            target_id=delivery_id,
-            after={
-                "id": replayed.id,
-                "event_id": replayed.event_id,
-                "event_type": replayed.event_type,
-                "kind": replayed.kind,
-                "subscription_id": replayed.subscription_id,
-                "url": replayed.url,
-                "replay_of": replayed.replay_of,
-            },
-            at=now,
+        replayed = await changes.replay_delivery(
+            conn, actor=principal, delivery_id=delivery_id, now=state.clock()
         )
-    if state.dispatcher is not None:
-        state.dispatcher.wake()
+    wake_dispatcher(state)
     return DeliveryDetail.model_validate(replayed)
 
 
@@ -133,19 +117,14 @@ async def create_subscription(
     url = str(body.url)
     await state.webhook_destinations.check_url(url)
     secret = body.secret or new_secret()
-    now = state.clock()
     async with state.database.begin() as conn:
-        created = await service.create_subscription(
-            conn, url=url, event_types=body.events, secret=secret, now=now
-        )
-        await audit.record(
+        created = await changes.create_subscription(
             conn,
             actor=principal,
-            action="webhook.create",
-            target_type="webhook",
-            target_id=created.id,
-            after=created,
-            at=now,
+            url=url,
+            event_types=body.events,
+            secret=secret,
+            now=state.clock(),
         )
     shown = SubscriptionCreated.model_validate(created)
     return shown if body.secret else shown.model_copy(update={"secret": secret})
@@ -190,3 +169,50 @@ async def delete_subscription(
             conn, actor=principal, subscription_id=subscription_id, now=state.clock()
         )
     return SubscriptionOut.model_validate(stopped)
+
+
+@router.patch(
+    "/{subscription_id}",
+    dependencies=[needs("webhooks", "manage")],
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def update_subscription(
+    subscription_id: PathId, body: SubscriptionUpdate, state: State, principal: AdminPrincipal
+) -> SubscriptionOut:
+    """Change the event types sent (from the next event on), or pause or resume it; a
+    deleted subscription cannot be changed (409)."""
+    async with state.database.begin() as conn:
+        changed = await changes.update_subscription(
+            conn,
+            actor=principal,
+            subscription_id=subscription_id,
+            event_types=body.events,
+            paused=body.paused,
+            now=state.clock(),
+        )
+    return SubscriptionOut.model_validate(changed)
+
+
+@router.post(
+    "/{subscription_id}/test",
+    dependencies=[needs("webhooks", "manage")],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def send_test(
+    subscription_id: PathId, state: State, principal: AdminPrincipal
+) -> DeliveryDetail:
+    """Send a ``webhook.test`` event to this subscription alone, now (409 if it is paused
+    or deleted). Its delivery is in the log like any other."""
+    async with state.database.begin() as conn:
+        delivery = await changes.send_test(
+            conn, actor=principal, subscription_id=subscription_id, now=state.clock()
+        )
+    wake_dispatcher(state)
+    return DeliveryDetail.model_validate(delivery)
+
+
+def wake_dispatcher(state: AppState) -> None:
+    """Deliver what a committed change queued now, not at the next poll."""
+    if state.dispatcher is not None:
+        state.dispatcher.wake()

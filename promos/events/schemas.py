@@ -53,12 +53,43 @@ class SubscriptionCreate(BaseModel):
     @field_validator("events")
     @classmethod
     def _known(cls, events: list[str]) -> list[str]:
-        # A misspelt type would never fire: refuse it, and say which types there are.
-        unknown = sorted(set(events) - set(EVENT_TYPES) - {ALL_EVENTS})
-        if unknown:
-            known = ", ".join([*EVENT_TYPES, ALL_EVENTS])
-            raise ValueError(f"unknown event type(s) {', '.join(unknown)}: known are {known}")
-        return events
+        return known_events(events)
+
+
+class SubscriptionUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"events": ["code.issued"]}, {"paused": True}]},
+        extra="forbid",
+    )
+
+    events: Annotated[
+        list[EventType] | None,
+        Field(min_length=1, max_length=100, description=f"new {_EVENTS_DESCRIPTION}"),
+    ] = None
+    paused: Annotated[
+        bool | None,
+        Field(
+            description=(
+                "true pauses it: no events are sent to it (none are kept for it meanwhile) and "
+                "its pending deliveries are cancelled; false resumes it"
+            )
+        ),
+    ] = None
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, events: list[str] | None) -> list[str] | None:
+        return None if events is None else known_events(events)
+
+
+def known_events(events: list[str]) -> list[str]:
+    """``events`` if each is a known type or ``*``: a misspelt type would never fire, so it
+    is refused, with the types there are."""
+    unknown = sorted(set(events) - set(EVENT_TYPES) - {ALL_EVENTS})
+    if unknown:
+        known = ", ".join([*EVENT_TYPES, ALL_EVENTS])
+        raise ValueError(f"unknown event type(s) {', '.join(unknown)}: known are {known}")
+    return events
 
 
 class Out(BaseModel):
@@ -75,7 +106,9 @@ class SubscriptionOut(Out):
     events: list[str] = Field(validation_alias="event_types")
     """The event types sent."""
     active: bool
-    """False once deleted (its log stays)."""
+    """Whether it receives events: false while paused, and once deleted (its log stays)."""
+    status: Literal["active", "paused", "deleted"]
+    """Active, paused (it can be resumed) or deleted."""
     created_at: datetime
     """When it was made."""
 
@@ -100,6 +133,8 @@ class AttemptOut(Out):
     """Why it failed, if it did."""
     duration_ms: int
     """How long it took."""
+    response_excerpt: str | None
+    """The start of the receiver's answer (500 characters at most); null if it had none."""
 
 
 class DeliveryOut(Out):

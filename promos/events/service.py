@@ -13,13 +13,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import delete, select, update
+import orjson
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.clock import utc_now
 from promos.events.errors import DeliveryNotFound, SubscriptionInactive, SubscriptionNotFound
-from promos.events.outbox import emit_events
+from promos.events.outbox import JSON_TYPE, emit_events, event_time
 from promos.events.tables import (
+    FAILING,
     outbox,
     webhook_attempts,
     webhook_deliveries,
@@ -28,6 +30,9 @@ from promos.events.tables import (
 from promos.pagination import Key, Page, after, read_page
 
 FORM = "application/x-www-form-urlencoded"
+# Sent to one subscription when a person asks; not a type a subscription can ask for.
+TEST_EVENT = "webhook.test"
+TEST_MESSAGE = "A test event sent from the Promos console or API: nothing happened."
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +40,17 @@ class Subscription:
     id: int
     url: str
     event_types: list[str]
+    # Receives events: not while paused, never once deleted.
     active: bool
     created_at: datetime
+    deleted: bool = False
+
+    @property
+    def status(self) -> str:
+        """Active, paused (resumable) or deleted (for good)."""
+        if self.deleted:
+            return "deleted"
+        return "active" if self.active else "paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,7 @@ class Attempt:
     status_code: int | None
     error: str | None
     duration_ms: int
+    response_excerpt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +167,7 @@ def _subscription_of(row: Any) -> Subscription:
         event_types=list(row.event_types),
         active=row.active,
         created_at=row.created_at,
+        deleted=row.deleted,
     )
 
 
@@ -161,6 +177,7 @@ _SUBSCRIPTION_COLUMNS = (
     webhook_subscriptions.c.event_types,
     webhook_subscriptions.c.active,
     webhook_subscriptions.c.created_at,
+    webhook_subscriptions.c.deleted,
 )
 
 
@@ -203,15 +220,45 @@ async def get_subscription(
     return _subscription_of(row)
 
 
-async def deactivate_subscription(conn: AsyncConnection, subscription_id: int) -> Subscription:
-    """Stop a subscription: no new deliveries, and its pending ones are cancelled."""
-    result = await conn.execute(
-        update(webhook_subscriptions)
-        .where(webhook_subscriptions.c.id == subscription_id)
-        .values(active=False)
-    )
-    if result.rowcount == 0:
-        raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")
+def _refuse_if_deleted(subscription: Subscription, doing: str) -> None:
+    if subscription.deleted:
+        raise SubscriptionInactive(
+            f"webhook subscription {subscription.id} was deleted: it cannot be {doing}"
+        )
+
+
+async def update_subscription(
+    conn: AsyncConnection,
+    subscription_id: int,
+    *,
+    event_types: Sequence[str] | None = None,
+    paused: bool | None = None,
+) -> Subscription:
+    """Change the event types sent (from the next event on), or pause or resume it.
+
+    A paused subscription receives no events (none are kept for it meanwhile) and its
+    pending deliveries are cancelled, as a deleted one's; they can be replayed once it is
+    resumed. A deleted subscription cannot be changed.
+    """
+    current = await get_subscription(conn, subscription_id, for_update=True)
+    _refuse_if_deleted(current, "changed")
+    values: dict[str, Any] = {}
+    if event_types is not None:
+        values["event_types"] = sorted(set(event_types))
+    if paused is not None:
+        values["active"] = not paused
+    if values:
+        await conn.execute(
+            update(webhook_subscriptions)
+            .where(webhook_subscriptions.c.id == subscription_id)
+            .values(**values)
+        )
+    if paused:
+        await _cancel_pending(conn, subscription_id)
+    return await get_subscription(conn, subscription_id)
+
+
+async def _cancel_pending(conn: AsyncConnection, subscription_id: int) -> None:
     await conn.execute(
         update(webhook_deliveries)
         .where(
@@ -220,6 +267,57 @@ async def deactivate_subscription(conn: AsyncConnection, subscription_id: int) -
         )
         .values(status="cancelled")
     )
+
+
+def _refuse_if_inactive(subscription: Subscription, doing: str) -> None:
+    _refuse_if_deleted(subscription, doing)
+    if not subscription.active:
+        raise SubscriptionInactive(
+            f"webhook subscription {subscription.id} is paused: resume it before it can be {doing}"
+        )
+
+
+async def send_test(conn: AsyncConnection, subscription_id: int, *, now: datetime) -> Delivery:
+    """A ``webhook.test`` event for this subscription alone, due now (only to an active one)."""
+    subscription = await get_subscription(conn, subscription_id)
+    _refuse_if_inactive(subscription, "sent a test event")
+    payload = {"subscription_id": str(subscription.id), "message": TEST_MESSAGE}
+    event_id: int = (
+        await conn.execute(
+            outbox.insert()
+            .values(event_type=TEST_EVENT, payload=payload, created_at=now)
+            .returning(outbox.c.id)
+        )
+    ).scalar_one()
+    envelope = {"id": event_id, "type": TEST_EVENT, "created_at": event_time(now), "data": payload}
+    row = _delivery_row(
+        event_id=event_id,
+        event_type=TEST_EVENT,
+        kind="webhook",
+        subscription_id=subscription.id,
+        url=subscription.url,
+        content_type=JSON_TYPE,
+        body=orjson.dumps(envelope).decode(),
+        now=now,
+    )
+    delivery_id: int = (
+        await conn.execute(
+            webhook_deliveries.insert().values(**row).returning(webhook_deliveries.c.id)
+        )
+    ).scalar_one()
+    return await get_delivery(conn, delivery_id)
+
+
+async def deactivate_subscription(conn: AsyncConnection, subscription_id: int) -> Subscription:
+    """Stop a subscription: no new deliveries, and its pending ones are cancelled."""
+    result = await conn.execute(
+        update(webhook_subscriptions)
+        .where(webhook_subscriptions.c.id == subscription_id)
+        .values(active=False, deleted=True)
+    )
+    if result.rowcount == 0:
+        raise SubscriptionNotFound(f"webhook subscription {subscription_id} does not exist")
+    await _cancel_pending(conn, subscription_id)
     return await get_subscription(conn, subscription_id)
 
 
@@ -258,15 +356,27 @@ async def list_deliveries(
     kind: str | None = None,
     status: str | None = None,
     event_type: str | None = None,
+    failing: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
     after_key: Key | None = None,
 ) -> Page[Delivery]:
-    """Deliveries, newest first: a page after ``after_key`` (id)."""
+    """Deliveries, newest first: a page after ``after_key`` (id). ``failing``: those whose
+    last attempt failed and that are not delivered (given up, or to be tried again);
+    ``since`` (included) and ``until`` (excluded) bound when they were made."""
     query = (
         select(*_DELIVERY_COLUMNS)
         .order_by(webhook_deliveries.c.id.desc())
         .where(after((webhook_deliveries.c.id,), after_key, descending=True))
     )
+    if failing:
+        # The predicate of ix_webhook_deliveries_failing, word for word, so that it serves.
+        query = query.where(text(f"({FAILING})"))
+    if since is not None:
+        query = query.where(webhook_deliveries.c.created_at >= since)
+    if until is not None:
+        query = query.where(webhook_deliveries.c.created_at < until)
     for column, value in (
         (webhook_deliveries.c.subscription_id, subscription_id),
         (webhook_deliveries.c.kind, kind),
@@ -292,6 +402,7 @@ async def get_delivery(conn: AsyncConnection, delivery_id: int) -> Delivery:
             webhook_attempts.c.status_code,
             webhook_attempts.c.error,
             webhook_attempts.c.duration_ms,
+            webhook_attempts.c.response_excerpt,
         )
         .where(webhook_attempts.c.delivery_id == delivery_id)
         .order_by(webhook_attempts.c.number, webhook_attempts.c.id)
@@ -304,11 +415,7 @@ async def replay_delivery(conn: AsyncConnection, delivery_id: int, *, now: datet
     original = await get_delivery(conn, delivery_id)
     if original.subscription_id is not None:
         subscription = await get_subscription(conn, original.subscription_id)
-        if not subscription.active:
-            raise SubscriptionInactive(
-                f"webhook subscription {subscription.id} was deleted: its deliveries cannot "
-                "be replayed"
-            )
+        _refuse_if_inactive(subscription, "sent its deliveries again")
     row = _delivery_row(
         event_id=original.event_id,
         event_type=original.event_type,

@@ -41,12 +41,16 @@ webhook_subscriptions = Table(
     Column("event_types", JSON, nullable=False),
     # Kept as given: it signs every delivery (HMAC), so it cannot be a one-way digest.
     Column("secret", String(255), nullable=False),
+    # Whether it receives events: not while paused, never again once deleted.
     Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
 DELIVERY_KINDS = ("callback", "webhook")
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
+# Failing: given up, or waiting to be tried again after a failed attempt.
+FAILING = "status = 'failed' OR (status = 'pending' AND last_error IS NOT NULL)"
 
 webhook_deliveries = Table(
     "webhook_deliveries",
@@ -87,6 +91,13 @@ webhook_deliveries = Table(
         postgresql_where=text("status = 'pending'"),
         sqlite_where=text("status = 'pending'"),
     ),
+    # The log's failing deliveries, newest first (few: a partial index).
+    Index(
+        "ix_webhook_deliveries_failing",
+        "id",
+        postgresql_where=text(FAILING),
+        sqlite_where=text(FAILING),
+    ),
 )
 
 webhook_attempts = Table(
@@ -101,6 +112,8 @@ webhook_attempts = Table(
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("duration_ms", Integer, nullable=False),
+    # The start of the receiver's answer (promos.events.dispatcher.EXCERPT_LENGTH).
+    Column("response_excerpt", Text, nullable=True),
     # Failed attempts per day (the dashboard).
     Index("ix_webhook_attempts_attempted", "attempted_at"),
 )

@@ -5,6 +5,9 @@ from __future__ import annotations
 CODE_ISSUED = "code.issued"
 PROMOCODE_REDEEMED = "promocode.redeemed"
 PROMOCODE_REDEEM_ROLLED_BACK = "promocode.redeem_rolled_back"
+PROMOCODE_HELD = "promocode.held"
+PROMOCODE_HOLD_RELEASED = "promocode.hold_released"
+PROMOCODE_HOLD_EXPIRED = "promocode.hold_expired"
 OFFER_CLAIMED = "offer.claimed"
 REFERRAL_SIGNED_UP = "referral.signed_up"
 REFERRAL_REWARDED = "referral.rewarded"
@@ -13,6 +16,9 @@ EVENT_TYPES: dict[str, str] = {
     CODE_ISSUED: "a pool code was handed to a customer",
     PROMOCODE_REDEEMED: "a use of a promo code was taken at checkout",
     PROMOCODE_REDEEM_ROLLED_BACK: "a redemption was rolled back: its use is given back",
+    PROMOCODE_HELD: "a use of a promo code was held for an order until the hold expires",
+    PROMOCODE_HOLD_RELEASED: "a hold was released: its use is given back",
+    PROMOCODE_HOLD_EXPIRED: "a lapsed hold was found expired: its use is given back",
     OFFER_CLAIMED: "a player's claim of an offer was counted",
     REFERRAL_SIGNED_UP: "a referred user signed up",
     REFERRAL_REWARDED: "a referrer earned the program's reward",

@@ -27,3 +27,17 @@ async def impressions_per_day(conn: AsyncConnection, *, days: Days) -> Daily:
     return await per_day(
         conn, offer_impressions.c.seen_at, offer_impressions.c.game_id.in_(every_game), days=days
     )
+
+
+async def game_claims_per_day(conn: AsyncConnection, *, game_id: str, days: Days) -> Daily:
+    """The game's claims counted on each of ``days``."""
+    return await per_day(
+        conn, offer_claims.c.claimed_at, offer_claims.c.game_id == game_id, days=days
+    )
+
+
+async def game_impressions_per_day(conn: AsyncConnection, *, game_id: str, days: Days) -> Daily:
+    """The game's impressions counted on each of ``days``."""
+    return await per_day(
+        conn, offer_impressions.c.seen_at, offer_impressions.c.game_id == game_id, days=days
+    )

@@ -186,7 +186,7 @@ class OfferCatalog:
 
     async def _load(self, game_id: str) -> GameOffers:
         held = self._games.get(game_id)
-        async with self._database.begin() as conn:
+        async with self._database.read() as conn:
             if held is not None:
                 # Expired: rebuild only if the game or its offers changed (one key read).
                 revision = await service.game_revision(conn, game_id)

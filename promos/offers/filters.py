@@ -116,6 +116,13 @@ def as_number(text: str) -> float | None:
 
 def matches(filters: Filters, attributes: Mapping[str, str], *, inefficient: bool) -> bool:
     """Whether one offer's filters match the attributes a request sent."""
+    return first_mismatch(filters, attributes, inefficient=inefficient) is None
+
+
+def first_mismatch(
+    filters: Filters, attributes: Mapping[str, str], *, inefficient: bool
+) -> str | None:
+    """The first attribute sent that one offer's filters refuse; ``None`` if they match."""
     for name, value in attributes.items():
         f = filters.get(name)
         if f is None:
@@ -128,8 +135,8 @@ def matches(filters: Filters, attributes: Mapping[str, str], *, inefficient: boo
             number = as_number(value)
             ok = inefficient and number is not None and f.contains(number)
         if not ok:
-            return False
-    return True
+            return name
+    return None
 
 
 @dataclass(slots=True)

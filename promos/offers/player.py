@@ -23,6 +23,7 @@ from promos.offers import service
 from promos.offers.catalog import OfferCatalog, offer_body, select_offers
 from promos.offers.counting import ClaimAsk, Claimed, Counter, Seen, SeenAsk
 from promos.offers.errors import GameNotFound, OfferNotFound
+from promos.offers.rules import Explanation, explain_offers
 from promos.offers.service import Game, Offer, PlayerOffer
 
 
@@ -47,12 +48,12 @@ async def _one_statement(database: Database) -> AsyncIterator[AsyncConnection]:
 
 @asynccontextmanager
 async def _history_source(database: Database) -> AsyncIterator[AsyncConnection | DriverReads]:
-    """PostgreSQL: asyncpg itself (``DriverReads``, the hot route's read); SQLite: a
-    transaction."""
+    """PostgreSQL: asyncpg itself (``DriverReads``, the hot route's read); SQLite: a read
+    transaction (it does not queue behind writers)."""
     if database.reads is not None:
         yield database.reads
     else:
-        async with database.begin() as conn:
+        async with database.read() as conn:
             yield conn
 
 
@@ -135,7 +136,7 @@ async def _offer(
         if offer is None:
             raise OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
         return held.game, offer
-    async with database.begin() as conn:
+    async with database.read() as conn:
         return held.game, await service.get_offer(conn, game_id=game_id, offer_id=offer_id)
 
 
@@ -188,7 +189,7 @@ async def _by_product(
     if catalog.enabled:
         candidates = held.by_product.get(product_id, [])
     else:
-        async with database.begin() as conn:
+        async with database.read() as conn:
             candidates = await service.offers_with_product(
                 conn, game_id=game_id, product_id=product_id
             )
@@ -213,4 +214,29 @@ async def see_offer(
     _, offer = await _offer(database, catalog, game_id, offer_id)
     return await counter.see(
         SeenAsk(offer=offer, player_id=player_id, impression_id=impression_id, now=now)
+    )
+
+
+async def explain(
+    *,
+    database: Database,
+    catalog: OfferCatalog,
+    game_id: str,
+    player_id: str,
+    attributes: Mapping[str, str],
+    now: datetime,
+) -> Explanation:
+    """Every offer of the game for the player now: shown as ``available_offers`` would, or
+    left out by the first rule that fails (``GameNotFound`` for no such game)."""
+    held = await catalog.get(game_id)  # the offers the hot route reads, as it reads them
+    async with database.read() as conn:
+        offers = held.offers if catalog.enabled else await service.game_offers(conn, game_id)
+        history = await service.player_history(conn, game_id=game_id, player_id=player_id)
+    return explain_offers(
+        game=held.game,
+        offers=offers,
+        histories=history,
+        player_id=player_id,
+        attributes=attributes,
+        now=now,
     )

@@ -14,10 +14,12 @@ from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.scopes import listed_ids, needs, path
-from promos.offers import changes, service
+from promos.offers import changes, player, service
 from promos.offers.errors import GameNotFound, OfferNotFound
 from promos.offers.schemas import (
     GAME_ID_PATTERN,
+    ExplanationIn,
+    ExplanationOut,
     GameIn,
     GameOut,
     GamePage,
@@ -186,3 +188,24 @@ async def disable_offer(
     game_id: GameIdPath, offer_id: UUID, state: State, principal: CurrentPrincipal
 ) -> OfferOut:
     return await _set_enabled(state, principal, game_id, offer_id, enabled=False)
+
+
+@router.post(
+    "/games/{game_id}/offer-explanations",
+    dependencies=[needs("games", "read", at=GAME)],
+    responses=NOT_FOUND,
+)
+async def explain_offers(
+    game_id: GameIdPath, body: ExplanationIn, state: State, _: CurrentPrincipal
+) -> ExplanationOut:
+    """Why not? What `/available-offers` gives the player now, and for every offer of the
+    game it leaves out, the first rule that does (in words). Changes nothing."""
+    explanation = await player.explain(
+        database=state.database,
+        catalog=state.offers,
+        game_id=game_id,
+        player_id=body.player_id,
+        attributes=body.attributes,
+        now=state.clock(),
+    )
+    return ExplanationOut.of(explanation)

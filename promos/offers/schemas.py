@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from promos.http.pagination import PageOut
 from promos.offers.filters import filters_json
+from promos.offers.rules import Explanation, Verdict
 from promos.offers.service import Game, Offer, OfferSpec, make_spec
 from promos.validation import (
     BELOW_2_63,
@@ -233,3 +234,100 @@ class OfferOut(BaseModel):
 
 class OfferPage(PageOut):
     items: Annotated[list[OfferOut], Field(description="this page's offers")]
+
+
+# The names the player route reads itself: never attributes there, so refused here.
+_NOT_ATTRIBUTES = frozenset({"player-id", "game-id"})
+MAX_ATTRIBUTES = 100
+AttributeName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=STORABLE)]
+AttributeValue = Annotated[str, Field(max_length=1024, pattern=STORABLE)]
+
+
+class ExplanationIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"player_id": "player-7", "attributes": {"country": "BR", "level": "12"}}]
+        },
+        use_attribute_docstrings=True,
+    )
+
+    player_id: PlayerId
+    """The player, as `player-id` of `/available-offers`."""
+    attributes: Annotated[
+        dict[AttributeName, AttributeValue], Field(max_length=MAX_ATTRIBUTES)
+    ] = {}
+    """The attributes `/available-offers` would be sent (its other query parameters)."""
+
+    @field_validator("attributes")
+    @classmethod
+    def _no_route_parameters(cls, value: dict[str, str]) -> dict[str, str]:
+        named = sorted(_NOT_ATTRIBUTES & set(value))
+        if named:
+            raise ValueError(f"{', '.join(named)} is not an attribute (it names the request)")
+        return value
+
+
+class ExplainedOffer(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    id: UUID
+    """The offer's id."""
+    name: str
+    """The offer's name."""
+    placement: str
+    """Where in the game it shows."""
+    version: int
+    """Its current version."""
+    shown: bool
+    """Whether `/available-offers` gives it to the player now."""
+    rule: Literal["enabled", "trigger", "filter", "period", "frequency"] | None
+    """The first rule that leaves it out (null when shown)."""
+    reason: str | None
+    """That rule, in words (null when shown)."""
+    claims: int
+    """How many times the player claimed it."""
+    impressions: int
+    """How many times the player saw it."""
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> ExplainedOffer:
+        offer = verdict.offer
+        return cls(
+            id=offer.id,
+            name=offer.spec.name,
+            placement=offer.spec.placement,
+            version=offer.version,
+            shown=verdict.shown,
+            rule=verdict.rule,
+            reason=verdict.reason,
+            claims=verdict.history.claim_count,
+            impressions=verdict.history.impression_count,
+        )
+
+
+class ExplanationOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    game_id: str
+    """The game."""
+    player_id: str
+    """The player."""
+    attributes: dict[str, str]
+    """The attributes matched against the filters."""
+    at: datetime
+    """The moment the rules were applied (now)."""
+    available: dict[str, list[JsonObject]]
+    """What `/available-offers` answers: the offers shown, by placement."""
+    offers: list[ExplainedOffer]
+    """Every offer of the game, oldest first: shown, or the rule that left it out."""
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> ExplanationOut:
+        return cls(
+            game_id=explanation.game.id,
+            player_id=explanation.player_id,
+            attributes=explanation.attributes,
+            at=explanation.at,
+            available=explanation.available(),
+            offers=[ExplainedOffer.of(v) for v in explanation.verdicts],
+        )

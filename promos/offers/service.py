@@ -42,7 +42,14 @@ from promos.offers.filters import (
     parse_filters,
     valid_attribute,
 )
-from promos.offers.tables import games, offer_players, offers
+from promos.offers.tables import (
+    games,
+    offer_claims,
+    offer_impressions,
+    offer_players,
+    offer_versions,
+    offers,
+)
 from promos.pagination import Key, Page, after, read_page
 
 MAX_COUNT = 2**31 - 1
@@ -309,7 +316,21 @@ async def find_game(
 
 def offer_of(row: Any) -> Offer:
     """An ``Offer`` from a row of ``offers``. Stored offers were checked when written."""
-    spec = OfferSpec(
+    spec = _spec_of(row)
+    return Offer(
+        id=row.id,
+        key=row.key,
+        game_id=row.game_id,
+        version=row.version,
+        enabled=row.enabled,
+        spec=spec,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _spec_of(row: Any) -> OfferSpec:
+    return OfferSpec(
         name=row.name,
         product_id=row.product_id,
         cost=row.cost,
@@ -321,16 +342,6 @@ def offer_of(row: Any) -> Offer:
         trigger_from=row.trigger_from,
         trigger_to=row.trigger_to,
         filters=parse_filters(row.filters),
-    )
-    return Offer(
-        id=row.id,
-        key=row.key,
-        game_id=row.game_id,
-        version=row.version,
-        enabled=row.enabled,
-        spec=spec,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )
 
 
@@ -379,6 +390,7 @@ async def create_offer(
             **_columns(spec),
         )
     )
+    await _keep_version(conn, offer)
     await _touch_game(conn, game_id)
     return offer
 
@@ -397,8 +409,50 @@ async def update_offer(
     ).first()
     if row is None:
         raise OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
+    offer = offer_of(row)
+    await _keep_version(conn, offer)
     await _touch_game(conn, game_id)
-    return offer_of(row)
+    return offer
+
+
+async def _keep_version(conn: AsyncConnection, offer: Offer) -> None:
+    """Keep the offer's version as it was made (``offers`` holds only the current one)."""
+    await conn.execute(
+        offer_versions.insert().values(
+            game_id=offer.game_id,
+            offer_id=offer.id,
+            version=offer.version,
+            key=offer.key,
+            created_at=offer.updated_at,
+            **_columns(offer.spec),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OfferVersion:
+    """One version of an offer as it was made."""
+
+    version: int
+    key: UUID
+    spec: OfferSpec
+    created_at: datetime
+
+
+async def offer_versions_of(
+    conn: AsyncConnection, *, game_id: str, offer_id: UUID
+) -> list[OfferVersion]:
+    """Every version kept of the offer, the newest first (``OfferNotFound`` if none)."""
+    rows = (
+        await conn.execute(
+            select(offer_versions)
+            .where(offer_versions.c.game_id == game_id, offer_versions.c.offer_id == offer_id)
+            .order_by(offer_versions.c.version.desc())
+        )
+    ).all()
+    if not rows:
+        raise OfferNotFound(f"offer {offer_id} of game {game_id!r} does not exist")
+    return [OfferVersion(row.version, row.key, _spec_of(row), row.created_at) for row in rows]
 
 
 async def set_enabled(
@@ -447,13 +501,21 @@ async def list_offers(
 
 
 async def offers_page(
-    conn: AsyncConnection, *, game_id: str, limit: int, after_key: Key | None = None
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    limit: int,
+    after_key: Key | None = None,
+    placement: str | None = None,
 ) -> Page[Offer]:
-    """The game's offers, oldest first: a page after ``after_key`` (created at, id)."""
+    """The game's offers (of one ``placement``, if given), oldest first: a page after
+    ``after_key`` (created at, id)."""
     order = (offers.c.created_at, offers.c.id)
     query = (
         select(offers).where(offers.c.game_id == game_id, after(order, after_key)).order_by(*order)
     )
+    if placement is not None:
+        query = query.where(offers.c.placement == placement)
     return await read_page(
         conn, query, limit=limit, key=lambda row: (row.created_at, row.id), item=offer_of
     )
@@ -608,3 +670,77 @@ async def player_histories(
     for player, offer_id, claims, claimed_at, seen, seen_at in rows:
         found[player][offer_id] = PlayerOffer(claims, claimed_at, seen, seen_at)
     return found
+
+
+# --- a player's history, for people (the console) ------------------------------------------
+
+
+async def placements(conn: AsyncConnection, game_id: str) -> list[str]:
+    """The placements the game's offers name, in order."""
+    rows = await conn.execute(
+        select(offers.c.placement)
+        .where(offers.c.game_id == game_id)
+        .distinct()
+        .order_by(offers.c.placement)
+    )
+    return [row[0] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    transaction_id: str
+    offer_id: UUID
+    offer_version: int
+    purchased_at: int
+    claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Impression:
+    impression_id: UUID
+    offer_id: UUID
+    seen_at: datetime
+
+
+async def player_claims(
+    conn: AsyncConnection, *, game_id: str, player_id: str, limit: int
+) -> list[Claim]:
+    """The player's last ``limit`` claims in the game, newest first."""
+    rows = await conn.execute(
+        select(offer_claims)
+        .where(offer_claims.c.game_id == game_id, offer_claims.c.player_id == player_id)
+        .order_by(offer_claims.c.claimed_at.desc())
+        .limit(limit)
+    )
+    return [
+        Claim(r.transaction_id, r.offer_id, r.offer_version, r.purchased_at, r.claimed_at)
+        for r in rows
+    ]
+
+
+async def player_impressions(
+    conn: AsyncConnection, *, game_id: str, player_id: str, limit: int
+) -> list[Impression]:
+    """The player's last ``limit`` impressions in the game, newest first."""
+    rows = await conn.execute(
+        select(offer_impressions)
+        .where(offer_impressions.c.game_id == game_id, offer_impressions.c.player_id == player_id)
+        .order_by(offer_impressions.c.seen_at.desc())
+        .limit(limit)
+    )
+    return [Impression(r.impression_id, r.offer_id, r.seen_at) for r in rows]
+
+
+async def offer_names(
+    conn: AsyncConnection, *, game_id: str, offer_ids: Iterable[UUID]
+) -> dict[UUID, str]:
+    """The names of these offers of the game, by id (primary-key reads)."""
+    wanted = list(set(offer_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(offers.c.id, offers.c.name).where(
+            offers.c.game_id == game_id, offers.c.id.in_(wanted)
+        )
+    )
+    return {row.id: row.name for row in rows}

@@ -6,6 +6,8 @@ Every row is keyed by its game first, so that the schema can be distributed by g
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,6 +27,25 @@ from promos.db import UTCDateTime, metadata
 
 # JSONB on PostgreSQL (filters are searched through a GIN index), JSON text on SQLite.
 Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _spec_columns() -> list[Column[Any]]:
+    """What an offer template says (``OfferSpec`` but its filters): each version's, too."""
+    return [
+        Column("name", String(255), nullable=False),
+        Column("product_id", String(255), nullable=True),
+        Column("cost", Document, nullable=True),
+        Column("contents", Document, nullable=False),
+        Column("metadata", Document, nullable=False),
+        Column("placement", String(255), nullable=False),
+        Column("period_every", String(64), nullable=False),
+        Column("period_max", Integer, nullable=False),
+        Column("frequency_every", String(64), nullable=False),
+        Column("frequency_max", Integer, nullable=False),
+        Column("trigger_from", BigInteger, nullable=False),
+        Column("trigger_to", BigInteger, nullable=False),
+    ]
+
 
 games = Table(
     "games",
@@ -47,18 +68,7 @@ offers = Table(
     # The current version's own id: a new one with each version, while ``id`` stays.
     Column("key", Uuid, nullable=False),
     Column("version", Integer, nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("product_id", String(255), nullable=True),
-    Column("cost", Document, nullable=True),
-    Column("contents", Document, nullable=False),
-    Column("metadata", Document, nullable=False),
-    Column("placement", String(255), nullable=False),
-    Column("period_every", String(64), nullable=False),
-    Column("period_max", Integer, nullable=False),
-    Column("frequency_every", String(64), nullable=False),
-    Column("frequency_max", Integer, nullable=False),
-    Column("trigger_from", BigInteger, nullable=False),
-    Column("trigger_to", BigInteger, nullable=False),
+    *_spec_columns(),
     Column("enabled", Boolean, nullable=False),
     Column("filters", Document, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -75,6 +85,21 @@ offers = Table(
         postgresql_using="gin",
         postgresql_ops={"filters": "jsonb_path_ops"},
     ).ddl_if(dialect="postgresql"),
+)
+
+# Every version of every offer as it was made (``offers`` holds the current one). Offers are
+# never deleted; no foreign key, so that the rows of an offer may move with it (the benchmark
+# gives its offer a fixed id) and the table distributes by game alone.
+offer_versions = Table(
+    "offer_versions",
+    metadata,
+    Column("game_id", String(255), primary_key=True),
+    Column("offer_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", Uuid, nullable=False),
+    *_spec_columns(),
+    Column("filters", Document, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),  # when this version was made
 )
 
 # One row per (game, player, offer) the player has claimed or seen: counted atomically.
@@ -105,6 +130,8 @@ offer_claims = Table(
     Column("next_at", BigInteger, nullable=True),  # what the first answer said, for replays
     # A game's claims by time: claims per day (the dashboard).
     Index("ix_offer_claims_game_claimed", "game_id", "claimed_at"),
+    # A player's claims, newest first (the console's player page).
+    Index("ix_offer_claims_game_player", "game_id", "player_id", "claimed_at"),
 )
 
 # One row per impression; its id is what makes an impression idempotent.
@@ -119,4 +146,6 @@ offer_impressions = Table(
     Column("next_at", BigInteger, nullable=True),
     # A game's impressions by time: impressions per day (the dashboard).
     Index("ix_offer_impressions_game_seen", "game_id", "seen_at"),
+    # A player's impressions, newest first (the console's player page).
+    Index("ix_offer_impressions_game_player", "game_id", "player_id", "seen_at"),
 )

@@ -6,6 +6,7 @@ validating and rolling back are checkout traffic, not management: they are not a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime
 
@@ -73,12 +74,17 @@ async def generate_apart(
     return made
 
 
-async def set_uses_left(
-    conn: AsyncConnection, *, actor: Principal, code: str, usage_count: int, now: datetime
+async def _update(
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    code: str,
+    now: datetime,
+    change: Callable[[], Awaitable[service.Promocode]],
 ) -> service.Promocode:
-    """Set the code's uses left; recorded with the code as it was and became."""
+    """Make ``change`` to the code under its row lock; recorded as it was and became."""
     before = await service.get_promocode(conn, code, for_update=True)
-    done = await service.set_uses_left(conn, code, usage_count=usage_count)
+    done = await change()
     await audit.record(
         conn,
         actor=actor,
@@ -90,6 +96,40 @@ async def set_uses_left(
         at=now,
     )
     return done
+
+
+async def set_uses_left(
+    conn: AsyncConnection, *, actor: Principal, code: str, usage_count: int, now: datetime
+) -> service.Promocode:
+    """Set the code's uses left; recorded with the code as it was and became."""
+    return await _update(
+        conn,
+        actor=actor,
+        code=code,
+        now=now,
+        change=lambda: service.set_uses_left(conn, code, usage_count=usage_count),
+    )
+
+
+async def set_cancel_policy(
+    conn: AsyncConnection,
+    *,
+    actor: Principal,
+    code: str,
+    reusable_after_cancel: bool | None,
+    now: datetime,
+) -> service.Promocode:
+    """Give the code its own cancellation policy (None: its generation's); recorded with the
+    code as it was and became."""
+    return await _update(
+        conn,
+        actor=actor,
+        code=code,
+        now=now,
+        change=lambda: service.set_cancel_policy(
+            conn, code, reusable_after_cancel=reusable_after_cancel
+        ),
+    )
 
 
 async def delete_promocode(

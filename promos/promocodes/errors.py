@@ -55,3 +55,33 @@ class RedemptionRolledBack(Conflict):
 
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+
+
+class HoldExpired(Gone):
+    """A hold confirmed after it lapsed (and no late confirm could take a use for it)."""
+
+    code = "hold_expired"
+
+
+class HoldReleased(Conflict):
+    code = "hold_released"
+
+
+class HoldConfirmed(Conflict):
+    """A confirmed hold is a redemption: it is rolled back, not released."""
+
+    code = "hold_confirmed"
+
+
+class OrderHeldForAnotherCustomer(Conflict):
+    code = "order_held_for_another_customer"
+
+
+class OrderNotFound(NotFound):
+    """No hold or redemption names the order."""
+
+    code = "order_not_found"

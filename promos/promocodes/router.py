@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
@@ -16,14 +16,20 @@ from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.http.scopes import needs
-from promos.promocodes import changes, export, service
+from promos.promocodes import changes, export, holds, orders, service
+from promos.promocodes.holds import Hold
 from promos.promocodes.schemas import (
     GeneratedOut,
     GenerateIn,
     GenerationOut,
+    HoldIn,
+    HoldOut,
+    OrderCancelledOut,
     PromocodeOut,
     PromocodePage,
+    PromocodePatch,
     RedemptionOut,
+    RollbackOut,
     UseIn,
     ValidateIn,
 )
@@ -149,7 +155,27 @@ async def export_redemptions(
 )
 async def get_promocode(code: Code, state: State, _: CurrentPrincipal) -> PromocodeOut:
     async with state.database.begin() as conn:
-        return promocode_out(await service.get_promocode(conn, code))
+        return promocode_out(await service.get_promocode(conn, code, now=state.clock()))
+
+
+@router.patch(
+    "/promocodes/{code}",
+    dependencies=[needs("promocodes", "manage")],
+    responses={404: {"model": ErrorBody}},
+)
+async def update_promocode(
+    code: Code, body: PromocodePatch, state: State, principal: CurrentPrincipal
+) -> PromocodeOut:
+    """Set the code's own cancellation policy (null: its generation's)."""
+    async with state.database.begin() as conn:
+        done = await changes.set_cancel_policy(
+            conn,
+            actor=principal,
+            code=code,
+            reusable_after_cancel=body.reusable_after_cancel,
+            now=state.clock(),
+        )
+    return promocode_out(done)
 
 
 @router.delete(
@@ -222,8 +248,132 @@ async def redeem(
     dependencies=[needs("promocodes", "use")],
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
-async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RedemptionOut:
-    """Give the redemption's use back to its code (once)."""
+async def rollback(redemption_id: PathId, state: State, _: CurrentPrincipal) -> RollbackOut:
+    """Cancel the redemption (once); its use comes back to its code when the code's
+    `reusable_after_cancel` says so."""
     async with state.database.begin() as conn:
         done = await service.rollback(conn, redemption_id=redemption_id, now=state.clock())
+    return RollbackOut.model_validate(done)
+
+
+# --- holds -------------------------------------------------------------------------------------
+
+HoldKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key returns the first hold, taking no more.",
+    ),
+]
+
+
+def hold_out(found: Hold) -> HoldOut:
+    return HoldOut.model_validate(found)
+
+
+@router.post(
+    "/promocodes/{code}/holds",
+    dependencies=[needs("promocodes", "use")],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **_USE_ERRORS,
+        409: {
+            "model": ErrorBody,
+            "description": "promocode_used_up, idempotency_key_reused or "
+            "order_held_for_another_customer",
+        },
+    },
+)
+async def hold(
+    code: Code,
+    body: HoldIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: HoldKey = None,
+) -> HoldOut:
+    """Take one use of the code for the order until the hold expires, atomically, or refuse
+    as a redemption would; the same order (or key) asking again gets the same hold."""
+    ttl = min(body.ttl_seconds, state.settings.promocode_hold_max_seconds)
+    async with state.database.begin() as conn:
+        held = await holds.hold(
+            conn,
+            code=code,
+            customer=body.customer,
+            order=body.order,
+            skus=body.products,
+            ttl=timedelta(seconds=ttl),
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return hold_out(held)
+
+
+_HOLD_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "hold_not_found"}
+}
+
+
+@router.get(
+    "/promocode-holds/{hold_id}",
+    dependencies=[needs("promocodes", "use")],
+    responses=_HOLD_NOT_FOUND,
+)
+async def get_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> HoldOut:
+    """The hold as it stands now (a lapsed one is expired, its use free)."""
+    async with state.database.begin() as conn:
+        return hold_out(await holds.get_hold(conn, hold_id, now=state.clock()))
+
+
+@router.post(
+    "/promocode-holds/{hold_id}/confirm",
+    dependencies=[needs("promocodes", "use")],
+    responses={
+        **_HOLD_NOT_FOUND,
+        409: {"model": ErrorBody, "description": "hold_released"},
+        410: {"model": ErrorBody, "description": "hold_expired"},
+    },
+)
+async def confirm_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> RedemptionOut:
+    """Make the hold a redemption with the same id (again: the same redemption)."""
+    async with state.database.begin() as conn:
+        done = await holds.confirm(
+            conn,
+            hold_id=hold_id,
+            now=state.clock(),
+            late=state.settings.promocode_hold_late_confirm,
+        )
     return RedemptionOut.model_validate(done)
+
+
+@router.post(
+    "/promocode-holds/{hold_id}/release",
+    dependencies=[needs("promocodes", "use")],
+    responses={**_HOLD_NOT_FOUND, 409: {"model": ErrorBody, "description": "hold_confirmed"}},
+)
+async def release_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> HoldOut:
+    """Give the hold's use back at once (a released or expired hold: as it is)."""
+    async with state.database.begin() as conn:
+        return hold_out(await holds.release(conn, hold_id=hold_id, now=state.clock()))
+
+
+Order = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
+@router.post(
+    "/promocode-orders/{order}/cancel",
+    dependencies=[needs("promocodes", "use")],
+    responses={404: {"model": ErrorBody, "description": "order_not_found"}},
+)
+async def cancel_order(order: Order, state: State, _: CurrentPrincipal) -> OrderCancelledOut:
+    """Cancel the order: release its holds still held, roll back its redemptions that stand
+    (each code's `reusable_after_cancel` decides whether the use comes back)."""
+    async with state.database.begin() as conn:
+        done = await orders.cancel_order(conn, order=order, now=state.clock())
+    return OrderCancelledOut(
+        order=done.order,
+        holds=[hold_out(h) for h in done.holds],
+        redemptions=[RollbackOut.model_validate(r) for r in done.redemptions],
+    )

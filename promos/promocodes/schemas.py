@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -84,6 +84,8 @@ class GenerateIn(Strict):
     products: Annotated[list[Sku], Field(max_length=MAX_PRODUCTS)] = []
     """The SKUs the codes apply to; none = all."""
     usage_by: Email | None = Field(default=None, description="the one customer allowed")
+    reusable_after_cancel: bool = True
+    """Whether a cancelled (rolled back) redemption's use comes back to its code."""
 
     def to_spec(self) -> GenerationSpec:
         return GenerationSpec(
@@ -98,6 +100,7 @@ class GenerateIn(Strict):
             expires_in=self.expires_in,
             products=tuple(self.products),
             usage_by=self.usage_by,
+            reusable_after_cancel=self.reusable_after_cancel,
         )
 
 
@@ -130,6 +133,9 @@ class GenerationOut(Out):
     """The one customer allowed."""
     created_at: datetime
     """When it was made."""
+    reusable_after_cancel: bool
+    """Whether a cancelled redemption's use comes back to its code (unless the code says
+    otherwise)."""
 
 
 class GeneratedOut(BaseModel):
@@ -158,6 +164,7 @@ class PromocodeOut(Out):
                     "products": ["SKU-1"],
                     "usage_by": None,
                     "created_at": "2026-03-01T12:00:00Z",
+                    "reusable_after_cancel": True,
                 }
             ]
         },
@@ -183,6 +190,9 @@ class PromocodeOut(Out):
     """The one customer allowed."""
     created_at: datetime
     """When it was made."""
+    reusable_after_cancel: bool
+    """Whether a cancelled redemption's use comes back to it (its own policy, else its
+    generation's)."""
 
     @classmethod
     def of(cls, found: Promocode) -> PromocodeOut:
@@ -199,6 +209,7 @@ class PromocodeOut(Out):
             products=list(g.products),
             usage_by=g.usage_by,
             created_at=g.created_at,
+            reusable_after_cancel=found.reusable_after_cancel,
         )
 
 
@@ -263,3 +274,121 @@ class RedemptionOut(Out):
     rolled_back_at: datetime | None
     """When it was rolled back, if it was."""
     usage_count: Annotated[int, Field(description="uses the code has left")]
+
+
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+DEFAULT_HOLD_SECONDS = 900
+
+
+class HoldIn(UseIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": "customer@example.com",
+                    "order": "order-1042",
+                    "products": ["SKU-1"],
+                    "ttl_seconds": 900,
+                }
+            ]
+        }
+    )
+
+    order: Annotated[
+        Identifier, Field(description="the checkout's order: one live hold per order and code")
+    ]
+    ttl_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_HOLD_SECONDS,
+            description="how long the hold lasts; cut to PROMOS_PROMOCODE_HOLD_MAX_SECONDS",
+        ),
+    ] = DEFAULT_HOLD_SECONDS
+
+
+class HoldOut(Out):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 8,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "order": "order-1042",
+                    "status": "held",
+                    "created_at": "2026-03-02T09:30:00Z",
+                    "expires_at": "2026-03-02T09:45:00Z",
+                    "ended_at": None,
+                    "usage_count": 0,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
+    id: int
+    """The hold's id; its redemption's once confirmed."""
+    code: str
+    """The code held."""
+    customer: str
+    """Who holds it."""
+    order: str
+    """For which order."""
+    status: Literal["held", "confirmed", "released", "expired"]
+    """held (its use taken until expires_at), confirmed (a redemption), released or expired
+    (its use given back)."""
+    created_at: datetime
+    """When it was taken."""
+    expires_at: datetime
+    """When it lapses unless confirmed."""
+    ended_at: datetime | None
+    """When it was confirmed, released, or found expired (an expired hold not yet found has
+    none)."""
+    usage_count: Annotated[int, Field(description="uses the code has left now")]
+
+
+class PromocodePatch(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reusable_after_cancel": False}]})
+
+    reusable_after_cancel: Annotated[
+        bool | None,
+        Field(
+            description="whether a cancelled redemption's use comes back to this code; "
+            "null: as its generation says"
+        ),
+    ]
+
+
+class RollbackOut(RedemptionOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "code": "SUMMER-7KQ2",
+                    "customer": "customer@example.com",
+                    "redeemed_at": "2026-03-02T09:30:00Z",
+                    "rolled_back_at": "2026-03-03T10:00:00Z",
+                    "usage_count": 1,
+                    "use_given_back": True,
+                }
+            ]
+        }
+    )
+
+    use_given_back: Annotated[
+        bool,
+        Field(description="whether the use came back to the code (its reusable_after_cancel)"),
+    ]
+
+
+class OrderCancelledOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    order: str
+    """The order."""
+    holds: list[HoldOut]
+    """Its holds that were still held: released now (or found expired)."""
+    redemptions: list[RollbackOut]
+    """Its redemptions that stood: rolled back now."""

@@ -29,13 +29,15 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from sqlalchemy.sql.elements import ColumnElement
 
 from promos.db import UTCDateTime, after_commit
@@ -43,7 +45,7 @@ from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.pagination import Key, Page, after
-from promos.promocodes import bulk
+from promos.promocodes import bulk, expiry
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
     InvalidDiscount,
@@ -94,6 +96,7 @@ class GenerationSpec:
     expires_in: date | None = None
     products: tuple[str, ...] = ()
     usage_by: str | None = None
+    reusable_after_cancel: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,8 @@ class Generation:
     products: tuple[str, ...]
     usage_by: str | None
     created_at: datetime
+    # Whether a cancelled redemption's use comes back to the code.
+    reusable_after_cancel: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +131,15 @@ class Promocode:
     code: str
     usage_count: int
     generation: Generation
+    # The code's own cancellation policy, if it has one (else its generation's).
+    own_reusable_after_cancel: bool | None = None
+
+    @property
+    def reusable_after_cancel(self) -> bool:
+        """Whether a cancelled redemption's use comes back to this code."""
+        if self.own_reusable_after_cancel is not None:
+            return self.own_reusable_after_cancel
+        return self.generation.reusable_after_cancel
 
     @property
     def discount_percentage(self) -> Decimal | None:
@@ -161,6 +175,8 @@ class Redemption:
     redeemed_at: datetime
     rolled_back_at: datetime | None
     usage_count: int  # uses the code has left now
+    # Set by a rollback: whether the use came back (the code's cancellation policy).
+    use_given_back: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +264,7 @@ async def generate(
                 expires_in=spec.expires_in,
                 usage_by=usage_by,
                 created_at=now,
+                reusable_after_cancel=spec.reusable_after_cancel,
             )
             .returning(generations.c.id)
         )
@@ -279,6 +296,7 @@ async def generate(
         products=skus,
         usage_by=usage_by,
         created_at=now,
+        reusable_after_cancel=spec.reusable_after_cancel,
     )
     return Generated(generation, sample)
 
@@ -301,6 +319,8 @@ _COLUMNS = (
     generations.c.expires_in,
     generations.c.usage_by,
     generations.c.created_at,
+    generations.c.reusable_after_cancel.label("generation_reusable_after_cancel"),
+    promocodes.c.reusable_after_cancel,
 )
 _JOINED = promocodes.join(generations, promocodes.c.generation_id == generations.c.id)
 
@@ -341,14 +361,27 @@ async def _promocodes(conn: AsyncConnection, rows: Sequence[Any]) -> list[Promoc
                 products=products.get(row.generation_id, ()),
                 usage_by=row.usage_by,
                 created_at=row.created_at,
+                reusable_after_cancel=row.generation_reusable_after_cancel,
             )
-        found.append(Promocode(row.id, row.code, row.usage_count, generation))
+        found.append(
+            Promocode(row.id, row.code, row.usage_count, generation, row.reusable_after_cancel)
+        )
     return found
 
 
-async def get_promocode(conn: AsyncConnection, code: str, *, for_update: bool = False) -> Promocode:
-    """The code; ``for_update`` locks its row (not its generation's) until the transaction ends."""
-    query = select(*_COLUMNS).select_from(_JOINED).where(promocodes.c.code == code)
+async def get_promocode(
+    conn: AsyncConnection, code: str, *, for_update: bool = False, now: datetime | None = None
+) -> Promocode:
+    """The code; ``for_update`` locks its row (not its generation's) until the transaction ends.
+
+    With ``now``, its uses left count the uses of its holds lapsed by then as free, as the
+    next taker will find them (``expiry``); without, they are the stored figure.
+    """
+    columns = _COLUMNS
+    if now is not None:
+        left = (promocodes.c.usage_count + expiry.lapsed_uses(now)).label("usage_count")
+        columns = (*_COLUMNS[:2], left, *_COLUMNS[3:])
+    query = select(*columns).select_from(_JOINED).where(promocodes.c.code == code)
     if for_update:
         query = query.with_for_update(of=promocodes)
     rows = (await conn.execute(query)).all()
@@ -441,6 +474,20 @@ async def set_uses_left(conn: AsyncConnection, code: str, *, usage_count: int) -
     return await get_promocode(conn, code)
 
 
+async def set_cancel_policy(
+    conn: AsyncConnection, code: str, *, reusable_after_cancel: bool | None
+) -> Promocode:
+    """Give the code its own cancellation policy (None: its generation's again)."""
+    result = await conn.execute(
+        update(promocodes)
+        .where(promocodes.c.code == code)
+        .values(reusable_after_cancel=reusable_after_cancel)
+    )
+    if result.rowcount == 0:
+        raise PromocodeNotFound(f"promo code {code!r} does not exist")
+    return await get_promocode(conn, code)
+
+
 async def delete_promocode(conn: AsyncConnection, code: str) -> None:
     result = await conn.execute(delete(promocodes).where(promocodes.c.code == code))
     if result.rowcount == 0:
@@ -500,7 +547,7 @@ async def validate(
     at: datetime,
 ) -> Promocode:
     """The code, if ``customer`` may use it on a cart of ``skus`` at ``at``; changes nothing."""
-    found = await get_promocode(conn, code)
+    found = await get_promocode(conn, code, now=at)
     who = normalize_email(customer) if customer is not None else None
     problem = _why_unusable(found, customer=who, skus=skus, today=at.date())
     if not isinstance(problem, PromocodeUsedUp) or found.usage_count <= 0:
@@ -531,12 +578,61 @@ async def _redemption_by_key(conn: AsyncConnection, code: str, key: str) -> Rede
     return Redemption(*row) if row is not None else None
 
 
+async def get_redemption(conn: AsyncConnection, redemption_id: int) -> Redemption:
+    row = (
+        await conn.execute(
+            select(*_REDEMPTION_COLUMNS)
+            .select_from(_REDEMPTIONS)
+            .where(redemptions.c.id == redemption_id)
+        )
+    ).first()
+    if row is None:
+        raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
+    return Redemption(*row)
+
+
 def _replayed(earlier: Redemption, customer: str | None) -> Redemption:
     if earlier.customer != customer:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {earlier.idempotency_key!r} was used by another customer"
         )
     return earlier
+
+
+async def take_use(
+    conn: AsyncConnection,
+    *,
+    code: str,
+    customer: str | None,
+    skus: Sequence[str] | None,
+    now: datetime,
+) -> tuple[AsyncTransaction, Row[Any]] | None:
+    """Take one use of the code in a savepoint that the caller commits or rolls back; the
+    code's (id, usage_count) after it. None when no use is free for this customer and cart.
+
+    The rules are the WHERE clause of one UPDATE. Only when it finds nothing are the uses of
+    lapsed holds given back (``expiry``), and the UPDATE tried once more: a redemption that
+    finds a free use pays nothing for holds.
+    """
+    for _ in range(2):
+        savepoint = await conn.begin_nested()
+        taken = (
+            await conn.execute(
+                update(promocodes)
+                .where(
+                    promocodes.c.code == code,
+                    *_usable(customer=customer, skus=skus, today=now.date()),
+                )
+                .values(usage_count=promocodes.c.usage_count - 1)
+                .returning(promocodes.c.id, promocodes.c.usage_count)
+            )
+        ).first()
+        if taken is not None:
+            return savepoint, taken
+        await savepoint.rollback()
+        if not await expiry.give_back_lapsed(conn, code=code, now=now):
+            break
+    return None
 
 
 async def redeem(
@@ -554,19 +650,11 @@ async def redeem(
         earlier = await _redemption_by_key(conn, code, idempotency_key)
         if earlier is not None:
             return _replayed(earlier, who)
-    savepoint = await conn.begin_nested()
-    taken = (
-        await conn.execute(
-            update(promocodes)
-            .where(promocodes.c.code == code, *_usable(customer=who, skus=skus, today=now.date()))
-            .values(usage_count=promocodes.c.usage_count - 1)
-            .returning(promocodes.c.id, promocodes.c.usage_count)
-        )
-    ).first()
-    if taken is None:
-        await savepoint.rollback()
+    took = await take_use(conn, code=code, customer=who, skus=skus, now=now)
+    if took is None:
         found = await get_promocode(conn, code)
         raise _why_unusable(found, customer=who, skus=skus, today=now.date())
+    savepoint, taken = took
     redemption = Redemption(0, code, who, idempotency_key, now, None, taken.usage_count)
     try:
         redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id)
@@ -597,7 +685,11 @@ def redeemed_payload(redemption: Redemption) -> dict[str, Any]:
 
 def rolled_back_payload(redemption: Redemption) -> dict[str, Any]:
     """The ``promocode.redeem_rolled_back`` event's payload: the redemption, undone."""
-    return {**redeemed_payload(redemption), "rolled_back_at": redemption.rolled_back_at}
+    return {
+        **redeemed_payload(redemption),
+        "rolled_back_at": redemption.rolled_back_at,
+        "use_given_back": redemption.use_given_back,
+    }
 
 
 # PostgreSQL: the redemption and its event (when a subscription wants it) in one statement.
@@ -629,6 +721,18 @@ _RECORD_REDEMPTION = text(
 )
 
 
+def next_use_id() -> Any:
+    """SQLite: the id of a new redemption or hold, above both tables' (one writer at a time).
+
+    A hold keeps its id when it becomes a redemption, so the two share their ids; PostgreSQL
+    draws both from the redemptions' sequence.
+    """
+    return literal_column(
+        "(SELECT max(coalesce((SELECT max(id) FROM promocode_redemptions), 0), "
+        "coalesce((SELECT max(id) FROM promocode_holds), 0)) + 1)"
+    )
+
+
 async def _record_redemption(
     conn: AsyncConnection, redemption: Redemption, *, promocode_id: int
 ) -> int:
@@ -652,6 +756,7 @@ async def _record_redemption(
         await conn.execute(
             redemptions.insert()
             .values(
+                id=next_use_id(),
                 promocode_id=promocode_id,
                 customer=redemption.customer,
                 idempotency_key=redemption.idempotency_key,
@@ -671,7 +776,8 @@ async def _record_redemption(
 
 
 async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
-    """Give a redemption's use back to its code, once (a second rollback is refused)."""
+    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
+    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
     undone = (
         await conn.execute(
             update(redemptions)
@@ -687,19 +793,21 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         if exists_ is None:
             raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
         raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
-    await conn.execute(
+    # The use comes back when the code's policy (its own, else its generation's) says so.
+    policy = func.coalesce(
+        promocodes.c.reusable_after_cancel,
+        select(generations.c.reusable_after_cancel)
+        .where(generations.c.id == promocodes.c.generation_id)
+        .scalar_subquery(),
+    )
+    given = await conn.execute(
         update(promocodes)
-        .where(promocodes.c.id == undone.promocode_id)
+        .where(promocodes.c.id == undone.promocode_id, policy.is_(True))
         .values(usage_count=promocodes.c.usage_count + 1)
     )
-    row = (
-        await conn.execute(
-            select(*_REDEMPTION_COLUMNS)
-            .select_from(_REDEMPTIONS)
-            .where(redemptions.c.id == redemption_id)
-        )
-    ).one()
-    undone_redemption = Redemption(*row)
+    undone_redemption = replace(
+        await get_redemption(conn, redemption_id), use_given_back=given.rowcount == 1
+    )
     await emit_events(
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )

@@ -8,6 +8,7 @@ That keeps a million-code generation a million narrow rows.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     text,
+    true,
 )
 
 from promos.db import BigIntId, UTCDateTime, metadata
@@ -39,6 +41,9 @@ promocode_generations = Table(
     # The one customer (an e-mail, lower-cased) allowed to use the codes, if any.
     Column("usage_by", String(255), nullable=True, index=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Whether a cancelled redemption's use comes back to its code (docs/operations.md,
+    # "Cancellations"); a code may say otherwise for itself.
+    Column("reusable_after_cancel", Boolean, nullable=False, server_default=true()),
     CheckConstraint(
         "(discount_percentage IS NULL) <> (discount_amount IS NULL)", name="one_discount"
     ),
@@ -79,6 +84,8 @@ promocodes = Table(
     ),
     # Uses left; a redemption takes one in a conditional UPDATE, so it never goes below zero.
     Column("usage_count", Integer, nullable=False),
+    # This code's own cancellation policy; none: its generation's.
+    Column("reusable_after_cancel", Boolean, nullable=True),
     CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
     # The console's listing reads codes in code order (bytewise, "C" on PostgreSQL, so that a
     # prefix is one range), overall, within a generation, and among the used-up ones
@@ -108,13 +115,76 @@ promocode_redemptions = Table(
     Column("idempotency_key", String(255), nullable=True),
     Column("redeemed_at", UTCDateTime, nullable=False),
     Column("rolled_back_at", UTCDateTime, nullable=True),
+    # The checkout's order, when the redemption was a confirmed hold (promocode_holds).
+    Column("order_ref", String(255), nullable=True),
     Index("ix_promocode_redemptions_promocode_id", "promocode_id"),
     # Redemptions per day (the dashboard), those rolled back told apart within the index.
     Index("ix_promocode_redemptions_redeemed", "redeemed_at", "rolled_back_at"),
     # A code's page lists its redemptions newest first, paged by id.
     Index("ix_promocode_redemptions_promocode_id_id", "promocode_id", "id"),
+    # An order's redemptions, to cancel them.
+    Index(
+        "ix_promocode_redemptions_order",
+        "order_ref",
+        postgresql_where=text("order_ref IS NOT NULL"),
+        sqlite_where=text("order_ref IS NOT NULL"),
+    ),
     Index(
         "uq_promocode_redemptions_idempotency",
+        "promocode_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+
+# A use of a code taken for an order for a while (docs/operations.md, "Holds"). A hold takes
+# its use off ``promocodes.usage_count`` as a redemption does, so that every rule that counts
+# uses counts it; confirming it makes it a redemption with the same id (the ids are drawn
+# from the redemptions' sequence), releasing or expiring it gives the use back. An expired
+# hold still ``held`` gives its use back when the next taker of the code finds it.
+promocode_holds = Table(
+    "promocode_holds",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=False),
+    Column(
+        "promocode_id",
+        BigIntId,
+        ForeignKey("promocodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("customer", String(255), nullable=False),
+    Column("order_ref", String(255), nullable=False),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("status", String(16), nullable=False),  # held, confirmed, released, expired
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # When it was confirmed, released or found expired.
+    Column("ended_at", UTCDateTime, nullable=True),
+    CheckConstraint("status IN ('held', 'confirmed', 'released', 'expired')", name="status_known"),
+    # The holds still holding a use, by when they expire: what a taker gives back.
+    Index(
+        "ix_promocode_holds_held",
+        "promocode_id",
+        "expires_at",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
+    # An order's holds, of every code, to cancel them.
+    Index("ix_promocode_holds_order", "order_ref"),
+    # One live hold per order and code: the same order asking again gets the same hold.
+    Index(
+        "uq_promocode_holds_order",
+        "promocode_id",
+        "order_ref",
+        unique=True,
+        postgresql_where=text("status IN ('held', 'confirmed')"),
+        sqlite_where=text("status IN ('held', 'confirmed')"),
+    ),
+    Index(
+        "uq_promocode_holds_idempotency",
         "promocode_id",
         "idempotency_key",
         unique=True,

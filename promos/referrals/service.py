@@ -21,7 +21,7 @@ from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, after_commit, insert_for
+from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, UTCDateTime, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
 from promos.observability import metrics
@@ -278,17 +278,7 @@ _REFERRAL_COLUMNS = (
 
 
 async def _referral_of(conn: AsyncConnection, row: Any) -> Referral:
-    return Referral(
-        id=row.id,
-        program=await get_program(conn, row.program_id),
-        referrer=row.referrer_hash,
-        referred=row.referred_hash,
-        credit_value=row.credit_value,
-        target_value=row.target_value,
-        total_amount_paid=row.total_amount_paid,
-        rewarded_at=row.rewarded_at,
-        created_at=row.created_at,
-    )
+    return _referral_with(row, await get_program(conn, row.program_id))
 
 
 async def get_referral(conn: AsyncConnection, referred: str) -> Referral:
@@ -299,6 +289,45 @@ async def get_referral(conn: AsyncConnection, referred: str) -> Referral:
     if row is None:
         raise ReferralUserNotFound(f"user {referred} was not referred")
     return await _referral_of(conn, row)
+
+
+async def referrals_made(
+    conn: AsyncConnection, referrer: str, *, limit: int, after_key: Key | None = None
+) -> Page[Referral]:
+    """The users ``referrer`` brought in, in the order they signed up: a page after
+    ``after_key`` (id), through ``ix_referrals_referrer``."""
+    query = (
+        select(*_REFERRAL_COLUMNS)
+        .where(referrals.c.referrer_hash == referrer, after((referrals.c.id,), after_key))
+        .order_by(referrals.c.id)
+    )
+    rows = (await conn.execute(query.limit(limit + 1))).all()
+    programs = {
+        p.id: p for p in await _programs_by_id(conn, {row.program_id for row in rows[:limit]})
+    }
+    items = [_referral_with(row, programs[row.program_id]) for row in rows[:limit]]
+    return Page(items, (rows[limit - 1].id,) if len(rows) > limit else None)
+
+
+async def _programs_by_id(conn: AsyncConnection, ids: set[int]) -> list[Program]:
+    if not ids:
+        return []
+    query = select(*_PROGRAM_COLUMNS).where(referral_programs.c.id.in_(ids))
+    return [_program_of(row) for row in await conn.execute(query)]
+
+
+def _referral_with(row: Any, program: Program) -> Referral:
+    return Referral(
+        id=row.id,
+        program=program,
+        referrer=row.referrer_hash,
+        referred=row.referred_hash,
+        credit_value=row.credit_value,
+        target_value=row.target_value,
+        total_amount_paid=row.total_amount_paid,
+        rewarded_at=row.rewarded_at,
+        created_at=row.created_at,
+    )
 
 
 def callback_url(template: str, user_hash: str) -> str:
@@ -429,6 +458,12 @@ async def record_payment(
         (referrals.c.total_amount_paid < paid_param, paid_param),
         else_=referrals.c.total_amount_paid,
     )
+    # The first payment of anything is kept (the program's funnel); a total of 0 is none.
+    first_paid = (
+        func.coalesce(referrals.c.first_paid_at, literal(now, UTCDateTime()))
+        if paid > 0
+        else referrals.c.first_paid_at
+    )
     granted = (
         await conn.execute(
             update(referrals)
@@ -437,7 +472,7 @@ async def record_payment(
                 referrals.c.rewarded_at.is_(None),
                 referrals.c.target_value <= paid_param,
             )
-            .values(rewarded_at=now, total_amount_paid=greatest)
+            .values(rewarded_at=now, total_amount_paid=greatest, first_paid_at=first_paid)
             .returning(*_REFERRAL_COLUMNS)
         )
     ).first()
@@ -451,7 +486,7 @@ async def record_payment(
         await conn.execute(
             update(referrals)
             .where(referrals.c.referred_hash == user_hash)
-            .values(total_amount_paid=greatest)
+            .values(total_amount_paid=greatest, first_paid_at=first_paid)
             .returning(*_REFERRAL_COLUMNS)
         )
     ).first()
@@ -630,8 +665,16 @@ async def indicate_emails(
     )
 
 
-async def verify_emails(conn: AsyncConnection, emails: list[str]) -> list[tuple[str, str]]:
-    """``(email, referrer)`` of each address that was indicated, in the order asked."""
+async def verify_emails(
+    conn: AsyncConnection, emails: list[str], *, now: datetime
+) -> list[tuple[str, str]]:
+    """``(email, referrer)`` of each address that was indicated, in the order asked; the
+    first time an address is asked about is kept as its verification."""
+    await conn.execute(
+        update(email_indications)
+        .where(email_indications.c.email.in_(emails), email_indications.c.verified_at.is_(None))
+        .values(verified_at=now)
+    )
     owners = dict(
         (
             await conn.execute(
@@ -642,3 +685,40 @@ async def verify_emails(conn: AsyncConnection, emails: list[str]) -> list[tuple[
         ).all()
     )
     return [(e, owners[e]) for e in emails if e in owners]
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    email: str
+    referrer: str
+    created_at: datetime
+    verified_at: datetime | None
+
+
+async def invitations_page(
+    conn: AsyncConnection,
+    *,
+    referrer: str | None = None,
+    verified: bool | None = None,
+    limit: int,
+    after_key: Key | None = None,
+) -> Page[Invitation]:
+    """E-mail invitations, newest first (all, or one referrer's; verified or not): a page
+    after ``after_key`` (created at, e-mail)."""
+    e = email_indications.c
+    query = (
+        select(e.email, e.referrer_hash, e.created_at, e.verified_at)
+        .where(after((e.created_at, e.email), after_key, descending=True))
+        .order_by(e.created_at.desc(), e.email.desc())
+    )
+    if referrer is not None:
+        query = query.where(e.referrer_hash == referrer)
+    if verified is not None:
+        query = query.where(e.verified_at.is_not(None) if verified else e.verified_at.is_(None))
+    return await read_page(
+        conn,
+        query,
+        limit=limit,
+        key=lambda row: (row.created_at, row.email),
+        item=lambda row: Invitation(*row),
+    )

@@ -41,13 +41,15 @@ referrals = Table(
     metadata,
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     Column("program_id", BigIntId, ForeignKey("referral_programs.id"), nullable=False),
-    Column("referrer_hash", String(255), nullable=False, index=True),
+    Column("referrer_hash", String(255), nullable=False),
     Column("referred_hash", String(255), nullable=False),
     Column("credit_value", Money, nullable=False),
     Column("target_value", Money, nullable=False),
     Column("total_amount_paid", Money, nullable=False),
     Column("rewarded_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # When the referred user first paid anything (the program's funnel).
+    Column("first_paid_at", UTCDateTime, nullable=True),
     # A user is referred once, ever.
     UniqueConstraint("referred_hash"),
     # Sign-ups and rewards per day (the dashboard).
@@ -58,6 +60,31 @@ referrals = Table(
         postgresql_where=text("rewarded_at IS NOT NULL"),
         sqlite_where=text("rewarded_at IS NOT NULL"),
     ),
+    # A program's funnel by day (the console); on PostgreSQL the amounts it sums are in the
+    # index, so that it is read alone.
+    Index(
+        "ix_referrals_program_created",
+        "program_id",
+        "created_at",
+        postgresql_include=["credit_value"],
+    ),
+    Index(
+        "ix_referrals_program_paid",
+        "program_id",
+        "first_paid_at",
+        postgresql_where=text("first_paid_at IS NOT NULL"),
+        sqlite_where=text("first_paid_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_referrals_program_rewarded",
+        "program_id",
+        "rewarded_at",
+        postgresql_include=["target_value"],
+        postgresql_where=text("rewarded_at IS NOT NULL"),
+        sqlite_where=text("rewarded_at IS NOT NULL"),
+    ),
+    # A referrer's referrals, in the order made.
+    Index("ix_referrals_referrer", "referrer_hash", "id"),
     CheckConstraint("referrer_hash <> referred_hash", name="not_self"),
     CheckConstraint("total_amount_paid >= 0", name="paid_not_negative"),
 )
@@ -78,6 +105,8 @@ referral_credits = Table(
     UniqueConstraint("referral_id", "kind", name="uq_referral_credits_referral_kind"),
     CheckConstraint("kind IN ('signup', 'potential', 'acquired')", name="kind_known"),
     Index("ix_referral_credits_user", "user_hash", "kind"),
+    # A user's ledger, in the order credited.
+    Index("ix_referral_credits_user_id", "user_hash", "id"),
 )
 
 # An e-mail address is indicated by one referrer only (its primary key).
@@ -85,6 +114,11 @@ email_indications = Table(
     "email_indications",
     metadata,
     Column("email", String(320), primary_key=True),
-    Column("referrer_hash", String(255), nullable=False, index=True),
+    Column("referrer_hash", String(255), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # When the billing side first asked about the address (POST /emailverification).
+    Column("verified_at", UTCDateTime, nullable=True),
+    # Newest first, overall and per referrer (the console).
+    Index("ix_email_indications_created", "created_at", "email"),
+    Index("ix_email_indications_referrer", "referrer_hash", "created_at", "email"),
 )

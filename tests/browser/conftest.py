@@ -54,12 +54,15 @@ def _need_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """The URL of a ``promos serve`` of this module's own, with the users ``ada`` (admin)
-    and ``sam`` (sales)."""
+    and ``sam`` (sales); a module's ``SERVER_SETTINGS`` (PROMOS_* variables) are added."""
     _need_chromium()
     folder = tmp_path_factory.mktemp("browser")
-    env = server_env(f"sqlite:///{folder / 'promos.db'}", PROMOS_AUTH_CACHE_SECONDS="0")
+    settings = getattr(request.module, "SERVER_SETTINGS", {})
+    env = server_env(f"sqlite:///{folder / 'promos.db'}", PROMOS_AUTH_CACHE_SECONDS="0", **settings)
     people = ((ADMIN, ADMIN_PASSWORD, "admin"), (SALES, SALES_PASSWORD, "sales"))
     for username, password, role in people:
         command = ["users", "create", "--username", username, "--password", password]

@@ -38,6 +38,35 @@ AUDITED = {
     ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
     ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
     ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
+    ("POST", "/admin/games/new"): "game.create (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/edit"): "game.update (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/new"): "offer.create (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}"): "offer.update (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}/enable"): "offer.enable (test_offers.py)",
+    ("POST", "/admin/games/{game_id}/offers/{offer_id}/disable"): "offer.disable (test_offers.py)",
+    ("POST", "/admin/referrals/new"): "referral_program.create (test_referrals.py)",
+    (
+        "POST",
+        "/admin/referrals/programs/{program_id}/edit",
+    ): "referral_program.update (test_referrals.py)",
+    (
+        "POST",
+        "/admin/referrals/programs/{program_id}/delete",
+    ): "referral_program.delete (test_referrals.py)",
+    ("POST", "/admin/webhooks/new"): "webhook.create (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/events"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/pause"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/resume"): "webhook.update (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/delete"): "webhook.delete (test_webhooks.py)",
+    ("POST", "/admin/webhooks/{subscription_id}/test"): "webhook.test (test_webhooks.py)",
+    (
+        "POST",
+        "/admin/webhooks/deliveries/replay",
+    ): "webhook_delivery.replay (test_webhooks.py)",
+    (
+        "POST",
+        "/admin/webhooks/deliveries/{delivery_id}/replay",
+    ): "webhook_delivery.replay (test_webhooks.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",

@@ -274,6 +274,27 @@ async def test_rolling_a_redemption_back_gives_the_use_back_and_is_audited(
     assert entry.actor_name == "sam"
 
 
+async def test_rolling_back_a_redemption_of_a_code_that_keeps_cancelled_uses_says_so(
+    as_sales, database, clock
+):
+    code = await make_promocode(
+        database, now=clock(), pattern="ROLL-2", reusable_after_cancel=False
+    )
+    [done] = await _redeemed(database, clock, code)
+
+    response = await submit(
+        as_sales,
+        f"/admin/promocodes/codes/{code}",
+        f"/admin/promocodes/redemptions/{done.id}/rollback",
+    )
+
+    page = await as_sales.get(response.headers["location"])
+    assert (
+        f"Redemption {done.id} rolled back: its use stays used (the code&#39;s policy); "
+        "ROLL-2 has 2 uses left."
+    ) in page.text
+
+
 async def test_rolling_back_twice_is_refused(as_sales, database, clock):
     code = await make_promocode(database, now=clock(), pattern="ROLL-2")
     [done] = await _redeemed(database, clock, code)

@@ -3,7 +3,7 @@ newest first, paged by key; each entry's before and after as a readable diff."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +17,7 @@ from promos.auth import service as auth
 from promos.auth.errors import UserNotFound
 from promos.console.deps import PREFIX, Admin, render
 from promos.console.diff import rows
-from promos.console.forms import parse
+from promos.console.forms import TIME_ERROR, parse, utc_time
 from promos.console.paging import PAGE_SIZE, After, pager
 from promos.console.routing import ConsoleRoute
 from promos.http.deps import State
@@ -25,27 +25,6 @@ from promos.http.pagination import decode_cursor
 from promos.pagination import Page
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
-
-_TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
-_TIME_ERROR = "A date and time in UTC, e.g. 2026-03-01T12:00."
-
-
-def _utc(text: str | None) -> datetime | None:
-    """A datetime-local field's value (no zone: read as UTC), or an ISO time with its zone."""
-    if text is None:
-        return None
-    for pattern in _TIME_FORMATS:
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(_TIME_ERROR) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 class Filters(BaseModel):
@@ -64,7 +43,7 @@ class Filters(BaseModel):
     @field_validator("since", "until", mode="before")
     @classmethod
     def _time(cls, value: Any) -> Any:
-        return _utc(value) if isinstance(value, str) else value
+        return utc_time(value) if isinstance(value, str) else value
 
 
 async def _actor(conn: Any, text: str) -> tuple[str, int]:
@@ -89,7 +68,7 @@ async def audit_log(request: Request, state: State, _: Admin, after: After = Non
     page: Page[audit.AuditEntry] = Page([], None)
     status_code = 200
     if filters is not None:
-        async with state.database.begin() as conn:
+        async with state.database.read() as conn:
             try:
                 kind, actor_id = (
                     await _actor(conn, filters.actor) if filters.actor else (None, None)
@@ -127,6 +106,6 @@ async def audit_log(request: Request, state: State, _: Admin, after: After = Non
 
 
 _MESSAGES = {
-    "since": {"value_error": _TIME_ERROR},
-    "until": {"value_error": _TIME_ERROR},
+    "since": {"value_error": TIME_ERROR},
+    "until": {"value_error": TIME_ERROR},
 }

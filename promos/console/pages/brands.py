@@ -48,7 +48,7 @@ class BrandUserForm(BaseModel):
 @router.get("/brands")
 async def brand_list(request: Request, state: State, _: Person, after: After = None) -> Response:
     """Each brand with the codes generated for it, handed out and left."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await brands.brands_page(
             conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (datetime, UUID))
         )
@@ -64,7 +64,7 @@ async def brand_list(request: Request, state: State, _: Person, after: After = N
 @router.get("/brands/users")
 async def brand_users(request: Request, state: State, _: Admin, after: After = None) -> Response:
     """Brand users by id (never their secrets)."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await brands.brand_users_page(
             conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (str,))
         )

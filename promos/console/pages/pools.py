@@ -64,7 +64,7 @@ def _batch_id(text: str) -> UUID:
 @router.get("/pools")
 async def batches(request: Request, state: State, _: Person, after: After = None) -> Response:
     """Batches, oldest first, each with its codes held, issued and left."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         page = await service.batches_page(
             conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (datetime, UUID))
         )
@@ -143,7 +143,7 @@ async def customer_codes(
         if form.errors:
             status = 422
         else:
-            async with state.database.begin() as conn:
+            async with state.database.read() as conn:
                 page = await service.customer_codes(
                     conn,
                     customer_id=customer_id,
@@ -164,7 +164,7 @@ async def batch_page(
 ) -> Response:
     """A batch: its rules, counters and issues per day, and what can be done with it."""
     now = state.clock()
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         batch = await service.get_batch(conn, _batch_id(batch_id))
         found = await counts.counts(conn, batch.id, now=now)
         days = await counts.issues_per_day(conn, batch.id, days=CHART_DAYS, now=now)
@@ -197,7 +197,7 @@ def _upload_form(
 
 @router.get("/pools/{batch_id}/upload")
 async def upload_page(request: Request, batch_id: str, state: State, _: Person) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         batch = await service.get_batch(conn, _batch_id(batch_id))
     return _upload_form(request, batch, Form())
 
@@ -242,7 +242,7 @@ def _codes_form(
 
 @router.get("/pools/{batch_id}/codes")
 async def add_codes_page(request: Request, batch_id: str, state: State, _: Person) -> Response:
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         batch = await service.get_batch(conn, _batch_id(batch_id))
     return _codes_form(request, batch, Form())
 
@@ -288,7 +288,7 @@ async def expire(batch_id: str, state: State, person: Person) -> Response:
 @router.get("/pools/{batch_id}/codes.csv")
 async def export_codes(batch_id: str, state: State, _: Person) -> Response:
     """Every code of the batch as CSV, streamed as it is read (the API's export)."""
-    async with state.database.begin() as conn:
+    async with state.database.read() as conn:
         batch = await service.get_batch(conn, _batch_id(batch_id))
     rows = await read_first(export.batch_codes(state.database, batch.id))
     return CsvDownload(csv_stream(BATCH_CODES, rows), filename=f"batch-{batch.id}-codes.csv")

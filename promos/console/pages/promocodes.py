@@ -397,7 +397,8 @@ async def rollback(redemption_id: Id, state: State, person: Person) -> Response:
             conn,
             person.id,
             f"Redemption {redemption_id} rolled back: "
-            f"{done.code} has {done.usage_count} uses left.",
+            + ("" if done.use_given_back else "its use stays used (the code's policy); ")
+            + f"{done.code} has {done.usage_count} uses left.",
         )
     return see_other(f"{PREFIX}/promocodes/codes/{done.code}")
 

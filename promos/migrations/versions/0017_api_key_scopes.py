@@ -4,7 +4,7 @@ A key without scope rows holds every scope of its role, as every key made before
 rotation keeps the replaced secret's digest, valid until the grace the admin chose. The usage
 columns are added to in batches by each process (promos.auth.usage).
 
-Revision ID: 0016
+Revision ID: 0017
 Revises: 0012
 Create Date: 2026-12-10
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
+revision: str = "0017"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
