@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from promos.db import Database
 from promos.events.tables import outbox, webhook_deliveries
 from promos.referrals import service
-from promos.referrals.tables import referral_credits
+from promos.referrals.tables import email_indications, referral_credits
 from promos.settings import Settings
 from tests.factories.referrals import make_program, make_referral
+from tests.test_referrals import warm
 
 CALLBACK = "http://billing.test/credit/%s/"
 REFERRER_CALLBACK = "http://billing.test/credit/alice/"
@@ -399,18 +400,6 @@ async def test_the_ledger_lists_the_hold_and_the_void(client, auth, database, cl
 # real concurrency (PostgreSQL)
 
 
-async def warm(database: Database, size: int = 20) -> None:
-    """Open the pool's connections up front, so that the requests below really race."""
-    everyone = asyncio.Barrier(size)
-
-    async def hold() -> None:
-        async with database.engine.connect() as conn:
-            await conn.execute(select(1))
-            await everyone.wait()
-
-    await asyncio.wait_for(asyncio.gather(*(hold() for _ in range(size))), timeout=10)
-
-
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("days", [0, 30])
 async def test_refunds_racing_the_reward_leave_the_ledger_right(
@@ -466,3 +455,28 @@ async def test_refunds_racing_the_reward_leave_the_ledger_right(
 
 async def _referrals(conn: Any, users: list[str]) -> list[service.Referral]:
     return [await service.get_referral(conn, user) for user in users]
+
+
+@pytest.mark.postgres_only
+async def test_users_racing_to_verify_one_address_leave_it_to_one(client, auth, database):
+    await client.post(
+        "/emailindication", json={"user_indicator": "alice", "emails": "new@x.com"}, headers=auth
+    )
+    await warm(database)
+
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/emailverification",
+                json={"emails": "new@x.com", "user_indicated": f"user-{n}"},
+                headers=auth,
+            )
+            for n in range(20)
+        )
+    )
+
+    assert Counter(a.status_code for a in answers) == {200: 1, 409: 19}
+    async with database.begin() as conn:
+        owners = (await conn.execute(select(email_indications.c.verified_for))).scalars().all()
+    winner = next(n for n, a in enumerate(answers) if a.status_code == 200)
+    assert owners == [f"user-{winner}"]

@@ -32,7 +32,6 @@ from promos.clock import utc_now
 from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, UTCDateTime, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
-from promos.events.tables import webhook_deliveries
 from promos.observability import metrics
 from promos.pagination import Key, Page, after, read_page
 from promos.referrals.errors import (
@@ -609,11 +608,7 @@ async def _reward(
         )
     if granted_at > now:
         # Due at the grant: the dispatcher, which runs anyway, delivers it then.
-        await conn.execute(
-            update(webhook_deliveries)
-            .where(webhook_deliveries.c.event_id == event_id)
-            .values(next_attempt_at=granted_at)
-        )
+        await events.defer_deliveries(conn, event_id, until=granted_at)
     await conn.execute(
         update(referrals)
         .where(referrals.c.id == referral.id)
@@ -685,14 +680,7 @@ async def _reverse(
         )
     )
     if kind == "voided" and event_id is not None:
-        await conn.execute(
-            update(webhook_deliveries)
-            .where(
-                webhook_deliveries.c.event_id == event_id,
-                webhook_deliveries.c.status == "pending",
-            )
-            .values(status="cancelled")
-        )
+        await events.cancel_deliveries(conn, event_id)
     payload = _event_payload(
         referral,
         amount=referral.target_value,
