@@ -69,7 +69,8 @@ async def register_referral(
 async def record_total_paid(
     state: AppState, *, user_hash: str, total_amount_paid: Decimal
 ) -> service.Payment:
-    """A user's running total paid, committed; a reward's callback sent now (both APIs)."""
+    """A user's running total paid, committed; a reward's callback (or, held, its
+    ``referral.reward_pending``) sent now (both APIs)."""
     async with state.database.begin() as conn:
         payment = await service.record_payment(
             conn,
@@ -78,7 +79,7 @@ async def record_total_paid(
             now=state.clock(),
             callback=state.settings.referral_callback_url,
         )
-    if payment.acquired_credit:
+    if payment.acquired_credit or payment.pending_credit:
         wake_dispatcher(state)
     return payment
 

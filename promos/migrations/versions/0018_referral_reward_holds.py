@@ -4,7 +4,8 @@ A program's ``reward_hold_days`` (0 for every existing one: granted at once, as 
 copied to each referral with ``granted_at`` (the reward's grant, ``rewarded_at`` for the
 rewards already earned), ``reversed_at`` and ``reward_event_id``; the ledger's
 ``available_at`` and two new kinds, ``voided`` and ``clawback``; an address's
-``verified_for``.
+``verified_for``. A downgrade forgets holds, voids and clawbacks: a reward earned reads as
+acquired again.
 
 Revision ID: 0018
 Revises: 0014
@@ -51,15 +52,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("email_indications") as batch:
-        batch.drop_column("verified_for")
+    # Plain DROP COLUMN (SQLite 3.35+) where a batch would copy a table another one refers to.
+    op.drop_column("email_indications", "verified_for")
     op.execute("DELETE FROM referral_credits WHERE kind IN ('voided', 'clawback')")
     with op.batch_alter_table("referral_credits") as batch:
         batch.drop_constraint("kind_known", type_="check")
         batch.create_check_constraint("kind_known", _OLD_KINDS)
         batch.drop_column("available_at")
-    with op.batch_alter_table("referrals") as batch:
-        for name in ("reward_event_id", "reversed_at", "granted_at", "reward_hold_days"):
-            batch.drop_column(name)
-    with op.batch_alter_table("referral_programs") as batch:
-        batch.drop_column("reward_hold_days")
+    for name in ("reward_event_id", "reversed_at", "granted_at", "reward_hold_days"):
+        op.drop_column("referrals", name)
+    op.drop_column("referral_programs", "reward_hold_days")
