@@ -99,6 +99,10 @@ OPERATIONAL = {
     ("PUT", "/v1/referral-users/{user_hash}/payments"): _INVOICE,
     ("PUT", "/invoice/user/{user_hash}"): _INVOICE,
     ("PUT", "/invoice/user/{user_hash}/"): _INVOICE,
+    ("POST", "/v1/referrals/payments/{user_hash}/refunds"): (
+        "a customer's refund: the credits ledger (voided, clawback) and referral.reward_reversed"
+        " keep it"
+    ),
     ("POST", "/emailindication"): _INVITE,
     ("POST", "/emailindication/"): _INVITE,
 }

@@ -125,6 +125,35 @@ async def test_the_sign_up_callback_reaches_the_receiver_signed_as_form_fields(
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
 
 
+async def test_a_held_reward_reaches_billing_when_its_hold_ends_not_before(
+    *, client, auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock(), target_value=Decimal(40), reward_hold_days=14)
+    await register(client, auth)
+    await client.put("/invoice/user/bob/", json={"total_amount_paid": 40}, headers=auth)
+
+    sent_at_once = await dispatcher.deliver_due()
+    clock.advance(days=14)
+    sent_at_grant = await dispatcher.deliver_due()
+
+    assert (sent_at_once, sent_at_grant) == (1, 1)
+    assert [r.path for r in receiver.requests] == ["/billing/credit/bob", "/billing/credit/alice"]
+    assert receiver.requests[1].form()["amount"] == "40.00"
+
+
+async def test_a_voided_reward_never_reaches_billing(
+    *, client, auth, database, clock, receiver, dispatcher
+):
+    await make_program(database, now=clock(), target_value=Decimal(40), reward_hold_days=14)
+    await register(client, auth)
+    await client.put("/invoice/user/bob/", json={"total_amount_paid": 40}, headers=auth)
+    await client.post("/v1/referrals/payments/bob/refunds", json={"amount": 1}, headers=auth)
+    clock.advance(days=15)
+
+    assert await dispatcher.deliver_due() == 1
+    assert [r.path for r in receiver.requests] == ["/billing/credit/bob"]
+
+
 async def test_the_reward_callback_credits_the_referrer(
     *, client, auth, database, clock, receiver, dispatcher
 ):

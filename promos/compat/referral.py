@@ -143,6 +143,24 @@ class EmailsIn(Params):
         return service.parse_emails(raw)
 
 
+class EmailVerificationIn(EmailsIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"emails": "bob@example.com", "user_indicated": "bob"}],
+        },
+        use_attribute_docstrings=True,
+    )
+
+    user_indicated: UserHash | None = None
+    """The new user whose addresses these are: each indicated one is verified for them (one
+    user per address, never the referrer's own). Optional: without it, nothing is bound."""
+
+    @field_validator("user_indicated", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class EmailIndicationIn(EmailsIn):
     model_config = ConfigDict(
         json_schema_extra={
@@ -200,9 +218,15 @@ class InvoiceOut(BaseModel):
 class ReferralStatementOut(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    potencial_credit: Annotated[MoneyOut, Field(description="spelled as the seed spells it")]
+    potencial_credit: Annotated[
+        MoneyOut,
+        Field(
+            description="rewards not granted yet: targets not reached, or held (pending);"
+            " spelled as the seed spells it"
+        ),
+    ]
     acquired_credit: MoneyOut
-    """Rewards earned."""
+    """Rewards granted (a held one once its hold is over), less those clawed back."""
     signup_credit: MoneyOut
     """The user's own sign-up credit."""
     referral_program: ReferralProgramOut
@@ -455,9 +479,9 @@ async def invoice(
 async def statement(
     user_hash: UserHashPath, state: State, _: CurrentPrincipal
 ) -> ReferralStatementOut:
-    """``potencial_credit``: targets the user's referrals have not reached yet."""
+    """``potencial_credit``: rewards not granted yet (targets not reached, or held)."""
     async with state.database.begin() as conn:
-        found = await service.statement(conn, user_hash)
+        found = await service.statement(conn, user_hash, now=state.clock())
     return ReferralStatementOut(
         potencial_credit=found.potential_credit,
         acquired_credit=found.acquired_credit,
@@ -474,6 +498,13 @@ async def statement(
     "/emailindication",
     dependencies=[needs("referrals", "use")],
     status_code=status.HTTP_201_CREATED,
+    responses={
+        422: {
+            "model": ReferralError,
+            "description": "an address that is not an e-mail,"
+            " or one verified as the referrer's own",
+        }
+    },
     openapi_extra=body_doc(EmailIndicationIn),
 )
 async def email_indication(
@@ -497,16 +528,25 @@ async def email_indication(
     "POST",
     "/emailverification",
     dependencies=[needs("referrals", "read")],
-    openapi_extra=body_doc(EmailsIn),
+    responses={
+        409: {"model": ReferralError, "description": "an address verified for another user"},
+        422: {
+            "model": ReferralError,
+            "description": "an address that is not an e-mail, or one user_indicated invited",
+        },
+    },
+    openapi_extra=body_doc(EmailVerificationIn),
 )
 async def email_verification(
     request: Request, state: State, _: CurrentPrincipal
 ) -> list[dict[str, str]]:
     """``[{"<email>": "<user_indicator>"}]`` for each address that was indicated."""
-    body = await params(request, EmailsIn)
+    body = await params(request, EmailVerificationIn)
     emails = body.addresses()
     async with state.database.begin() as conn:
-        found = await service.verify_emails(conn, emails, now=state.clock())
+        found = await service.verify_emails(
+            conn, emails, now=state.clock(), user=body.user_indicated
+        )
     return [{email: referrer} for email, referrer in found]
 
 

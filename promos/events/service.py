@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.clock import utc_now
@@ -259,14 +259,29 @@ async def update_subscription(
 
 
 async def _cancel_pending(conn: AsyncConnection, subscription_id: int) -> None:
+    await _cancel(conn, webhook_deliveries.c.subscription_id == subscription_id)
+
+
+async def _cancel(conn: AsyncConnection, which: ColumnElement[bool]) -> None:
     await conn.execute(
         update(webhook_deliveries)
-        .where(
-            webhook_deliveries.c.subscription_id == subscription_id,
-            webhook_deliveries.c.status == "pending",
-        )
+        .where(which, webhook_deliveries.c.status == "pending")
         .values(status="cancelled")
     )
+
+
+async def defer_deliveries(conn: AsyncConnection, event_id: int, *, until: datetime) -> None:
+    """Make an event's deliveries (webhooks and callback) due at ``until``, not now."""
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.event_id == event_id)
+        .values(next_attempt_at=until)
+    )
+
+
+async def cancel_deliveries(conn: AsyncConnection, event_id: int) -> None:
+    """Cancel an event's deliveries not made yet (what it announced did not happen)."""
+    await _cancel(conn, webhook_deliveries.c.event_id == event_id)
 
 
 def _refuse_if_inactive(subscription: Subscription, doing: str) -> None:

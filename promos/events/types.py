@@ -11,6 +11,8 @@ PROMOCODE_HOLD_EXPIRED = "promocode.hold_expired"
 OFFER_CLAIMED = "offer.claimed"
 REFERRAL_SIGNED_UP = "referral.signed_up"
 REFERRAL_REWARDED = "referral.rewarded"
+REFERRAL_REWARD_PENDING = "referral.reward_pending"
+REFERRAL_REWARD_REVERSED = "referral.reward_reversed"
 
 EVENT_TYPES: dict[str, str] = {
     CODE_ISSUED: "a pool code was handed to a customer",
@@ -21,5 +23,7 @@ EVENT_TYPES: dict[str, str] = {
     PROMOCODE_HOLD_EXPIRED: "a lapsed hold was found expired: its use is given back",
     OFFER_CLAIMED: "a player's claim of an offer was counted",
     REFERRAL_SIGNED_UP: "a referred user signed up",
-    REFERRAL_REWARDED: "a referrer earned the program's reward",
+    REFERRAL_REWARDED: "a referrer was granted the program's reward (at its hold's end)",
+    REFERRAL_REWARD_PENDING: "a referrer earned a reward the program holds for some days",
+    REFERRAL_REWARD_REVERSED: "a refund voided a pending reward or clawed a granted one back",
 }

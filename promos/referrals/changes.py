@@ -25,11 +25,17 @@ async def create_program(
     name: str,
     credit_value: Decimal,
     target_value: Decimal,
+    reward_hold_days: int = 0,
     now: datetime,
 ) -> Program:
     """A new program, recorded as ``referral_program.create``."""
     program = await service.create_program(
-        conn, name=name, credit_value=credit_value, target_value=target_value, now=now
+        conn,
+        name=name,
+        credit_value=credit_value,
+        target_value=target_value,
+        reward_hold_days=reward_hold_days,
+        now=now,
     )
     await audit.record(
         conn,
@@ -51,6 +57,7 @@ async def update_program(
     name: str | None,
     credit_value: Decimal | None,
     target_value: Decimal | None,
+    reward_hold_days: int | None = None,
     now: datetime,
 ) -> Program:
     """Change the fields given; recorded with the program as it was and became."""
@@ -61,6 +68,7 @@ async def update_program(
         name=name,
         credit_value=credit_value,
         target_value=target_value,
+        reward_hold_days=reward_hold_days,
         now=now,
     )
     await audit.record(

@@ -33,3 +33,9 @@ class SelfReferral(InvalidInput):
 
 class InvalidEmail(InvalidInput):
     code = "invalid_email"
+
+
+class EmailTaken(Conflict):
+    """The address was verified for another referred user: one user per address."""
+
+    code = "email_taken"

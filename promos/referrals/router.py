@@ -25,6 +25,8 @@ from promos.referrals.schemas import (
     ProgramUpdate,
     ReferralCreate,
     ReferralOut,
+    RefundIn,
+    RefundOut,
     StatementOut,
 )
 from promos.state import AppState
@@ -78,7 +80,8 @@ async def register_referral(
 async def record_total_paid(
     state: AppState, *, user_hash: str, total_amount_paid: Decimal
 ) -> service.Payment:
-    """A user's running total paid, committed; a reward's callback sent now (both APIs)."""
+    """A user's running total paid, committed; a reward's callback (or, held, its
+    ``referral.reward_pending``) sent now (both APIs)."""
     async with state.database.begin() as conn:
         payment = await service.record_payment(
             conn,
@@ -87,7 +90,7 @@ async def record_total_paid(
             now=state.clock(),
             callback=state.settings.referral_callback_url,
         )
-    if payment.acquired_credit:
+    if payment.acquired_credit or payment.pending_credit:
         wake_dispatcher(state)
     return payment
 
@@ -107,6 +110,7 @@ async def create_program(
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
+            reward_hold_days=body.reward_hold_days,
             now=state.clock(),
         )
     return ProgramOut.model_validate(program)
@@ -155,6 +159,7 @@ async def update_program(
             name=body.name,
             credit_value=body.credit_value,
             target_value=body.target_value,
+            reward_hold_days=body.reward_hold_days,
             now=state.clock(),
         )
     return ProgramOut.model_validate(program)
@@ -192,7 +197,7 @@ async def create_referral(
     )
     if not registration.created:
         response.status_code = status.HTTP_200_OK
-    return ReferralOut.model_validate(registration.referral)
+    return ReferralOut.at(registration.referral, state.clock())
 
 
 @router.get(
@@ -203,7 +208,8 @@ async def create_referral(
 async def get_referral(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> ReferralOut:
     """The referral that brought this user in."""
     async with state.database.begin() as conn:
-        return ReferralOut.model_validate(await service.get_referral(conn, user_hash))
+        referral = await service.get_referral(conn, user_hash)
+    return ReferralOut.at(referral, state.clock())
 
 
 @router.put(
@@ -218,7 +224,36 @@ async def record_payment(
     payment = await record_total_paid(
         state, user_hash=user_hash, total_amount_paid=body.total_amount_paid
     )
-    return PaymentOut.model_validate(payment)
+    return PaymentOut(
+        user_hash=payment.user_hash,
+        total_amount_paid=payment.total_amount_paid,
+        acquired_credit=payment.acquired_credit,
+        pending_credit=payment.pending_credit,
+        referral=ReferralOut.at(payment.referral, state.clock()) if payment.referral else None,
+    )
+
+
+@router.post(
+    "/referrals/payments/{user_hash}/refunds",
+    responses={404: {"model": ErrorBody, "description": "the user was not referred"}},
+)
+async def record_refund(
+    user_hash: UserHashPath, body: RefundIn, state: State, _: CurrentPrincipal
+) -> RefundOut:
+    """A refund to the referred user: below the target, it voids the referrer's pending
+    reward or claws the granted one back (once); the total never goes below 0."""
+    now = state.clock()
+    async with state.database.begin() as conn:
+        refund = await service.record_refund(conn, user_hash=user_hash, amount=body.amount, now=now)
+    if refund.reversal is not None:
+        wake_dispatcher(state)
+    return RefundOut(
+        user_hash=refund.user_hash,
+        total_amount_paid=refund.total_amount_paid,
+        reversal=refund.reversal,
+        reversed_credit=refund.reversed_credit,
+        referral=ReferralOut.at(refund.referral, now),
+    )
 
 
 @router.get(
@@ -229,7 +264,8 @@ async def record_payment(
 async def statement(user_hash: UserHashPath, state: State, _: CurrentPrincipal) -> StatementOut:
     """Sign-up credit, potential credit (targets not reached yet), acquired credit."""
     async with state.database.begin() as conn:
-        return StatementOut.model_validate(await service.statement(conn, user_hash))
+        found = await service.statement(conn, user_hash, now=state.clock())
+    return StatementOut.model_validate(found)
 
 
 @router.get(

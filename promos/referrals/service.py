@@ -1,18 +1,26 @@
 """Referral programs, registrations, payments and the referrer's reward, statements, e-mails.
 
-The rule that must never break: the referrer earns a referred user's reward once. It is
-granted by one conditional statement (``UPDATE referrals ... WHERE rewarded_at IS NULL AND
-target_value <= :paid RETURNING``): of concurrent invoices, the first one to reach the row
-grants it, and the others find it granted (PostgreSQL re-checks the condition on the row
-the winner committed). The ledger's unique ``(referral_id, kind)`` backs it up.
+The rule that must never break: the referrer earns a referred user's reward once, and a
+refund takes it back once. It is earned by one conditional statement (``UPDATE referrals ...
+WHERE rewarded_at IS NULL AND target_value <= :paid RETURNING``): of concurrent invoices, the
+first one to reach the row earns it, and the others find it earned (PostgreSQL re-checks the
+condition on the row the winner committed); a refund that takes the total below the target
+reverses it by the same kind of statement (``WHERE reversed_at IS NULL``). The ledger's
+unique ``(referral_id, kind)`` backs both up.
+
+A program may hold rewards for ``reward_hold_days``: an earned reward is *pending* until
+``granted_at`` and *granted* from then on. Nothing has to run for that: the state is read
+from the clock (``reward_state``), the ledger's ``acquired`` entry is available from
+``granted_at``, and the ``referral.rewarded`` event and the billing callback are written when
+the reward is earned, due at ``granted_at`` in the outbox (a void cancels them).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +29,7 @@ from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.clock import utc_now
 from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, UTCDateTime, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
@@ -28,6 +37,7 @@ from promos.observability import metrics
 from promos.pagination import Key, Page, after, read_page
 from promos.referrals.errors import (
     AlreadyReferred,
+    EmailTaken,
     InvalidEmail,
     NoProgram,
     ProgramInUse,
@@ -45,6 +55,9 @@ from promos.validation import HIDDEN, SURROGATES
 
 SIGNED_UP = "referral.signed_up"
 REWARDED = "referral.rewarded"
+REWARD_PENDING = "referral.reward_pending"
+REWARD_REVERSED = "referral.reward_reversed"
+MAX_HOLD_DAYS = 3650
 MAX_EMAILS = 1000
 MAX_EMAIL_LENGTH = 320
 _NOT_IN_EMAIL = rf"@\s{HIDDEN}{SURROGATES},;<>"
@@ -60,6 +73,7 @@ class Program:
     target_value: Decimal
     created_at: datetime
     updated_at: datetime
+    reward_hold_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,18 @@ class Referral:
     total_amount_paid: Decimal
     rewarded_at: datetime | None
     created_at: datetime
+    reward_hold_days: int = 0
+    granted_at: datetime | None = None
+    reversed_at: datetime | None = None
+
+    def reward_state(self, now: datetime) -> str:
+        """``waiting`` (target not reached), ``pending``, ``granted``, ``voided`` (reversed
+        while pending) or ``reversed`` (clawed back once granted), at ``now``."""
+        if self.rewarded_at is None or self.granted_at is None:
+            return "waiting"
+        if self.reversed_at is not None:
+            return "voided" if self.reversed_at < self.granted_at else "reversed"
+        return "pending" if now < self.granted_at else "granted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +115,20 @@ class Payment:
     total_amount_paid: Decimal | None
     acquired_credit: Decimal
     referral: Referral | None
+    # The reward this payment earned but the program holds (0 when granted at once).
+    pending_credit: Decimal = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """What a refund did: the total after it, and the reward it reversed (``voided`` while
+    pending, ``clawback`` once granted), if it took the total below the target."""
+
+    user_hash: str
+    total_amount_paid: Decimal
+    reversal: str | None
+    reversed_credit: Decimal
+    referral: Referral
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +140,8 @@ class Statement:
     referred_by: str | None
     referrals: int
     program: Program
+    # The part of potential_credit earned but held (granted at its hold's end).
+    pending_credit: Decimal = Decimal("0.00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +152,7 @@ class Credit:
     kind: str
     amount: Decimal
     created_at: datetime
+    available_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +183,15 @@ _PROGRAM_COLUMNS = (
     referral_programs.c.target_value,
     referral_programs.c.created_at,
     referral_programs.c.updated_at,
+    referral_programs.c.reward_hold_days,
 )
+
+
+def hold_days(value: int) -> int:
+    """A reward hold in days: 0 (granted at once) to ten years."""
+    if not 0 <= value <= MAX_HOLD_DAYS:
+        raise InvalidInput(f"reward_hold_days must be from 0 to {MAX_HOLD_DAYS}")
+    return value
 
 
 def _program_of(row: Any) -> Program:
@@ -153,20 +204,27 @@ async def create_program(
     name: str,
     credit_value: Decimal,
     target_value: Decimal,
+    reward_hold_days: int = 0,
     now: datetime,
 ) -> Program:
     credit = money("credit_value", credit_value)
     target = money("target_value", target_value, positive=True)
+    hold = hold_days(reward_hold_days)
     program_id: int = (
         await conn.execute(
             referral_programs.insert()
             .values(
-                name=name, credit_value=credit, target_value=target, created_at=now, updated_at=now
+                name=name,
+                credit_value=credit,
+                target_value=target,
+                reward_hold_days=hold,
+                created_at=now,
+                updated_at=now,
             )
             .returning(referral_programs.c.id)
         )
     ).scalar_one()
-    return Program(program_id, name, credit, target, now, now)
+    return Program(program_id, name, credit, target, now, now, hold)
 
 
 async def list_programs(
@@ -223,6 +281,7 @@ async def update_program(
     name: str | None = None,
     credit_value: Decimal | None = None,
     target_value: Decimal | None = None,
+    reward_hold_days: int | None = None,
     now: datetime,
 ) -> Program:
     """Change a program's terms, for referrals made from now on (earlier ones keep theirs)."""
@@ -233,6 +292,8 @@ async def update_program(
         values["credit_value"] = money("credit_value", credit_value)
     if target_value is not None:
         values["target_value"] = money("target_value", target_value, positive=True)
+    if reward_hold_days is not None:
+        values["reward_hold_days"] = hold_days(reward_hold_days)
     result = await conn.execute(
         update(referral_programs).where(referral_programs.c.id == program_id).values(**values)
     )
@@ -274,6 +335,10 @@ _REFERRAL_COLUMNS = (
     referrals.c.total_amount_paid,
     referrals.c.rewarded_at,
     referrals.c.created_at,
+    referrals.c.reward_hold_days,
+    referrals.c.granted_at,
+    referrals.c.reversed_at,
+    referrals.c.reward_event_id,
 )
 
 
@@ -327,6 +392,9 @@ def _referral_with(row: Any, program: Program) -> Referral:
         total_amount_paid=row.total_amount_paid,
         rewarded_at=row.rewarded_at,
         created_at=row.created_at,
+        reward_hold_days=row.reward_hold_days,
+        granted_at=row.granted_at,
+        reversed_at=row.reversed_at,
     )
 
 
@@ -366,6 +434,7 @@ async def register(
                 referred_hash=referred,
                 credit_value=program.credit_value,
                 target_value=program.target_value,
+                reward_hold_days=program.reward_hold_days,
                 total_amount_paid=ZERO,
                 created_at=now,
             )
@@ -408,6 +477,7 @@ async def register(
         total_amount_paid=ZERO,
         rewarded_at=None,
         created_at=now,
+        reward_hold_days=program.reward_hold_days,
     )
     event_id = await events.emit(conn, SIGNED_UP, _event_payload(referral), now=now)
     if callback:
@@ -447,7 +517,8 @@ async def record_payment(
     now: datetime,
     callback: str | None = None,
 ) -> Payment:
-    """The referred user has paid ``total_amount_paid`` so far; reward the referrer once.
+    """The referred user has paid ``total_amount_paid`` so far; reward the referrer once
+    (pending for the program's hold, then granted).
 
     The running total only grows: an older, smaller total arriving late changes nothing.
     A user who was not referred but referred others has nothing to earn here (0).
@@ -464,7 +535,7 @@ async def record_payment(
         if paid > 0
         else referrals.c.first_paid_at
     )
-    granted = (
+    earned = (
         await conn.execute(
             update(referrals)
             .where(
@@ -472,15 +543,25 @@ async def record_payment(
                 referrals.c.rewarded_at.is_(None),
                 referrals.c.target_value <= paid_param,
             )
-            .values(rewarded_at=now, total_amount_paid=greatest, first_paid_at=first_paid)
+            .values(
+                rewarded_at=now,
+                total_amount_paid=greatest,
+                first_paid_at=first_paid,
+            )
             .returning(*_REFERRAL_COLUMNS)
         )
     ).first()
-    if granted is not None:
-        referral = await _referral_of(conn, granted)
+    if earned is not None:
+        found = await _referral_of(conn, earned)
+        # The hold is the referral's own term, fixed at registration: set in the same
+        # transaction, by _reward, with the ledger entry and the events.
+        referral = replace(found, granted_at=now + timedelta(days=found.reward_hold_days))
         await _reward(conn, referral, now=now, callback=callback)
-        # The one statement that grants it said so; counted once the caller has committed.
+        # The one statement that earns it said so; counted once the caller has committed.
         after_commit(conn, metrics.REFERRAL_REWARDS.inc)
+        if referral.reward_state(now) == "pending":
+            held = referral.target_value
+            return Payment(user_hash, referral.total_amount_paid, ZERO, referral, held)
         return Payment(user_hash, referral.total_amount_paid, referral.target_value, referral)
     recorded = (
         await conn.execute(
@@ -501,6 +582,9 @@ async def record_payment(
 async def _reward(
     conn: AsyncConnection, referral: Referral, *, now: datetime, callback: str | None
 ) -> None:
+    """Credit the earned reward (available at the hold's end) and write its events: pending
+    now if held, ``referral.rewarded`` and the billing callback due when granted."""
+    granted_at = referral.granted_at or now
     await conn.execute(
         referral_credits.insert().values(
             referral_id=referral.id,
@@ -508,11 +592,17 @@ async def _reward(
             kind="acquired",
             amount=referral.target_value,
             created_at=now,
+            available_at=granted_at,
         )
     )
     payload = _event_payload(
-        referral, amount=referral.target_value, total_amount_paid=referral.total_amount_paid
+        referral,
+        amount=referral.target_value,
+        total_amount_paid=referral.total_amount_paid,
+        granted_at=granted_at,
     )
+    if granted_at > now:
+        await events.emit(conn, REWARD_PENDING, payload, now=now)
     event_id = await events.emit(conn, REWARDED, payload, now=now)
     if callback:
         await events.enqueue_callback(
@@ -523,6 +613,90 @@ async def _reward(
             form=_callback_form(referral.target_value, referral.program.name, referral.referrer),
             now=now,
         )
+    if granted_at > now:
+        # Due at the grant: the dispatcher, which runs anyway, delivers it then.
+        await events.defer_deliveries(conn, event_id, until=granted_at)
+    await conn.execute(
+        update(referrals)
+        .where(referrals.c.id == referral.id)
+        .values(granted_at=granted_at, reward_event_id=event_id)
+    )
+
+
+async def record_refund(
+    conn: AsyncConnection,
+    *,
+    user_hash: str,
+    amount: Decimal,
+    now: datetime,
+) -> Refund:
+    """A refund to the referred user: their total goes down (never below 0); below the target,
+    it voids a pending reward or claws a granted one back, once."""
+    refunded = money("amount", amount, positive=True)
+    # An update that changes nothing, to lock the row first (and, on SQLite, make this the
+    # writer): the reward cannot be earned between reading the row and lowering its total.
+    locked = (
+        await conn.execute(
+            update(referrals)
+            .where(referrals.c.referred_hash == user_hash)
+            .values(total_amount_paid=referrals.c.total_amount_paid)
+            .returning(*_REFERRAL_COLUMNS)
+        )
+    ).first()
+    if locked is None:
+        raise ReferralUserNotFound(f"user {user_hash} was not referred")
+    total = max(locked.total_amount_paid - refunded, ZERO)
+    reverses = (
+        locked.rewarded_at is not None
+        and locked.reversed_at is None
+        and total < locked.target_value
+    )
+    values: dict[str, Any] = {"total_amount_paid": total}
+    if reverses:
+        values["reversed_at"] = now
+    row = (
+        await conn.execute(
+            update(referrals)
+            .where(referrals.c.id == locked.id)
+            .values(**values)
+            .returning(*_REFERRAL_COLUMNS)
+        )
+    ).one()
+    referral = await _referral_of(conn, row)
+    if not reverses:
+        return Refund(user_hash, total, None, ZERO, referral)
+    reversal = await _reverse(conn, referral, event_id=row.reward_event_id, now=now)
+    return Refund(user_hash, total, reversal, referral.target_value, referral)
+
+
+async def _reverse(
+    conn: AsyncConnection, referral: Referral, *, event_id: int | None, now: datetime
+) -> str:
+    """Void the pending reward (its due deliveries cancelled) or claw the granted one back."""
+    granted_at = referral.granted_at or now
+    kind = "voided" if now < granted_at else "clawback"
+    await conn.execute(
+        referral_credits.insert().values(
+            referral_id=referral.id,
+            user_hash=referral.referrer,
+            kind=kind,
+            amount=referral.target_value,
+            created_at=now,
+            # A void takes the reward back where it would have been granted.
+            available_at=granted_at if kind == "voided" else now,
+        )
+    )
+    if kind == "voided" and event_id is not None:
+        await events.cancel_deliveries(conn, event_id)
+    payload = _event_payload(
+        referral,
+        amount=referral.target_value,
+        total_amount_paid=referral.total_amount_paid,
+        reversal=kind,
+        reversed_at=now,
+    )
+    await events.emit(conn, REWARD_REVERSED, payload, now=now)
+    return kind
 
 
 async def is_known(conn: AsyncConnection, user_hash: str) -> bool:
@@ -536,10 +710,14 @@ async def is_known(conn: AsyncConnection, user_hash: str) -> bool:
 # --- statements and the ledger ---------------------------------------------------------------
 
 
-async def statement(conn: AsyncConnection, user_hash: str) -> Statement:
-    """A user's credits, computed from the ledger: sign-up, potential (not yet acquired),
-    acquired; and their program (the one they were referred in, else their first referral's).
+async def statement(
+    conn: AsyncConnection, user_hash: str, *, now: datetime | None = None
+) -> Statement:
+    """A user's credits at ``now``, computed from the ledger: sign-up, potential (not granted
+    yet: waiting for the target, or pending), pending, acquired (granted, less clawbacks);
+    and their program (the one they were referred in, else their first referral's).
     """
+    at = now or utc_now()
     own = (
         await conn.execute(
             select(referrals.c.program_id, referrals.c.referrer_hash).where(
@@ -558,29 +736,40 @@ async def statement(conn: AsyncConnection, user_hash: str) -> Statement:
     source = own or first_made
     if source is None:
         raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
-    sums = dict(
-        (
+    c = referral_credits.c
+    available = func.coalesce(c.available_at, c.created_at) <= literal(at, UTCDateTime())
+    sums = {
+        (kind, bool(is_available)): _amount(total)
+        for kind, is_available, total in (
             await conn.execute(
                 select(
-                    referral_credits.c.kind,
-                    func.coalesce(func.sum(referral_credits.c.amount), ZERO).label("total"),
+                    c.kind,
+                    case((available, 1), else_=0).label("available"),
+                    func.coalesce(func.sum(c.amount), ZERO).label("total"),
                 )
-                .where(referral_credits.c.user_hash == user_hash)
-                .group_by(referral_credits.c.kind)
+                .where(c.user_hash == user_hash)
+                .group_by(c.kind, "available")
             )
         ).all()
-    )
-    signup = _amount(sums.get("signup"))
-    acquired = _amount(sums.get("acquired"))
-    potential = _amount(sums.get("potential")) - acquired
+    }
+
+    def total(kind: str, *, available: bool | None = None) -> Decimal:
+        if available is None:
+            return sums.get((kind, True), ZERO) + sums.get((kind, False), ZERO)
+        return sums.get((kind, available), ZERO)
+
+    # A void carries its reward's grant time: both sides of it cancel out, before and after.
+    pending = total("acquired", available=False) - total("voided", available=False)
+    granted = total("acquired", available=True) - total("voided", available=True)
     return Statement(
         user_hash=user_hash,
-        signup_credit=signup,
-        potential_credit=potential,
-        acquired_credit=acquired,
+        signup_credit=total("signup"),
+        potential_credit=total("potential") - total("acquired") + pending,
+        acquired_credit=granted - total("clawback"),
         referred_by=own.referrer_hash if own is not None else None,
         referrals=int(first_made[1]) if first_made is not None else 0,
         program=await get_program(conn, source.program_id),
+        pending_credit=pending,
     )
 
 
@@ -605,6 +794,7 @@ async def list_credits(
             referral_credits.c.kind,
             referral_credits.c.amount,
             referral_credits.c.created_at,
+            referral_credits.c.available_at,
         )
         .where(
             referral_credits.c.user_hash == user_hash,
@@ -643,7 +833,23 @@ def parse_emails(raw: str) -> list[str]:
 async def indicate_emails(
     conn: AsyncConnection, *, referrer: str, emails: list[str], now: datetime
 ) -> Indication:
-    """Record the referrer's invitations; an address another referrer indicated stays theirs."""
+    """Record the referrer's invitations; an address another referrer indicated stays theirs.
+
+    An address verified as the referrer's own (they were referred with it) is refused.
+    """
+    own = (
+        await conn.execute(
+            select(email_indications.c.email).where(
+                email_indications.c.email.in_(emails),
+                email_indications.c.verified_for == referrer,
+            )
+        )
+    ).scalar()
+    if own is not None:
+        raise SelfReferral(
+            f"{own} is {referrer}'s own address: a user cannot refer themselves",
+            details={"email": own},
+        )
     insert = insert_for(conn)
     await conn.execute(
         insert(email_indications).on_conflict_do_nothing(index_elements=["email"]),
@@ -666,10 +872,16 @@ async def indicate_emails(
 
 
 async def verify_emails(
-    conn: AsyncConnection, emails: list[str], *, now: datetime
+    conn: AsyncConnection, emails: list[str], *, now: datetime, user: str | None = None
 ) -> list[tuple[str, str]]:
     """``(email, referrer)`` of each address that was indicated, in the order asked; the
-    first time an address is asked about is kept as its verification."""
+    first time an address is asked about is kept as its verification.
+
+    With ``user`` (the referred user whose addresses they are), each indicated address is
+    verified for that user: one user per address, and never the referrer's own.
+    """
+    if user is not None:
+        await _verify_for(conn, emails, user)
     await conn.execute(
         update(email_indications)
         .where(email_indications.c.email.in_(emails), email_indications.c.verified_at.is_(None))
@@ -685,6 +897,33 @@ async def verify_emails(
         ).all()
     )
     return [(e, owners[e]) for e in emails if e in owners]
+
+
+async def _verify_for(conn: AsyncConnection, emails: list[str], user: str) -> None:
+    e = email_indications.c
+    # Conditional, so that of two users verifying one address at once only one gets it
+    # (PostgreSQL re-checks the condition on the row the first one committed).
+    await conn.execute(
+        update(email_indications)
+        .where(e.email.in_(emails), e.verified_for.is_(None), e.referrer_hash != user)
+        .values(verified_for=user)
+    )
+    rows = (
+        await conn.execute(
+            select(e.email, e.referrer_hash, e.verified_for).where(e.email.in_(emails))
+        )
+    ).all()
+    for row in sorted(rows, key=lambda r: emails.index(r.email)):
+        if row.referrer_hash == user:
+            raise SelfReferral(
+                f"{user} indicated {row.email} themselves: a user cannot refer themselves",
+                details={"email": row.email},
+            )
+        if row.verified_for != user:
+            raise EmailTaken(
+                f"{row.email} was verified for another user already",
+                details={"email": row.email},
+            )
 
 
 @dataclass(frozen=True, slots=True)

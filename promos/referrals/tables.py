@@ -1,8 +1,10 @@
 """Referral programs, referrals (one per referred user), the credits ledger, e-mail indications.
 
 A referral row is also the state of its reward: ``rewarded_at`` is set by the one statement
-that grants it (``WHERE rewarded_at IS NULL``), and the ledger's ``(referral_id, kind)`` is
-unique, so a referrer can never be credited twice for one referred user.
+that earns it (``WHERE rewarded_at IS NULL``), ``granted_at`` is when the program's hold
+period lets it be granted, ``reversed_at`` is set by the one refund that voids or claws it
+back (``WHERE reversed_at IS NULL``); the ledger's ``(referral_id, kind)`` is unique, so a
+referrer can never be credited, nor reversed, twice for one referred user.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     UniqueConstraint,
@@ -29,6 +32,8 @@ referral_programs = Table(
     Column("credit_value", Money, nullable=False),
     # The referred user's running total of payments that earns the referrer this amount.
     Column("target_value", Money, nullable=False),
+    # Days a reward stays pending (a refund voids it) before it is granted; 0 grants at once.
+    Column("reward_hold_days", Integer, nullable=False, server_default=text("0")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("credit_value >= 0", name="credit_not_negative"),
@@ -47,6 +52,13 @@ referrals = Table(
     Column("target_value", Money, nullable=False),
     Column("total_amount_paid", Money, nullable=False),
     Column("rewarded_at", UTCDateTime, nullable=True),
+    Column("reward_hold_days", Integer, nullable=False, server_default=text("0")),
+    # rewarded_at + the hold: from then on the reward is granted (read from the clock).
+    Column("granted_at", UTCDateTime, nullable=True),
+    # When a refund voided the pending reward or clawed the granted one back: final.
+    Column("reversed_at", UTCDateTime, nullable=True),
+    # The referral.rewarded event, delivered at granted_at; a void cancels its deliveries.
+    Column("reward_event_id", BigIntId, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     # When the referred user first paid anything (the program's funnel).
     Column("first_paid_at", UTCDateTime, nullable=True),
@@ -89,10 +101,12 @@ referrals = Table(
     CheckConstraint("total_amount_paid >= 0", name="paid_not_negative"),
 )
 
-CREDIT_KINDS = ("signup", "potential", "acquired")
+CREDIT_KINDS = ("signup", "potential", "acquired", "voided", "clawback")
 
 # Every credit: the referred user's sign-up credit, the referrer's potential credit (the
-# target, promised at registration) and the credit the referrer acquired when it was reached.
+# target, promised at registration), the credit the referrer acquired when it was reached
+# (available from ``available_at``: pending before, granted after), and what a refund took
+# back: ``voided`` (a pending reward, with its ``available_at``) or ``clawback`` (a granted one).
 referral_credits = Table(
     "referral_credits",
     metadata,
@@ -102,8 +116,12 @@ referral_credits = Table(
     Column("kind", String(16), nullable=False),
     Column("amount", Money, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # NULL: available when created.
+    Column("available_at", UTCDateTime, nullable=True),
     UniqueConstraint("referral_id", "kind", name="uq_referral_credits_referral_kind"),
-    CheckConstraint("kind IN ('signup', 'potential', 'acquired')", name="kind_known"),
+    CheckConstraint(
+        "kind IN ('signup', 'potential', 'acquired', 'voided', 'clawback')", name="kind_known"
+    ),
     Index("ix_referral_credits_user", "user_hash", "kind"),
     # A user's ledger, in the order credited.
     Index("ix_referral_credits_user_id", "user_hash", "id"),
@@ -118,6 +136,8 @@ email_indications = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # When the billing side first asked about the address (POST /emailverification).
     Column("verified_at", UTCDateTime, nullable=True),
+    # The referred user the address was verified for: one user per address.
+    Column("verified_for", String(255), nullable=True),
     # Newest first, overall and per referrer (the console).
     Index("ix_email_indications_created", "created_at", "email"),
     Index("ix_email_indications_referrer", "referrer_hash", "created_at", "email"),

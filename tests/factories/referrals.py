@@ -17,10 +17,16 @@ async def make_program(
     name: str = "Friends",
     credit_value: Decimal = Decimal("10.00"),
     target_value: Decimal = Decimal("100.00"),
+    reward_hold_days: int = 0,
 ) -> Program:
     async with database.begin() as conn:
         return await service.create_program(
-            conn, name=name, credit_value=credit_value, target_value=target_value, now=now
+            conn,
+            name=name,
+            credit_value=credit_value,
+            target_value=target_value,
+            reward_hold_days=reward_hold_days,
+            now=now,
         )
 
 
