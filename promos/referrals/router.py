@@ -236,6 +236,7 @@ async def record_payment(
 @router.post(
     "/referrals/payments/{user_hash}/refunds",
     responses={404: {"model": ErrorBody, "description": "the user was not referred"}},
+    dependencies=[needs("referrals", "use")],
 )
 async def record_refund(
     user_hash: UserHashPath, body: RefundIn, state: State, _: CurrentPrincipal
