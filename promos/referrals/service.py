@@ -29,7 +29,6 @@ from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.clock import utc_now
 from promos.db import MAX_MONEY, MONEY_QUANTUM, Money, UTCDateTime, after_commit, insert_for
 from promos.errors import InvalidInput
 from promos.events import service as events
@@ -710,14 +709,11 @@ async def is_known(conn: AsyncConnection, user_hash: str) -> bool:
 # --- statements and the ledger ---------------------------------------------------------------
 
 
-async def statement(
-    conn: AsyncConnection, user_hash: str, *, now: datetime | None = None
-) -> Statement:
+async def statement(conn: AsyncConnection, user_hash: str, *, now: datetime) -> Statement:
     """A user's credits at ``now``, computed from the ledger: sign-up, potential (not granted
     yet: waiting for the target, or pending), pending, acquired (granted, less clawbacks);
     and their program (the one they were referred in, else their first referral's).
     """
-    at = now or utc_now()
     own = (
         await conn.execute(
             select(referrals.c.program_id, referrals.c.referrer_hash).where(
@@ -737,7 +733,7 @@ async def statement(
     if source is None:
         raise ReferralUserNotFound(f"user {user_hash} is unknown to the referral program")
     c = referral_credits.c
-    available = func.coalesce(c.available_at, c.created_at) <= literal(at, UTCDateTime())
+    available = func.coalesce(c.available_at, c.created_at) <= literal(now, UTCDateTime())
     sums = {
         (kind, bool(is_available)): _amount(total)
         for kind, is_available, total in (

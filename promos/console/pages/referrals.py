@@ -209,7 +209,7 @@ async def user_statement(
         return render(request, "referrals/user.html", context, status_code=422)
     try:
         async with state.database.read() as conn:
-            statement = await service.statement(conn, found)
+            statement = await service.statement(conn, found, now=state.clock())
             referral = (
                 await service.get_referral(conn, found)
                 if statement.referred_by is not None
