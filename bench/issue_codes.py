@@ -3,7 +3,7 @@
 Run by hand (not in CI), from the repository root:
 
     .venv/bin/python bench/issue_codes.py [--duration 20] [--connections 64] [--codes 1000000]
-                                          [--workers 1] [--reuse] [--scoped]
+                                          [--workers 1] [--reuse] [--scoped [--scoped-first]]
 
 1. Creates the PostgreSQL database ``promos_bench`` (dropping it first), migrates it, and seeds
    with SQL a client, two batches of ``--codes`` codes each (one without rules, one with
@@ -15,7 +15,9 @@ Run by hand (not in CI), from the repository root:
    the batch with rules.
    With ``--scoped``, each batch is driven twice in a row: with an unscoped key, then with a
    key holding only ``pools:use:<the client>`` (issue 17), so that the scope check's cost is
-   read from two runs of the same server under the same load.
+   read from two runs of the same server under the same load. The second run of a batch finds
+   it drained by the first; ``--scoped-first`` swaps the two, to tell the order's effect from
+   the key's.
 3. Measures the ceiling with pgbench: one single-statement issue per transaction, same
    concurrency.
 4. Prints requests/s, p50, p99 and errors of each, the ratios to the ceiling and the targets of
@@ -523,7 +525,7 @@ def print_table(results: list[Result], ceiling: Result) -> None:
 
 
 def print_scoped(runs: list[Result]) -> None:
-    """Each batch's scoped run against its unscoped one, run just before it."""
+    """Each batch's scoped run against its unscoped one, run just before (or after) it."""
     print()
     print("scoped key (pools:use:<client>) against the unscoped key, same server, back to back:")
     by_label = {r.label: r for r in runs}
@@ -609,6 +611,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="drive each batch again with a key scoped to pools:use of its client",
     )
+    parser.add_argument(
+        "--scoped-first",
+        action="store_true",
+        help="with --scoped: the scoped key's run of each batch first, the unscoped one second",
+    )
     args = parser.parse_args()
     for name in ("duration", "connections", "codes", "workers"):
         if getattr(args, name) < 1:
@@ -646,6 +653,8 @@ def main() -> int:
     with promos_server(args.port, args.workers, log_path):
         for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
             keys = [("", secret)] + ([(", scoped key", scoped)] if scoped else [])
+            if args.scoped_first:
+                keys.reverse()
             for suffix, key in keys:
                 before = settled_issued(batch)
                 result = run_wrk(f"promos, {label}{suffix}", batch, pool, key, args)
