@@ -268,14 +268,18 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
             set_principal(scope, principal)
             # The route's scope, as its FastAPI twin checks it: lookups in the cached key,
             # the action before the body is read, the client once it is.
-            REDEEM_NEED.granted(principal)
+            ids = REDEEM_NEED.granted(principal)
             try:
                 payload = RedeemIn.model_validate_json(body)
             except ValidationError as exc:
                 raise invalid_input(exc.errors()) from None
-            REDEEM_NEED.admit(
-                principal, Values(body={"clientid": payload.clientid, "batchid": payload.batchid})
-            )
+            # The client is a UUID already, in the spelling scopes keep: a set lookup. Only a
+            # refusal builds what admit() needs to say why.
+            if ids is not None and not REDEEM_NEED.admits(ids, str(payload.clientid)):
+                REDEEM_NEED.admit(
+                    principal,
+                    Values(body={"clientid": payload.clientid, "batchid": payload.batchid}),
+                )
             key = header(headers, b"idempotency-key")
             if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
                 raise invalid_input(

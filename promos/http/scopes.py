@@ -115,6 +115,11 @@ class Need:
             return None
         return granted(principal.role, principal.scopes, self.kind, self.action)
 
+    def admits(self, ids: Ids, one: str) -> bool:
+        """Whether ``ids`` (what ``granted`` gave) hold ``one``, given in its one spelling:
+        the lean routes' check per request; ``admit`` then refuses as the route does."""
+        return ids is None or self.listed or one in ids
+
     def admit(
         self, principal: Principal, values: Values, owners: Collection[str] | None = None
     ) -> None:
