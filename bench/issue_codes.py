@@ -4,6 +4,7 @@ Run by hand (not in CI), from the repository root:
 
     .venv/bin/python bench/issue_codes.py [--duration 20] [--connections 64] [--codes 1000000]
                                           [--workers 1] [--reuse] [--scoped [--scoped-first]]
+                                          [--sweep 1,4,16,64,256]
 
 1. Creates the PostgreSQL database ``promos_bench`` (dropping it first), migrates it, and seeds
    with SQL a client, two batches of ``--codes`` codes each (one without rules, one with
@@ -23,6 +24,15 @@ Run by hand (not in CI), from the repository root:
 4. Prints requests/s, p50, p99 and errors of each, the ratios to the ceiling and the targets of
    issue 2; then checks in SQL that no code was issued twice and that no customer of the rules
    batch got more than one code.
+
+``--sweep 1,4,16,64,256`` (issue 19) drives both batches at each connection count instead, then
+measures the ceiling at each count twice: the one-statement issue, and the same with the rule's
+statement (the customer's quota row upserted while under the limit, as Promos counts it). The
+ceiling cannot have more clients than PostgreSQL's free connections (max_connections is 100
+here): above that, each row is compared with the ceiling at the most it allows (marked ``*``).
+It prints one table: req/s, p50, p99, the ratio to the ceiling, and CPU per issued code of the
+Promos server's processes and of every PostgreSQL process (from /proc, while each run lasts;
+other work on the machine, such as another database's tests, counts too: run it quiet).
 
 Everything runs against 127.0.0.1. Exit status 1 if a correctness check fails; the performance
 targets are reported, not enforced. Logs go to bench/out/ (ignored by git).
@@ -72,6 +82,8 @@ WITH_RULES = "bench: maxpercustomer 1, timelimit 30"
 # Issue 2's targets, rules on.
 TARGET_RATIO = 1.5
 TARGET_P99_MS = 20.0
+# Issue 19's: alone, a request does not linger.
+ALONE_P50_MS = 1.5
 
 SERVER_START_SECONDS = 60.0
 SERVER_STOP_SECONDS = 40.0
@@ -81,6 +93,25 @@ CEILING_SQL = (
     "WHERE (client_id, code) = (SELECT client_id, code FROM bench_ceiling_codes "
     "WHERE batch_id = :batch AND client_id = :client AND issued_at IS NULL "
     "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING code;\n"
+)
+
+# The ceiling with issue 19's per-customer rule (maxpercustomer 1, timelimit 30), in one
+# statement as Promos counts it: the customer's quota row upserted only while under the limit,
+# then a free code, for a new customer per transaction (as wrk's script sends).
+CEILING_RULES_SQL = (
+    "\\set r random(1, 9000000000000000)\n"
+    "WITH counted AS (INSERT INTO bench_ceiling_quotas AS q (batch_id, customer_id, issued) "
+    "VALUES (:batch, 'c' || :r, ARRAY[now()]) ON CONFLICT (batch_id, customer_id) DO UPDATE "
+    "SET issued = ARRAY(SELECT t FROM unnest(q.issued) AS t "
+    "WHERE t > now() - interval '30 days') || excluded.issued "
+    "WHERE (SELECT count(*) FROM unnest(q.issued) AS t "
+    "WHERE t > now() - interval '30 days') < 1 RETURNING customer_id) "
+    "UPDATE bench_ceiling_codes SET issued_at = now(), "
+    "customer_id = (SELECT customer_id FROM counted) "
+    "WHERE (client_id, code) = (SELECT client_id, code FROM bench_ceiling_codes "
+    "WHERE batch_id = :batch AND client_id = :client AND issued_at IS NULL "
+    "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) AND EXISTS (SELECT FROM counted) "
+    "RETURNING code;\n"
 )
 
 
@@ -105,6 +136,12 @@ class Result:
     socket_errors: int  # connect/read/write errors and timeouts
     issued: int  # rows that went from free to issued during the run
     dup_codes_seen: int = 0
+    connections: int = 0
+    server_cpu_s: float = 0.0  # the Promos server's processes, during the run
+    pg_cpu_s: float = 0.0  # every PostgreSQL process, during the run
+
+    def cpu_us_per_code(self, seconds: float) -> float:
+        return seconds / self.issued * 1e6 if self.issued else math.nan
 
     @property
     def errors(self) -> int:
@@ -184,6 +221,9 @@ def seed(codes: int) -> Pool:
                 # entries in both, and finds a free code through the same partial index).
                 await conn.execute("CREATE TABLE bench_ceiling_codes (LIKE codes INCLUDING ALL)")
                 await conn.execute(
+                    "CREATE TABLE bench_ceiling_quotas (LIKE customer_quotas INCLUDING ALL)"
+                )
+                await conn.execute(
                     "INSERT INTO bench_ceiling_codes (batch_id, client_id, code, seq) "
                     "SELECT $1, $2, 'C' || lpad(g::text, 10, '0'), g "
                     "FROM generate_series(1, $3) AS g",
@@ -193,7 +233,10 @@ def seed(codes: int) -> Pool:
                 )
             # Outside the transaction: VACUUM cannot run in one.
             await conn.execute("ANALYZE")
-            await conn.execute("VACUUM codes, bench_ceiling_codes, batches, clients, batch_clients")
+            await conn.execute(
+                "VACUUM codes, bench_ceiling_codes, bench_ceiling_quotas, batches, clients, "
+                "batch_clients"
+            )
         finally:
             await conn.close()
 
@@ -256,6 +299,74 @@ def check_connection_headroom(connections: int) -> None:
             f"warning: PostgreSQL has {free} free connections of {row['max']}; "
             f"pgbench needs {connections} and may fail"
         )
+
+
+def free_connections() -> int:
+    """How many more connections PostgreSQL accepts now (keeping 4 for this script)."""
+    row = fetch(
+        "SELECT current_setting('max_connections')::int AS max, "
+        "(SELECT count(*) FROM pg_stat_activity) AS used"
+    )[0]
+    return int(row["max"] - row["used"] - 4)
+
+
+def postmaster_pid() -> int:
+    """The PostgreSQL server's own process (its first line of postmaster.pid)."""
+    data = fetch("SELECT current_setting('data_directory') AS d")[0]["d"]
+    return int((Path(data) / "postmaster.pid").read_text().split()[0])
+
+
+# --- CPU accounting --------------------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and every descendant, live or reaped by it: its utime + stime,
+    its children's it waited for (cutime + cstime), and its live descendants' own. A
+    process that exits during a run (a pgbench connection's backend) is counted once its
+    parent reaps it, which the postmaster does at once."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = _stat(pid)
+        if fields is None:
+            continue
+        # fields[11:15] = utime stime cutime cstime (stat fields 14-17)
+        total += (
+            sum(int(v) for v in fields[11:15])
+            if pid == root
+            else sum(int(v) for v in fields[11:13])
+        )
+        todo.extend(children.get(pid, ()))
+    # A live descendant's own reaped children: counted in its cutime only when it exits;
+    # Promos' workers and PostgreSQL's backends fork none that outlive a request.
+    return total / TICKS
+
+
+@contextmanager
+def cpu_meter(server: int | None, postgres: int | None) -> Iterator[dict[str, float]]:
+    """Seconds of CPU the server's and PostgreSQL's processes (by their root pids; None:
+    not measured) used inside the block."""
+    roots = {"server": server, "postgres": postgres}
+    before = {name: tree_cpu_seconds(pid) for name, pid in roots.items() if pid}
+    spent: dict[str, float] = {}
+    yield spent
+    for name, pid in roots.items():
+        if pid:
+            spent[name] = tree_cpu_seconds(pid) - before[name]
 
 
 # --- promos CLI and server -------------------------------------------------------------------
@@ -321,7 +432,7 @@ def healthy(port: int) -> bool:
 
 
 @contextmanager
-def promos_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
+def promos_server(port: int, workers: int, log_path: Path) -> Iterator[int]:
     """``promos serve`` in its own process group, healthy on entry, stopped on exit."""
     if port_in_use(port):
         sys.exit(f"port {port} is already in use on {HOST}: refusing to benchmark that server")
@@ -335,7 +446,7 @@ def promos_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
         )
         try:
             wait_healthy(proc, port, log_path)
-            yield
+            yield proc.pid
         finally:
             stop(proc)
 
@@ -379,10 +490,17 @@ def server_problems(log_path: Path) -> list[str]:
 
 
 def run_wrk(
-    label: str, batch_id: UUID, pool: Pool, secret: str, args: argparse.Namespace
+    label: str,
+    batch_id: UUID,
+    pool: Pool,
+    secret: str,
+    args: argparse.Namespace,
+    *,
+    connections: int | None = None,
 ) -> Result:
+    connections = connections or args.connections
     _, free = issued_in_batch(batch_id)
-    print(f"wrk: {label}: {free:,} free codes, {args.connections} connections, {args.duration} s")
+    print(f"wrk: {label}: {free:,} free codes, {connections} connections, {args.duration} s")
     env = {
         **os.environ,
         "BATCH": str(batch_id),
@@ -394,7 +512,7 @@ def run_wrk(
         [
             WRK,
             "-t1",
-            f"-c{args.connections}",
+            f"-c{connections}",
             f"-d{args.duration}s",
             "--latency",
             "-s",
@@ -424,6 +542,7 @@ def run_wrk(
         socket_errors=status["sockerr"] + status["timeouts"],
         issued=0,  # counted once the server has stopped: see main()
         dup_codes_seen=status["dup_codes_seen"],
+        connections=connections,
     )
 
 
@@ -435,22 +554,68 @@ def percentile(sorted_values: list[int], pct: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def run_pgbench(pool: Pool, args: argparse.Namespace) -> Result:
+def run_pgbench(
+    pool: Pool,
+    args: argparse.Namespace,
+    connections: int | None = None,
+    *,
+    rules: bool = False,
+    postgres: int | None = None,
+) -> Result:
+    """The ceiling at ``connections`` clients (with the rule's statement if ``rules``);
+    with ``postgres`` (the postmaster's pid), PostgreSQL's CPU during the run."""
+    connections = connections or args.connections
+    label = "pgbench ceiling, rules" if rules else "pgbench ceiling"
     issued_before, free = issued_in_ceiling()
-    print(f"pgbench: ceiling: {free:,} free codes, {args.connections} clients, {args.duration} s")
+    print(f"pgbench: {label}: {free:,} free codes, {connections} clients, {args.duration} s")
     script = OUT / "ceiling.sql"
-    script.write_text(CEILING_SQL)
+    script.write_text(CEILING_RULES_SQL if rules else CEILING_SQL)
+    with cpu_meter(None, postgres) as spent:
+        done = pgbench(script, connections, pool, args)
+    tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
+    processed = re.search(r"actually processed: (\d+)", done.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
+    if done.returncode != 0 or tps is None or processed is None:
+        sys.exit(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+    # Per-transaction log lines: client_id transaction_no time_us script_no epoch epoch_us
+    latencies: list[int] = []
+    for log in OUT.glob("pgbench_log.*"):
+        with log.open() as lines:
+            latencies.extend(int(f[2]) for f in map(str.split, lines) if f[2].isdigit())
+        log.unlink()
+    latencies.sort()
+    issued_after, _ = issued_in_ceiling()
+    return Result(
+        label=label,
+        rps=float(tps.group(1)),
+        p50_ms=percentile(latencies, 50) / 1000,
+        p99_ms=percentile(latencies, 99) / 1000,
+        ok=int(processed.group(1)),
+        non_ok=int(failed.group(1)) if failed else 0,
+        server_errors=0,
+        socket_errors=0,
+        issued=issued_after - issued_before,
+        connections=connections,
+        pg_cpu_s=spent.get("postgres", 0.0),
+    )
+
+
+def pgbench(
+    script: Path, connections: int, pool: Pool, args: argparse.Namespace
+) -> subprocess.CompletedProcess[str]:
+    """pgbench running ``script`` from ``connections`` clients, logging each transaction."""
     prefix = OUT / "pgbench_log"
     for old in OUT.glob("pgbench_log.*"):
         old.unlink()
-    done = subprocess.run(
+    return subprocess.run(
         [
             PGBENCH,
             "-n",
             "-c",
-            str(args.connections),
+            str(connections),
             "-j",
-            "2",
+            str(min(2, connections)),
             "-T",
             str(args.duration),
             "-f",
@@ -473,31 +638,6 @@ def run_pgbench(pool: Pool, args: argparse.Namespace) -> Result:
         text=True,
         timeout=args.duration + 120,
         check=False,
-    )
-    tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
-    processed = re.search(r"actually processed: (\d+)", done.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", done.stdout)
-    if done.returncode != 0 or tps is None or processed is None:
-        sys.exit(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-    # Per-transaction log lines: client_id transaction_no time_us script_no epoch epoch_us
-    latencies: list[int] = []
-    for log in OUT.glob("pgbench_log.*"):
-        with log.open() as lines:
-            latencies.extend(int(f[2]) for f in map(str.split, lines) if f[2].isdigit())
-        log.unlink()
-    latencies.sort()
-    issued_after, _ = issued_in_ceiling()
-    return Result(
-        label="pgbench ceiling",
-        rps=float(tps.group(1)),
-        p50_ms=percentile(latencies, 50) / 1000,
-        p99_ms=percentile(latencies, 99) / 1000,
-        ok=int(processed.group(1)),
-        non_ok=int(failed.group(1)) if failed else 0,
-        server_errors=0,
-        socket_errors=0,
-        issued=issued_after - issued_before,
     )
 
 
@@ -551,6 +691,87 @@ def print_targets(rules: Result, ceiling: Result) -> None:
         f"  p99 < {TARGET_P99_MS:.0f} ms:      {rules.p99_ms:.2f} ms  "
         f"{'PASS' if rules.p99_ms < TARGET_P99_MS else 'FAIL'}"
     )
+
+
+def print_sweep(runs: list[Result], ceilings: list[Result]) -> bool:
+    """Issue 19's table: each run beside the ceiling at its connection count (rules beside
+    the ceiling with the rule's statement). True if every row meets the targets."""
+    by = {(c.connections, "rules" in c.label): c for c in ceilings}
+    header = (
+        f"{'conns':>5} {'run':<9}{'req/s':>8}{'p50':>7}{'p99':>8}{'ceiling':>9}{'p50':>7}"
+        f"{'p99':>8}{'ratio':>7}{'srv us':>8}{'pg us':>7}{'ceil pg us':>11}  targets"
+    )
+    print()
+    print("sweep (ms; CPU in microseconds per issued code; the ceiling at the same count, or")
+    print("at the most PostgreSQL's max_connections allows, marked *):")
+    print(header)
+    print("-" * len(header))
+    met = True
+    for r in runs:
+        rules = r.label.endswith("rules") and "no rules" not in r.label
+        ceiling = by.get((r.connections, rules)) or max(
+            (c for c in ceilings if ("rules" in c.label) == rules), key=lambda c: c.connections
+        )
+        mark = "" if ceiling.connections == r.connections else "*"
+        ratio = r.rps / ceiling.rps
+        fails = []
+        if ratio < TARGET_RATIO:
+            fails.append(f"<{TARGET_RATIO}x")
+        if r.p99_ms > ceiling.p99_ms:
+            fails.append("p99")
+        if r.connections == 1 and r.p50_ms > ALONE_P50_MS:
+            fails.append(f"p50>{ALONE_P50_MS}")
+        met = met and not fails
+        print(
+            f"{r.connections:>5} {'rules' if rules else 'no rules':<9}{r.rps:>8.0f}"
+            f"{r.p50_ms:>7.2f}{r.p99_ms:>8.2f}{ceiling.rps:>8.0f}{mark:1}{ceiling.p50_ms:>7.2f}"
+            f"{ceiling.p99_ms:>8.2f}{ratio:>6.2f}x{r.cpu_us_per_code(r.server_cpu_s):>8.0f}"
+            f"{r.cpu_us_per_code(r.pg_cpu_s):>7.0f}"
+            f"{ceiling.cpu_us_per_code(ceiling.pg_cpu_s):>11.0f}  "
+            f"{'PASS' if not fails else 'FAIL ' + ','.join(fails)}"
+        )
+    print(
+        f"targets (issue 19): req/s >= {TARGET_RATIO}x the ceiling, p99 <= the ceiling's, "
+        f"and at 1 connection p50 <= {ALONE_P50_MS} ms"
+    )
+    return met
+
+
+def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> bool:
+    """Issue 19's sweep: every connection count, both batches, then the ceilings."""
+    postgres = postmaster_pid()
+    runs: list[Result] = []
+    with promos_server(args.port, args.workers, log_path) as server:
+        for connections in args.sweep:
+            for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
+                before = settled_issued(batch)
+                with cpu_meter(server, postgres) as spent:
+                    result = run_wrk(
+                        f"promos, {label}", batch, pool, secret, args, connections=connections
+                    )
+                runs.append(
+                    replace(
+                        result,
+                        issued=settled_issued(batch) - before,
+                        server_cpu_s=spent["server"],
+                        pg_cpu_s=spent["postgres"],
+                    )
+                )
+    # The server's pool is closed now: its connections are free for pgbench.
+    room = free_connections()
+    ceilings = [
+        run_pgbench(pool, args, min(connections, room), rules=rules, postgres=postgres)
+        for connections in dict.fromkeys(min(c, room) for c in args.sweep)
+        for rules in (False, True)
+    ]
+    met = print_sweep(runs, ceilings)
+    correct = check_results(pool, runs, max(args.sweep))
+    problems = server_problems(log_path)
+    print(f"\nserver log {log_path}: {len(problems)} error line(s)")
+    for line in problems[:10]:
+        print(f"  {line}")
+    print(f"\nevery row meets the targets: {'yes' if met else 'no'}")
+    return correct
 
 
 def check_results(pool: Pool, runs: list[Result], connections: int) -> bool:
@@ -616,11 +837,24 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="with --scoped: the scoped key's run of each batch first, the unscoped one second",
     )
+    parser.add_argument(
+        "--sweep",
+        type=_counts,
+        metavar="1,4,16,64,256",
+        help="issue 19: drive both batches at each connection count, then the ceilings at each",
+    )
     args = parser.parse_args()
     for name in ("duration", "connections", "codes", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     return args
+
+
+def _counts(text: str) -> list[int]:
+    counts = [int(part) for part in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("connection counts of 1 or more, e.g. 1,4,16,64,256")
+    return counts
 
 
 def main() -> int:
@@ -646,9 +880,11 @@ def main() -> int:
         pool = seed(args.codes)
     secret = create_api_key()
     scoped = create_api_key(f"pools:use:{pool.client_id}") if args.scoped else None
+    log_path = OUT / "serve.log"
+    if args.sweep:
+        return 0 if sweep(args, pool, secret, log_path) else 1
     check_connection_headroom(args.connections)
 
-    log_path = OUT / "serve.log"
     runs: list[Result] = []
     with promos_server(args.port, args.workers, log_path):
         for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
