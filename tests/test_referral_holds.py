@@ -64,9 +64,12 @@ async def pay(client: Any, auth: dict[str, str], total: float, user: str = "bob"
     return response.json()
 
 
-async def refund(client: Any, auth: dict[str, str], amount: Any, user: str = "bob") -> Any:
+async def refund(
+    client: Any, auth: dict[str, str], amount: Any, user: str = "bob", key: str | None = None
+) -> Any:
+    headers = auth if key is None else {**auth, "Idempotency-Key": key}
     return await client.post(
-        f"/v1/referrals/payments/{user}/refunds", json={"amount": amount}, headers=auth
+        f"/v1/referrals/payments/{user}/refunds", json={"amount": amount}, headers=headers
     )
 
 
@@ -385,6 +388,52 @@ async def test_a_refund_of_an_unknown_user_or_a_bad_amount_is_refused(
     assert [r.status_code for r in bad] == [422] * 4
 
 
+async def test_a_refund_sent_again_with_its_key_returns_the_first_and_lowers_nothing(
+    client, auth, database, clock
+):
+    await held(database, clock, days=0)
+    await pay(client, auth, 100)
+
+    first = await refund(client, auth, 30, key="refund-1")
+    again = await refund(client, auth, 30, key="refund-1")
+    other = await refund(client, auth, 30, key="refund-2")
+
+    assert first.status_code == again.status_code == 200
+    assert first.json()["reversal"] == "clawback"
+    assert {k: v for k, v in again.json().items() if k != "referral"} == {
+        k: v for k, v in first.json().items() if k != "referral"
+    }
+    assert other.json()["id"] != first.json()["id"]
+    assert other.json()["total_amount_paid"] == 40
+    assert (await ledger_kinds(database))["clawback"] == 1
+
+
+async def test_a_refund_key_sent_with_another_amount_is_refused(client, auth, database, clock):
+    await held(database, clock)
+    await pay(client, auth, 50)
+    await refund(client, auth, 10, key="refund-1")
+
+    response = await refund(client, auth, 20, key="refund-1")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (
+        409,
+        "idempotency_key_reused",
+    )
+    assert (await pay(client, auth, 40))["total_amount_paid"] == 40
+
+
+async def test_a_refund_key_is_per_referred_user(client, auth, database, clock):
+    await held(database, clock)
+    await make_referral(database, now=clock(), referrer="alice", referred="carol")
+    await pay(client, auth, 50)
+    await pay(client, auth, 50, user="carol")
+
+    bob = await refund(client, auth, 10, key="refund-1")
+    carol = await refund(client, auth, 10, user="carol", key="refund-1")
+
+    assert bob.json()["total_amount_paid"] == carol.json()["total_amount_paid"] == 40
+
+
 async def test_the_ledger_lists_the_hold_and_the_void(client, auth, database, clock):
     await held(database, clock, days=30)
     await pay(client, auth, 100)
@@ -451,6 +500,25 @@ async def test_refunds_racing_the_reward_leave_the_ledger_right(
     assert kept.potential_credit == Decimal(100) * (len(users) - len(earned)) + kept.pending_credit
     assert all(r.total_amount_paid >= 0 for r in referrals.values())
     assert earned, "no payment won a race"
+
+
+@pytest.mark.postgres_only
+async def test_retries_of_a_refund_racing_each_other_lower_the_total_once(
+    client, auth, database, clock
+):
+    await held(database, clock, days=0)
+    await pay(client, auth, 100)
+    await warm(database)
+
+    answers = await asyncio.gather(*(refund(client, auth, 30, key="refund-1") for _ in range(20)))
+
+    assert Counter(a.status_code for a in answers) == {200: 20}
+    assert {a.json()["id"] for a in answers} == {answers[0].json()["id"]}
+    assert {a.json()["total_amount_paid"] for a in answers} == {70}
+    assert (await ledger_kinds(database))["clawback"] == 1
+    async with database.begin() as conn:
+        referral = await service.get_referral(conn, "bob")
+    assert referral.total_amount_paid == 70
 
 
 async def _referrals(conn: Any, users: list[str]) -> list[service.Referral]:

@@ -39,3 +39,9 @@ class EmailTaken(Conflict):
     """The address was verified for another referred user: one user per address."""
 
     code = "email_taken"
+
+
+class RefundKeyReused(Conflict):
+    """An Idempotency-Key sent again for the same user with another amount."""
+
+    code = "idempotency_key_reused"

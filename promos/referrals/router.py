@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Header, Path, Response, status
 
 from promos.http.deps import CurrentPrincipal, State
 from promos.http.errors import ErrorBody
@@ -233,22 +233,52 @@ async def record_payment(
     )
 
 
+RefundKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key (and amount) returns the first refund, "
+        "lowering the total no further.",
+    ),
+]
+
+
 @router.post(
     "/referrals/payments/{user_hash}/refunds",
-    responses={404: {"model": ErrorBody, "description": "the user was not referred"}},
+    responses={
+        404: {"model": ErrorBody, "description": "the user was not referred"},
+        409: {
+            "model": ErrorBody,
+            "description": "idempotency_key_reused: the key came with another amount",
+        },
+    },
     dependencies=[needs("referrals", "use")],
 )
 async def record_refund(
-    user_hash: UserHashPath, body: RefundIn, state: State, _: CurrentPrincipal
+    user_hash: UserHashPath,
+    body: RefundIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: RefundKey = None,
 ) -> RefundOut:
     """A refund to the referred user: below the target, it voids the referrer's pending
     reward or claws the granted one back (once); the total never goes below 0."""
     now = state.clock()
     async with state.database.begin() as conn:
-        refund = await service.record_refund(conn, user_hash=user_hash, amount=body.amount, now=now)
+        refund = await service.record_refund(
+            conn,
+            user_hash=user_hash,
+            amount=body.amount,
+            now=now,
+            idempotency_key=idempotency_key,
+        )
     if refund.reversal is not None:
         wake_dispatcher(state)
     return RefundOut(
+        id=refund.id,
         user_hash=refund.user_hash,
         total_amount_paid=refund.total_amount_paid,
         reversal=refund.reversal,

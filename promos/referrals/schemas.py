@@ -229,6 +229,8 @@ class RefundIn(BaseModel):
 class RefundOut(Out):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
+    id: int
+    """The refund's id (the same when sent again with its Idempotency-Key)."""
     user_hash: str
     """The refunded user."""
     total_amount_paid: MoneyOut

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import case, delete, exists, func, literal, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,12 +43,14 @@ from promos.referrals.errors import (
     ProgramInUse,
     ProgramNotFound,
     ReferralUserNotFound,
+    RefundKeyReused,
     SelfReferral,
 )
 from promos.referrals.tables import (
     email_indications,
     referral_credits,
     referral_programs,
+    referral_refunds,
     referrals,
 )
 from promos.validation import HIDDEN, SURROGATES
@@ -123,6 +126,7 @@ class Refund:
     """What a refund did: the total after it, and the reward it reversed (``voided`` while
     pending, ``clawback`` once granted), if it took the total below the target."""
 
+    id: int
     user_hash: str
     total_amount_paid: Decimal
     reversal: str | None
@@ -628,9 +632,11 @@ async def record_refund(
     user_hash: str,
     amount: Decimal,
     now: datetime,
+    idempotency_key: str | None = None,
 ) -> Refund:
     """A refund to the referred user: their total goes down (never below 0); below the target,
-    it voids a pending reward or claws a granted one back, once."""
+    it voids a pending reward or claws a granted one back, once. A retry with the same
+    ``idempotency_key`` returns the first refund's answer and changes nothing."""
     refunded = money("amount", amount, positive=True)
     # An update that changes nothing, to lock the row first (and, on SQLite, make this the
     # writer): the reward cannot be earned between reading the row and lowering its total.
@@ -644,6 +650,23 @@ async def record_refund(
     ).first()
     if locked is None:
         raise ReferralUserNotFound(f"user {user_hash} was not referred")
+    if idempotency_key is not None:
+        # Under the row's lock: a retry racing its first try reads it once that commits.
+        first = (
+            await conn.execute(
+                select(referral_refunds).where(
+                    referral_refunds.c.referral_id == locked.id,
+                    referral_refunds.c.idempotency_key == idempotency_key,
+                )
+            )
+        ).first()
+        if first is not None:
+            if first.amount != refunded:
+                raise RefundKeyReused(
+                    f"Idempotency-Key {idempotency_key!r} was sent with a refund of "
+                    f"{first.amount}, not {refunded}: use a new key for another refund"
+                )
+            return await _refund_as_recorded(conn, first, locked, user_hash)
     total = max(locked.total_amount_paid - refunded, ZERO)
     reverses = (
         locked.rewarded_at is not None
@@ -662,10 +685,34 @@ async def record_refund(
         )
     ).one()
     referral = await _referral_of(conn, row)
-    if not reverses:
-        return Refund(user_hash, total, None, ZERO, referral)
-    reversal = await _reverse(conn, referral, event_id=row.reward_event_id, now=now)
-    return Refund(user_hash, total, reversal, referral.target_value, referral)
+    reversal = (
+        await _reverse(conn, referral, event_id=row.reward_event_id, now=now) if reverses else None
+    )
+    refund_id = (
+        await conn.execute(
+            referral_refunds.insert()
+            .values(
+                referral_id=referral.id,
+                amount=refunded,
+                total_after=total,
+                reversal=reversal,
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+            .returning(referral_refunds.c.id)
+        )
+    ).scalar_one()
+    credit = referral.target_value if reversal else ZERO
+    return Refund(refund_id, user_hash, total, reversal, credit, referral)
+
+
+async def _refund_as_recorded(
+    conn: AsyncConnection, first: Row[Any], locked: Row[Any], user_hash: str
+) -> Refund:
+    """The first answer of a refund sent again with its key (the referral as it is now)."""
+    referral = await _referral_of(conn, locked)
+    credit = referral.target_value if first.reversal else ZERO
+    return Refund(first.id, user_hash, first.total_after, first.reversal, credit, referral)
 
 
 async def _reverse(

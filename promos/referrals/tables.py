@@ -127,6 +127,23 @@ referral_credits = Table(
     Index("ix_referral_credits_user_id", "user_hash", "id"),
 )
 
+# Every refund reported for a referred user, with what it did; a retry carrying the same
+# Idempotency-Key finds its first answer here instead of lowering the total again.
+referral_refunds = Table(
+    "referral_refunds",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("referral_id", BigIntId, ForeignKey("referrals.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("total_after", Money, nullable=False),
+    # voided, clawback, or NULL: the refund reversed nothing.
+    Column("reversal", String(16), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    # NULL keys are distinct: refunds without a key are never taken for one another.
+    UniqueConstraint("referral_id", "idempotency_key", name="uq_referral_refunds_key"),
+)
+
 # An e-mail address is indicated by one referrer only (its primary key).
 email_indications = Table(
     "email_indications",
