@@ -36,7 +36,7 @@ from promos.db import UTCDateTime, after_commit
 from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCODE_REDEEMED
 from promos.observability import metrics
-from promos.promocodes import expiry, service
+from promos.promocodes import carts, expiry, service
 from promos.promocodes.errors import (
     HoldConfirmed,
     HoldExpired,
@@ -182,6 +182,7 @@ async def hold(
         if earlier is None:
             raise
         return earlier
+    await carts.record_cart(conn, use_id=hold_id, promocode_id=taken.id, skus=skus)
     await savepoint.commit()
     return Hold(hold_id, *_fields(held)[1:])
 

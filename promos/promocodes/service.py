@@ -45,7 +45,7 @@ from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.pagination import Key, Page, after
-from promos.promocodes import bulk, expiry
+from promos.promocodes import bulk, carts, expiry
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
     InvalidDiscount,
@@ -665,6 +665,7 @@ async def redeem(
         if earlier is None:
             raise
         return _replayed(earlier, who)
+    await carts.record_cart(conn, use_id=redemption_id, promocode_id=taken.id, skus=skus)
     await savepoint.commit()
     # Decided here, the one place that knows the use was taken and not replayed; counted
     # once the caller's transaction has committed.
@@ -775,9 +776,13 @@ async def _record_redemption(
     return redemption_id
 
 
-async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
-    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
-    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
+async def end_use(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> bool | None:
+    """Mark the redemption cancelled at ``now`` and give its use back when the code's
+    ``reusable_after_cancel`` says so (whether it did); None if it was cancelled before.
+
+    The one conditional UPDATE that ends a use: a rollback and a return that leaves nothing
+    kept (``returns``) race through it, so the use comes back at most once.
+    """
     undone = (
         await conn.execute(
             update(redemptions)
@@ -787,12 +792,7 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         )
     ).first()
     if undone is None:
-        exists_ = (
-            await conn.execute(select(redemptions.c.id).where(redemptions.c.id == redemption_id))
-        ).first()
-        if exists_ is None:
-            raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
-        raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
+        return None
     # The use comes back when the code's policy (its own, else its generation's) says so.
     policy = func.coalesce(
         promocodes.c.reusable_after_cancel,
@@ -805,9 +805,21 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         .where(promocodes.c.id == undone.promocode_id, policy.is_(True))
         .values(usage_count=promocodes.c.usage_count + 1)
     )
-    undone_redemption = replace(
-        await get_redemption(conn, redemption_id), use_given_back=given.rowcount == 1
-    )
+    return given.rowcount == 1
+
+
+async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
+    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
+    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
+    given = await end_use(conn, redemption_id=redemption_id, now=now)
+    if given is None:
+        exists_ = (
+            await conn.execute(select(redemptions.c.id).where(redemptions.c.id == redemption_id))
+        ).first()
+        if exists_ is None:
+            raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
+        raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
+    undone_redemption = replace(await get_redemption(conn, redemption_id), use_given_back=given)
     await emit_events(
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )
