@@ -471,3 +471,18 @@ async def release(conn: AsyncConnection, *, hold_id: int, now: datetime) -> Hold
         await expiry.give_back_lapsed(conn, now=now, hold_id=hold_id)
         found = await get_hold(conn, hold_id, now=now)
     return found
+
+
+async def holds_of(
+    conn: AsyncConnection, *, promocode_id: int, now: datetime, limit: int
+) -> list[Hold]:
+    """The code's latest ``limit`` holds, newest first, each as it stands at ``now`` (the
+    console's code page)."""
+    rows = await conn.execute(
+        select(*_columns(now))
+        .select_from(_JOINED)
+        .where(holds.c.promocode_id == promocode_id)
+        .order_by(holds.c.id.desc())
+        .limit(limit)
+    )
+    return [_hold(row, now) for row in rows]

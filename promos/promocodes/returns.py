@@ -109,6 +109,36 @@ async def _returns_of(conn: AsyncConnection, redemption_id: int) -> tuple[Return
     return tuple(_return(row) for row in rows)
 
 
+async def returns_of(
+    conn: AsyncConnection, redemption_ids: Sequence[int]
+) -> dict[int, tuple[Return, ...]]:
+    """The returns of each of these redemptions, oldest first (those with none left out)."""
+    if not redemption_ids:
+        return {}
+    rows = await conn.execute(
+        select(promocode_returns)
+        .where(promocode_returns.c.redemption_id.in_(list(redemption_ids)))
+        .order_by(promocode_returns.c.id)
+    )
+    found: dict[int, list[Return]] = {}
+    for row in rows:
+        found.setdefault(row.redemption_id, []).append(_return(row))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+async def orders_of(conn: AsyncConnection, redemption_ids: Sequence[int]) -> dict[int, str]:
+    """The order of each of these redemptions that has one (a confirmed hold's)."""
+    if not redemption_ids:
+        return {}
+    rows = await conn.execute(
+        select(promocode_redemptions.c.id, promocode_redemptions.c.order_ref).where(
+            promocode_redemptions.c.id.in_(list(redemption_ids)),
+            promocode_redemptions.c.order_ref.is_not(None),
+        )
+    )
+    return {row.id: row.order_ref for row in rows}
+
+
 async def get_returns(conn: AsyncConnection, redemption_id: int) -> Returns:
     """The redemption's cart and returns as they stand."""
     redemption = await service.get_redemption(conn, redemption_id)
