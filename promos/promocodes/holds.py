@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -171,7 +172,7 @@ async def hold(
     savepoint, taken = took
     held = Hold(0, code, who, order, idempotency_key, HELD, now, now + ttl, None, taken.usage_count)
     try:
-        hold_id = await _record_hold(conn, held, promocode_id=taken.id)
+        hold_id = await _record_hold(conn, held, promocode_id=taken.id, skus=skus)
     except IntegrityError:
         # A concurrent request of the same order (or key) committed first: give the use
         # back and answer with its hold.
@@ -182,7 +183,6 @@ async def hold(
         if earlier is None:
             raise
         return earlier
-    await carts.record_cart(conn, use_id=hold_id, promocode_id=taken.id, skus=skus)
     await savepoint.commit()
     return Hold(hold_id, *_fields(held)[1:])
 
@@ -235,7 +235,7 @@ _RECORD_HOLD = text(
             "'held_at', CAST(:event_time AS text), 'expires_at', CAST(:expires_time AS text))",
             name="hold_events",
         )
-    }
+    }, {carts.recording(rows="held", use_id="held.id", promocode_id=":promocode_id")}
     SELECT id FROM held
     """  # noqa: S608 - the event CTEs are constants
 ).bindparams(
@@ -249,11 +249,14 @@ _RECORD_HOLD = text(
     bindparam("uses_left", type_=Integer()),
     bindparam("event_time", type_=String()),
     bindparam("expires_time", type_=String()),
+    bindparam("skus", type_=ARRAY(Text())),
 )
 
 
-async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int) -> int:
-    """Insert the hold (and its event, when wanted); its id."""
+async def _record_hold(
+    conn: AsyncConnection, found: Hold, *, promocode_id: int, skus: Sequence[str] | None
+) -> int:
+    """Insert the hold with its cart (and its event, when wanted); its id."""
     if conn.dialect.name == "postgresql":
         recorded = await conn.execute(
             _RECORD_HOLD,
@@ -268,6 +271,7 @@ async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int)
                 "uses_left": found.usage_count,
                 "event_time": event_time(found.created_at),
                 "expires_time": event_time(found.expires_at),
+                "skus": carts.skus_param(skus),
             },
         )
         hold_id: int = recorded.scalar_one()
@@ -288,6 +292,7 @@ async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int)
             .returning(holds.c.id)
         )
     ).scalar_one()
+    await carts.record_cart(conn, use_id=hold_id, promocode_id=promocode_id, skus=skus)
     await emit_events(
         conn,
         PROMOCODE_HELD,

@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
@@ -657,7 +658,7 @@ async def redeem(
     savepoint, taken = took
     redemption = Redemption(0, code, who, idempotency_key, now, None, taken.usage_count)
     try:
-        redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id)
+        redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id, skus=skus)
     except IntegrityError:
         # A concurrent retry with the same key committed first: give the use back, replay it.
         await savepoint.rollback()
@@ -665,7 +666,6 @@ async def redeem(
         if earlier is None:
             raise
         return _replayed(earlier, who)
-    await carts.record_cart(conn, use_id=redemption_id, promocode_id=taken.id, skus=skus)
     await savepoint.commit()
     # Decided here, the one place that knows the use was taken and not replayed; counted
     # once the caller's transaction has committed.
@@ -708,9 +708,10 @@ _RECORD_REDEMPTION = text(
         INSERT INTO promocode_redemptions (promocode_id, customer, idempotency_key, redeemed_at)
         VALUES (:promocode_id, :customer, :idempotency_key, :now)
         RETURNING id
-    ), {_REDEMPTION_EVENTS}
+    ), {_REDEMPTION_EVENTS},
+    {carts.recording(rows="redeemed", use_id="redeemed.id", promocode_id=":promocode_id")}
     SELECT id FROM redeemed
-    """  # noqa: S608 - _REDEMPTION_EVENTS is a constant
+    """  # noqa: S608 - the CTEs are constants
 ).bindparams(
     bindparam("promocode_id", type_=BigInteger()),
     bindparam("customer", type_=String()),
@@ -719,6 +720,7 @@ _RECORD_REDEMPTION = text(
     bindparam("code", type_=Text()),
     bindparam("uses_left", type_=Integer()),
     bindparam("event_time", type_=String()),
+    bindparam("skus", type_=ARRAY(Text())),
 )
 
 
@@ -735,9 +737,9 @@ def next_use_id() -> Any:
 
 
 async def _record_redemption(
-    conn: AsyncConnection, redemption: Redemption, *, promocode_id: int
+    conn: AsyncConnection, redemption: Redemption, *, promocode_id: int, skus: Sequence[str] | None
 ) -> int:
-    """Insert the redemption (and its event, when wanted); its id."""
+    """Insert the redemption with its cart (and its event, when wanted); its id."""
     if conn.dialect.name == "postgresql":
         recorded = await conn.execute(
             _RECORD_REDEMPTION,
@@ -749,6 +751,7 @@ async def _record_redemption(
                 "code": redemption.code,
                 "uses_left": redemption.usage_count,
                 "event_time": event_time(redemption.redeemed_at),
+                "skus": carts.skus_param(skus),
             },
         )
         redemption_id: int = recorded.scalar_one()
@@ -766,6 +769,7 @@ async def _record_redemption(
             .returning(redemptions.c.id)
         )
     ).scalar_one()
+    await carts.record_cart(conn, use_id=redemption_id, promocode_id=promocode_id, skus=skus)
     recorded_redemption = replace(redemption, id=redemption_id)
     await emit_events(
         conn,
