@@ -63,6 +63,7 @@ _SIGN_IN = "sign-in: authentication, not configuration (rate limited, in the met
 _READS = "changes nothing: it only reads"
 _ISSUE = "issuing a pool code to a customer: the code row keeps who and when, and code.issued"
 _CHECKOUT = "checkout traffic on a promo code: the redemptions table keeps each use"
+_RETURN = "checkout traffic on a promo code: the returns table keeps each return and its end"
 _HOLD = "checkout traffic on a promo code: the holds table keeps each hold and its end"
 _PLAYER = "players' traffic: the claim and impression rows keep each one"
 _SIGN_UP = "a referred sign-up: the credits ledger and referral.signed_up keep it"
@@ -85,6 +86,8 @@ OPERATIONAL = {
     ("GET", "/discounts/api/v1.0/get_code/{user_id}/{user_secret}/{brand_id}"): _ISSUE,
     ("POST", "/v1/promocodes/{code}/redeem"): _CHECKOUT,
     ("POST", "/v1/redemptions/{redemption_id}/rollback"): _CHECKOUT,
+    ("POST", "/v1/redemptions/{redemption_id}/returns"): _RETURN,
+    ("POST", "/v1/promocode-orders/{order}/returns"): _RETURN,
     ("POST", "/v1/promocodes/{code}/holds"): _HOLD,
     ("POST", "/v1/promocode-holds/{hold_id}/confirm"): _HOLD,
     ("POST", "/v1/promocode-holds/{hold_id}/release"): _HOLD,

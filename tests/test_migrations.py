@@ -1,5 +1,5 @@
 """Upgrading a database that holds data, on both backends: the code pools'
-0009_batch_clients, and the promo codes' 0015_promocode_holds.
+0009_batch_clients, and the promo codes' 0015_promocode_holds (and 0021, returns).
 
 Each test migrates an empty database to the revision before, writes what Promos wrote then
 (clients, batches, codes, some of them issued), upgrades every head as ``promos migrate``
@@ -324,6 +324,21 @@ async def test_after_the_upgrade_an_old_redemption_rolled_back_gives_its_use_bac
     assert undone.status_code == 200, undone.text
     assert undone.json()["use_given_back"] is True
     assert undone.json()["usage_count"] == 2
+
+
+async def test_after_the_upgrade_an_old_redemption_has_no_cart_and_its_returns_leave_it_standing(
+    served,
+):
+    """0021 (returns): a redemption made before has no cart: a return is recorded, the use
+    stands until it is rolled back."""
+    returned = await served.http.post(
+        "/v1/redemptions/1/returns", json={"products": ["SKU-1"]}, headers=served.auth
+    )
+
+    assert returned.status_code == 200, returned.text
+    assert (returned.json()["products"], returned.json()["returned"]) == ([], ["SKU-1"])
+    assert returned.json()["use_stands"] is True
+    assert returned.json()["redemption"]["usage_count"] == 1
 
 
 async def test_a_key_made_before_scopes_keeps_every_scope_of_its_role(empty_url):

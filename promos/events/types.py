@@ -5,6 +5,7 @@ from __future__ import annotations
 CODE_ISSUED = "code.issued"
 PROMOCODE_REDEEMED = "promocode.redeemed"
 PROMOCODE_REDEEM_ROLLED_BACK = "promocode.redeem_rolled_back"
+PROMOCODE_REDEMPTION_RETURNED = "promocode.redemption_returned"
 PROMOCODE_HELD = "promocode.held"
 PROMOCODE_HOLD_RELEASED = "promocode.hold_released"
 PROMOCODE_HOLD_EXPIRED = "promocode.hold_expired"
@@ -18,6 +19,8 @@ EVENT_TYPES: dict[str, str] = {
     CODE_ISSUED: "a pool code was handed to a customer",
     PROMOCODE_REDEEMED: "a use of a promo code was taken at checkout",
     PROMOCODE_REDEEM_ROLLED_BACK: "a redemption was rolled back: its use is given back",
+    PROMOCODE_REDEMPTION_RETURNED: "products of a redemption were returned; with none the code "
+    "applies to kept, its use ended as by a rollback",
     PROMOCODE_HELD: "a use of a promo code was held for an order until the hold expires",
     PROMOCODE_HOLD_RELEASED: "a hold was released: its use is given back",
     PROMOCODE_HOLD_EXPIRED: "a lapsed hold was found expired: its use is given back",

@@ -85,3 +85,15 @@ class OrderNotFound(NotFound):
     """No hold or redemption names the order."""
 
     code = "order_not_found"
+
+
+class ProductNotInRedemption(InvalidInput):
+    """A return names a product the redemption's cart did not hold."""
+
+    code = "product_not_in_redemption"
+
+
+class ProductNotInOrder(InvalidInput):
+    """An order's return names no product any of its redemptions' carts held."""
+
+    code = "product_not_in_order"

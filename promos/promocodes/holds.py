@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,7 +37,7 @@ from promos.db import UTCDateTime, after_commit
 from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCODE_REDEEMED
 from promos.observability import metrics
-from promos.promocodes import expiry, service
+from promos.promocodes import carts, expiry, service
 from promos.promocodes.errors import (
     HoldConfirmed,
     HoldExpired,
@@ -171,7 +172,7 @@ async def hold(
     savepoint, taken = took
     held = Hold(0, code, who, order, idempotency_key, HELD, now, now + ttl, None, taken.usage_count)
     try:
-        hold_id = await _record_hold(conn, held, promocode_id=taken.id)
+        hold_id = await _record_hold(conn, held, promocode_id=taken.id, skus=skus)
     except IntegrityError:
         # A concurrent request of the same order (or key) committed first: give the use
         # back and answer with its hold.
@@ -234,7 +235,7 @@ _RECORD_HOLD = text(
             "'held_at', CAST(:event_time AS text), 'expires_at', CAST(:expires_time AS text))",
             name="hold_events",
         )
-    }
+    }, {carts.recording(rows="held", use_id="held.id", promocode_id=":promocode_id")}
     SELECT id FROM held
     """  # noqa: S608 - the event CTEs are constants
 ).bindparams(
@@ -248,11 +249,14 @@ _RECORD_HOLD = text(
     bindparam("uses_left", type_=Integer()),
     bindparam("event_time", type_=String()),
     bindparam("expires_time", type_=String()),
+    bindparam("skus", type_=ARRAY(Text())),
 )
 
 
-async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int) -> int:
-    """Insert the hold (and its event, when wanted); its id."""
+async def _record_hold(
+    conn: AsyncConnection, found: Hold, *, promocode_id: int, skus: Sequence[str] | None
+) -> int:
+    """Insert the hold with its cart (and its event, when wanted); its id."""
     if conn.dialect.name == "postgresql":
         recorded = await conn.execute(
             _RECORD_HOLD,
@@ -267,6 +271,7 @@ async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int)
                 "uses_left": found.usage_count,
                 "event_time": event_time(found.created_at),
                 "expires_time": event_time(found.expires_at),
+                "skus": carts.skus_param(skus),
             },
         )
         hold_id: int = recorded.scalar_one()
@@ -287,6 +292,7 @@ async def _record_hold(conn: AsyncConnection, found: Hold, *, promocode_id: int)
             .returning(holds.c.id)
         )
     ).scalar_one()
+    await carts.record_cart(conn, use_id=hold_id, promocode_id=promocode_id, skus=skus)
     await emit_events(
         conn,
         PROMOCODE_HELD,
@@ -470,3 +476,18 @@ async def release(conn: AsyncConnection, *, hold_id: int, now: datetime) -> Hold
         await expiry.give_back_lapsed(conn, now=now, hold_id=hold_id)
         found = await get_hold(conn, hold_id, now=now)
     return found
+
+
+async def holds_of(
+    conn: AsyncConnection, *, promocode_id: int, now: datetime, limit: int
+) -> list[Hold]:
+    """The code's latest ``limit`` holds, newest first, each as it stands at ``now`` (the
+    console's code page)."""
+    rows = await conn.execute(
+        select(*_columns(now))
+        .select_from(_JOINED)
+        .where(holds.c.promocode_id == promocode_id)
+        .order_by(holds.c.id.desc())
+        .limit(limit)
+    )
+    return [_hold(row, now) for row in rows]

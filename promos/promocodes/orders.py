@@ -62,12 +62,13 @@ async def cancel_order(conn: AsyncConnection, *, order: str, now: datetime) -> C
             rolled_back.append(await service.rollback(conn, redemption_id=redemption_id, now=now))
         except RedemptionRolledBack:
             continue  # a concurrent cancel or rollback came first
-    if not released and not rolled_back and not await _known(conn, order):
+    if not released and not rolled_back and not await order_known(conn, order):
         raise OrderNotFound(f"no hold or redemption names order {order!r}")
     return Cancelled(order, released, rolled_back)
 
 
-async def _known(conn: AsyncConnection, order: str) -> bool:
+async def order_known(conn: AsyncConnection, order: str) -> bool:
+    """Whether any hold or redemption names the order."""
     named = select(
         or_(
             exists().where(promocode_holds.c.order_ref == order),

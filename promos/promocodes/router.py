@@ -16,7 +16,7 @@ from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.http.scopes import needs
-from promos.promocodes import changes, export, holds, orders, service
+from promos.promocodes import changes, export, holds, orders, returns, service
 from promos.promocodes.holds import Hold
 from promos.promocodes.schemas import (
     GeneratedOut,
@@ -25,10 +25,13 @@ from promos.promocodes.schemas import (
     HoldIn,
     HoldOut,
     OrderCancelledOut,
+    OrderReturnedOut,
     PromocodeOut,
     PromocodePage,
     PromocodePatch,
     RedemptionOut,
+    ReturnIn,
+    ReturnsOut,
     RollbackOut,
     UseIn,
     ValidateIn,
@@ -377,3 +380,101 @@ async def cancel_order(order: Order, state: State, _: CurrentPrincipal) -> Order
         holds=[hold_out(h) for h in done.holds],
         redemptions=[RollbackOut.model_validate(r) for r in done.redemptions],
     )
+
+
+# --- returns -----------------------------------------------------------------------------------
+
+ReturnKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key (and products) changes nothing more.",
+    ),
+]
+_RETURN_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "redemption_not_found"},
+    409: {
+        "model": ErrorBody,
+        "description": "redemption_already_rolled_back or idempotency_key_reused",
+    },
+}
+
+
+def returns_out(found: returns.Returns) -> ReturnsOut:
+    return ReturnsOut(
+        redemption=RedemptionOut.model_validate(found.redemption),
+        products=list(found.cart),
+        returned=list(found.returned),
+        kept=list(found.kept),
+        returned_now=list(found.returned_now),
+        use_stands=found.use_stands,
+        use_given_back=found.use_given_back,
+    )
+
+
+@router.post(
+    "/redemptions/{redemption_id}/returns",
+    dependencies=[needs("promocodes", "use")],
+    responses=_RETURN_ERRORS,
+)
+async def return_products(
+    redemption_id: PathId,
+    body: ReturnIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: ReturnKey = None,
+) -> ReturnsOut:
+    """Return some products of the redemption; once none the code applies to is kept, the
+    use ends as by a rollback (the code's `reusable_after_cancel` decides whether it comes
+    back). Products returned before change nothing."""
+    async with state.database.begin() as conn:
+        done = await returns.return_products(
+            conn,
+            redemption_id=redemption_id,
+            skus=body.products,
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return returns_out(done)
+
+
+@router.get(
+    "/redemptions/{redemption_id}/returns",
+    dependencies=[needs("promocodes", "use")],
+    responses={404: {"model": ErrorBody, "description": "redemption_not_found"}},
+)
+async def get_returns(redemption_id: PathId, state: State, _: CurrentPrincipal) -> ReturnsOut:
+    """The redemption's products, those returned and kept, and whether its use stands."""
+    async with state.database.begin() as conn:
+        return returns_out(await returns.get_returns(conn, redemption_id))
+
+
+@router.post(
+    "/promocode-orders/{order}/returns",
+    dependencies=[needs("promocodes", "use")],
+    responses={
+        **_RETURN_ERRORS,
+        404: {"model": ErrorBody, "description": "order_not_found"},
+    },
+)
+async def return_order_products(
+    order: Order,
+    body: ReturnIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: ReturnKey = None,
+) -> OrderReturnedOut:
+    """Return products of the order from each of its redemptions whose cart held them."""
+    async with state.database.begin() as conn:
+        done = await returns.return_order_products(
+            conn,
+            order=order,
+            skus=body.products,
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return OrderReturnedOut(order=order, redemptions=[returns_out(r) for r in done])

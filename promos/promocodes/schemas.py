@@ -392,3 +392,63 @@ class OrderCancelledOut(BaseModel):
     """Its holds that were still held: released now (or found expired)."""
     redemptions: list[RollbackOut]
     """Its redemptions that stood: rolled back now."""
+
+
+class ReturnIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"products": ["SKU-1"]}]})
+
+    products: Annotated[
+        list[Sku],
+        Field(min_length=1, max_length=MAX_PRODUCTS, description="the SKUs returned"),
+    ]
+
+
+class ReturnsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "redemption": {
+                        "id": 7,
+                        "code": "SUMMER-7KQ2",
+                        "customer": "customer@example.com",
+                        "redeemed_at": "2026-03-02T09:30:00Z",
+                        "rolled_back_at": None,
+                        "usage_count": 0,
+                    },
+                    "products": ["SKU-1", "SKU-2"],
+                    "returned": ["SKU-1"],
+                    "kept": ["SKU-2"],
+                    "returned_now": ["SKU-1"],
+                    "use_stands": True,
+                    "use_given_back": None,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
+    redemption: RedemptionOut
+    """The redemption as it stands."""
+    products: list[str]
+    """The products it was taken for (empty: its redeem or hold named none)."""
+    returned: list[str]
+    """Every product returned so far."""
+    kept: list[str]
+    """Its products not returned."""
+    returned_now: list[str]
+    """What this request returned anew (empty: nothing changed)."""
+    use_stands: bool
+    """Whether the use still counts: false once rolled back or ended by a return."""
+    use_given_back: bool | None
+    """When a return ended the use: whether it came back to the code (its
+    reusable_after_cancel); null otherwise."""
+
+
+class OrderReturnedOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    order: str
+    """The order."""
+    redemptions: list[ReturnsOut]
+    """Its redemptions whose cart held a product returned, in id order."""

@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
@@ -45,7 +46,7 @@ from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import PROMOCODE_REDEEM_ROLLED_BACK, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.pagination import Key, Page, after
-from promos.promocodes import bulk, expiry
+from promos.promocodes import bulk, carts, expiry
 from promos.promocodes.errors import (
     IdempotencyKeyReused,
     InvalidDiscount,
@@ -657,7 +658,7 @@ async def redeem(
     savepoint, taken = took
     redemption = Redemption(0, code, who, idempotency_key, now, None, taken.usage_count)
     try:
-        redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id)
+        redemption_id = await _record_redemption(conn, redemption, promocode_id=taken.id, skus=skus)
     except IntegrityError:
         # A concurrent retry with the same key committed first: give the use back, replay it.
         await savepoint.rollback()
@@ -707,9 +708,10 @@ _RECORD_REDEMPTION = text(
         INSERT INTO promocode_redemptions (promocode_id, customer, idempotency_key, redeemed_at)
         VALUES (:promocode_id, :customer, :idempotency_key, :now)
         RETURNING id
-    ), {_REDEMPTION_EVENTS}
+    ), {_REDEMPTION_EVENTS},
+    {carts.recording(rows="redeemed", use_id="redeemed.id", promocode_id=":promocode_id")}
     SELECT id FROM redeemed
-    """  # noqa: S608 - _REDEMPTION_EVENTS is a constant
+    """  # noqa: S608 - the CTEs are constants
 ).bindparams(
     bindparam("promocode_id", type_=BigInteger()),
     bindparam("customer", type_=String()),
@@ -718,6 +720,7 @@ _RECORD_REDEMPTION = text(
     bindparam("code", type_=Text()),
     bindparam("uses_left", type_=Integer()),
     bindparam("event_time", type_=String()),
+    bindparam("skus", type_=ARRAY(Text())),
 )
 
 
@@ -734,9 +737,9 @@ def next_use_id() -> Any:
 
 
 async def _record_redemption(
-    conn: AsyncConnection, redemption: Redemption, *, promocode_id: int
+    conn: AsyncConnection, redemption: Redemption, *, promocode_id: int, skus: Sequence[str] | None
 ) -> int:
-    """Insert the redemption (and its event, when wanted); its id."""
+    """Insert the redemption with its cart (and its event, when wanted); its id."""
     if conn.dialect.name == "postgresql":
         recorded = await conn.execute(
             _RECORD_REDEMPTION,
@@ -748,6 +751,7 @@ async def _record_redemption(
                 "code": redemption.code,
                 "uses_left": redemption.usage_count,
                 "event_time": event_time(redemption.redeemed_at),
+                "skus": carts.skus_param(skus),
             },
         )
         redemption_id: int = recorded.scalar_one()
@@ -765,6 +769,7 @@ async def _record_redemption(
             .returning(redemptions.c.id)
         )
     ).scalar_one()
+    await carts.record_cart(conn, use_id=redemption_id, promocode_id=promocode_id, skus=skus)
     recorded_redemption = replace(redemption, id=redemption_id)
     await emit_events(
         conn,
@@ -775,9 +780,13 @@ async def _record_redemption(
     return redemption_id
 
 
-async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
-    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
-    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
+async def end_use(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> bool | None:
+    """Mark the redemption cancelled at ``now`` and give its use back when the code's
+    ``reusable_after_cancel`` says so (whether it did); None if it was cancelled before.
+
+    The one conditional UPDATE that ends a use: a rollback and a return that leaves nothing
+    kept (``returns``) race through it, so the use comes back at most once.
+    """
     undone = (
         await conn.execute(
             update(redemptions)
@@ -787,12 +796,7 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         )
     ).first()
     if undone is None:
-        exists_ = (
-            await conn.execute(select(redemptions.c.id).where(redemptions.c.id == redemption_id))
-        ).first()
-        if exists_ is None:
-            raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
-        raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
+        return None
     # The use comes back when the code's policy (its own, else its generation's) says so.
     policy = func.coalesce(
         promocodes.c.reusable_after_cancel,
@@ -805,9 +809,21 @@ async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) 
         .where(promocodes.c.id == undone.promocode_id, policy.is_(True))
         .values(usage_count=promocodes.c.usage_count + 1)
     )
-    undone_redemption = replace(
-        await get_redemption(conn, redemption_id), use_given_back=given.rowcount == 1
-    )
+    return given.rowcount == 1
+
+
+async def rollback(conn: AsyncConnection, *, redemption_id: int, now: datetime) -> Redemption:
+    """Cancel a redemption, once (a second rollback is refused): its use comes back to its
+    code when the code's ``reusable_after_cancel`` says so (``use_given_back``)."""
+    given = await end_use(conn, redemption_id=redemption_id, now=now)
+    if given is None:
+        exists_ = (
+            await conn.execute(select(redemptions.c.id).where(redemptions.c.id == redemption_id))
+        ).first()
+        if exists_ is None:
+            raise RedemptionNotFound(f"redemption {redemption_id} does not exist")
+        raise RedemptionRolledBack(f"redemption {redemption_id} was already rolled back")
+    undone_redemption = replace(await get_redemption(conn, redemption_id), use_given_back=given)
     await emit_events(
         conn, PROMOCODE_REDEEM_ROLLED_BACK, [rolled_back_payload(undone_redemption)], now=now
     )

@@ -8,6 +8,7 @@ That keeps a million-code generation a million narrow rows.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Column,
@@ -193,6 +194,52 @@ promocode_holds = Table(
     ),
 )
 
+
+# The cart a use was taken for (``products`` of a redeem or a hold), by the use's id: a hold
+# keeps its id as a redemption, so its cart is its redemption's. What a partial return is
+# measured against (``promos.promocodes.returns``); a use taken without products has none.
+promocode_use_products = Table(
+    "promocode_use_products",
+    metadata,
+    Column("use_id", BigIntId, primary_key=True, autoincrement=False),
+    Column("sku", String(255), primary_key=True),
+    Column(
+        "promocode_id",
+        BigIntId,
+        ForeignKey("promocodes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Index("ix_promocode_use_products_promocode_id", "promocode_id"),
+)
+
+# A partial return of a redemption: the products of its cart it names, newly returned
+# (docs/api.md, "Returns"). The return that leaves no product the code applies to kept ends
+# the use as a rollback does (``use_ended``), the code's policy deciding ``use_given_back``.
+promocode_returns = Table(
+    "promocode_returns",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "redemption_id",
+        BigIntId,
+        ForeignKey("promocode_redemptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("products", JSON, nullable=False),  # the SKUs it returned, sorted
+    Column("returned_at", UTCDateTime, nullable=False),
+    Column("use_ended", Boolean, nullable=False),
+    Column("use_given_back", Boolean, nullable=True),
+    Index("ix_promocode_returns_redemption_id", "redemption_id", "id"),
+    Index(
+        "uq_promocode_returns_idempotency",
+        "redemption_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
 
 # Generations the console runs in the background (a million codes take seconds): what a
 # progress page reads, from any node. The codes themselves are written all or nothing, in

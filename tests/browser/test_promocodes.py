@@ -90,6 +90,46 @@ def test_rolling_a_redemption_back(page: Page, server: str):
     expect(page.get_by_label("Uses left")).to_have_value("2")
 
 
+def test_a_codes_page_shows_its_holds_and_its_redemptions_returns(page: Page, server: str):
+    code = _make_code(server, "HOLD-###", usage_count=5)
+    with _api(server) as api:
+
+        def hold(order: str) -> int:
+            body = {"customer": "h@example.com", "order": order, "products": ["SKU-A", "SKU-B"]}
+            held = api.post(f"/v1/promocodes/{code}/holds", json=body)
+            assert held.status_code == 201, held.text
+            hold_id: int = held.json()["id"]
+            return hold_id
+
+        hold("order-held")
+        assert api.post(f"/v1/promocode-holds/{hold('order-gone')}/release").status_code == 200
+        confirmed = hold("order-sold")
+        assert api.post(f"/v1/promocode-holds/{confirmed}/confirm").status_code == 200
+        returned = api.post(f"/v1/redemptions/{confirmed}/returns", json={"products": ["SKU-A"]})
+        assert returned.status_code == 200, returned.text
+    sign_in(page, SALES, SALES_PASSWORD)
+    page.goto(f"/admin/promocodes/codes/{code}")
+
+    holds = page.locator("#holds tbody tr")
+    expect(holds).to_have_count(3)
+    expect(holds.filter(has_text="order-held")).to_contain_text("Held")
+    expect(holds.filter(has_text="order-gone")).to_contain_text("Released")
+    expect(holds.filter(has_text="order-sold")).to_contain_text("Confirmed")
+    sold = page.get_by_role("row").filter(has_text="order-sold").filter(has_text="SKU-A").first
+    expect(sold.locator("td[data-label=Cancelled]")).to_have_text("No")
+
+    with _api(server) as api:
+        api.post(f"/v1/redemptions/{confirmed}/returns", json={"products": ["SKU-B"]})
+    page.reload()
+
+    sold = page.get_by_role("row").filter(has_text="order-sold").filter(has_text="SKU-B").first
+    expect(sold.locator("td[data-label=Cancelled]")).to_contain_text(
+        "every product returned, use given back"
+    )
+    expect(sold.locator("td[data-label=Returned]")).to_contain_text("SKU-A")
+    expect(page.get_by_label("Uses left")).to_have_value("4")
+
+
 def test_an_impossible_pattern_is_shown_by_its_field_and_nothing_is_made(page: Page, server: str):
     sign_in(page, SALES, SALES_PASSWORD)
     page.goto("/admin/promocodes/new")

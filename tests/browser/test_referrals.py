@@ -49,6 +49,63 @@ def test_a_referral_registered_and_paid_through_the_api_moves_the_funnel(page: P
     expect(page.locator("#statement")).to_contain_text("alice")
 
 
+def test_a_programs_reward_hold_is_set_in_its_form(page: Page, server: str):
+    sign_in(page, SALES, SALES_PASSWORD)
+    page.goto("/admin/referrals/new")
+    page.get_by_label("Name").fill("Held")
+    page.get_by_label("Credit at sign-up").fill("0")
+    page.get_by_label("Target and reward").fill("20")
+    page.get_by_label("Reward hold (days)").fill("14")
+    page.get_by_role("button", name="Create").click()
+
+    expect(page.get_by_text("Program Held created.")).to_be_visible()
+    expect(page.locator("dl.terms")).to_contain_text("14 days pending, then granted")
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Reward hold (days)")).to_have_value("14")
+
+
+def test_a_statement_shows_pending_rewards_apart_from_granted_and_reversed(page: Page, server: str):
+    with _api(server) as api:
+        programs = {}
+        for name, days in (("At once", 0), ("Thirty days", 30)):
+            made = api.post(
+                "/v1/referral-programs",
+                json={
+                    "name": name,
+                    "credit_value": 0,
+                    "target_value": 40,
+                    "reward_hold_days": days,
+                },
+            )
+            assert made.status_code == 201, made.text
+            programs[days] = made.json()["id"]
+        for referred, days in (("rita", 0), ("remy", 0), ("pete", 30)):
+            body = {"referrer": "rob", "referred": referred, "program_id": programs[days]}
+            assert api.post("/v1/referrals", json=body).status_code == 201
+            paid = api.put(
+                f"/v1/referral-users/{referred}/payments", json={"total_amount_paid": 40}
+            )
+            assert paid.status_code == 200, paid.text
+        refunded = api.post("/v1/referrals/payments/remy/refunds", json={"amount": 40})
+        assert refunded.status_code == 200, refunded.text
+    sign_in(page, SALES, SALES_PASSWORD)
+
+    page.goto("/admin/referrals/users?user_hash=rob")
+
+    expect(page.locator("#pending-credit")).to_contain_text("40.00")
+    expect(page.locator("#acquired-credit")).to_contain_text("40.00")
+    referred = page.locator("#referred tbody tr")
+    expect(referred.filter(has_text="pete").locator("td[data-label=Reward]")).to_contain_text(
+        "Pending until"
+    )
+    expect(referred.filter(has_text="rita").locator("td[data-label=Reward]")).to_contain_text(
+        "Granted"
+    )
+    expect(referred.filter(has_text="remy").locator("td[data-label=Reward]")).to_contain_text(
+        "Reversed"
+    )
+
+
 PHONE = {"width": 375, "height": 740}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from promos.audit import service as audit
 from promos.audit.service import AuditQuery
-from promos.promocodes import jobs, service
+from promos.promocodes import holds, jobs, returns, service
 from tests.console.conftest import csrf_token, submit
 from tests.factories.promocodes import make_promocode, make_promocodes
 
@@ -245,6 +245,52 @@ async def test_a_codes_page_shows_its_terms_and_redemptions(as_sales, database, 
     assert "a@example.com" in page.text
     assert "20.00% off" in page.text
     assert "Roll back" in page.text
+
+
+async def test_a_codes_page_shows_its_holds_by_status_as_they_stand(as_sales, database, clock):
+    code = await make_promocode(database, now=clock(), pattern="HOLD-1", usage_count=3)
+    async with database.begin() as conn:
+        for order, ttl in (("order-live", 600), ("order-lapsed", 60)):
+            await holds.hold(
+                conn,
+                code=code,
+                customer="h@example.com",
+                order=order,
+                skus=["SKU-1"],
+                ttl=timedelta(seconds=ttl),
+                now=clock(),
+            )
+    clock.advance(seconds=120)
+
+    page = await as_sales.get(f"/admin/promocodes/codes/{code}")
+
+    rows = dict(
+        re.findall(r'data-label="Status">(.*?)</td>\s*<td data-label="Order">([^<]*)', page.text)
+    )
+    assert {order: re.sub("<[^>]+>", "", status) for status, order in rows.items()} == {
+        "order-live": "Held",
+        "order-lapsed": "Expired",
+    }
+
+
+async def test_a_codes_page_shows_each_redemptions_returns_and_how_it_ended(
+    as_sales, database, clock
+):
+    code = await make_promocode(database, now=clock(), pattern="RET-1", reusable_after_cancel=False)
+    async with database.begin() as conn:
+        done = await service.redeem(
+            conn, code=code, customer="r@example.com", skus=["SKU-1", "SKU-2"], now=clock()
+        )
+        await returns.return_products(conn, redemption_id=done.id, skus=["SKU-1"], now=clock())
+        await returns.return_products(conn, redemption_id=done.id, skus=["SKU-2"], now=clock())
+
+    page = await as_sales.get(f"/admin/promocodes/codes/{code}")
+
+    assert "every product returned, use kept used (the code&#39;s policy)" in page.text
+    returned = re.search(r'data-label="Returned">(.*?)</td>', page.text, re.DOTALL)
+    assert returned is not None
+    assert re.findall(r"<div>(SKU-\d)", returned.group(1)) == ["SKU-1", "SKU-2"]
+    assert "Roll back" not in page.text
 
 
 async def test_a_missing_code_is_a_404_page(as_sales):

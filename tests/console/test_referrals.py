@@ -121,6 +121,59 @@ async def test_editing_a_program_shows_its_terms_and_saves_new_ones_audited(
     assert (entry.actor_name, entry.before["target_value"]) == ("sam", "100.00")
 
 
+async def test_a_programs_reward_hold_is_set_by_the_form_and_shown(as_sales, database, clock):
+    response = await submit(
+        as_sales,
+        "/admin/referrals/new",
+        "/admin/referrals/new",
+        {**PROGRAM, "reward_hold_days": "30"},
+    )
+    [program] = await _programs(database)
+    path = f"/admin/referrals/programs/{program.id}/edit"
+    form = await as_sales.get(path)
+    saved = await submit(as_sales, path, path, {**PROGRAM, "reward_hold_days": "7"})
+
+    assert response.status_code == 303
+    assert program.reward_hold_days == 30
+    assert 'value="30"' in form.text
+    assert saved.status_code == 303
+    [edited] = await _programs(database)
+    assert edited.reward_hold_days == 7
+    [entry] = await _actions(database, "referral_program.update")
+    assert (entry.before["reward_hold_days"], entry.after["reward_hold_days"]) == (30, 7)
+    assert "7 days pending, then granted" in (await as_sales.get(saved.headers["location"])).text
+
+
+async def test_a_reward_hold_out_of_range_is_refused_by_its_field(as_sales, database):
+    response = await submit(
+        as_sales,
+        "/admin/referrals/new",
+        "/admin/referrals/new",
+        {**PROGRAM, "reward_hold_days": "-1"},
+    )
+
+    assert response.status_code == 422
+    assert "reward_hold_days" in _errors(response.text)
+    assert await _programs(database) == []
+
+
+async def test_a_statement_shows_pending_rewards_apart(as_sales, client, auth, database, clock):
+    program = await make_program(
+        database, now=clock(), target_value=Decimal(40), reward_hold_days=10
+    )
+    await _refer(client, auth, "rob", "pete", program.id)
+    await _pay(client, auth, "pete", 40)
+
+    page = await as_sales.get("/admin/referrals/users?user_hash=rob")
+
+    pending = re.search(r'id="pending-credit">([^<]*)', page.text)
+    acquired = re.search(r'id="acquired-credit">([^<]*)', page.text)
+    assert pending is not None
+    assert acquired is not None
+    assert (pending.group(1).strip(), acquired.group(1).strip()) == ("40.00", "0.00")
+    assert "Pending</span> until" in page.text
+
+
 async def test_a_bad_edit_changes_nothing(as_sales, database, clock):
     program = await make_program(database, now=clock())
     path = f"/admin/referrals/programs/{program.id}/edit"

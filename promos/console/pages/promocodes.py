@@ -1,6 +1,7 @@
 """Promo codes (sales and admins, as the API): generate with a preview and a capacity check,
 follow a large generation's progress, list with filters paged by key, a code's page with its
-redemptions (roll one back), set its uses left, delete it, export as CSV.
+redemptions (roll one back; their returns), its latest holds, set its uses left, delete it,
+export as CSV.
 
 Generations run in the background (``state.generations``, the API's own ``changes.generate``
 inside); every change is made through ``promos.promocodes.changes`` with the signed-in
@@ -25,7 +26,7 @@ from promos.export import csv_stream, read_first
 from promos.http.deps import State
 from promos.http.pagination import decode_cursor
 from promos.http.responses import CsvDownload
-from promos.promocodes import changes, export, listing, service
+from promos.promocodes import changes, export, holds, listing, returns, service
 from promos.promocodes.errors import InvalidDiscount, InvalidPattern, InvalidPromocode
 from promos.promocodes.generate import (
     DEFAULT_CHARSET,
@@ -44,6 +45,8 @@ router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 CodePath = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._~-]+$")]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 SAMPLES = 5
+# The latest holds a code's page shows (a checkout's holds are short-lived; the API reads any).
+HOLDS = 50
 _SHAPE_FIELDS = ("pattern", "charset", "prefix", "postfix", "count")
 
 
@@ -333,6 +336,10 @@ async def _code_page(
         page = await listing.redemptions_of(
             conn, promocode_id=found.id, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,))
         )
+        ids = [r.id for r in page.items]
+        returned = await returns.returns_of(conn, ids)
+        ordered = await returns.orders_of(conn, ids)
+        held = await holds.holds_of(conn, promocode_id=found.id, now=state.clock(), limit=HOLDS)
     return render(
         request,
         "promocodes/code.html",
@@ -340,6 +347,10 @@ async def _code_page(
             "title": f"Promo code {code}",
             "code": found,
             "redemptions": page.items,
+            "returns": returned,
+            "orders": ordered,
+            "holds": held,
+            "holds_shown": HOLDS,
             "form": form or Form({"usage_count": str(found.usage_count)}),
             "today": state.clock().date(),
             **pager(request, page, after),

@@ -54,6 +54,15 @@ class ProgramForm(ProgramCreate):
     def _stripped(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
+    @field_validator("reward_hold_days", mode="before")
+    @classmethod
+    def _no_hold_when_blank(cls, value: Any) -> Any:
+        # The API's field is a strict integer: a form's digits are read as one here.
+        if isinstance(value, str):
+            text = value.strip()
+            return int(text) if text.isascii() and text.isdigit() else text or 0
+        return value
+
 
 class UserLookup(BaseModel):
     user_hash: UserHash
@@ -115,6 +124,7 @@ async def create_program(request: Request, state: State, person: Person) -> Resp
             name=values.name,
             credit_value=values.credit_value,
             target_value=values.target_value,
+            reward_hold_days=values.reward_hold_days,
             now=state.clock(),
         )
         await sessions.set_flash(conn, person.id, f"Program {program.name} created.")
@@ -150,6 +160,7 @@ async def edit_program(request: Request, program_id: Id, state: State, _: Person
         "name": program.name,
         "credit_value": str(program.credit_value),
         "target_value": str(program.target_value),
+        "reward_hold_days": str(program.reward_hold_days),
     }
     return _form_page(request, Form(values), program_id=program_id)
 
@@ -169,6 +180,7 @@ async def update_program(
             name=values.name,
             credit_value=values.credit_value,
             target_value=values.target_value,
+            reward_hold_days=values.reward_hold_days,
             now=state.clock(),
         )
         await sessions.set_flash(conn, person.id, f"Program {program.name} saved.")
@@ -222,7 +234,11 @@ async def user_statement(
         form.fail("user_hash", "No such user: nobody referred them and they referred nobody.")
         return render(request, "referrals/user.html", context, status_code=404)
     context.update(
-        statement=statement, referral=referral, made=made.items, **pager(request, made, after)
+        statement=statement,
+        referral=referral,
+        made=made.items,
+        now=state.clock(),
+        **pager(request, made, after),
     )
     return render(request, "referrals/user.html", context)
 
