@@ -606,7 +606,9 @@ async def test_a_confirm_racing_the_expiry_of_its_hold_one_wins(client, database
     assert len(await free_codes(database, batch)) == 10 + sum(swept)
 
 
-async def test_the_sweep_ends_every_lapsed_hold_of_every_batch(client, database, clock, auth, state):
+async def test_the_sweep_ends_every_lapsed_hold_of_every_batch(
+    client, database, clock, auth, state
+):
     first = await make_batch(database, now=clock(), codes=2, prefix="A")
     second = await make_batch(database, now=clock(), codes=2, prefix="B")
     await set_released_codes(client, auth, first, "return")

@@ -14,6 +14,8 @@ from promos.http.pagination import PageOut
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
 CustomerId = Identifier
+# What becomes of the code of a hold released or lapsed: burnt, or returned to the pool.
+ReleasedCodes = Literal["burn", "return"]
 
 
 class Strict(BaseModel):
@@ -225,7 +227,6 @@ class ImportOut(BaseModel):
 
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 DEFAULT_HOLD_SECONDS = 900
-ReleasedCodes = Literal["burn", "return"]
 
 
 class PoolHoldIn(Strict):
