@@ -658,11 +658,12 @@ async def _end_codes(conn: AsyncConnection, ended: Sequence[PoolHold]) -> None:
             await conn.execute(statement, [{"client": h.client_id, "taken": h.code} for h in these])
     if conn.dialect.name == "postgresql":
         # In customer order, as issuing locks quota rows, so that the two never wait in a circle.
-        for h in sorted(ended, key=lambda h: (str(h.batch_id), h.customer_id, h.id)):
+        for h in sorted(ended, key=lambda h: (h.batch_id, h.customer_id, h.id)):
             await conn.execute(
                 _UNCOUNT,
                 {"batch_id": h.batch_id, "customer_id": h.customer_id, "held_at": h.created_at},
             )
-    for h in ended:
+    # In batch order, as the counters' checkpoints lock them (promos.codes.counts).
+    for h in sorted(ended, key=lambda h: (h.batch_id, h.id)):
         if h.returned:
             await counts.returned(conn, h.batch_id, issued_at=h.created_at)
