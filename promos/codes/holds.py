@@ -59,7 +59,7 @@ from promos.codes.errors import (
 )
 from promos.codes.tables import batch_clients, batches, codes
 from promos.codes.tables import pool_code_holds as holds
-from promos.db import UTCDateTime
+from promos.db import UTCDateTime, after_commit
 from promos.errors import PromosError
 from promos.events.outbox import emit_events
 from promos.events.types import (
@@ -68,6 +68,7 @@ from promos.events.types import (
     POOL_CODE_HOLD_EXPIRED,
     POOL_CODE_HOLD_RELEASED,
 )
+from promos.observability import metrics
 from promos.pagination import Key, Page, after, read_page
 
 HELD, CONFIRMED, RELEASED, EXPIRED = "held", "confirmed", "released", "expired"
@@ -529,6 +530,7 @@ async def confirm(conn: AsyncConnection, *, hold_id: int, now: datetime) -> Pool
         await emit_events(
             conn, POOL_CODE_HOLD_CONFIRMED, [_ended_payload(done, at="confirmed_at")], now=now
         )
+        after_commit(conn, metrics.CODES_ISSUED.inc)  # issued now, for good
         return done
     found = await get_hold(conn, hold_id, now=now)
     if found.status == CONFIRMED:
