@@ -14,9 +14,9 @@ hold ends.
 
 No job has to run for expiry: a hold past ``expires_at`` reads as expired and is never
 confirmed. Its code is given back (or burnt) when something ends it: its own release, its
-order or its customer asking for a hold of the batch again, or ``end_lapsed`` (the
-``promos pools end-lapsed-holds`` command, and the app's sweep every
-PROMOS_POOL_HOLD_SWEEP_SECONDS).
+order or its customer asking for a hold of the batch again, or ``end_lapsed`` (the app's
+sweep every PROMOS_POOL_HOLD_SWEEP_SECONDS, ``promos.codes.sweeper``, and the
+``promos batches end-lapsed-holds`` command).
 """
 
 from __future__ import annotations
