@@ -29,18 +29,21 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    String,
     Text,
     Uuid,
     and_,
     bindparam,
+    delete,
+    exists,
     false,
     func,
+    literal,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes import counts
@@ -59,9 +62,9 @@ from promos.codes.errors import (
 )
 from promos.codes.tables import batch_clients, batches, codes
 from promos.codes.tables import pool_code_holds as holds
-from promos.db import UTCDateTime, after_commit
+from promos.db import UTCDateTime, after_commit, insert_for
 from promos.errors import PromosError
-from promos.events.outbox import emit_events
+from promos.events.outbox import emit_events, emitting, event_time
 from promos.events.types import (
     POOL_CODE_HELD,
     POOL_CODE_HOLD_CONFIRMED,
@@ -212,56 +215,83 @@ async def hold_code(
     batch's per-customer rule, or refuse as issuing would; the same order (or key) asking
     again gets the same hold."""
     ask = _Ask(batch_id, client_id, customer_id, order, idempotency_key)
-    earlier = await _earlier(conn, ask, now=now)
-    if earlier is not None:
-        return earlier
-    # The customer's own lapsed holds of the batch end first, so that the rule counts only
-    # the codes they really hold (others' are left to the sweep: ending them here would
-    # lock other customers' quota rows, in no fixed order with other takers).
-    await end_lapsed(conn, now=now, batch_id=batch_id, customer_id=customer_id)
-    savepoint = await conn.begin_nested()
-    try:
-        # The hold's row first, without its code: a concurrent request of the same order (or
-        # key) waits here on the unique index, instead of taking a code of its own meanwhile
-        # (which could leave others none).
-        hold_id = await _claim(conn, ask, now=now, expires_at=now + ttl)
-        take = _take_postgresql if conn.dialect.name == "postgresql" else _take_sqlite
-        code = await take(conn, ask, hold_id=hold_id, now=now)
-    except IntegrityError:
-        # A concurrent request of the same order (or key) committed first: its hold it is.
-        await savepoint.rollback()
+    expires_at = now + ttl
+    for _ in range(_CLAIM_ATTEMPTS):
         earlier = await _earlier(conn, ask, now=now)
-        if earlier is None:
-            await returns_released_codes(conn, batch_id)  # an unknown batch: its 404
-            raise
-        return earlier
+        if earlier is not None:
+            return earlier
+        # The customer's own lapsed holds of the batch end first, so that the rule counts
+        # only the codes they really hold (others' are left to the sweep: ending them here
+        # would lock other customers' quota rows, in no fixed order with other takers).
+        await end_lapsed(conn, now=now, batch_id=batch_id, customer_id=customer_id)
+        hold_id = await _claim(conn, ask, now=now, expires_at=expires_at)
+        if hold_id is not None:
+            break
+        await returns_released_codes(conn, batch_id)  # an unknown batch: its 404
+        # Else another request of the order (or key) committed its hold first: read it.
+    else:
+        raise OrderHeldForAnotherCustomer(
+            f"order {order!r} keeps changing its hold of batch {batch_id}: ask again"
+        )
+    try:
+        if conn.dialect.name == "postgresql":
+            code = await _take_postgresql(
+                conn, ask, hold_id=hold_id, now=now, expires_at=expires_at
+            )
+        else:
+            code = await _take_sqlite(conn, ask, hold_id=hold_id, now=now)
     except PromosError:
-        await savepoint.rollback()
+        # Refused: the claimed row goes (should the caller's transaction commit anyway).
+        await conn.execute(delete(holds).where(holds.c.id == hold_id))
         raise
-    await savepoint.commit()
-    held = _new_hold(hold_id, code, ask, now=now, expires_at=now + ttl)
-    await emit_events(conn, POOL_CODE_HELD, [held_payload(held)], now=now)
+    held = _new_hold(hold_id, code, ask, now=now, expires_at=expires_at)
+    if conn.dialect.name != "postgresql":  # PostgreSQL's _TAKE wrote it, when wanted
+        await emit_events(conn, POOL_CODE_HELD, [held_payload(held)], now=now)
     return held
 
 
-async def _claim(conn: AsyncConnection, ask: _Ask, *, now: datetime, expires_at: datetime) -> int:
-    """Insert the hold, its code still to take (null only inside this transaction)."""
-    hold_id: int = (
-        await conn.execute(
-            holds.insert()
-            .values(
-                batch_id=ask.batch_id,
-                client_id=ask.client_id,
-                customer_id=ask.customer_id,
-                order_ref=ask.order,
-                idempotency_key=ask.key,
-                status=HELD,
-                created_at=now,
-                expires_at=expires_at,
-            )
-            .returning(holds.c.id)
+# Claims refused for a hold of the order that had ended again before it could be read.
+_CLAIM_ATTEMPTS = 3
+
+
+async def _claim(
+    conn: AsyncConnection, ask: _Ask, *, now: datetime, expires_at: datetime
+) -> int | None:
+    """Insert the hold, its code still to take (null only inside this transaction); None if
+    the batch does not exist or the order (or key) has a hold already.
+
+    A concurrent request of the same order (or key) waits here, on the unique index, until
+    the first commits (then this inserts nothing) or rolls back: it never takes a code of
+    its own meanwhile, which could leave others none."""
+    values = select(
+        literal(ask.batch_id, Uuid()),
+        literal(ask.client_id, Uuid()),
+        literal(ask.customer_id, String()),
+        literal(ask.order, String()),
+        literal(ask.key, String()),
+        literal(HELD, String()),
+        literal(now, UTCDateTime()),
+        literal(expires_at, UTCDateTime()),
+    ).where(exists().where(batches.c.id == ask.batch_id))
+    statement = (
+        insert_for(conn)(holds)
+        .from_select(
+            [
+                holds.c.batch_id,
+                holds.c.client_id,
+                holds.c.customer_id,
+                holds.c.order_ref,
+                holds.c.idempotency_key,
+                holds.c.status,
+                holds.c.created_at,
+                holds.c.expires_at,
+            ],
+            values,
         )
-    ).scalar_one()
+        .on_conflict_do_nothing()
+        .returning(holds.c.id)
+    )
+    hold_id: int | None = (await conn.execute(statement)).scalar_one_or_none()
     return hold_id
 
 
@@ -312,8 +342,17 @@ async def _earlier(conn: AsyncConnection, ask: _Ask, *, now: datetime) -> PoolHo
 # PostgreSQL: the batch checked, a free code taken (FOR UPDATE SKIP LOCKED, as issuing
 # takes them) under the rule counted on the customer's quota row, and the hold recorded,
 # in one statement. The issuing statements are not changed: this one stands beside them.
+_HELD_EVENTS = emitting(
+    POOL_CODE_HELD,
+    rows="held",
+    payload="json_build_object('hold_id', held.id, 'batch_id', CAST(:batch_id AS text), "
+    "'client_id', CAST(:client_id AS text), 'code', held.code, "
+    "'customer_id', CAST(:customer_id AS text), 'order', CAST(:order_ref AS text), "
+    "'held_at', CAST(:event_time AS text), 'expires_at', CAST(:expires_time AS text))",
+    name="held_events",
+)
 _TAKE = text(
-    """
+    f"""
     WITH batch AS (
         SELECT expired, max_per_customer, time_limit_days,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
@@ -354,21 +393,26 @@ _TAKE = text(
         FROM taken
         WHERE pool_code_holds.id = :hold_id
         RETURNING pool_code_holds.id, pool_code_holds.code
-    )
+    ), {_HELD_EVENTS}
     SELECT held.id, held.code, (SELECT count(*) FROM free) AS found,
            batch.listed, batch.expired, batch.max_per_customer, batch.time_limit_days
     FROM (SELECT 1) AS one LEFT JOIN batch ON true LEFT JOIN held ON true
-    """
+    """  # noqa: S608 - the event CTEs are constants
 ).bindparams(
     bindparam("batch_id", type_=Uuid()),
     bindparam("client_id", type_=Uuid()),
     bindparam("customer_id", type_=Text()),
     bindparam("hold_id", type_=BigInteger()),
+    bindparam("order_ref", type_=String()),
     bindparam("now", type_=UTCDateTime()),
+    bindparam("event_time", type_=String()),
+    bindparam("expires_time", type_=String()),
 )
 
 
-async def _take_postgresql(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: datetime) -> str:
+async def _take_postgresql(
+    conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: datetime, expires_at: datetime
+) -> str:
     row = (
         await conn.execute(
             _TAKE,
@@ -377,7 +421,10 @@ async def _take_postgresql(conn: AsyncConnection, ask: _Ask, *, hold_id: int, no
                 "client_id": ask.client_id,
                 "customer_id": ask.customer_id,
                 "hold_id": hold_id,
+                "order_ref": ask.order,
                 "now": now,
+                "event_time": event_time(now),
+                "expires_time": event_time(expires_at),
             },
         )
     ).one()
