@@ -144,6 +144,8 @@ def seed(url: str, password: str, signer_password: str) -> tuple[str, dict[str, 
         _ok(api.post(f"/v1/batches/{batch['id']}/codes", files=upload))
         issue = {"client_id": client_id, "customer_id": "customer-1"}
         _ok(api.post(f"/v1/batches/{batch['id']}/issues", json=issue))
+        held = {"client_id": client_id, "customer_id": "customer-2", "order": "fuzz-order"}
+        pool_hold = _ok(api.post(f"/v1/batches/{batch['id']}/holds", json=held))
         generate = {"pattern": "FZ-######", "count": 50, "discount_percentage": 10}
         made = _ok(api.post("/v1/promocodes", json={**generate, "usage_count": 5}))
         use = {"customer": "someone@example.com", "products": []}
@@ -200,6 +202,7 @@ def seed(url: str, password: str, signer_password: str) -> tuple[str, dict[str, 
         "body.user_indicator": ["alice"],
         "path.subscription_id": [webhook["id"]],
         "path.redemption_id": [redemption["id"]],
+        "path.hold_id": [pool_hold["id"]],
         "path.brand_id": [1],
         "path.user_id": ["fuzz-brand-user"],
     }

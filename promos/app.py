@@ -24,6 +24,7 @@ from promos.catalog.router import router as catalog_router
 from promos.clock import Clock, utc_now
 from promos.codes.issuer import Issuer
 from promos.codes.router import router as codes_router
+from promos.codes.sweeper import HoldSweeper
 from promos.compat import ango
 from promos.compat import discounts as discounts_compat
 from promos.compat import offers as offers_compat
@@ -112,6 +113,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         webhook_destinations=Destinations.allowing(settings.webhook_allowed_hosts),
         generations=GenerationRunner(database, clock),
         dispatcher=dispatcher,
+        hold_sweeper=HoldSweeper(
+            database,
+            clock,
+            every_seconds=settings.pool_hold_sweep_seconds,
+            on_events=on_events,
+        ),
     )
 
     @asynccontextmanager
@@ -188,15 +195,20 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
 
 @asynccontextmanager
 async def _background(state: AppState) -> AsyncIterator[None]:
-    """The app's background work while it serves: webhook delivery, API key usage flushes."""
-    dispatcher, usage = state.dispatcher, state.authenticator.usage
+    """The app's background work while it serves: webhook delivery, API key usage flushes,
+    ending lapsed pool code holds."""
+    dispatcher, usage, sweeper = state.dispatcher, state.authenticator.usage, state.hold_sweeper
     if dispatcher is not None:
         dispatcher.start()
     if usage is not None:
         usage.start()
+    if sweeper is not None:
+        sweeper.start()
     try:
         yield
     finally:
+        if sweeper is not None:
+            await sweeper.stop()
         if usage is not None:
             await usage.stop()
         if dispatcher is not None:

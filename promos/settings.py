@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     promocode_hold_late_confirm: Annotated[
         bool, Field(validation_alias=_alias("PROMOCODE_HOLD_LATE_CONFIRM"))
     ] = False
+    # Pool code holds (docs/operations.md): the longest a hold may last (a longer
+    # ttl_seconds is cut to this).
+    pool_hold_max_seconds: Annotated[
+        int, Field(ge=1, le=7 * 24 * 3600, validation_alias=_alias("POOL_HOLD_MAX_SECONDS"))
+    ] = 3600
+    # How often each process ends the lapsed pool code holds (0: never; they end when next
+    # asked about).
+    pool_hold_sweep_seconds: Annotated[
+        float, Field(ge=0, le=3600, validation_alias=_alias("POOL_HOLD_SWEEP_SECONDS"))
+    ] = 60.0
 
     db_pool_size: Annotated[int, Field(ge=1, le=512, validation_alias=_alias("DB_POOL_SIZE"))] = 16
     db_max_overflow: Annotated[

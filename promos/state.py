@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from promos.auth.credentials import Authenticator
 from promos.clock import Clock
 from promos.codes.issuer import Issuer
+from promos.codes.sweeper import HoldSweeper
 from promos.db import Database
 from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
@@ -37,3 +38,5 @@ class AppState:
     generations: GenerationRunner
     # The webhook dispatcher running in this process (None when PROMOS_WEBHOOK_DISPATCHER=false).
     dispatcher: Dispatcher | None = None
+    # Ends lapsed pool code holds every PROMOS_POOL_HOLD_SWEEP_SECONDS (None: never).
+    hold_sweeper: HoldSweeper | None = None

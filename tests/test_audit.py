@@ -65,6 +65,7 @@ _ISSUE = "issuing a pool code to a customer: the code row keeps who and when, an
 _CHECKOUT = "checkout traffic on a promo code: the redemptions table keeps each use"
 _RETURN = "checkout traffic on a promo code: the returns table keeps each return and its end"
 _HOLD = "checkout traffic on a promo code: the holds table keeps each hold and its end"
+_POOL_HOLD = "checkout traffic on a pool code: pool_code_holds keeps each hold and its end"
 _PLAYER = "players' traffic: the claim and impression rows keep each one"
 _SIGN_UP = "a referred sign-up: the credits ledger and referral.signed_up keep it"
 _INVOICE = "a customer's invoice: the credits ledger and referral.rewarded keep it"
@@ -92,6 +93,9 @@ OPERATIONAL = {
     ("POST", "/v1/promocode-holds/{hold_id}/confirm"): _HOLD,
     ("POST", "/v1/promocode-holds/{hold_id}/release"): _HOLD,
     ("POST", "/v1/promocode-orders/{order}/cancel"): _HOLD,
+    ("POST", "/v1/batches/{batch_id}/holds"): _POOL_HOLD,
+    ("POST", "/v1/pool-code-holds/{hold_id}/confirm"): _POOL_HOLD,
+    ("POST", "/v1/pool-code-holds/{hold_id}/release"): _POOL_HOLD,
     ("GET", "/promocodes/decrement/{id}"): _CHECKOUT,
     ("GET", "/api/promocodes/decrement/{id}"): _CHECKOUT,
     ("PUT", "/offers/claim"): _PLAYER,
@@ -289,6 +293,20 @@ async def expire_batch(ctx: Ctx, path: str) -> Expected:
     await ok(await ctx.client.post(fill(path, batch_id=batch.id), headers=ctx.admin))
     return Expected(
         "batch.expire", "batch", str(batch.id), before={"expired": False}, after={"expired": True}
+    )
+
+
+@case("PUT", "/v1/batches/{batch_id}/hold-settings")
+async def set_hold_settings(ctx: Ctx, path: str) -> Expected:
+    batch = await make_batch(ctx.database, now=ctx.clock())
+    body = {"released_codes": "return"}
+    await ok(await ctx.client.put(fill(path, batch_id=batch.id), json=body, headers=ctx.admin))
+    return Expected(
+        "batch.hold_settings",
+        "batch",
+        str(batch.id),
+        before={"return_released_codes": False},
+        after={"return_released_codes": True},
     )
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit.tables import audit_log
+from promos.codes import holds
 from promos.codes import service as codes
 from promos.codes.issue import issue_codes
 from promos.codes.service import Batch, IssuedCode, IssueRequest, Rules
@@ -111,6 +112,31 @@ def test_batches_expire_stops_the_batch_and_is_audited(database_url):
     assert result.exit_code == 0, result.output
     assert query(database_url, lambda conn: codes.get_batch(conn, batch.id)).expired
     assert actions(database_url) == [("cli", "batch.expire")]
+
+
+def test_batches_end_lapsed_holds_ends_them_and_burns_their_codes(database_url):
+    batch = make_batch(database_url, size=2)
+
+    async def hold(conn: AsyncConnection) -> int:
+        held = await holds.hold_code(
+            conn,
+            batch_id=batch.id,
+            client_id=CLIENT,
+            customer_id="customer-1",
+            order="order-1",
+            ttl=timedelta(minutes=1),
+            now=NOW,  # long gone: the command reads the real clock
+        )
+        return held.id
+
+    hold_id = query(database_url, hold)
+
+    result = promos(database_url, "batches", "end-lapsed-holds")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "ended 1 lapsed hold"
+    ended = query(database_url, lambda conn: holds.get_hold(conn, hold_id, now=NOW))
+    assert (ended.status, ended.returned) == ("expired", False)
 
 
 def test_batches_show_an_unknown_batch_fails_cleanly(database_url):

@@ -195,6 +195,22 @@ async def test_issued_codes_are_counted_once_and_a_replay_not_again(client, auth
     )
 
 
+async def test_a_confirmed_pool_code_hold_is_counted_as_issued_once(client, auth, database, clock):
+    batch = await make_batch(database, now=clock())
+    body = {"client_id": str(CLIENT), "customer_id": "customer-1", "order": "order-1"}
+    held = await client.post(f"/v1/batches/{batch.id}/holds", json=body, headers=auth)
+    before = await scrape(client)
+    for _ in range(2):  # the second is the same confirm again: nothing new
+        response = await client.post(
+            f"/v1/pool-code-holds/{held.json()['id']}/confirm", headers=auth
+        )
+        assert response.status_code == 200
+    after = await scrape(client)
+    assert (
+        value(after, "promos_codes_issued_total") - value(before, "promos_codes_issued_total") == 1
+    )
+
+
 async def test_codes_left_are_read_per_batch_at_scrape_time(client, auth, database, clock):
     batch = await make_batch(database, now=clock(), codes=3)
     empty = await make_batch(database, now=clock(), codes=0)

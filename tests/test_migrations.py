@@ -369,3 +369,36 @@ async def test_a_key_made_before_scopes_keeps_every_scope_of_its_role(empty_url)
             assert (await http.get("/v1/games", headers=headers)).status_code == 200
             refused = await http.get("/v1/audit", headers=headers)
             assert refused.json()["error"]["code"] == "admin_required"
+
+
+# --- 0020_pool_code_holds ----------------------------------------------------------------------
+
+
+async def test_after_the_upgrade_an_old_batch_holds_a_code_and_burns_it_when_released(client, old):
+    http, secret = client
+    auth = {"Authorization": f"Bearer {secret}"}
+    body = {"client_id": str(OWNER), "customer_id": "customer-9", "order": "order-1"}
+
+    held = await http.post(f"/v1/batches/{old.with_codes}/holds", json=body, headers=auth)
+    released = await http.post(f"/v1/pool-code-holds/{held.json()['id']}/release", headers=auth)
+
+    assert held.json()["code"] == "OLD-2"
+    assert released.json()["returned"] is False
+
+
+async def test_the_pool_holds_migration_downgrades_and_upgrades_again(empty_url, old):
+    database = Database(empty_url)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0020-1"))
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("batches"))
+        await migrate.upgrade(database.engine)
+        async with database.engine.connect() as conn:
+            again = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await database.dispose()
+
+    assert "pool_code_holds" not in tables
+    assert "return_released_codes" not in {c["name"] for c in columns}
+    assert "pool_code_holds" in again

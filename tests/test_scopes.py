@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -22,6 +23,7 @@ from fastapi import APIRouter, FastAPI
 
 from promos.app import create_app
 from promos.auth.scopes import KINDS, ROLE_GRANTS
+from promos.codes import holds
 from promos.db import Database
 from promos.http.deps import CurrentPrincipal
 from promos.http.native import NativeRoute
@@ -200,9 +202,18 @@ class Side:
     offer: str
     program: str
     brand: str
+    hold: str  # a pool code hold of the batch
 
     def ids(self) -> list[str]:
-        return [self.client, self.batch, self.game, self.offer, self.program, self.brand]
+        return [
+            self.client,
+            self.batch,
+            self.game,
+            self.offer,
+            self.program,
+            self.brand,
+            self.hold,
+        ]
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,16 @@ async def world(database: Database, clock: FakeClock) -> World:
         await make_game(database, now=clock(), game_id=game)
         offer = await make_offer(database, now=clock(), gameId=game)
         program = await make_program(database, now=clock(), name=f"program {game}")
+        async with database.begin() as conn:
+            held = await holds.hold_code(
+                conn,
+                batch_id=batch.id,
+                client_id=client_id,
+                customer_id="holder",
+                order=f"order-{game}",
+                ttl=timedelta(hours=1),
+                now=clock(),
+            )
         sides.append(
             Side(
                 str(client_id),
@@ -229,9 +250,10 @@ async def world(database: Database, clock: FakeClock) -> World:
                 str(offer.id),
                 str(program.id),
                 str(900 + n),
+                str(held.id),
             )
         )
-    c = Side(str(uuid4()), str(uuid4()), "gamma", str(uuid4()), "99999", "999")
+    c = Side(str(uuid4()), str(uuid4()), "gamma", str(uuid4()), "99999", "999", "77777")
     return World(sides[0], sides[1], c)
 
 
@@ -271,6 +293,28 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("POST", "/v1/batches/{batch_id}/issues"): lambda s, _: (
         f"/v1/batches/{s.batch}/issues",
         {"client_id": s.client, "customer_id": "customer-1"},
+    ),
+    ("POST", "/v1/batches/{batch_id}/holds"): lambda s, _: (
+        f"/v1/batches/{s.batch}/holds",
+        {"client_id": s.client, "customer_id": "customer-1", "order": "order-1"},
+    ),
+    ("GET", "/v1/batches/{batch_id}/holds"): lambda s, _: (f"/v1/batches/{s.batch}/holds", None),
+    ("GET", "/v1/batches/{batch_id}/hold-settings"): lambda s, _: (
+        f"/v1/batches/{s.batch}/hold-settings",
+        None,
+    ),
+    ("PUT", "/v1/batches/{batch_id}/hold-settings"): lambda s, _: (
+        f"/v1/batches/{s.batch}/hold-settings",
+        {"released_codes": "return"},
+    ),
+    ("GET", "/v1/pool-code-holds/{hold_id}"): lambda s, _: (f"/v1/pool-code-holds/{s.hold}", None),
+    ("POST", "/v1/pool-code-holds/{hold_id}/confirm"): lambda s, _: (
+        f"/v1/pool-code-holds/{s.hold}/confirm",
+        None,
+    ),
+    ("POST", "/v1/pool-code-holds/{hold_id}/release"): lambda s, _: (
+        f"/v1/pool-code-holds/{s.hold}/release",
+        None,
     ),
     ("GET", "/v1/customers/{customer_id}/codes"): lambda s, _: (
         f"/v1/customers/customer-1/codes?client_id={s.client}",

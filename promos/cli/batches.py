@@ -1,4 +1,5 @@
-"""``promos batches``: the code pools' batches, listed, shown with their counts, expired."""
+"""``promos batches``: the code pools' batches, listed, shown with their counts, expired; their
+lapsed holds ended."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from promos.clock import utc_now
 from promos.codes import changes, service
 from promos.codes.schemas import BatchOut, StatsOut
 from promos.codes.service import BatchStats
+from promos.codes.sweeper import HoldSweeper
 from promos.db import Database
 from promos.settings import Settings
 
@@ -88,3 +90,17 @@ def expire(batch_id: UUID, *, as_json: bool) -> None:
         show_one(batch, as_json=True)
     else:
         click.echo(f"expired batch {batch.id} ({batch.name!r})")
+
+
+@batches.command("end-lapsed-holds")
+def end_lapsed_holds() -> None:
+    """End every lapsed pool code hold now: its code goes back to its pool or is burnt.
+
+    The server does this every PROMOS_POOL_HOLD_SWEEP_SECONDS; run it from cron where that
+    is 0."""
+
+    async def work(database: Database, _: Settings) -> int:
+        return await HoldSweeper(database, utc_now, every_seconds=0).sweep()
+
+    ended = run(work)
+    click.echo(f"ended {ended} lapsed hold{'' if ended == 1 else 's'}")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.audit import service as audit
 from promos.auth.service import Principal
-from promos.codes import csv_import, service
+from promos.codes import csv_import, holds, service
 from promos.codes.service import Batch, Rules
 
 
@@ -95,3 +95,23 @@ async def record_import(
         after={"batch": batch, "added": added},
         at=now,
     )
+
+
+async def set_released_codes(
+    conn: AsyncConnection, *, actor: Principal, batch_id: UUID, returned: bool, now: datetime
+) -> bool:
+    """Return the codes of the batch's holds that end from now on to the pool, or burn them."""
+    await service.get_batch(conn, batch_id, for_update=True)
+    before = await holds.returns_released_codes(conn, batch_id)
+    await holds.set_returns_released_codes(conn, batch_id, returned)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="batch.hold_settings",
+        target_type="batch",
+        target_id=batch_id,
+        before={"return_released_codes": before},
+        after={"return_released_codes": returned},
+        at=now,
+    )
+    return returned

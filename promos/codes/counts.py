@@ -68,6 +68,26 @@ async def add_total(conn: AsyncConnection, batch_id: UUID, added: int) -> None:
     )
 
 
+async def returned(conn: AsyncConnection, batch_id: UUID, *, issued_at: datetime) -> None:
+    """A code stamped issued at ``issued_at`` is free again (a hold's code returned to the
+    pool): taken off the checkpoint and its day if the checkpoint counted it already."""
+    moved = await conn.execute(
+        update(pool_counts)
+        .where(pool_counts.c.batch_id == batch_id, pool_counts.c.counted_until > issued_at)
+        .values(issued=pool_counts.c.issued - 1)
+    )
+    if moved.rowcount != 1:
+        return
+    await conn.execute(
+        update(pool_daily_issues)
+        .where(
+            pool_daily_issues.c.batch_id == batch_id,
+            pool_daily_issues.c.day == issued_at.astimezone(UTC).date(),
+        )
+        .values(issued=pool_daily_issues.c.issued - 1)
+    )
+
+
 def _day(conn: AsyncConnection) -> ColumnElement[Any]:
     """The UTC day of ``codes.issued_at``: SQLite stores it as naive UTC text."""
     if conn.dialect.name == "postgresql":

@@ -41,3 +41,27 @@ class InvalidCsv(InvalidInput):
 
 class DuplicateCode(Conflict):
     code = "duplicate_code"
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+
+
+class HoldExpired(Gone):
+    """A hold confirmed after it lapsed: its code is no longer the order's."""
+
+    code = "hold_expired"
+
+
+class HoldReleased(Conflict):
+    code = "hold_released"
+
+
+class HoldConfirmed(Conflict):
+    """A confirmed hold's code is issued: it is the customer's for good."""
+
+    code = "hold_confirmed"
+
+
+class OrderHeldForAnotherCustomer(Conflict):
+    code = "order_held_for_another_customer"

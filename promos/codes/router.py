@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.codes import changes, export, service
-from promos.codes.errors import BatchNotFound
+from promos.codes import changes, export, holds, service
+from promos.codes.errors import BatchNotFound, HoldNotFound
 from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import (
     BatchCreate,
     BatchOut,
     BatchPage,
+    HoldSettingsIn,
+    HoldSettingsOut,
     ImportOut,
     IssuedOut,
     IssuedPage,
     IssueIn,
+    PoolHoldIn,
+    PoolHoldOut,
+    PoolHoldPage,
     StatsOut,
 )
 from promos.codes.service import IssueRequest
@@ -30,7 +35,7 @@ from promos.http.native import NativeRoute
 from promos.http.pagination import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, page_fields
 from promos.http.responses import CSV_RESPONSE, CsvDownload
 from promos.http.scopes import Values, body, needs, path, query
-from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE
+from promos.validation import MAX_NAME_LENGTH, PRINTABLE_NO_SPACE, PathId
 
 router = APIRouter(
     route_class=NativeRoute,
@@ -264,3 +269,174 @@ async def customer_codes(
             after_key=after_key,
         )
     return IssuedPage(items=[IssuedOut.model_validate(i) for i in page.items], **page_fields(page))
+
+
+# --- holds -------------------------------------------------------------------------------------
+
+HoldKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retrying with the same key returns the first hold, holding no other code.",
+    ),
+]
+
+
+def _unknown_hold(values: Values) -> HoldNotFound:
+    return HoldNotFound(f"pool code hold {values.path.get('hold_id')} does not exist")
+
+
+async def _hold_client(conn: AsyncConnection, raw: str) -> list[str]:
+    try:
+        hold_id = int(raw)
+    except ValueError:
+        return []
+    client = await holds.hold_client(conn, hold_id) if 0 < hold_id < 2**63 else None
+    return [str(client)] if client is not None else []
+
+
+# A hold is seen and ended by a key of its code's client.
+HOLD_CLIENT = path("hold_id", unknown=_unknown_hold, resolve=_hold_client)
+_HOLD_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "hold_not_found"}
+}
+
+
+@router.post(
+    "/batches/{batch_id}/holds",
+    dependencies=[needs("pools", "use", at=body("client_id", unknown=_unknown_batch))],
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: {"model": ErrorBody, "description": "customer_limit_reached"},
+        404: {"model": ErrorBody, "description": "batch_not_found"},
+        422: {"model": ErrorBody, "description": "client_mismatch: not one of the batch's clients"},
+        409: {
+            "model": ErrorBody,
+            "description": "pool_exhausted, idempotency_key_reused or "
+            "order_held_for_another_customer",
+        },
+        410: {"model": ErrorBody, "description": "batch_expired"},
+    },
+)
+async def hold_code(
+    batch_id: UUID,
+    body: PoolHoldIn,
+    *,
+    state: State,
+    _: CurrentPrincipal,
+    idempotency_key: HoldKey = None,
+) -> PoolHoldOut:
+    """Hold a code of the batch and client for the order until the hold expires, under the
+    batch's rules (held codes count), or refuse as issuing would; the same order (or key)
+    asking again gets the same hold."""
+    ttl = min(body.ttl_seconds, state.settings.pool_hold_max_seconds)
+    async with state.database.begin() as conn:
+        held = await holds.hold_code(
+            conn,
+            batch_id=batch_id,
+            client_id=body.client_id,
+            customer_id=body.customer_id,
+            order=body.order,
+            ttl=timedelta(seconds=ttl),
+            now=state.clock(),
+            idempotency_key=idempotency_key,
+        )
+    return PoolHoldOut.model_validate(held)
+
+
+@router.get(
+    "/batches/{batch_id}/holds",
+    dependencies=[needs("pools", "read", at=BATCH_CLIENTS)],
+    responses={404: {"model": ErrorBody}},
+)
+async def live_holds(
+    batch_id: UUID,
+    state: State,
+    _: CurrentPrincipal,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PoolHoldPage:
+    """The batch's holds still held, soonest to expire first."""
+    after_key = decode_cursor(cursor, (datetime, int))
+    async with state.database.read() as conn:
+        await service.get_batch(conn, batch_id)
+        page = await holds.live_holds(
+            conn, batch_id=batch_id, now=state.clock(), limit=limit, after_key=after_key
+        )
+    items = [PoolHoldOut.model_validate(h) for h in page.items]
+    return PoolHoldPage(items=items, **page_fields(page))
+
+
+@router.get(
+    "/batches/{batch_id}/hold-settings",
+    dependencies=[needs("pools", "read", at=BATCH_CLIENTS)],
+    responses={404: {"model": ErrorBody}},
+)
+async def hold_settings(batch_id: UUID, state: State, _: CurrentPrincipal) -> HoldSettingsOut:
+    """What becomes of the code of a hold of the batch that is released or expires."""
+    async with state.database.read() as conn:
+        returned = await holds.returns_released_codes(conn, batch_id)
+    return HoldSettingsOut(batch_id=batch_id, released_codes="return" if returned else "burn")
+
+
+@router.put(
+    "/batches/{batch_id}/hold-settings",
+    dependencies=[needs("pools", "manage", at=BATCH_OWNER)],
+    responses={404: {"model": ErrorBody}},
+)
+async def set_hold_settings(
+    batch_id: UUID, body: HoldSettingsIn, state: State, principal: CurrentPrincipal
+) -> HoldSettingsOut:
+    """Return the codes of the batch's holds that end from now on to the pool, or burn them."""
+    async with state.database.begin() as conn:
+        await changes.set_released_codes(
+            conn,
+            actor=principal,
+            batch_id=batch_id,
+            returned=body.released_codes == "return",
+            now=state.clock(),
+        )
+    return HoldSettingsOut(batch_id=batch_id, released_codes=body.released_codes)
+
+
+@router.get(
+    "/pool-code-holds/{hold_id}",
+    dependencies=[needs("pools", "use", at=HOLD_CLIENT)],
+    responses=_HOLD_NOT_FOUND,
+)
+async def get_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> PoolHoldOut:
+    """The hold as it stands now (a lapsed one is expired, whether its code was returned or
+    burnt yet or not)."""
+    async with state.database.read() as conn:
+        return PoolHoldOut.model_validate(await holds.get_hold(conn, hold_id, now=state.clock()))
+
+
+@router.post(
+    "/pool-code-holds/{hold_id}/confirm",
+    dependencies=[needs("pools", "use", at=HOLD_CLIENT)],
+    responses={
+        **_HOLD_NOT_FOUND,
+        409: {"model": ErrorBody, "description": "hold_released"},
+        410: {"model": ErrorBody, "description": "hold_expired"},
+    },
+)
+async def confirm_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> PoolHoldOut:
+    """Issue the held code to its customer for good, under the hold's id (again: the same)."""
+    async with state.database.begin() as conn:
+        done = await holds.confirm(conn, hold_id=hold_id, now=state.clock())
+    return PoolHoldOut.model_validate(done)
+
+
+@router.post(
+    "/pool-code-holds/{hold_id}/release",
+    dependencies=[needs("pools", "use", at=HOLD_CLIENT)],
+    responses={**_HOLD_NOT_FOUND, 409: {"model": ErrorBody, "description": "hold_confirmed"}},
+)
+async def release_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> PoolHoldOut:
+    """End the hold now: its code goes back to the pool or is burnt, as the batch says (a
+    released or expired hold: as it is)."""
+    async with state.database.begin() as conn:
+        done = await holds.release(conn, hold_id=hold_id, now=state.clock())
+    return PoolHoldOut.model_validate(done)

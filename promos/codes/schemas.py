@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +14,8 @@ from promos.http.pagination import PageOut
 from promos.validation import MAX_PER_CUSTOMER, MAX_TIME_LIMIT_DAYS, Identifier, Name
 
 CustomerId = Identifier
+# What becomes of the code of a hold released or lapsed: burnt, or returned to the pool.
+ReleasedCodes = Literal["burn", "return"]
 
 
 class Strict(BaseModel):
@@ -219,3 +221,94 @@ class ImportOut(BaseModel):
     """The batch the codes went into."""
     added: int
     """How many codes were added."""
+
+
+# --- holds -------------------------------------------------------------------------------------
+
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+DEFAULT_HOLD_SECONDS = 900
+
+
+class PoolHoldIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "5b6f0a3e-2c1d-4e8f-9a7b-3c2d1e0f9a8b",
+                    "customer_id": "customer-1001",
+                    "order": "order-5531",
+                    "ttl_seconds": 900,
+                }
+            ]
+        },
+        use_attribute_docstrings=True,
+    )
+
+    client_id: Annotated[UUID, Field(strict=False)]
+    """One of the batch's clients (its `clients`): the code held is one of this client's."""
+    customer_id: CustomerId
+    """Who the code is held for (your own id for them)."""
+    order: Identifier
+    """The checkout's order: one live hold per order and batch."""
+    ttl_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_HOLD_SECONDS,
+            description="how long the hold lasts; cut to PROMOS_POOL_HOLD_MAX_SECONDS",
+        ),
+    ] = DEFAULT_HOLD_SECONDS
+
+
+class PoolHoldOut(Out):
+    model_config = ConfigDict(from_attributes=True, use_attribute_docstrings=True)
+
+    id: int
+    """The hold's id (a confirmed hold keeps it)."""
+    batch_id: UUID
+    """The batch its code came from."""
+    client_id: UUID
+    """The code's client."""
+    code: str
+    """The code held."""
+    customer_id: str
+    """Who holds it."""
+    order: str
+    """The order it is held for."""
+    status: Literal["held", "confirmed", "released", "expired"]
+    """`held`; `confirmed` (the code is the customer's, issued); `released`; `expired`
+    (past `expires_at`, whether or not its code was returned or burnt yet)."""
+    created_at: datetime
+    """When it was held (the code's `issued_at`)."""
+    expires_at: datetime
+    """When it lapses unless confirmed."""
+    ended_at: datetime | None
+    """When it was confirmed, released, or ended as expired (null for a lapsed hold whose
+    code has not been returned or burnt yet)."""
+    returned: bool | None
+    """For a released or expired hold that has ended: whether its code went back to the pool
+    (true) or was burnt (false); null otherwise."""
+
+
+class PoolHoldPage(PageOut):
+    items: Annotated[list[PoolHoldOut], Field(description="this page's live holds")]
+
+
+class HoldSettingsIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"released_codes": "return"}]},
+        use_attribute_docstrings=True,
+    )
+
+    released_codes: ReleasedCodes
+    """What becomes of the code of a hold released or expired from now on: `burn` (never
+    issued again: a code a customer has seen may be shared) or `return` (free again)."""
+
+
+class HoldSettingsOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    batch_id: UUID
+    """The batch."""
+    released_codes: ReleasedCodes
+    """What becomes of a released or expired hold's code: `burn` (default) or `return`."""

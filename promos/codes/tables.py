@@ -15,12 +15,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
     Table,
     Text,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,6 +47,9 @@ batches = Table(
     Column("time_limit_days", Integer, nullable=True),
     Column("expired", Boolean, nullable=False, server_default=text("false")),
     Column("created_at", UTCDateTime, nullable=False),
+    # Whether a released or expired hold's code goes back to the pool (else it is burnt).
+    # Read by holds alone (promos.codes.holds), never by the issuing statements.
+    Column("return_released_codes", Boolean, nullable=False, server_default=false()),
     CheckConstraint("max_per_customer IS NULL OR max_per_customer > 0", name="max_positive"),
     CheckConstraint("time_limit_days IS NULL OR time_limit_days > 0", name="time_positive"),
     # The console's listing, paged by key (promos.codes.service.batches_page).
@@ -159,4 +164,54 @@ pool_daily_issues = Table(
     Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("issued", BigInteger, nullable=False),
+)
+
+# A pool code held for an order (promos.codes.holds). Its code has left the free codes as an
+# issued one does (``codes.issued_at`` set, ``customer_id`` the holder), so issuing never
+# looks here. Ended holds stay, as the record of what became of their code: ``returned``
+# says whether it went back to the pool (else it was burnt; None while held or confirmed).
+pool_code_holds = Table(
+    "pool_code_holds",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=False),
+    Column("client_id", Uuid, nullable=False),
+    # Null only inside the transaction that takes it (the row is inserted first, so that a
+    # concurrent request of the same order waits on uq_pool_code_holds_order).
+    Column("code", Text, nullable=True),
+    Column("customer_id", String(255), nullable=False),
+    Column("order_ref", String(255), nullable=False),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("returned", Boolean, nullable=True),
+    CheckConstraint("status IN ('held', 'confirmed', 'released', 'expired')", name="status_known"),
+    ForeignKeyConstraint(["client_id", "code"], ["codes.client_id", "codes.code"]),
+    # A batch's live holds by expiry: the console's list, and the lapsed ones to end.
+    Index(
+        "ix_pool_code_holds_held",
+        "batch_id",
+        "expires_at",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
+    # One live hold per order and batch: the same order asking again gets the same hold.
+    Index(
+        "uq_pool_code_holds_order",
+        "batch_id",
+        "order_ref",
+        unique=True,
+        postgresql_where=text("status IN ('held', 'confirmed')"),
+        sqlite_where=text("status IN ('held', 'confirmed')"),
+    ),
+    Index(
+        "uq_pool_code_holds_idempotency",
+        "batch_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
 )

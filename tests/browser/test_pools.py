@@ -8,6 +8,7 @@ import io
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -92,6 +93,59 @@ def test_an_exported_batch_reads_back_as_csv(page: Page, tmp_path: Path):
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert [r["code"] for r in rows] == ["EX-1", "EX-2", "EX-3"]
     assert {r["client_id"] for r in rows} == {CLIENT}
+
+
+def _hold(server: str, batch_url: str, order: str) -> httpx.Response:
+    batch_id = batch_url.rsplit("/", 1)[1]
+    body = {"client_id": CLIENT, "customer_id": f"buyer-{order}", "order": order}
+    with httpx.Client(base_url=server, auth=(ADMIN, ADMIN_PASSWORD)) as api:
+        return api.post(f"/v1/batches/{batch_id}/holds", json=body)
+
+
+def test_a_batch_shows_its_live_holds_soonest_to_expire_first(
+    page: Page, server: str, tmp_path: Path
+):
+    sign_in(page, SALES, SALES_PASSWORD)
+    batch_url = _new_batch(page, "Browser holds")
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code\nHOLD-1\nHOLD-2\nHOLD-3\n")
+    _upload(page, batch_url, codes)
+    first = _hold(server, batch_url, "order-a").json()
+    _hold(server, batch_url, "order-b")
+    with httpx.Client(base_url=server, auth=(ADMIN, ADMIN_PASSWORD)) as api:
+        assert api.post(f"/v1/pool-code-holds/{first['id']}/release").status_code == 200
+
+    page.goto(batch_url)
+
+    rows = page.locator("#live-holds tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("HOLD-2")
+    expect(rows.first).to_contain_text("buyer-order-b")
+    expect(rows.first).to_contain_text("order-b")
+    expect(page.locator("#count-left")).to_have_text("1")  # one held, one burnt
+
+
+def test_a_batch_made_to_return_ended_holds_codes_says_so_and_can_be_changed(
+    page: Page, server: str
+):
+    sign_in(page, SALES, SALES_PASSWORD)
+    page.goto("/admin/pools/new")
+    page.get_by_label("Name").fill("Browser returns")
+    page.get_by_label("Client").fill(CLIENT)
+    page.get_by_label("Codes of ended holds").select_option("return")
+    page.get_by_role("button", name="Create batch").click()
+    expect(page.get_by_role("heading", name="Browser returns")).to_be_visible()
+    expect(page.get_by_label("Codes of ended holds")).to_have_value("return")
+
+    page.get_by_label("Codes of ended holds").select_option("burn")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_text("Codes of holds that end from now on are burnt.")).to_be_visible()
+    expect(page.get_by_label("Codes of ended holds")).to_have_value("burn")
+    batch_id = page.url.rsplit("/", 1)[1]
+    with httpx.Client(base_url=server, auth=(ADMIN, ADMIN_PASSWORD)) as api:
+        settings = api.get(f"/v1/batches/{batch_id}/hold-settings").json()
+    assert settings["released_codes"] == "burn"
 
 
 def test_a_new_brand_users_secret_is_shown_once(page: Page):

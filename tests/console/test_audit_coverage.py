@@ -36,6 +36,7 @@ AUDITED = {
     ("POST", "/admin/pools/{batch_id}/upload"): "batch.codes_add (test_pools.py)",
     ("POST", "/admin/pools/{batch_id}/codes"): "batch.codes_add (test_pools.py)",
     ("POST", "/admin/pools/{batch_id}/expire"): "batch.expire (test_pools.py)",
+    ("POST", "/admin/pools/{batch_id}/hold-settings"): "batch.hold_settings (test_pools.py)",
     ("POST", "/admin/brands/users/new"): "brand_user.create (test_brands.py)",
     ("POST", "/admin/brands/users/{user_id}/delete"): "brand_user.delete (test_brands.py)",
     ("POST", "/admin/games/new"): "game.create (test_offers.py)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 from html import unescape
 from uuid import UUID
 
@@ -15,7 +16,7 @@ import pytest
 
 from promos.audit import service as audit
 from promos.audit.service import AuditQuery
-from promos.codes import counts, service
+from promos.codes import counts, holds, service
 from promos.codes.service import IssueRequest, Rules
 from promos.console.paging import PAGE_SIZE
 from promos.db import Database
@@ -358,6 +359,53 @@ async def test_expiring_a_batch_stops_it_and_is_audited(as_sales, sales, databas
         assert (await service.get_batch(conn, batch.id)).expired
     [entry] = await _entries(database, "batch.expire")
     assert entry.actor_id == sales.id
+
+
+async def test_setting_a_batch_s_ended_hold_codes_is_audited(as_sales, sales, database, clock):
+    batch = await make_batch(database, now=clock(), codes=1)
+    page = f"/admin/pools/{batch.id}"
+
+    response = await submit(as_sales, page, f"{page}/hold-settings", {"released_codes": "return"})
+
+    assert response.status_code == 303
+    shown = await as_sales.get(page)
+    assert '<option value="return" selected>' in shown.text
+    async with database.begin() as conn:
+        assert await holds.returns_released_codes(conn, batch.id)
+    [entry] = await _entries(database, "batch.hold_settings")
+    assert entry.actor_id == sales.id
+
+
+async def test_a_bad_ended_hold_codes_setting_changes_nothing(as_sales, database, clock):
+    batch = await make_batch(database, now=clock(), codes=1)
+    page = f"/admin/pools/{batch.id}"
+
+    response = await submit(as_sales, page, f"{page}/hold-settings", {"released_codes": "keep"})
+
+    assert response.status_code == 303
+    assert "Choose burnt or returned." in (await as_sales.get(page)).text
+    assert await _entries(database, "batch.hold_settings") == []
+
+
+async def test_a_batch_page_lists_its_live_holds(as_sales, database, clock):
+    batch = await make_batch(database, now=clock(), codes=3, prefix="LIVE")
+    async with database.begin() as conn:
+        for order, ttl in (("order-late", 600), ("order-soon", 60)):
+            await holds.hold_code(
+                conn,
+                batch_id=batch.id,
+                client_id=CLIENT,
+                customer_id=f"buyer-{order}",
+                order=order,
+                ttl=timedelta(seconds=ttl),
+                now=clock(),
+            )
+
+    shown = await as_sales.get(f"/admin/pools/{batch.id}")
+
+    table = shown.text[shown.text.index('id="live-holds"') :]
+    assert table.index("order-soon") < table.index("order-late")
+    assert "LIVE-1" in table
 
 
 async def test_the_export_streams_every_code_as_csv(as_sales, state, database, clock):

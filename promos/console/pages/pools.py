@@ -1,6 +1,7 @@
 """Code pools (sales and admins): batches with their counters, a new batch, codes added from a
 CSV file (with a progress bar where JavaScript runs) or typed in, expiry, a batch's issues per
-day, a customer's codes, and a batch's export.
+day and live holds, what becomes of its held codes when their holds end, a customer's codes,
+and a batch's export.
 
 Changes go through ``promos.codes.changes``, as the API's do, audited with the signed-in
 person as actor. The counters are ``promos.codes.counts``: no page counts a batch's codes.
@@ -14,14 +15,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from promos.codes import changes, counts, export, service
+from promos.codes import changes, counts, export, holds, service
 from promos.codes.errors import BatchNotFound, DuplicateCode, InvalidCsv, InvalidRules
 from promos.codes.export import BATCH_CODES
-from promos.codes.schemas import RulesIn
+from promos.codes.schemas import ReleasedCodes, RulesIn
 from promos.console import sessions
 from promos.console.charts import bar_chart
 from promos.console.deps import PREFIX, Person, render, see_other
@@ -51,6 +52,23 @@ class BatchForm(RulesIn):
 
     client_id: UUID
     name: Name
+    released_codes: ReleasedCodes = "burn"
+
+
+class HoldSettingsForm(BaseModel):
+    """What becomes of the code of a hold of the batch that ends unconfirmed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    released_codes: ReleasedCodes
+
+
+# The batch page's live holds: the soonest to expire (the API lists them all, by page).
+LIVE_HOLDS_SHOWN = 20
+RELEASED_CODES = (
+    ("burn", "Burnt: never issued again"),
+    ("return", "Returned to the pool"),
+)
 
 
 def _batch_id(text: str) -> UUID:
@@ -79,7 +97,10 @@ async def batches(request: Request, state: State, _: Person, after: After = None
 
 def _new_form(request: Request, form: Form, *, status_code: int = 200) -> Response:
     return render(
-        request, "pools/new.html", {"title": "New batch", "form": form}, status_code=status_code
+        request,
+        "pools/new.html",
+        {"title": "New batch", "form": form, "released_options": RELEASED_CODES},
+        status_code=status_code,
     )
 
 
@@ -117,6 +138,10 @@ async def create_batch(request: Request, state: State, person: Person) -> Respon
             rules=rules,
             now=state.clock(),
         )
+        if values.released_codes == "return":
+            await changes.set_released_codes(
+                conn, actor=person.principal, batch_id=batch.id, returned=True, now=state.clock()
+            )
         await sessions.set_flash(conn, person.id, f"Batch {batch.name} created: add its codes.")
     return see_other(f"{POOLS}/{batch.id}")
 
@@ -168,6 +193,8 @@ async def batch_page(
         batch = await service.get_batch(conn, _batch_id(batch_id))
         found = await counts.counts(conn, batch.id, now=now)
         days = await counts.issues_per_day(conn, batch.id, days=CHART_DAYS, now=now)
+        live = await holds.live_holds(conn, batch_id=batch.id, now=now, limit=LIVE_HOLDS_SHOWN)
+        returned = await holds.returns_released_codes(conn, batch.id)
     return render(
         request,
         "pools/batch.html",
@@ -175,6 +202,10 @@ async def batch_page(
             "title": batch.name,
             "batch": batch,
             "counts": found,
+            "holds": live.items,
+            "shown_at_most": LIVE_HOLDS_SHOWN,
+            "hold_form": Form({"released_codes": "return" if returned else "burn"}),
+            "released_options": RELEASED_CODES,
             "chart": bar_chart(
                 Daily(Days(last=days[-1].day, count=len(days)), tuple(d.issued for d in days)),
                 what="codes issued",
@@ -282,6 +313,24 @@ async def expire(batch_id: str, state: State, person: Person) -> Response:
             conn, actor=person.principal, batch_id=_batch_id(batch_id), now=state.clock()
         )
         await sessions.set_flash(conn, person.id, f"Batch {batch.name} expired.")
+    return see_other(f"{POOLS}/{batch.id}")
+
+
+@router.post("/pools/{batch_id}/hold-settings")
+async def hold_settings(request: Request, batch_id: str, state: State, person: Person) -> Response:
+    """Return the codes of the batch's holds that end from now on to the pool, or burn them."""
+    values, _ = parse(HoldSettingsForm, _filled(await request.form()))
+    async with state.database.begin() as conn:
+        batch = await service.get_batch(conn, _batch_id(batch_id))
+        if values is None:
+            await sessions.set_flash(conn, person.id, "Choose burnt or returned.")
+            return see_other(f"{POOLS}/{batch.id}")
+        returned = values.released_codes == "return"
+        await changes.set_released_codes(
+            conn, actor=person.principal, batch_id=batch.id, returned=returned, now=state.clock()
+        )
+        fate = "go back to the pool" if returned else "are burnt"
+        await sessions.set_flash(conn, person.id, f"Codes of holds that end from now on {fate}.")
     return see_other(f"{POOLS}/{batch.id}")
 
 
