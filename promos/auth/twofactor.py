@@ -103,6 +103,26 @@ async def start(conn: AsyncConnection, *, user_id: int, username: str, now: date
     return Enrolment(secret, uri)
 
 
+async def pending_enrolment(
+    conn: AsyncConnection, *, user_id: int, username: str
+) -> Enrolment | None:
+    """The user's enrolment waiting for confirmation, if any (shown to the user again until
+    they confirm it)."""
+    secret = (
+        await conn.execute(
+            select(user_totp.c.secret).where(
+                user_totp.c.user_id == user_id, user_totp.c.confirmed_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    if secret is None:
+        return None
+    uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
+        name=username, issuer_name=ISSUER
+    )
+    return Enrolment(secret, uri)
+
+
 async def _accept_code(
     conn: AsyncConnection, *, user_id: int, otp: str, now: datetime, confirmed: bool
 ) -> bool:
