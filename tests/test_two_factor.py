@@ -4,6 +4,7 @@ the command line. Codes are computed with pyotp at the FakeClock's time."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from promos.audit.tables import audit_log
 from promos.auth import service as auth_service
 from promos.auth import twofactor
+from promos.auth.errors import InvalidSecondFactor
 from promos.db import Database
 from promos.settings import Settings
 from tests.conftest import ADMIN_PASSWORD, FakeClock
@@ -473,3 +475,40 @@ def test_the_cli_resets_a_locked_out_users_two_factor_sign_in(database_url, cloc
 async def _actions(conn: Any) -> list[tuple[str, str]]:
     rows = await conn.execute(select(audit_log.c.action, audit_log.c.actor_kind))
     return [(row.action, row.actor_kind) for row in rows]
+
+
+# --- under concurrency -------------------------------------------------------------------------
+
+
+async def _verify_at_once(database: Database, user_id: int, otp: str, now: Any) -> list[str]:
+    """``otp`` checked by many transactions at once, each on a connection of its own (sign-in
+    itself takes turns per login in one process: this is many processes' view)."""
+
+    async def one() -> str:
+        try:
+            async with database.begin() as conn:
+                return await twofactor.verify(conn, user_id=user_id, otp=otp, now=now)
+        except InvalidSecondFactor:
+            return "refused"
+
+    return list(await asyncio.gather(*(one() for _ in range(12))))
+
+
+@pytest.mark.postgres_only
+async def test_one_code_checked_at_once_by_many_is_accepted_once(database, sally, sally_2fa, clock):
+    secret, _ = sally_2fa
+
+    answers = await _verify_at_once(database, sally.id, code(secret, clock), clock())
+
+    assert sorted(answers) == ["refused"] * 11 + ["totp"]
+
+
+@pytest.mark.postgres_only
+async def test_one_recovery_code_checked_at_once_by_many_is_accepted_once(
+    database, sally, sally_2fa, clock
+):
+    _, codes = sally_2fa
+
+    answers = await _verify_at_once(database, sally.id, codes[0], clock())
+
+    assert sorted(answers) == ["recovery"] + ["refused"] * 11
