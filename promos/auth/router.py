@@ -311,9 +311,11 @@ _CODES_LIMITED: dict[int | str, dict[str, Any]] = {
 @router.get("/auth/two-factor", dependencies=[OWN])
 async def two_factor_status(state: State, principal: CurrentPrincipal) -> TwoFactorOut:
     """The caller's two-factor sign-in: on, pending, recovery codes left."""
+    person = principal.kind == "user" and principal.id != 0
     async with state.database.read() as conn:
-        found = await twofactor.status(conn, principal.id if principal.kind == "user" else 0)
-        required = principal.is_admin and await twofactor.required_for_admins(conn)
+        found = await twofactor.status(conn, principal.id if person else 0)
+        # Only people are held to it: an admin API key is not.
+        required = person and principal.is_admin and await twofactor.required_for_admins(conn)
     return TwoFactorOut(
         enabled=found.enabled,
         pending=found.pending,
