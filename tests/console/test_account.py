@@ -108,6 +108,24 @@ async def test_sign_in_asks_for_the_code_on_a_second_step(app, as_sales, sales, 
         assert (await client.get("/admin/account")).status_code == 200
 
 
+async def test_the_second_step_without_a_pending_sign_in_goes_back_to_sign_in(app):
+    async with browser(app) as client:
+        page = await client.get("/admin/sign-in")
+        response = await client.post(
+            "/admin/sign-in/code", data={"csrf_token": csrf_token(page.text), "otp": "123456"}
+        )
+
+        assert response.status_code == 303
+        assert response.headers["location"] == "/admin/sign-in"
+        assert "promos_session" not in client.cookies
+
+
+async def test_a_strangers_post_of_a_code_is_refused_by_csrf(client):
+    response = await client.post("/admin/sign-in/code", data={"otp": "123456"})
+
+    assert response.status_code == 403
+
+
 async def test_a_wrong_code_on_the_second_step_is_refused(app, as_sales, clock):
     await _enrol(as_sales, clock)
     async with browser(app) as client:
