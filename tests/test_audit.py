@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import func, select
 
@@ -23,6 +24,7 @@ from promos.app import create_app
 from promos.audit import service as audit
 from promos.audit.tables import audit_log
 from promos.auth import service as auth_service
+from promos.auth import twofactor
 from promos.auth.tables import api_keys, tokens, users
 from promos.brands import service as brands
 from promos.brands.tables import brand_users
@@ -275,6 +277,83 @@ async def sign_out(ctx: Ctx, path: str) -> Expected:
             await conn.execute(select(tokens.c.id).where(tokens.c.revoked_at.is_not(None)))
         ).scalars()
     return Expected("token.revoke", "token", token_id)
+
+
+# two-factor sign-in
+
+
+async def _root_token(ctx: Ctx) -> dict[str, str]:
+    signed_in = await ok(
+        await ctx.client.post("/v1/auth/tokens", json={"login": "root", "password": ADMIN_PASSWORD})
+    )
+    return {"Authorization": f"Bearer {signed_in['token']}"}
+
+
+async def _root_enrolled(ctx: Ctx) -> dict[str, str]:
+    """Root with two-factor sign-in on; the case's admin header becomes root's token, since
+    HTTP Basic is refused for a user who has a second factor."""
+    bearer = await _root_token(ctx)
+    started = await ok(await ctx.client.post("/v1/auth/two-factor", headers=bearer))
+    otp = pyotp.TOTP(started["secret"]).at(ctx.clock())
+    confirm = "/v1/auth/two-factor/confirm"
+    await ok(await ctx.client.post(confirm, json={"otp": otp}, headers=bearer))
+    ctx.admin.update(bearer)
+    return bearer
+
+
+@case("POST", "/v1/auth/two-factor")
+async def start_two_factor(ctx: Ctx, path: str) -> Expected:
+    await ok(await ctx.client.post(path, headers=await _root_token(ctx)))
+    return Expected(
+        "user.two_factor_start", "user", await _root_id(ctx.database), after={"username": "root"}
+    )
+
+
+@case("POST", "/v1/auth/two-factor/confirm")
+async def confirm_two_factor(ctx: Ctx, path: str) -> Expected:
+    await _root_enrolled(ctx)
+    after = {"username": "root", "recovery_codes": 10}
+    return Expected("user.two_factor_enable", "user", await _root_id(ctx.database), after=after)
+
+
+@case("POST", "/v1/auth/two-factor/disable")
+async def disable_two_factor(ctx: Ctx, path: str) -> Expected:
+    bearer = await _root_enrolled(ctx)
+    await ok(await ctx.client.post(path, json={"password": ADMIN_PASSWORD}, headers=bearer))
+    after = {"username": "root", "proof": "password"}
+    return Expected("user.two_factor_disable", "user", await _root_id(ctx.database), after=after)
+
+
+@case("DELETE", "/v1/users/{user_id}/two-factor")
+async def reset_two_factor(ctx: Ctx, path: str) -> Expected:
+    user = await make_user(ctx.database, now=ctx.clock())
+    now = ctx.clock()
+    async with ctx.database.begin() as conn:
+        started = await twofactor.start(conn, user_id=user.id, username=user.username, now=now)
+        otp = pyotp.TOTP(started.secret).at(now)
+        await twofactor.confirm(conn, user_id=user.id, otp=otp, now=now)
+    await ok(await ctx.client.delete(fill(path, user_id=user.id), headers=ctx.admin))
+    return Expected(
+        "user.two_factor_reset",
+        "user",
+        user.id,
+        before={"two_factor": True},
+        after={"two_factor": False},
+    )
+
+
+@case("PUT", "/v1/auth/settings")
+async def require_two_factor(ctx: Ctx, path: str) -> Expected:
+    bearer = await _root_enrolled(ctx)
+    body = {"require_two_factor_for_admins": True}
+    await ok(await ctx.client.put(path, json=body, headers=bearer))
+    return Expected(
+        "auth_settings.update",
+        "auth_settings",
+        "require_two_factor_for_admins",
+        before={"require_two_factor_for_admins": False},
+        after=body,
+    )
 
 
 # code pools

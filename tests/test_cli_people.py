@@ -61,7 +61,7 @@ def test_users_list_shows_every_user_in_a_table(database_url):
 
     assert result.exit_code == 0, result.output
     header, *lines = result.stdout.splitlines()
-    assert header.split() == ["id", "username", "role", "disabled", "created_at"]
+    assert header.split() == ["id", "username", "role", "disabled", "two_factor", "created_at"]
     assert [line.split()[1] for line in lines] == ["sally", "tom"]
 
 
@@ -79,6 +79,7 @@ def test_users_list_json_prints_one_user_a_line_as_the_api_shows_them(database_u
         "role": "sales",
         "created_at": NOW.isoformat().replace("+00:00", "Z"),
         "disabled": False,
+        "two_factor": False,
     }
     assert second["username"] == "tom"
 

@@ -21,8 +21,14 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.auth import service
-from promos.auth.errors import CredentialNotForRoute, CredentialRequired, InvalidCredentials
+from promos.auth import service, twofactor
+from promos.auth.errors import (
+    BasicRefusedForTwoFactor,
+    CredentialNotForRoute,
+    CredentialRequired,
+    InvalidCredentials,
+    TwoFactorEnrolmentRequired,
+)
 from promos.auth.service import Principal, Route
 from promos.auth.usage import KeyUsage
 from promos.clock import Clock
@@ -81,6 +87,12 @@ class Authenticator:
             raise CredentialNotForRoute(
                 "this credential (the Offers seed's OFFERS_BASICAUTH_* pair) opens the Offers "
                 "management routes only (games and offers): use a Promos user or API key here"
+            )
+        if principal.enrol_only and route not in twofactor.ENROL_ROUTES:
+            raise TwoFactorEnrolmentRequired(
+                "admins must sign in with a second factor, and this user has none yet: enrol "
+                "first (POST /v1/auth/two-factor, then POST /v1/auth/two-factor/confirm), "
+                "then sign in again"
             )
         return principal
 
@@ -180,7 +192,15 @@ class Authenticator:
 
 async def _basic(conn: AsyncConnection, username: str, password: str) -> Principal:
     user = await service.verify_password(conn, username, password)
-    return Principal("user", user.id, user.username, user.role)
+    if user.two_factor:
+        # Basic carries no second factor, and a password alone is not enough for this user.
+        raise BasicRefusedForTwoFactor(
+            f"user {user.username!r} signs in with a second factor, which HTTP Basic cannot "
+            "carry: sign in for a token (POST /v1/auth/tokens with otp) and send it as "
+            "'Authorization: Bearer <token>'; a machine uses an API key"
+        )
+    enrol_only = await twofactor.must_enrol(conn, user_id=user.id, role=user.role)
+    return Principal("user", user.id, user.username, user.role, enrol_only=enrol_only)
 
 
 def _same_pair(given: tuple[str, str], expected: tuple[str, str]) -> bool:

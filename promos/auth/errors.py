@@ -97,3 +97,60 @@ class CannotDisableSelf(RuleViolation):
     """An admin may not disable their own user (another admin may)."""
 
     code = "cannot_disable_self"
+
+
+class SecondFactorRequired(Unauthenticated):
+    """The password was right, and the user signs in with a second factor too: send ``otp``
+    (a current code, or a recovery code)."""
+
+    code = "second_factor_required"
+
+
+class InvalidSecondFactor(Unauthenticated):
+    """The code given is not a current, unused code of the user, nor an unused recovery code."""
+
+    code = "invalid_second_factor"
+
+
+class WrongSecondFactor(PermissionDenied):
+    """A signed-in user's code, given to confirm or disable two-factor sign-in, is wrong."""
+
+    code = "wrong_second_factor"
+
+
+class BasicRefusedForTwoFactor(Unauthenticated):
+    """HTTP Basic cannot carry a second factor: a user who has one signs in for a token."""
+
+    code = "basic_refused_two_factor"
+
+
+class TwoFactorEnrolmentRequired(PermissionDenied):
+    """An admin without two-factor sign-in while it is required for admins: their credential
+    opens only their own account's routes until they enrol."""
+
+    code = "two_factor_enrolment_required"
+
+
+class TwoFactorEnabled(Conflict):
+    """Two-factor sign-in is on already: disable it first to enrol a new device."""
+
+    code = "two_factor_enabled"
+
+
+class TwoFactorNotStarted(Conflict):
+    """Nothing to confirm or disable: no enrolment was started, or it is on/off already."""
+
+    code = "two_factor_not_started"
+
+
+class TwoFactorForPeople(PermissionDenied):
+    """Two-factor sign-in is for people: an API key or the Offers seed's pair has none."""
+
+    code = "two_factor_for_people"
+
+
+class EnrolBeforeRequiring(RuleViolation):
+    """An admin who has no second factor may not require one of every admin: they would be
+    the first one locked out of everything but enrolling."""
+
+    code = "enrol_before_requiring"

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
 from promos.audit import service as audit
-from promos.auth import changes, service
-from promos.auth.errors import InvalidCredentials, WrongPassword
+from promos.auth import changes, service, twofactor
+from promos.auth.errors import (
+    InvalidCredentials,
+    InvalidSecondFactor,
+    WrongPassword,
+    WrongSecondFactor,
+)
 from promos.auth.schemas import (
     ApiKeyCreate,
     ApiKeyOut,
     ApiKeyPage,
     ApiKeyRotate,
+    AuthSettingsIn,
+    AuthSettingsOut,
+    CodeIn,
+    EnrolmentOut,
     NewApiKeyOut,
     PasswordChange,
     PasswordReset,
+    RecoveryCodesOut,
     SignIn,
     TokenOut,
+    TwoFactorDisable,
+    TwoFactorOut,
     UserCreate,
     UserOut,
     UserPage,
     WhoAmI,
 )
 from promos.auth.scopes import parse_scope
+from promos.errors import InvalidInput
 from promos.http.deps import AdminPrincipal, CurrentPrincipal, State
 from promos.http.errors import ErrorBody
 from promos.http.native import NativeRoute
@@ -41,16 +55,24 @@ router = APIRouter(
 @router.post(
     "/auth/tokens",
     status_code=status.HTTP_201_CREATED,
-    responses={429: {"model": ErrorBody, "description": "too many failed sign-ins"}},
+    responses={
+        401: {
+            "model": ErrorBody,
+            "description": "invalid_credentials, second_factor_required or invalid_second_factor",
+        },
+        429: {"model": ErrorBody, "description": "too many failed sign-ins"},
+    },
 )
 async def sign_in(request: Request, body: SignIn, state: State) -> TokenOut:
-    """Exchange a user name and password for a bearer token (failed attempts are rate limited)."""
+    """Exchange a user name and password (and `otp`, for a user with two-factor sign-in) for a
+    bearer token. Failed attempts, wrong second factors included, are rate limited."""
     attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=body.login)
     async with attempt, state.database.begin() as conn:
         issued = await service.sign_in(
             conn,
             username=body.login,
             password=body.password,
+            otp=body.otp,
             ttl=timedelta(seconds=state.settings.token_ttl_seconds),
             now=state.clock(),
         )
@@ -268,3 +290,138 @@ async def revoke_api_key(key_id: PathId, state: State, principal: AdminPrincipal
         await changes.revoke_api_key(conn, actor=principal, key_id=key_id, now=state.clock())
     state.authenticator.forget_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- two-factor sign-in --------------------------------------------------------------------------
+
+_OWN_2FA: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "two_factor_for_people: an API key has none"},
+    409: {"model": ErrorBody, "description": "two_factor_enabled or two_factor_not_started"},
+}
+_CODES_LIMITED: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorBody,
+        "description": "wrong_second_factor, wrong_password or two_factor_for_people",
+    },
+    409: {"model": ErrorBody, "description": "two_factor_not_started"},
+    429: {"model": ErrorBody, "description": "too many wrong codes (they count as sign-ins)"},
+}
+
+
+@router.get("/auth/two-factor", dependencies=[OWN])
+async def two_factor_status(state: State, principal: CurrentPrincipal) -> TwoFactorOut:
+    """The caller's two-factor sign-in: on, pending, recovery codes left."""
+    person = principal.kind == "user" and principal.id != 0
+    async with state.database.read() as conn:
+        found = await twofactor.status(conn, principal.id if person else 0)
+        # Only people are held to it: an admin API key is not.
+        required = person and principal.is_admin and await twofactor.required_for_admins(conn)
+    return TwoFactorOut(
+        enabled=found.enabled,
+        pending=found.pending,
+        recovery_codes_left=found.recovery_codes_left,
+        required=required,
+    )
+
+
+@router.post(
+    "/auth/two-factor",
+    dependencies=[OWN],
+    status_code=status.HTTP_201_CREATED,
+    responses=_OWN_2FA,
+)
+async def start_two_factor(state: State, principal: CurrentPrincipal) -> EnrolmentOut:
+    """Start enrolling: a new TOTP secret and its otpauth:// URI, not asked for at sign-in
+    until confirmed (starting again replaces a pending one)."""
+    async with state.database.begin() as conn:
+        enrolment = await changes.start_two_factor(conn, actor=principal, now=state.clock())
+    return EnrolmentOut(secret=enrolment.secret, uri=enrolment.uri)
+
+
+@router.post("/auth/two-factor/confirm", dependencies=[OWN], responses=_CODES_LIMITED)
+async def confirm_two_factor(
+    request: Request, body: CodeIn, state: State, principal: CurrentPrincipal
+) -> RecoveryCodesOut:
+    """Turn two-factor sign-in on with a current code: the recovery codes, shown this once."""
+    attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=principal.name)
+    try:
+        async with attempt, state.database.begin() as conn:
+            codes = await changes.confirm_two_factor(
+                conn, actor=principal, otp=body.otp, now=state.clock()
+            )
+    except InvalidSecondFactor as exc:
+        raise WrongSecondFactor(exc.message) from None
+    # A credential that could only enrol opens everything from now on.
+    state.authenticator.forget_all()
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
+@router.post(
+    "/auth/two-factor/disable",
+    dependencies=[OWN],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_CODES_LIMITED,
+)
+async def disable_two_factor(
+    request: Request, body: TwoFactorDisable, state: State, principal: CurrentPrincipal
+) -> Response:
+    """Turn the caller's two-factor sign-in off, proven with `otp` (a current code or a
+    recovery code) or `password`."""
+    if not body.otp and not body.password:
+        raise InvalidInput("send otp (a current code or a recovery code) or password")
+    attempt = state.limits.sign_in_attempt(client=client_key(request.scope), login=principal.name)
+    try:
+        async with attempt, state.database.begin() as conn:
+            await changes.disable_own_two_factor(
+                conn, actor=principal, otp=body.otp, password=body.password, now=state.clock()
+            )
+    except InvalidSecondFactor as exc:
+        raise WrongSecondFactor(exc.message) from None
+    except InvalidCredentials:
+        raise WrongPassword("password is not this user's password") from None
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/users/{user_id}/two-factor",
+    dependencies=[needs("people", "manage")],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def reset_two_factor(user_id: PathId, state: State, principal: AdminPrincipal) -> Response:
+    """Turn a user's two-factor sign-in off (a lost device): they sign in with their password
+    alone until they enrol again."""
+    async with state.database.begin() as conn:
+        await changes.reset_two_factor(conn, actor=principal, user_id=user_id, now=state.clock())
+    state.authenticator.forget_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/auth/settings", dependencies=[needs("people", "read")])
+async def auth_settings(state: State, _: AdminPrincipal) -> AuthSettingsOut:
+    """The sign-in policies: whether admins must sign in with a second factor."""
+    async with state.database.read() as conn:
+        required = await twofactor.required_for_admins(conn)
+    return AuthSettingsOut(require_two_factor_for_admins=required)
+
+
+@router.put(
+    "/auth/settings",
+    dependencies=[needs("people", "manage")],
+    responses={403: {"model": ErrorBody}},
+)
+async def change_auth_settings(
+    body: AuthSettingsIn, state: State, principal: AdminPrincipal
+) -> AuthSettingsOut:
+    """Require (or stop requiring) a second factor of every admin. An admin without one is
+    then limited to enrolling (docs/operations.md, "Two-factor sign-in")."""
+    async with state.database.begin() as conn:
+        await changes.set_two_factor_required(
+            conn,
+            actor=principal,
+            required=body.require_two_factor_for_admins,
+            now=state.clock(),
+        )
+    state.authenticator.forget_all()
+    return AuthSettingsOut(require_two_factor_for_admins=body.require_two_factor_for_admins)

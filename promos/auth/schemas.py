@@ -25,6 +25,11 @@ NewPassword = Annotated[
     ),
 ]
 
+# A TOTP code (6 digits) or a recovery code (xxxx-xxxx-xxxx-xxxx).
+SecondFactor = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=STORABLE, examples=["123456"])
+]
+
 
 class SignIn(BaseModel):
     model_config = ConfigDict(
@@ -37,6 +42,9 @@ class SignIn(BaseModel):
     """The user name."""
     password: Secret
     """The password."""
+    otp: SecondFactor | None = None
+    """A user with two-factor sign-in: a current code from their authenticator app, or an
+    unused recovery code (without it: 401 second_factor_required)."""
 
 
 class UserOut(BaseModel):
@@ -52,6 +60,8 @@ class UserOut(BaseModel):
     """When it was made."""
     disabled: bool
     """Whether it was disabled (it can no longer sign in)."""
+    two_factor: bool = False
+    """Whether they sign in with a second factor (TOTP)."""
 
 
 class TokenOut(BaseModel):
@@ -227,3 +237,76 @@ class UserPage(PageOut):
 
 class ApiKeyPage(PageOut):
     items: Annotated[list[ApiKeyOut], Field(description="this page's API keys")]
+
+
+class TwoFactorOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
+
+    enabled: bool
+    """Whether the user signs in with a second factor."""
+    pending: bool
+    """An enrolment was started and waits for its confirmation with a code."""
+    recovery_codes_left: int
+    """Unused recovery codes (0 while it is off)."""
+    required: bool
+    """Whether admins must sign in with a second factor (and this user is an admin)."""
+
+
+class EnrolmentOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
+
+    secret: str
+    """The TOTP secret (base32), to type into an authenticator app."""
+    uri: str
+    """The same as an otpauth:// URI, for a QR code."""
+
+
+class CodeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"otp": "123456"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    otp: SecondFactor
+    """A current code from the authenticator app."""
+
+
+class RecoveryCodesOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    recovery_codes: list[str]
+    """Each works once in place of a code: shown this once, stored only as digests."""
+
+
+class TwoFactorDisable(BaseModel):
+    """Proof that it is the user: a current code (or a recovery code), or the password."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"otp": "123456"}, {"password": "a long password"}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    otp: SecondFactor | None = None
+    """A current code, or an unused recovery code."""
+    password: Secret | None = None
+    """The user's password (for a lost device)."""
+
+
+class AuthSettingsOut(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    require_two_factor_for_admins: bool
+    """Whether every admin must sign in with a second factor."""
+
+
+class AuthSettingsIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"require_two_factor_for_admins": True}]},
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    require_two_factor_for_admins: bool
+    """Whether every admin must sign in with a second factor."""

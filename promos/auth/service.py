@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.auth import twofactor
 from promos.auth.errors import (
     ApiKeyNotFound,
     ApiKeyRevoked,
@@ -33,7 +34,14 @@ from promos.auth.errors import (
     WeakPassword,
 )
 from promos.auth.scopes import Grants, Scope
-from promos.auth.tables import api_key_old_secrets, api_key_scopes, api_keys, tokens, users
+from promos.auth.tables import (
+    api_key_old_secrets,
+    api_key_scopes,
+    api_keys,
+    tokens,
+    user_totp,
+    users,
+)
 from promos.pagination import Key, Page, after, read_page
 from promos.validation import HIDDEN, SURROGATES
 
@@ -93,6 +101,9 @@ class Principal:
     # When the credential stops working by itself (a key's expiry, an old secret's grace):
     # no cache may trust it longer.
     expires_at: datetime | None = None
+    # An admin without a second factor while admins need one: this credential opens only
+    # their own account's routes (``twofactor.ENROL_ROUTES``) until they enrol.
+    enrol_only: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -111,6 +122,8 @@ class User:
     role: Role
     created_at: datetime
     disabled: bool
+    # Whether they sign in with a second factor (TOTP).
+    two_factor: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +167,27 @@ def digest(secret: str) -> str:
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.username, row.role, row.created_at, row.disabled_at is not None)
+    return User(
+        row.id,
+        row.username,
+        row.role,
+        row.created_at,
+        row.disabled_at is not None,
+        two_factor=bool(row.two_factor),
+    )
+
+
+# Whether each user read has two-factor sign-in on, in the same query.
+_TWO_FACTOR = (
+    exists()
+    .where(user_totp.c.user_id == users.c.id, user_totp.c.confirmed_at.is_not(None))
+    .label("two_factor")
+)
+
+
+def _users() -> Any:
+    """A query of users, each with ``two_factor``."""
+    return select(users, _TWO_FACTOR)
 
 
 def _api_key(
@@ -263,21 +296,21 @@ async def count_users(conn: AsyncConnection) -> int:
 
 
 async def list_users(conn: AsyncConnection) -> list[User]:
-    return [_user(row) for row in await conn.execute(select(users).order_by(users.c.id))]
+    return [_user(row) for row in await conn.execute(_users().order_by(users.c.id))]
 
 
 async def users_page(
     conn: AsyncConnection, *, limit: int, after_key: Key | None = None
 ) -> Page[User]:
     """Users, oldest first: a page after ``after_key`` (id)."""
-    query = select(users).order_by(users.c.id).where(after((users.c.id,), after_key))
+    query = _users().order_by(users.c.id).where(after((users.c.id,), after_key))
     return await read_page(conn, query, limit=limit, key=lambda row: (row.id,), item=_user)
 
 
 async def get_user(conn: AsyncConnection, user_id: int, *, for_update: bool = False) -> User:
     """The user; ``for_update`` locks their row until the transaction ends (PostgreSQL)."""
-    query = select(users).where(users.c.id == user_id)
-    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    query = _users().where(users.c.id == user_id)
+    row = (await conn.execute(query.with_for_update(of=users) if for_update else query)).first()
     if row is None:
         raise UserNotFound(f"user {user_id} does not exist")
     return _user(row)
@@ -285,7 +318,7 @@ async def get_user(conn: AsyncConnection, user_id: int, *, for_update: bool = Fa
 
 async def get_user_by_name(conn: AsyncConnection, username: str) -> User:
     """The user with that name (disabled or not)."""
-    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    row = (await conn.execute(_users().where(users.c.username == username))).first()
     if row is None:
         raise UserNotFound(f"user {username!r} does not exist")
     return _user(row)
@@ -325,8 +358,9 @@ async def verify_password(
     ``lock`` holds a share lock on the user's row (PostgreSQL) until the transaction ends, so
     that a password change or a disable committed meanwhile waits, or is seen.
     """
-    query = select(users).where(users.c.username == username)
-    row = (await conn.execute(query.with_for_update(read=True) if lock else query)).first()
+    query = _users().where(users.c.username == username)
+    locked = query.with_for_update(read=True, of=users) if lock else query
+    row = (await conn.execute(locked)).first()
     try:
         # argon2 is deliberately slow; off the event loop it does not stall other requests.
         await asyncio.to_thread(
@@ -348,10 +382,14 @@ async def sign_in(
     password: str,
     ttl: timedelta,
     now: datetime,
+    otp: str | None = None,
 ) -> IssuedToken:
-    """Check a password and hand out an opaque bearer token that expires after ``ttl``."""
+    """Check a password, and the second factor ``otp`` of a user who has one
+    (``twofactor.second_factor``), and hand out an opaque bearer token that expires after
+    ``ttl``."""
     # Locked: a token is never handed out for a password that a concurrent change replaced.
     user = await verify_password(conn, username, password, lock=True)
+    await twofactor.second_factor(conn, user_id=user.id, role=user.role, otp=otp, now=now)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = now + ttl
     await conn.execute(
@@ -430,7 +468,8 @@ async def principal_for_token(conn: AsyncConnection, token: str, *, now: datetim
     ).first()
     if row is None:
         raise InvalidCredentials("the token is unknown, expired or revoked")
-    return Principal("user", row.id, row.username, row.role)
+    enrol_only = await twofactor.must_enrol(conn, user_id=row.id, role=row.role)
+    return Principal("user", row.id, row.username, row.role, enrol_only=enrol_only)
 
 
 async def create_api_key(

@@ -83,3 +83,39 @@ api_key_old_secrets = Table(
     Column("valid_until", UTCDateTime, nullable=False),
     Index("ix_api_key_old_secrets_key", "key_id"),
 )
+
+# A user's TOTP secret (RFC 6238). Pending until confirmed with a code (``confirmed_at``);
+# only a confirmed one is asked for at sign-in. Stored as is: the server must compute the
+# codes, as every TOTP server does (docs/operations.md, "Two-factor sign-in").
+user_totp = Table(
+    "user_totp",
+    metadata,
+    Column("user_id", BigIntId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    # The last time step whose code was accepted: a code is accepted once, never replayed.
+    Column("last_step", BigInteger, nullable=True),
+)
+
+# One row per recovery code: SHA-256 of an 80-bit random code (a fast digest is safe for a
+# secret of that entropy, as for tokens); ``used_at`` once it has been used.
+user_recovery_codes = Table(
+    "user_recovery_codes",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", BigIntId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Index("ix_user_recovery_codes_user", "user_id"),
+)
+
+# Sign-in policies an admin changes through the API and the console, one row per name
+# (a missing row: the default).
+auth_settings = Table(
+    "auth_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)

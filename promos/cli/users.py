@@ -1,4 +1,4 @@
-"""``promos users``: add, list, show and disable users, and reset a password."""
+"""``promos users``: add, list, show and disable users, reset a password or two-factor sign-in."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from promos.clock import utc_now
 from promos.db import Database
 from promos.settings import Settings
 
-COLUMNS = ("id", "username", "role", "disabled", "created_at")
+COLUMNS = ("id", "username", "role", "disabled", "two_factor", "created_at")
 
 
 @click.group()
@@ -120,3 +120,26 @@ def reset_password(username: str, password: str) -> None:
 
     revoked = run(work)
     click.echo(f"new password set for {username!r}; {revoked} sign-in token(s) revoked")
+
+
+@users.command("reset-2fa")
+@click.argument("username")
+def reset_two_factor(username: str) -> None:
+    """Turn off USERNAME's two-factor sign-in (a lost device, no recovery code left).
+
+    They sign in with their password alone until they enrol again (an admin who must have
+    two-factor sign-in can then only enrol). A running server's cache of verified
+    credentials may take up to PROMOS_AUTH_CACHE_SECONDS to see it."""
+
+    async def work(database: Database, _: Settings) -> service.User:
+        async with database.begin() as conn:
+            user = await service.get_user_by_name(conn, username)
+            return await changes.reset_two_factor(
+                conn, actor=cli_actor(), user_id=user.id, now=utc_now()
+            )
+
+    user = run(work)
+    if user.two_factor:
+        click.echo(f"two-factor sign-in turned off for {username!r}")
+    else:
+        click.echo(f"{username!r} had no two-factor sign-in: nothing to turn off")

@@ -235,6 +235,9 @@ class PromosSignIn(BaseModel):
     """The user name."""
     password: Secret
     """The password."""
+    otp: Annotated[str, Field(min_length=1, max_length=64, pattern=STORABLE)] | None = None
+    """Promos' addition: a user with two-factor sign-in sends a current code (or a recovery
+    code) here; without it, 401 "second_factor_required"."""
 
 
 class TokenBody(BaseModel):
@@ -268,6 +271,7 @@ async def signin(request: Request, body: PromosSignIn, state: State) -> TokenBod
             conn,
             username=body.login,
             password=body.password,
+            otp=body.otp,
             ttl=timedelta(seconds=state.settings.token_ttl_seconds),
             now=state.clock(),
         )

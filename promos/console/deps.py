@@ -20,6 +20,7 @@ from promos.settings import Settings
 
 PREFIX = "/admin"
 SIGN_IN = f"{PREFIX}/sign-in"
+ACCOUNT = f"{PREFIX}/account"
 SESSION_COOKIE = "promos_session"
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"

@@ -15,6 +15,7 @@ from promos.console.deps import PREFIX, STATIC
 from promos.console.funnels import HeldFunnels
 from promos.console.headers import STATIC_HEADERS
 from promos.console.pages import (
+    account,
     audit,
     brands,
     catalog,
@@ -32,6 +33,7 @@ PAGES: tuple[APIRouter, ...] = (
     signin.router,
     signin.signed_in,
     home.router,
+    account.router,
     people.router,
     audit.router,
     promocodes.router,

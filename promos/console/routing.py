@@ -13,9 +13,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.responses import HTMLResponse
 
-from promos.auth.errors import CredentialRequired
+from promos.auth.errors import CredentialRequired, TwoFactorEnrolmentRequired
 from promos.console import csrf, sessions
 from promos.console.deps import (
+    ACCOUNT,
     SESSION_COOKIE,
     SIGN_IN,
     delete_cookie,
@@ -31,6 +32,10 @@ from promos.http.errors import as_domain_error, log_unhandled, status_for
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What an admin who must enrol in two-factor sign-in is served: their account page, to enrol.
+ENROL_PAGES = frozenset(
+    {ACCOUNT, f"{ACCOUNT}/two-factor", f"{ACCOUNT}/two-factor/confirm", "/admin/sign-out"}
+)
 
 _TITLES = {
     400: "Bad request",
@@ -110,6 +115,12 @@ async def _admit(request: Request, *, needs_session: bool) -> Response | None:
         request.state.principal = session.principal  # named in the access log
     elif needs_session:
         return to_sign_in(request, ended=bool(secret))
+    if session is not None and session.must_enrol and request.url.path not in ENROL_PAGES:
+        if request.method in SAFE_METHODS:
+            return see_other(ACCOUNT)
+        raise TwoFactorEnrolmentRequired(
+            "admins must sign in with a second factor: set yours up on your account page first"
+        )
     if request.method not in SAFE_METHODS:
         expected = (
             session.csrf_token

@@ -11,18 +11,21 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.auth import twofactor
 from promos.auth.service import Principal, Role, User, digest
-from promos.auth.tables import users
+from promos.auth.tables import auth_settings, user_totp, users
 from promos.console import csrf
-from promos.console.tables import console_sessions
+from promos.console.tables import console_pending_sign_ins, console_sessions
 
 # last_seen_at is written at most this often: not one write per page view. The idle expiry
 # is exact to within this much.
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_FLASH = 500
+# How long a sign-in whose password was right waits for its second factor.
+PENDING_FOR = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,9 @@ class Session:
     csrf_token: str
     flash: str | None = None
     last_seen_at: datetime | None = None
+    # An admin without a second factor while admins need one: only their account page (to
+    # enrol) and sign-out are served.
+    must_enrol: bool = False
 
     @property
     def principal(self) -> Principal:
@@ -106,6 +112,13 @@ async def find(
                 users.c.id.label("user_id"),
                 users.c.username,
                 users.c.role,
+                exists()
+                .where(user_totp.c.user_id == users.c.id, user_totp.c.confirmed_at.is_not(None))
+                .label("two_factor"),
+                select(auth_settings.c.value)
+                .where(auth_settings.c.name == twofactor.REQUIRE_FOR_ADMINS)
+                .scalar_subquery()
+                .label("required"),
             )
             .select_from(console_sessions.join(users, console_sessions.c.user_id == users.c.id))
             .where(
@@ -126,6 +139,7 @@ async def find(
         csrf.session_token(secret),
         row.flash if take_flash else None,
         row.last_seen_at,
+        must_enrol=row.role == "admin" and row.required == "true" and not row.two_factor,
     )
 
 
@@ -169,3 +183,49 @@ async def end_all(conn: AsyncConnection, user_id: int) -> int:
         delete(console_sessions).where(console_sessions.c.user_id == user_id)
     )
     return int(result.rowcount)
+
+
+async def start_pending(conn: AsyncConnection, *, user_id: int, now: datetime) -> str:
+    """A sign-in of ``user_id`` waiting for its second factor (the password was right): the
+    secret of its cookie. Pending sign-ins that have expired, anyone's, are deleted."""
+    await conn.execute(
+        delete(console_pending_sign_ins).where(
+            console_pending_sign_ins.c.created_at <= now - PENDING_FOR
+        )
+    )
+    secret = secrets.token_urlsafe(32)
+    await conn.execute(
+        console_pending_sign_ins.insert().values(
+            digest=digest(secret), user_id=user_id, created_at=now
+        )
+    )
+    return secret
+
+
+async def find_pending(conn: AsyncConnection, secret: str, *, now: datetime) -> User | None:
+    """The enabled user whose sign-in waits with this secret, if it has not expired."""
+    row = (
+        await conn.execute(
+            select(users)
+            .select_from(
+                console_pending_sign_ins.join(
+                    users, console_pending_sign_ins.c.user_id == users.c.id
+                )
+            )
+            .where(
+                console_pending_sign_ins.c.digest == digest(secret),
+                console_pending_sign_ins.c.created_at > now - PENDING_FOR,
+                users.c.disabled_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return User(row.id, row.username, row.role, row.created_at, disabled=False, two_factor=True)
+
+
+async def end_pending(conn: AsyncConnection, secret: str) -> None:
+    """Forget the pending sign-in (done, or abandoned)."""
+    await conn.execute(
+        delete(console_pending_sign_ins).where(console_pending_sign_ins.c.digest == digest(secret))
+    )

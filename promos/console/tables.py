@@ -21,3 +21,14 @@ console_sessions = Table(
     Index("ix_console_sessions_user", "user_id"),
     Index("ix_console_sessions_last_seen", "last_seen_at"),
 )
+
+# A sign-in whose password was right, waiting for the second factor: the browser holds the
+# secret in a short-lived HttpOnly cookie (never the password); only its digest is stored.
+console_pending_sign_ins = Table(
+    "console_pending_sign_ins",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", BigIntId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_console_pending_sign_ins_created", "created_at"),
+)

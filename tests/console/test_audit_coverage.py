@@ -68,9 +68,15 @@ AUDITED = {
         "POST",
         "/admin/webhooks/deliveries/{delivery_id}/replay",
     ): "webhook_delivery.replay (test_webhooks.py)",
+    ("POST", "/admin/account/two-factor"): "user.two_factor_start (test_account.py)",
+    ("POST", "/admin/account/two-factor/confirm"): "user.two_factor_enable (test_account.py)",
+    ("POST", "/admin/account/two-factor/disable"): "user.two_factor_disable (test_account.py)",
+    ("POST", "/admin/users/{user_id}/two-factor/reset"): "user.two_factor_reset (test_account.py)",
+    ("POST", "/admin/users/two-factor-policy"): "auth_settings.update (test_account.py)",
 }
 AUTHENTICATION = {
     ("POST", "/admin/sign-in"): "starts a session, as the API's sign-in makes a token",
+    ("POST", "/admin/sign-in/code"): "the second step of sign-in: starts the session",
     ("POST", "/admin/sign-out"): "ends the session",
 }
 

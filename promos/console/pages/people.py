@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from promos.auth import changes
+from promos.auth import changes, twofactor
 from promos.auth import service as auth
 from promos.auth.errors import (
     InvalidExpiry,
@@ -44,14 +44,54 @@ _USER_MESSAGES = {
 
 @router.get("/users")
 async def users(request: Request, state: State, _: Admin, after: After = None) -> Response:
-    """Every user, disabled ones too, oldest first."""
+    """Every user, disabled ones too, oldest first; who has two-factor sign-in; whether
+    admins must."""
     async with state.database.begin() as conn:
         page = await auth.users_page(conn, limit=PAGE_SIZE, after_key=decode_cursor(after, (int,)))
+        required = await twofactor.required_for_admins(conn)
     return render(
         request,
         "people/users.html",
-        {"title": "Users", "users": page.items, **pager(request, page, after)},
+        {
+            "title": "Users",
+            "users": page.items,
+            "required": required,
+            **pager(request, page, after),
+        },
     )
+
+
+@router.post("/users/{user_id}/two-factor/reset")
+async def reset_two_factor(user_id: Id, state: State, person: Admin) -> Response:
+    """Turn the user's two-factor sign-in off (a lost device): audited."""
+    async with state.database.begin() as conn:
+        user = await changes.reset_two_factor(
+            conn, actor=person.principal, user_id=user_id, now=state.clock()
+        )
+        await sessions.set_flash(
+            conn, person.id, f"Two-factor sign-in of {user.username} turned off."
+        )
+    state.authenticator.forget_all()
+    return see_other(f"{PREFIX}/users")
+
+
+@router.post("/users/two-factor-policy")
+async def two_factor_policy(request: Request, state: State, person: Admin) -> Response:
+    """Require (or stop requiring) a second factor of every admin: audited. An admin must
+    have it on themselves first (the page says so)."""
+    required = (await request.form()).get("require") == "on"
+    async with state.database.begin() as conn:
+        await changes.set_two_factor_required(
+            conn, actor=person.principal, required=required, now=state.clock()
+        )
+        message = (
+            "Admins must now sign in with a second factor."
+            if required
+            else "Admins no longer need a second factor."
+        )
+        await sessions.set_flash(conn, person.id, message)
+    state.authenticator.forget_all()
+    return see_other(f"{PREFIX}/users")
 
 
 def _user_form(request: Request, form: Form, *, status_code: int = 200) -> Response:
