@@ -25,6 +25,13 @@ from promos.settings import Settings
 from tests.conftest import FakeClock
 from tests.factories.promocodes import make_promocode
 
+
+@pytest.fixture(params=[True, False], ids=["fast_path", "fastapi"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Each test runs on the lean routes (promos.promocodes.fast) and on their FastAPI twins."""
+    return bool(request.param)
+
+
 PROMOCODES = "/v1/promocodes"
 HOLDS = "/v1/promocode-holds"
 OTHER_USE = {"customer": "b@example.com", "products": []}

@@ -19,6 +19,13 @@ from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
 from promos.promocodes.tables import promocode_generations, promocodes
 from tests.factories.promocodes import make_promocode, make_promocodes
 
+
+@pytest.fixture(params=[True, False], ids=["fast_path", "fastapi"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Each test runs on the lean routes (promos.promocodes.fast) and on their FastAPI twins."""
+    return bool(request.param)
+
+
 GENERATE = "/v1/promocodes"
 
 
