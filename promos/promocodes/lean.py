@@ -76,14 +76,20 @@ _HOLD = text(
     f"""
     WITH taken AS (
         {_TAKE}
-          -- a hold of this key, or a live one of this order: the service answers with it
-          -- (giving a lapsed one back first)
+          -- a live hold of this order, or a hold of this key: the service answers with it
+          -- (giving a lapsed one back first). Each is looked up by both columns of its
+          -- unique index, the code's id found first (an InitPlan), whatever the planner
+          -- knows of the table: joined to p.id instead, a table never analysed yet was
+          -- walked by its order alone, the whole index for each hold.
           AND NOT EXISTS (
             SELECT FROM promocode_holds AS h
-            WHERE h.promocode_id = p.id
-              AND (h.idempotency_key = CAST(:idempotency_key AS text)
-                   OR (h.order_ref = CAST(:order_ref AS text)
-                       AND h.status IN ('held', 'confirmed'))))
+            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
+              AND h.order_ref = CAST(:order_ref AS text)
+              AND h.status IN ('held', 'confirmed'))
+          AND (CAST(:idempotency_key AS text) IS NULL OR NOT EXISTS (
+            SELECT FROM promocode_holds AS h
+            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
+              AND h.idempotency_key = CAST(:idempotency_key AS text)))
         RETURNING p.id, p.usage_count
     ), held AS (
         INSERT INTO promocode_holds (id, promocode_id, customer, order_ref, idempotency_key,
