@@ -18,7 +18,7 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    2 redeems; p99 <= 20 ms); then checks in SQL that every use taken is a redemption or a
    hold and that no code went below zero.
 4. Also prints the CPU time each redeem and each pair cost, in ms: the server's (every
-   process of its group) and PostgreSQL's (the backends connected to the bench database),
+   process of its group) and PostgreSQL's (its connections to the bench database),
    read from /proc over each phase's counted seconds. On a machine shared with other work
    the rates fall with the CPU left over, while these costs stay near what they are on a
    quiet one: the figures to compare between runs there.
@@ -229,7 +229,10 @@ class CpuMeter:
         backends = {
             row["pid"]
             for row in await self.database.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                # The server's connections only: not this one, nor autovacuum's workers
+                # (which a phase's writes set off, and which would be charged to the next).
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                "pg_backend_pid() AND backend_type = 'client backend'",
                 DB_NAME,
             )
         }
