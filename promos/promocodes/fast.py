@@ -151,7 +151,7 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
                 )
         return 201, HoldOut.model_validate(held).model_dump(mode="json"), []
 
-    async def confirm(scope: Scope, _body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+    async def confirm(scope: Scope, _ignored: bytes, headers: Mapping[bytes, bytes]) -> Answer:
         hold_id = _hold_id(scope)
         await _admit(state, scope, headers)
         now = state.clock()
