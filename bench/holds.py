@@ -17,6 +17,11 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    pair in redeems (redeems/s over pairs/s) and the targets of issue 16 (a pair costs at most
    2 redeems; p99 <= 20 ms); then checks in SQL that every use taken is a redemption or a
    hold and that no code went below zero.
+4. Also prints the CPU time each redeem and each pair cost, in ms: the server's (every
+   process of its group) and PostgreSQL's (its connections to the bench database),
+   read from /proc over each phase's counted seconds. On a machine shared with other work
+   the rates fall with the CPU left over, while these costs stay near what they are on a
+   quiet one: the figures to compare between runs there.
 
 The client is a small asyncio HTTP/1.1 client in this process; on a small machine it shares
 the CPU with the server, alike for both phases. Everything runs against 127.0.0.1; logs go to
@@ -79,6 +84,8 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)  # per unit (request or pair)
     request_ms: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    server_cpu: float = 0.0  # seconds of CPU over the counted time
+    database_cpu: float = 0.0
 
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds else 0.0
@@ -133,7 +140,7 @@ def create_api_key() -> str:
 
 
 @contextmanager
-def promos_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
+def promos_server(port: int, workers: int, log_path: Path) -> Iterator[int]:
     """``promos serve`` on the bench database, in its own process group, stopped on exit."""
     if port_in_use(port):
         sys.exit(f"port {port} is already in use on {HOST}: refusing to benchmark that server")
@@ -147,7 +154,7 @@ def promos_server(port: int, workers: int, log_path: Path) -> Iterator[None]:
         )
         try:
             wait_healthy(proc, port, log_path)
-            yield
+            yield proc.pid  # its process group's id too (start_new_session)
         finally:
             stop(proc)
 
@@ -189,8 +196,62 @@ class Connection:
         self.writer.close()
 
 
+# --- CPU --------------------------------------------------------------------------------------
+
+
+def _cpu_of(pids: set[int] | None, group: int | None = None) -> dict[int, float]:
+    """Seconds of CPU (user + system) so far of each process in ``pids`` or in ``group``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        pid = int(stat.parent.name)
+        if pids is not None and pid not in pids:
+            continue
+        try:
+            # After "(command)": state, ppid, pgrp, ..., utime and stime are the 12th and 13th.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if group is not None and int(fields[2]) != group:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+@dataclass
+class CpuMeter:
+    """The CPU of the server's process group and of the bench database's backends."""
+
+    group: int
+    database: asyncpg.Connection
+
+    async def sample(self) -> tuple[dict[int, float], dict[int, float]]:
+        backends = {
+            row["pid"]
+            for row in await self.database.fetch(
+                # The server's connections only: not this one, nor autovacuum's workers
+                # (which a phase's writes set off, and which would be charged to the next).
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> "
+                "pg_backend_pid() AND backend_type = 'client backend'",
+                DB_NAME,
+            )
+        }
+        return _cpu_of(None, self.group), _cpu_of(backends)
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    # A process that started meanwhile spent all it has; one that ended is not counted.
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 async def _drive(
-    phase: Phase, connections: list[Connection], codes: list[str], duration: float, holds: bool
+    phase: Phase,
+    connections: list[Connection],
+    codes: list[str],
+    duration: float,
+    holds: bool,
+    *,
+    meter: CpuMeter,
 ) -> None:
     counter = iter(range(10**12))
     start = time.monotonic()
@@ -230,21 +291,31 @@ async def _drive(
                 else:
                     phase.refused += 1
 
+    async def counted_cpu() -> tuple[dict[int, float], dict[int, float]]:
+        await asyncio.sleep(counting_from - time.monotonic())
+        return await meter.sample()
+
+    first = asyncio.create_task(counted_cpu())
     await asyncio.gather(*(loop(c) for c in connections))
     phase.seconds = time.monotonic() - counting_from
+    (server_before, db_before), (server_after, db_after) = await first, await meter.sample()
+    phase.server_cpu = _spent(server_before, server_after)
+    phase.database_cpu = _spent(db_before, db_after)
 
 
-async def _run(args: argparse.Namespace, codes: list[str], secret: str) -> list[Phase]:
+async def _run(args: argparse.Namespace, codes: list[str], secret: str, server: int) -> list[Phase]:
     connections = [await Connection.open(args.port, secret) for _ in range(args.connections)]
+    meter = CpuMeter(server, await asyncpg.connect(BENCH_DSN, timeout=10))
     try:
         phases = []
         for label, holds in (("redeem", False), ("hold + confirm", True)):
             print(f"{label}: {args.connections} connections, {args.duration} s")
             phase = Phase(label)
-            await _drive(phase, connections, codes, args.duration, holds)
+            await _drive(phase, connections, codes, args.duration, holds, meter=meter)
             phases.append(phase)
         return phases
     finally:
+        await meter.database.close()
         for conn in connections:
             conn.close()
 
@@ -270,6 +341,19 @@ def print_results(redeem: Phase, pairs: Phase) -> None:
         )
     for name, values in (*redeem.request_ms.items(), *pairs.request_ms.items()):
         print(f"  {name:14} {'':9} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f}")
+    print()
+    print(f"{'CPU ms per unit':16} {'server':>9} {'database':>9} {'both':>8}")
+    for phase in (redeem, pairs):
+        server, database = (
+            (phase.server_cpu / phase.done * 1000, phase.database_cpu / phase.done * 1000)
+            if phase.done
+            else (float("nan"), float("nan"))
+        )
+        print(f"{phase.label:16} {server:9.2f} {database:9.2f} {server + database:8.2f}")
+    if redeem.done and pairs.done:
+        per_redeem = (redeem.server_cpu + redeem.database_cpu) / redeem.done
+        per_pair = (pairs.server_cpu + pairs.database_cpu) / pairs.done
+        print(f"a pair costs {per_pair / per_redeem:.2f} redeems of CPU (server and database)")
     cost = redeem.rate() / pairs.rate() if pairs.rate() else float("inf")
     worst_p99 = max(_ms(v, 99) for v in pairs.request_ms.values())
     print()
@@ -322,8 +406,8 @@ def main() -> int:
     print(f"database {DB_NAME}: {len(codes):,} codes of {USES_PER_CODE} uses")
     secret = create_api_key()
     log_path = OUT / "holds_server.log"
-    with promos_server(args.port, args.workers, log_path):
-        redeem, pairs = asyncio.run(_run(args, codes, secret))
+    with promos_server(args.port, args.workers, log_path) as server:
+        redeem, pairs = asyncio.run(_run(args, codes, secret, server))
     print_results(redeem, pairs)
     problems = server_problems(log_path)
     if problems:

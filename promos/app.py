@@ -52,6 +52,7 @@ from promos.offers.catalog import OfferCatalog
 from promos.offers.counting import Counter
 from promos.offers.player import HistoryReader
 from promos.offers.router import router as offers_router
+from promos.promocodes import fast as promocodes_fast
 from promos.promocodes.jobs import GenerationRunner
 from promos.promocodes.router import router as promocodes_router
 from promos.ratelimit import RateLimits
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         driver_reads=settings.offers_concurrency,  # one per concurrent history read
+        driver_statements=settings.fast_path_connections,
     )
     dispatcher = (
         Dispatcher.from_settings(settings, database, clock) if settings.webhook_dispatcher else None
@@ -269,13 +271,16 @@ def _error_shapes(settings: Settings) -> dict[str, ErrorShape]:
 
 
 def _fast_routes(state: AppState, shapes: dict[str, ErrorShape]) -> FastRoutes | None:
-    """The hot routes of the compat APIs that are on, unless PROMOS_FAST_PATH=false."""
+    """The hot routes (of the compat APIs that are on, and the promo codes' use), unless
+    PROMOS_FAST_PATH=false."""
     settings = state.settings
     routes: dict[tuple[str, str], FastEndpoint] = {}
     if settings.fast_path and settings.compat_ango:
         routes.update(ango.fast_routes(state))
     if settings.fast_path and settings.compat_offers:
         routes.update(offers_compat.fast_routes(state))
+    if settings.fast_path:
+        routes.update(promocodes_fast.fast_routes(state))
     if not routes:
         return None
     return FastRoutes(routes, max_body=settings.max_body_bytes, shapes=shapes)
@@ -322,7 +327,7 @@ class PromosAPI(FastAPI):
         if fast is None or endpoint is None:
             await super().__call__(scope, receive, send)
         else:
-            await fast.serve(endpoint, scope, receive, send)
+            await fast.serve(endpoint, scope, receive, send, fallback=super().__call__)
 
 
 async def prepare_database(database: Database, settings: Settings, now: datetime) -> None:

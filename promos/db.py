@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
 from promos.datadir import make_default_directory
@@ -194,7 +195,13 @@ class Database:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 16, max_overflow: int = 4, driver_reads: int = 2
+        self,
+        url: str,
+        *,
+        pool_size: int = 16,
+        max_overflow: int = 4,
+        driver_reads: int = 2,
+        driver_statements: int = 8,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -210,10 +217,14 @@ class Database:
         # The hottest reads, on PostgreSQL: see DriverReads. None on SQLite.
         self.outages = OutageLog()
         self.reads: DriverReads | None = None
+        # The hot single-statement writes (promo code redeem, hold, confirm), each its own
+        # transaction on asyncpg itself, on connections of their own. None on SQLite.
+        self.statements: DriverReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         else:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
+            self.statements = DriverReads(self.engine, size=driver_statements, outages=self.outages)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -282,8 +293,9 @@ class Database:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
-        if self.reads is not None:
-            await self.reads.close()
+        for driver in (self.reads, self.statements):
+            if driver is not None:
+                await driver.close()
         await self.engine.dispose()
 
 
@@ -308,8 +320,10 @@ class DriverReads:
     The SQL is still written once, as a SQLAlchemy ``Select``, compiled here once. It opens its
     own connections (at most ``size``), as SQLAlchemy's URL says, when first used.
 
-    Only for statements whose parameters need no conversion on the way in (text, numbers and
-    lists of them): they are handed to asyncpg as given. Rows come back as asyncpg's records.
+    Only for statements whose parameters need no conversion on the way in (text, numbers,
+    dates, aware datetimes and lists of them): they are handed to asyncpg as given. Rows come
+    back as asyncpg's records. A statement that is not a ``Select`` (a ``text()`` one, e.g. a
+    data-modifying CTE: ``Database.statements``) runs as its own transaction, outside any.
     """
 
     def __init__(self, engine: AsyncEngine, *, size: int, outages: OutageLog) -> None:
@@ -318,9 +332,11 @@ class DriverReads:
         self._outages = outages
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._compiled: dict[Select[Any], tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[Select[Any] | TextClause, tuple[str, tuple[str, ...]]] = {}
 
-    async def fetch(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any]:
+    async def fetch(
+        self, statement: Select[Any] | TextClause, params: Mapping[str, Any]
+    ) -> Sequence[Any]:
         """The rows of ``statement`` with these named parameters."""
         sql, names = self._compile(statement)
         try:
@@ -332,7 +348,7 @@ class DriverReads:
         self._outages.served()
         return rows
 
-    def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
+    def _compile(self, statement: Select[Any] | TextClause) -> tuple[str, tuple[str, ...]]:
         found = self._compiled.get(statement)
         if found is None:
             # asyncpg's dialect numbers its parameters ($1, $2...): positiontup is their order.

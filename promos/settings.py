@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     ] = 0.0
 
     fast_path: Annotated[bool, Field(validation_alias=_alias("FAST_PATH"))] = True
+    # PostgreSQL connections of the promo codes' lean path (redeem, hold, confirm) per process.
+    fast_path_connections: Annotated[
+        int, Field(ge=1, le=256, validation_alias=_alias("FAST_PATH_CONNECTIONS"))
+    ] = 8
     compat_ango: Annotated[bool, Field(validation_alias=_alias("COMPAT_ANGO"))] = True
 
     # Offers (seed 004).

@@ -163,6 +163,7 @@ def seen(_: World) -> dict[str, Any]:
     return {"gameId": GAME, "playerId": PLAYER, "impressionId": str(uuid4())}
 
 
+USE = {"customer": "ann@example.com", "products": []}
 GET_CODE = f"/discounts/api/v1.0/get_code/{BRAND_USER}/{BRAND_SECRET}/2"
 
 WITH_A_CREDENTIAL = {
@@ -176,6 +177,14 @@ WITH_A_CREDENTIAL = {
     # An export reads its first rows before it answers: a 503, not a stream cut after its header.
     "native promo code export": Route("GET", "/v1/promocodes.csv", native),
     "native redemption export": Route("GET", "/v1/redemptions.csv", native),
+    # The promo codes' checkout routes: lean endpoints, one statement on asyncpg (PostgreSQL).
+    "native promo code redeem": Route(
+        "POST", "/v1/promocodes/{promocode}/redeem", native, lambda _: dict(USE)
+    ),
+    "native promo code hold": Route(
+        "POST", "/v1/promocodes/{promocode}/holds", native, lambda _: {**USE, "order": "o-1"}
+    ),
+    "native hold confirm": Route("POST", "/v1/promocode-holds/1/confirm", native),
     "ango redeem": Route("POST", "/api/v1/code/redeem", error_only, redeem),
     "ango batches": Route("GET", "/api/v1/batches", error_only),
     "promos list": Route("GET", "/api/promocodes/get", promos_shape),
@@ -275,14 +284,19 @@ async def test_the_healthcheck_answers_500_in_the_offers_shape_during_an_outage(
 async def test_requests_succeed_again_once_the_database_is_back(client, world, auth, down):
     redeeming = WITH_A_CREDENTIAL["ango redeem"]
     claiming = PUBLIC["offers claim"]
+    using = WITH_A_CREDENTIAL["native promo code redeem"]
+    # Its connections (the lean path's, on PostgreSQL) open before the outage cuts them.
+    assert (await using.request(client, world, auth)).status_code == 201
     await down.begin()
     assert (await redeeming.request(client, world, auth)).status_code == 503
     assert (await claiming.request(client, world, {})).status_code == 503
+    assert (await using.request(client, world, auth)).status_code == 503
 
     await down.end()
 
     assert (await redeeming.request(client, world, auth)).status_code == 200
     assert (await claiming.request(client, world, {})).status_code == 200
+    assert (await using.request(client, world, auth)).status_code == 201
     assert (await client.get(f"/promocodes/getbycode/{world.promocode}")).status_code == 200
 
 

@@ -13,6 +13,13 @@ from promos.promocodes import service
 from tests.factories.promocodes import make_promocode
 from tests.test_promocode_holds import HOLDS, PROMOCODES, event_data, take, uses_left
 
+
+@pytest.fixture(params=[True, False], ids=["fast_path", "fastapi"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Each test runs on the lean routes (promos.promocodes.fast) and on their FastAPI twins."""
+    return bool(request.param)
+
+
 USE = {"customer": "user@example.com", "products": []}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from promos.db import Database
 from promos.events import service as events
@@ -24,6 +24,13 @@ from promos.promocodes.tables import promocode_holds, promocode_redemptions
 from promos.settings import Settings
 from tests.conftest import FakeClock
 from tests.factories.promocodes import make_promocode
+
+
+@pytest.fixture(params=[True, False], ids=["fast_path", "fastapi"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Each test runs on the lean routes (promos.promocodes.fast) and on their FastAPI twins."""
+    return bool(request.param)
+
 
 PROMOCODES = "/v1/promocodes"
 HOLDS = "/v1/promocode-holds"
@@ -518,6 +525,13 @@ async def warm_pool(settings: Settings, database: Database) -> None:
     await asyncio.wait_for(
         asyncio.gather(*(hold_one() for _ in range(settings.db_pool_size))), timeout=10
     )
+    lean = database.statements
+    if settings.fast_path and lean is not None:
+        # The lean path's own connections too, each held a moment so that all of them open.
+        pause = text("SELECT pg_sleep(0.05)")
+        together = (lean.fetch(pause, {}) for _ in range(settings.fast_path_connections))
+        await asyncio.wait_for(asyncio.gather(*together), timeout=10)
+        assert lean.connections == settings.fast_path_connections
 
 
 async def live_uses(database: Database) -> int:

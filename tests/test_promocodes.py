@@ -19,6 +19,13 @@ from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
 from promos.promocodes.tables import promocode_generations, promocodes
 from tests.factories.promocodes import make_promocode, make_promocodes
 
+
+@pytest.fixture(params=[True, False], ids=["fast_path", "fastapi"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Each test runs on the lean routes (promos.promocodes.fast) and on their FastAPI twins."""
+    return bool(request.param)
+
+
 GENERATE = "/v1/promocodes"
 
 
@@ -295,6 +302,120 @@ async def test_redeem_with_an_idempotency_key_uses_one_use(client, database, clo
         f"{GENERATE}/{code}/redeem", json=use("b@example.com"), headers=headers
     )
     assert other.status_code == 409
+
+
+async def test_redeem_hold_and_confirm_answer_in_full(client, database, clock, auth):
+    code = await make_promocode(database, now=clock(), usage_count=3)
+    when = "2026-03-01T12:00:00Z"
+
+    redeemed = await client.post(
+        f"{GENERATE}/{code}/redeem", json=use("Ann@Example.com"), headers=auth
+    )
+    held = await client.post(
+        f"{GENERATE}/{code}/holds",
+        json={**use("Bob@Example.com"), "order": "o-1", "ttl_seconds": 60},
+        headers=auth,
+    )
+    hold_id = held.json()["id"]
+    confirmed = await client.post(f"/v1/promocode-holds/{hold_id}/confirm", headers=auth)
+
+    assert (redeemed.status_code, held.status_code, confirmed.status_code) == (201, 201, 200)
+    assert redeemed.json() == {
+        "id": redeemed.json()["id"],
+        "code": code,
+        "customer": "ann@example.com",
+        "redeemed_at": when,
+        "rolled_back_at": None,
+        "usage_count": 2,
+    }
+    assert held.json() == {
+        "id": hold_id,
+        "code": code,
+        "customer": "bob@example.com",
+        "order": "o-1",
+        "status": "held",
+        "created_at": when,
+        "expires_at": "2026-03-01T12:01:00Z",
+        "ended_at": None,
+        "usage_count": 1,
+    }
+    assert confirmed.json() == {
+        "id": hold_id,
+        "code": code,
+        "customer": "bob@example.com",
+        "redeemed_at": when,
+        "rolled_back_at": None,
+        "usage_count": 1,
+    }
+    assert redeemed.headers["content-type"] == confirmed.headers["content-type"]
+
+
+MALFORMED = [
+    pytest.param("/v1/promocodes/{code}/redeem?x=1", {}, 400, "unknown_parameter", id="query"),
+    pytest.param("/v1/promocodes/{code}!/redeem", {}, 422, "invalid_input", id="path"),
+    pytest.param("/v1/promocodes/{code}/redeem", {"content": b"{"}, 422, "invalid_input", id="{"),
+    pytest.param(
+        "/v1/promocodes/{code}/redeem",
+        {"json": {**use(), "extra": 1}},
+        422,
+        "invalid_input",
+        id="extra-field",
+    ),
+    pytest.param(
+        "/v1/promocodes/{code}/redeem",
+        {"content": b'{"customer": "a@example.com", "products": []}', "ctype": "text/plain"},
+        422,
+        "invalid_input",
+        id="content-type",
+    ),
+    pytest.param(
+        "/v1/promocodes/{code}/holds", {"json": use(), "key": "k" * 256}, 422, "invalid_input"
+    ),
+    pytest.param("/v1/promocode-holds/0/confirm", {}, 404, "not_found", id="id-zero"),
+    pytest.param("/v1/promocode-holds/x1/confirm", {}, 422, "invalid_input", id="id-text"),
+]
+
+
+@pytest.mark.parametrize(("path", "request_", "status", "error"), MALFORMED)
+async def test_malformed_use_requests_are_refused_and_use_nothing(
+    *, client, database, clock, auth, path, request_, status, error
+):
+    code = await make_promocode(database, now=clock())
+    headers = dict(auth)
+    if "key" in request_:
+        headers["Idempotency-Key"] = request_["key"]
+    if "ctype" in request_:
+        headers["Content-Type"] = request_["ctype"]
+    body = {k: v for k, v in request_.items() if k in {"json", "content"}}
+
+    answer = await client.post(path.format(code=code), headers=headers, **body)
+
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == error
+    assert await uses_left(database, code) == 3
+
+
+async def test_a_malformed_request_without_a_credential_is_refused_as_unauthenticated(
+    client, database, clock
+):
+    code = await make_promocode(database, now=clock())
+    answer = await client.post(f"{GENERATE}/{code}/redeem", content=b"{")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"]
+
+
+async def test_on_postgresql_the_fast_path_takes_uses_on_its_own_connections(
+    client, database, clock, auth, fast_path
+):
+    code = await make_promocode(database, now=clock())
+    answer = await client.post(f"{GENERATE}/{code}/redeem", json=use(), headers=auth)
+    assert answer.status_code == 201
+    lean = database.statements
+    if database.is_sqlite:
+        assert lean is None
+    else:
+        assert lean is not None
+        assert (lean.connections > 0) == fast_path
 
 
 async def test_rollback_gives_the_use_back_once(client, database, clock, auth):

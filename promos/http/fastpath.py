@@ -3,6 +3,10 @@
 The same routes are declared in FastAPI too (for OpenAPI, and as the path taken when
 ``PROMOS_FAST_PATH=false``); both call the same function with the same pydantic models.
 What the fast path skips is only the framework's per-request dependency machinery.
+
+An endpoint may raise ``PassOn`` for a request it does not take (a query string, a body that
+does not validate): FastAPI then serves it, the body read replayed, and answers as it would
+have, so that only well-formed requests need the lean path's own checks.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from promos.errors import PayloadTooLarge
 from promos.http.errors import ErrorShape, ShapesByPath, answer_failure, headers_for
@@ -23,6 +27,10 @@ FastEndpoint = Callable[
     [Scope, bytes, Mapping[bytes, bytes]],
     Awaitable[tuple[int, Any, list[tuple[bytes, bytes]]]],
 ]
+
+
+class PassOn(Exception):
+    """Raised by an endpoint: this request is FastAPI's to serve (and to refuse)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +83,16 @@ class FastRoutes:
         return None
 
     async def serve(
-        self, endpoint: FastEndpoint, scope: Scope, receive: Receive, send: Send
+        self,
+        endpoint: FastEndpoint,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        fallback: ASGIApp | None = None,
     ) -> None:
+        """Answer the request by ``endpoint``; by ``fallback`` (the app's own stack) if the
+        endpoint passes it on."""
         headers = dict(scope["headers"])
         try:
             body = await read_body(receive, self._max_body)
@@ -86,6 +102,14 @@ class FastRoutes:
         else:
             try:
                 status, payload, extra = await endpoint(scope, body, headers)
+            except PassOn:
+                if fallback is None:
+                    raise
+                # As the request came: the router sets its own route and path parameters.
+                scope.pop("route", None)
+                scope.pop("path_params", None)
+                await fallback(scope, _replay(body, receive), send)
+                return
             except Exception as exc:  # noqa: BLE001 - every failure is answered, as ServerErrors does
                 # What FastAPI's routes answer too (ServerErrors): the API's shape, a domain
                 # error's status (an endpoint may leave one to this), else a logged 500.
@@ -123,6 +147,20 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` as it was before the body was read: the body first, then what comes."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def header(headers: Mapping[bytes, bytes], name: bytes) -> str | None:

@@ -1,0 +1,173 @@
+"""Lean twins of the promo codes' checkout routes: redeem, hold, confirm (``promos.http.fastpath``).
+
+Each takes a well-formed request, checks its credential and scope as its FastAPI twin in
+``router.py`` does, then serves it by ``lean`` (one statement on PostgreSQL) or, when that
+leaves the case to the service (and always on SQLite), by the same service call as the twin.
+A request that is not well-formed (a query string, a path, header or body that does not
+validate) is passed on to the twin, which refuses it in its own words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.types import Scope
+
+from promos.http.deps import route_of
+from promos.http.fastpath import FastEndpoint, PassOn, header
+from promos.http.ratelimit import client_key
+from promos.http.scopes import Need, Values
+from promos.observability.requests import set_principal
+from promos.promocodes import holds, lean, service
+from promos.promocodes.schemas import HoldIn, HoldOut, RedemptionOut, UseIn
+from promos.state import AppState
+from promos.validation import MAX_ID
+
+REDEEM_PATH = "/v1/promocodes/{code}/redeem"
+HOLD_PATH = "/v1/promocodes/{code}/holds"
+CONFIRM_PATH = "/v1/promocode-holds/{hold_id}/confirm"
+
+# What the twins declare: needs("promocodes", "use").
+USE = Need("promocodes", "use")
+
+_CODE = re.compile(r"[A-Za-z0-9._~-]{1,255}")  # router.Code
+_ID = re.compile(r"[1-9][0-9]{0,18}")  # a PathId as digits, no sign, no leading zero
+_MAX_KEY_LENGTH = 255
+Answer = tuple[int, Any, list[tuple[bytes, bytes]]]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _code(scope: Scope) -> str:
+    code: str = scope["path_params"]["code"]
+    if scope["query_string"] or not _CODE.fullmatch(code):
+        raise PassOn
+    return code
+
+
+def _hold_id(scope: Scope) -> int:
+    raw: str = scope["path_params"]["hold_id"]
+    if scope["query_string"] or not _ID.fullmatch(raw) or int(raw) > MAX_ID:
+        raise PassOn
+    return int(raw)
+
+
+def _body(model: type[Model], body: bytes, headers: Mapping[bytes, bytes]) -> Model:
+    """The body as FastAPI reads it for a JSON model, or ``PassOn`` for anything else."""
+    kind = header(headers, b"content-type")
+    if kind is not None:
+        main = kind.partition(";")[0].strip().lower()
+        if main != "application/json" and not (
+            main.startswith("application/") and main.endswith("+json")
+        ):
+            raise PassOn
+    try:
+        return model.model_validate_json(body)
+    except ValidationError:
+        raise PassOn from None
+
+
+def _key(headers: Mapping[bytes, bytes]) -> str | None:
+    key = header(headers, b"idempotency-key")
+    if key is not None and not 0 < len(key) <= _MAX_KEY_LENGTH:
+        raise PassOn
+    return key
+
+
+async def _admit(state: AppState, scope: Scope, headers: Mapping[bytes, bytes]) -> None:
+    """The caller's credential and the route's scope, as the twin's dependencies check them."""
+    principal = await state.authenticator.authenticate(
+        header(headers, b"authorization"),
+        header(headers, b"x-api-key"),
+        route=route_of(scope),
+        client=client_key(scope),
+    )
+    set_principal(scope, principal)
+    USE.admit(principal, Values())
+
+
+def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
+    """Redeem, hold and confirm without the framework's per-request cost."""
+
+    async def redeem(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+        code = _code(scope)
+        payload = _body(UseIn, body, headers)
+        key = _key(headers)
+        await _admit(state, scope, headers)
+        now = state.clock()
+        customer = service.normalize_email(payload.customer)
+        done = await lean.redeem(
+            state.database,
+            code=code,
+            customer=customer,
+            skus=payload.products,
+            now=now,
+            idempotency_key=key,
+        )
+        if done is None:
+            async with state.database.begin() as conn:
+                done = await service.redeem(
+                    conn,
+                    code=code,
+                    customer=payload.customer,
+                    skus=payload.products,
+                    now=now,
+                    idempotency_key=key,
+                )
+        return 201, RedemptionOut.model_validate(done).model_dump(mode="json"), []
+
+    async def hold(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+        code = _code(scope)
+        payload = _body(HoldIn, body, headers)
+        key = _key(headers)
+        await _admit(state, scope, headers)
+        now = state.clock()
+        ttl = timedelta(seconds=min(payload.ttl_seconds, state.settings.promocode_hold_max_seconds))
+        customer = service.normalize_email(payload.customer)
+        held = await lean.hold(
+            state.database,
+            code=code,
+            customer=customer,
+            order=payload.order,
+            skus=payload.products,
+            ttl=ttl,
+            now=now,
+            idempotency_key=key,
+        )
+        if held is None:
+            async with state.database.begin() as conn:
+                held = await holds.hold(
+                    conn,
+                    code=code,
+                    customer=payload.customer,
+                    order=payload.order,
+                    skus=payload.products,
+                    ttl=ttl,
+                    now=now,
+                    idempotency_key=key,
+                )
+        return 201, HoldOut.model_validate(held).model_dump(mode="json"), []
+
+    async def confirm(scope: Scope, _ignored: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+        hold_id = _hold_id(scope)
+        await _admit(state, scope, headers)
+        now = state.clock()
+        done = await lean.confirm(state.database, hold_id=hold_id, now=now)
+        if done is None:
+            async with state.database.begin() as conn:
+                done = await holds.confirm(
+                    conn,
+                    hold_id=hold_id,
+                    now=now,
+                    late=state.settings.promocode_hold_late_confirm,
+                )
+        return 200, RedemptionOut.model_validate(done).model_dump(mode="json"), []
+
+    return {
+        ("POST", REDEEM_PATH): redeem,
+        ("POST", HOLD_PATH): hold,
+        ("POST", CONFIRM_PATH): confirm,
+    }

@@ -1,0 +1,210 @@
+"""The lean path of redeem, hold and confirm on PostgreSQL: one statement each, on asyncpg.
+
+Each use case's common case, a free use taken (or a held hold confirmed), is one
+data-modifying statement: it takes the use under every rule of ``service._usable`` (the same
+WHERE clause, written here in SQL), records the redemption or hold and writes its event when a
+subscription wants it, and returns what the answer needs. It runs as its own transaction on
+``Database.statements`` (asyncpg itself, a prepared statement per connection): one round trip.
+
+Anything else (no use free, a lapsed hold to give back first, a replay of an Idempotency-Key
+or an order, a concurrent twin that committed first, a hold not ``held``) changes nothing here
+and answers ``None``: the caller then takes the service path (``service.redeem``,
+``holds.hold``, ``holds.confirm``), which decides it as it always has. So the rules have one
+home, the service, and this module only a faster way through their most frequent outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+from sqlalchemy import text
+
+from promos.db import Database
+from promos.events.outbox import emitting, event_time
+from promos.events.types import PROMOCODE_HELD, PROMOCODE_REDEEMED
+from promos.observability import metrics
+from promos.promocodes.holds import _CONFIRM as CONFIRM
+from promos.promocodes.holds import HELD, Hold
+from promos.promocodes.service import Redemption
+
+# service._usable, in SQL: the code's uses, its generation's expiry, bound customer, products.
+_TAKE = """
+    UPDATE promocodes AS p SET usage_count = p.usage_count - 1
+    WHERE p.code = CAST(:code AS text) AND p.usage_count > 0
+      AND EXISTS (
+        SELECT FROM promocode_generations AS g
+        WHERE g.id = p.generation_id
+          AND (g.expires_in IS NULL OR g.expires_in >= CAST(:today AS date))
+          AND (g.usage_by IS NULL OR g.usage_by = CAST(:customer AS text))
+          AND (NOT EXISTS (SELECT FROM promocode_products AS pp WHERE pp.generation_id = g.id)
+               OR EXISTS (SELECT FROM promocode_products AS pp
+                          WHERE pp.generation_id = g.id
+                            AND pp.sku = ANY(CAST(:skus AS text[]))))
+      )
+"""
+
+_REDEEM = text(
+    f"""
+    WITH taken AS (
+        {_TAKE}
+          -- a key used before: the service replays its redemption
+          AND (CAST(:idempotency_key AS text) IS NULL OR NOT EXISTS (
+            SELECT FROM promocode_redemptions AS r
+            WHERE r.promocode_id = p.id AND r.idempotency_key = CAST(:idempotency_key AS text)))
+        RETURNING p.id, p.usage_count
+    ), redeemed AS (
+        INSERT INTO promocode_redemptions (promocode_id, customer, idempotency_key, redeemed_at)
+        SELECT id, CAST(:customer AS text), CAST(:idempotency_key AS text), :now FROM taken
+        RETURNING id
+    ), {
+        emitting(
+            PROMOCODE_REDEEMED,
+            rows="redeemed, taken",
+            payload="json_build_object('redemption_id', redeemed.id, "
+            "'code', CAST(:code AS text), 'customer', CAST(:customer AS text), "
+            "'uses_left', taken.usage_count, 'redeemed_at', CAST(:event_time AS text))",
+            name="redemption_events",
+        )
+    }
+    SELECT redeemed.id, taken.usage_count FROM redeemed, taken
+    """  # noqa: S608 - constants of this module and of promos.events.outbox
+)
+
+_HOLD = text(
+    f"""
+    WITH taken AS (
+        {_TAKE}
+          -- a live hold of this order, or a hold of this key: the service answers with it
+          -- (giving a lapsed one back first). Each is looked up by both columns of its
+          -- unique index, the code's id found first (an InitPlan), whatever the planner
+          -- knows of the table: joined to p.id instead, a table never analysed yet was
+          -- walked by its order alone, the whole index for each hold.
+          AND NOT EXISTS (
+            SELECT FROM promocode_holds AS h
+            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
+              AND h.order_ref = CAST(:order_ref AS text)
+              AND h.status IN ('held', 'confirmed'))
+          AND (CAST(:idempotency_key AS text) IS NULL OR NOT EXISTS (
+            SELECT FROM promocode_holds AS h
+            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
+              AND h.idempotency_key = CAST(:idempotency_key AS text)))
+        RETURNING p.id, p.usage_count
+    ), held AS (
+        INSERT INTO promocode_holds (id, promocode_id, customer, order_ref, idempotency_key,
+                                     status, created_at, expires_at)
+        SELECT nextval('promocode_redemptions_id_seq'), id, CAST(:customer AS text),
+               CAST(:order_ref AS text), CAST(:idempotency_key AS text), 'held', :now,
+               :expires_at
+        FROM taken
+        RETURNING id
+    ), {
+        emitting(
+            PROMOCODE_HELD,
+            rows="held, taken",
+            payload="json_build_object('hold_id', held.id, 'code', CAST(:code AS text), "
+            "'customer', CAST(:customer AS text), 'order', CAST(:order_ref AS text), "
+            "'uses_left', taken.usage_count, 'held_at', CAST(:event_time AS text), "
+            "'expires_at', CAST(:expires_time AS text))",
+            name="hold_events",
+        )
+    }
+    SELECT held.id, taken.usage_count FROM held, taken
+    """  # noqa: S608 - constants of this module and of promos.events.outbox
+)
+
+
+async def redeem(
+    database: Database,
+    *,
+    code: str,
+    customer: str,
+    skus: Sequence[str],
+    now: datetime,
+    idempotency_key: str | None,
+) -> Redemption | None:
+    """A free use of the code taken as a new redemption, in one statement; None when the
+    service must decide (``customer`` normalised by the caller)."""
+    statements = database.statements
+    if statements is None:
+        return None
+    try:
+        rows = await statements.fetch(
+            _REDEEM,
+            {
+                "code": code,
+                "today": now.date(),
+                "customer": customer,
+                "skus": list(skus),
+                "idempotency_key": idempotency_key,
+                "now": now,
+                "event_time": event_time(now),
+            },
+        )
+    except asyncpg.UniqueViolationError:
+        return None  # the same key's twin committed first: the service replays it
+    if not rows:
+        return None
+    metrics.PROMOCODES_REDEEMED.inc()
+    redemption_id, uses_left = rows[0]
+    return Redemption(redemption_id, code, customer, idempotency_key, now, None, uses_left)
+
+
+async def hold(
+    database: Database,
+    *,
+    code: str,
+    customer: str,
+    order: str,
+    skus: Sequence[str],
+    ttl: timedelta,
+    now: datetime,
+    idempotency_key: str | None,
+) -> Hold | None:
+    """A free use of the code taken as a new hold for the order, in one statement; None when
+    the service must decide (``customer`` normalised by the caller)."""
+    statements = database.statements
+    if statements is None:
+        return None
+    expires_at = now + ttl
+    try:
+        rows = await statements.fetch(
+            _HOLD,
+            {
+                "code": code,
+                "today": now.date(),
+                "customer": customer,
+                "skus": list(skus),
+                "order_ref": order,
+                "idempotency_key": idempotency_key,
+                "now": now,
+                "expires_at": expires_at,
+                "event_time": event_time(now),
+                "expires_time": event_time(expires_at),
+            },
+        )
+    except asyncpg.UniqueViolationError:
+        return None  # the same order's (or key's) twin committed first: the service answers
+    if not rows:
+        return None
+    hold_id, uses_left = rows[0]
+    return Hold(
+        hold_id, code, customer, order, idempotency_key, HELD, now, expires_at, None, uses_left
+    )
+
+
+async def confirm(database: Database, *, hold_id: int, now: datetime) -> Redemption | None:
+    """The hold, still held, made a redemption with its id (the service's one statement);
+    None when the service must decide (confirmed before, released, lapsed)."""
+    statements = database.statements
+    if statements is None:
+        return None
+    rows = await statements.fetch(
+        CONFIRM, {"hold_id": hold_id, "now": now, "event_time": event_time(now)}
+    )
+    if not rows:
+        return None
+    metrics.PROMOCODES_REDEEMED.inc()
+    row = rows[0]
+    return Redemption(row["id"], row["code"], row["customer"], None, now, None, row["usage_count"])
