@@ -25,6 +25,7 @@ from promos.db import Database
 from promos.events.outbox import emitting, event_time
 from promos.events.types import PROMOCODE_HELD, PROMOCODE_REDEEMED
 from promos.observability import metrics
+from promos.promocodes import carts
 from promos.promocodes.holds import _CONFIRM as CONFIRM
 from promos.promocodes.holds import HELD, Hold
 from promos.promocodes.service import Redemption
@@ -67,7 +68,7 @@ _REDEEM = text(
             "'uses_left', taken.usage_count, 'redeemed_at', CAST(:event_time AS text))",
             name="redemption_events",
         )
-    }
+    }, {carts.recording(rows="redeemed, taken", use_id="redeemed.id", promocode_id="taken.id")}
     SELECT redeemed.id, taken.usage_count FROM redeemed, taken
     """  # noqa: S608 - constants of this module and of promos.events.outbox
 )
@@ -109,7 +110,7 @@ _HOLD = text(
             "'expires_at', CAST(:expires_time AS text))",
             name="hold_events",
         )
-    }
+    }, {carts.recording(rows="held, taken", use_id="held.id", promocode_id="taken.id")}
     SELECT held.id, taken.usage_count FROM held, taken
     """  # noqa: S608 - constants of this module and of promos.events.outbox
 )
@@ -136,7 +137,7 @@ async def redeem(
                 "code": code,
                 "today": now.date(),
                 "customer": customer,
-                "skus": list(skus),
+                "skus": carts.skus_param(skus),
                 "idempotency_key": idempotency_key,
                 "now": now,
                 "event_time": event_time(now),
@@ -175,7 +176,7 @@ async def hold(
                 "code": code,
                 "today": now.date(),
                 "customer": customer,
-                "skus": list(skus),
+                "skus": carts.skus_param(skus),
                 "order_ref": order,
                 "idempotency_key": idempotency_key,
                 "now": now,
