@@ -11,6 +11,7 @@ unknown resource does to an unscoped key (or, where a resource need not exist to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -452,10 +453,12 @@ def _scope_of(need: Need, side: Side) -> str:
 
 
 def _as_b(text: str, world: World) -> str:
-    """An answer about C's resources, told about B's."""
-    for c, b in zip(world.c.ids(), world.b.ids(), strict=True):
-        text = text.replace(c, b)
-    return text
+    """An answer about C's resources, told about B's: each of C's ids, as a whole token, in
+    one pass (replacing one after another, C's brand 999 was found inside B's offer id that
+    had replaced C's, now and then)."""
+    ids = dict(zip(world.c.ids(), world.b.ids(), strict=True))
+    pattern = "|".join(re.escape(c) for c in sorted(ids, key=len, reverse=True))
+    return re.sub(rf"(?<![0-9A-Za-z])(?:{pattern})(?![0-9A-Za-z])", lambda m: ids[m[0]], text)
 
 
 @pytest.mark.parametrize(("method", "path"), LOCATED)
