@@ -118,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if prepare:
             await prepare_database(database, settings, clock())
+        await database.detect_engine()
         metrics.app_started(database.engine)
         # What exists now lives as long as the process: keep it out of the collector's way,
         # or each full collection walks it all (seen as 50 ms pauses under load).

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 
+from promos.citus import has_citus
 from promos.datadir import make_default_directory
 from promos.errors import PromosError, Unavailable
 
@@ -214,6 +215,16 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
+        # Whether the database is a Citus cluster's coordinator (``detect_engine``): the hot
+        # paths then take their forms that Citus runs on one shard (docs/deployment.md).
+        self.citus = False
+
+    async def detect_engine(self) -> None:
+        """Find out what the database is, once at start-up (sets ``citus``)."""
+        if self.is_sqlite:
+            return
+        async with self.engine.connect() as conn:
+            self.citus = await has_citus(conn)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

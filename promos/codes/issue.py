@@ -26,11 +26,13 @@ from collections import Counter, defaultdict, deque
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    DateTime,
     Integer,
     String,
     Text,
@@ -75,6 +77,7 @@ async def issue_codes(
     hints: FreeCodeHints | None = None,
     emitted: Emitted | None = None,
     demand: Demand | None = None,
+    citus: bool = False,
 ) -> list[Outcome]:
     """Issue one code per request; fills ``outcomes`` as it goes and returns them, in order.
 
@@ -87,6 +90,8 @@ async def issue_codes(
     point.
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
     ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
+    ``citus``: the database is a Citus coordinator (``Database.citus``): the statements' forms
+    that run on one shard, in the transaction ``needs_transaction`` then asks for.
     """
     emitted = emitted if emitted is not None else Emitted()
     if conn.dialect.name == "postgresql":
@@ -97,6 +102,7 @@ async def issue_codes(
             now=now,
             hints=hints,
             events=_Events(emitted, demand if demand is not None else Demand()),
+            citus=citus,
         )
     else:
         await _issue_sqlite(conn, requests, outcomes, now=now, emitted=emitted)
@@ -120,9 +126,12 @@ def issued_payload(issued: IssuedCode) -> dict[str, Any]:
     }
 
 
-def needs_transaction(conn_dialect: str, requests: Sequence[IssueRequest]) -> bool:
-    """Whether ``issue_codes`` must run inside an explicit transaction."""
-    return conn_dialect != "postgresql" or any(r.idempotency_key for r in requests)
+def needs_transaction(
+    conn_dialect: str, requests: Sequence[IssueRequest], *, citus: bool = False
+) -> bool:
+    """Whether ``issue_codes`` must run inside an explicit transaction (always on Citus: the
+    events follow the codes in a statement of their own)."""
+    return citus or conn_dialect != "postgresql" or any(r.idempotency_key for r in requests)
 
 
 def _decided(outcome: Outcome | None) -> Outcome:
@@ -146,16 +155,36 @@ _CODE_EVENTS = emitting(
 )
 
 
-def _take_statement(*, events: bool) -> TextClause:
+def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
     """``_TAKE``: emitting ``code.issued`` events, or lean: without the events' CTEs, and
-    changing nothing (``events_wanted`` in every row) when a subscription wants them."""
-    lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
-    emit = f", {_CODE_EVENTS}" if events else ""
-    count = "(SELECT count(*) FROM code_events)" if events else "0"
+    changing nothing (``events_wanted`` in every row) when a subscription wants them.
+
+    ``citus``: the form Citus runs on one shard (``_TAKE_CITUS``): every distributed table it
+    touches is named with one client, ``:quota_client`` (the batch's own client, or the
+    request's for a batch without a rule); it neither reads the subscriptions nor writes the
+    outbox (both on the coordinator: the caller emits the events in the same transaction),
+    and it changes nothing when the batch's rule counts on another client's shard."""
+    if citus:
+        wanted, lean_guard, emit, count = (
+            "",
+            "AND (max_per_customer IS NULL OR owner = :quota_client)",
+            "",
+            "0",
+        )
+        events_wanted, quota_client = "false", ":quota_client"
+    else:
+        wanted = f"{wanted_cte(CODE_ISSUED, name='events_wanted')}, "
+        lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
+        emit = f", {_CODE_EVENTS}" if events else ""
+        count = "(SELECT count(*) FROM code_events)" if events else "0"
+        events_wanted, quota_client = (
+            "(SELECT yes FROM events_wanted)",
+            "(SELECT owner FROM usable)",
+        )
     return text(
         f"""
-    WITH {wanted_cte(CODE_ISSUED, name="events_wanted")}, batch AS (
-        SELECT expired, max_per_customer, time_limit_days,
+    WITH {wanted}batch AS (
+        SELECT expired, max_per_customer, time_limit_days, client_id AS owner,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
                     ELSE :now - make_interval(days => time_limit_days) END AS since,
                EXISTS (
@@ -164,7 +193,7 @@ def _take_statement(*, events: bool) -> TextClause:
                ) AS listed
         FROM batches WHERE id = :batch_id
     ), usable AS (
-        SELECT max_per_customer, since FROM batch WHERE listed AND NOT expired
+        SELECT max_per_customer, since, owner FROM batch WHERE listed AND NOT expired
             {lean_guard}
     ), asks AS (
         SELECT customer_id, idempotency_key, n
@@ -181,11 +210,11 @@ def _take_statement(*, events: bool) -> TextClause:
     ), considered AS (
         SELECT customer_id, idempotency_key, n FROM asks WHERE n <= (SELECT count(*) FROM free)
     ), counted AS (
-        INSERT INTO customer_quotas AS q (batch_id, customer_id, issued)
-        SELECT :batch_id, customer_id, ARRAY[:now] FROM considered
+        INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+        SELECT {quota_client}, :batch_id, customer_id, ARRAY[:now] FROM considered
         WHERE (SELECT max_per_customer FROM usable) IS NOT NULL
         ORDER BY customer_id
-        ON CONFLICT (batch_id, customer_id) DO UPDATE
+        ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
         SET issued = ARRAY(
                 SELECT t FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable)
             ) || excluded.issued
@@ -208,7 +237,7 @@ def _take_statement(*, events: bool) -> TextClause:
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
            (SELECT min(seq) FROM free) AS first_free,
            batch.listed, batch.expired, batch.max_per_customer, batch.time_limit_days,
-           (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
+           batch.owner, {events_wanted} AS events_wanted, {count} AS events
     FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
     ORDER BY asks.n
     """  # noqa: S608 - put together from this module's constants
@@ -221,22 +250,27 @@ def _take_statement(*, events: bool) -> TextClause:
         bindparam("keys", type_=ARRAY(Text())),
         bindparam("now", type_=UTCDateTime()),
         *([bindparam("event_time", type_=String())] if events else []),
+        *([bindparam("quota_client", type_=Uuid())] if citus else []),
     )
 
 
 _TAKE = _take_statement(events=True)
 _TAKE_LEAN = _take_statement(events=False)
+_TAKE_CITUS = _take_statement(events=False, citus=True)
 
 # Retries with one key take turns on the key's row, so each later one finds the first's code.
 # Only keys of batches that exist get a row: a key for an unknown batch would break the foreign
 # key and fail the whole group, when its request only deserves its own 404 (from ``_TAKE``).
 _LOCK_KEYS = text(
-    "INSERT INTO idempotency_locks (batch_id, idempotency_key, locked_at) "
-    "SELECT r.batch_id, r.key, :now "
-    "FROM unnest(:batch_ids, :keys) WITH ORDINALITY AS r(batch_id, key, n) "
+    "INSERT INTO idempotency_locks (client_id, batch_id, idempotency_key, locked_at) "
+    "SELECT r.client_id, r.batch_id, r.key, :now "
+    "FROM unnest(:client_ids, :batch_ids, :keys) WITH ORDINALITY "
+    "AS r(client_id, batch_id, key, n) "
     "JOIN batches ON batches.id = r.batch_id ORDER BY r.n "
-    "ON CONFLICT (batch_id, idempotency_key) DO UPDATE SET locked_at = excluded.locked_at"
+    "ON CONFLICT (client_id, batch_id, idempotency_key) "
+    "DO UPDATE SET locked_at = excluded.locked_at"
 ).bindparams(
+    bindparam("client_ids", type_=ARRAY(Uuid())),
     bindparam("batch_ids", type_=ARRAY(Uuid())),
     bindparam("keys", type_=ARRAY(Text())),
     bindparam("now", type_=UTCDateTime()),
@@ -251,14 +285,23 @@ async def _issue_postgresql(
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
+    citus: bool,
 ) -> None:
-    keyed = sorted({(r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key})
+    keyed = sorted(
+        {(r.client_id, r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key}
+    )
     if keyed:
         await conn.execute(
             _LOCK_KEYS,
-            {"batch_ids": [b for b, _ in keyed], "keys": [k for _, k in keyed], "now": now},
+            {
+                "client_ids": [c for c, _, _ in keyed],
+                "batch_ids": [b for _, b, _ in keyed],
+                "keys": [k for _, _, k in keyed],
+                "now": now,
+            },
         )
     pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
+    rules = await _rules_citus(conn, {requests[i].batch_id for i in pending}) if citus else None
     while pending:
         # One statement may update a customer's quota row once: a second request of the same
         # customer waits for the next round.
@@ -267,10 +310,23 @@ async def _issue_postgresql(
         for i in this_round:
             groups[(requests[i].batch_id, requests[i].client_id)].append(i)
         for (batch_id, client_id), indices in sorted(groups.items()):
+            rule = rules.get(batch_id) if rules is not None else None
+            if rule is not None and rule.owner != client_id:
+                await _take_apart(
+                    conn,
+                    rule,
+                    client_id=client_id,
+                    requests=requests,
+                    indices=indices,
+                    outcomes=outcomes,
+                    now=now,
+                )
+                continue
             await _take(
                 conn,
                 batch_id,
                 client_id=client_id,
+                quota_client=None if rules is None else client_id,
                 requests=requests,
                 indices=indices,
                 outcomes=outcomes,
@@ -279,6 +335,8 @@ async def _issue_postgresql(
                 events=events,
             )
     _resolve_replays(requests, replays, outcomes)
+    if citus:
+        await _emit_citus(conn, outcomes, now=now, emitted=events.emitted)
 
 
 def _one_per_customer(
@@ -299,6 +357,7 @@ async def _take(
     batch_id: UUID,
     *,
     client_id: UUID,
+    quota_client: UUID | None,
     requests: Sequence[IssueRequest],
     indices: list[int],
     outcomes: Outcomes,
@@ -306,9 +365,10 @@ async def _take(
     hints: FreeCodeHints | None,
     events: _Events,
 ) -> None:
+    """``_TAKE`` for one (batch, client); ``quota_client`` on Citus (``_TAKE_CITUS``)."""
     from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
     while indices:
-        statement = _TAKE if events.demand.wanted else _TAKE_LEAN
+        statement = _statement(citus=quota_client is not None, events=events)
         rows = (
             await conn.execute(
                 statement,
@@ -321,9 +381,22 @@ async def _take(
                     "now": now,
                     "event_time": event_time(now),
                     "from_seq": from_seq,
+                    "quota_client": quota_client,
                 },
             )
         ).all()
+        rule = _rule_elsewhere(batch_id, quota_client, rows[0])
+        if rule is not None:  # a rule was set on the batch since _rules_citus read it
+            await _take_apart(
+                conn,
+                rule,
+                client_id=client_id,
+                requests=requests,
+                indices=indices,
+                outcomes=outcomes,
+                now=now,
+            )
+            return
         events.demand.wanted = rows[0].events_wanted
         if rows[0].events_wanted and statement is _TAKE_LEAN:
             continue  # it changed nothing: a subscription wants the events; again, with them
@@ -344,6 +417,12 @@ async def _take(
             return
         # else: codes set aside for customers the rule refused may serve the others.
         indices = unconsidered
+
+
+def _statement(*, citus: bool, events: _Events) -> TextClause:
+    if citus:
+        return _TAKE_CITUS
+    return _TAKE if events.demand.wanted else _TAKE_LEAN
 
 
 def _record_taken(
@@ -394,6 +473,161 @@ def _limit_reached(customer: str, batch_id: UUID, rules: Any) -> CustomerLimitRe
         f"customer {customer} already has {rules.max_per_customer} "
         f"code(s) of batch {batch_id}{window}"
     )
+
+
+# --- Citus -----------------------------------------------------------------------------------
+# A statement runs on one shard only if it names one client for every distributed table it
+# touches. ``_TAKE_CITUS`` does, with the batch's quota rows on the batch's own client's shard:
+# a request for another client of a batch with a rule (Ango's uploads) touches two shards,
+# and is served by ``_take_apart``: the same steps as separate statements in the transaction
+# (quota rows locked first, in customer order, then free codes with SKIP LOCKED).
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    batch_id: UUID
+    owner: UUID  # the batch's own client: its quota rows live on this client's shard
+    max_per_customer: int
+    time_limit_days: int | None
+
+
+_RULES = select(
+    batches.c.id, batches.c.client_id, batches.c.max_per_customer, batches.c.time_limit_days
+).where(batches.c.id.in_(bindparam("ids", expanding=True)), batches.c.max_per_customer.is_not(None))
+
+
+async def _rules_citus(conn: AsyncConnection, batch_ids: set[UUID]) -> dict[UUID, _Rule]:
+    """The rules of these batches (a reference table: read on the coordinator)."""
+    if not batch_ids:
+        return {}
+    rows = await conn.execute(_RULES, {"ids": list(batch_ids)})
+    return {row.id: _Rule(row.id, row.client_id, row[2], row[3]) for row in rows}
+
+
+def _rule_elsewhere(batch_id: UUID, quota_client: UUID | None, row: Any) -> _Rule | None:
+    """The batch's rule when ``_TAKE_CITUS`` refused it for counting on another shard."""
+    if quota_client is None or row.max_per_customer is None or row.owner == quota_client:
+        return None
+    if not row.listed or row.expired:
+        return None
+    return _Rule(batch_id, row.owner, row.max_per_customer, row.time_limit_days)
+
+
+_LOCK_QUOTA = text(
+    "INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) "
+    "VALUES (:owner, :batch_id, :customer_id, CAST(ARRAY[] AS timestamptz[])) "
+    "ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued "
+    "RETURNING (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > :since) AS recent"
+).bindparams(
+    bindparam("owner", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customer_id", type_=String()),
+    bindparam("since", type_=UTCDateTime()),
+)
+_ADD_QUOTA = text(
+    "UPDATE customer_quotas "
+    "SET issued = ARRAY(SELECT t FROM unnest(issued) AS t WHERE t > :since) || :times "
+    "WHERE client_id = :owner AND batch_id = :batch_id AND customer_id = :customer_id"
+).bindparams(
+    bindparam("owner", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customer_id", type_=String()),
+    bindparam("since", type_=UTCDateTime()),
+    bindparam("times", type_=ARRAY(DateTime(timezone=True))),
+)
+_FREE_LOCKED = (
+    select(codes.c.code)
+    .where(
+        codes.c.batch_id == bindparam("batch_id"),
+        codes.c.client_id == bindparam("client_id"),
+        codes.c.issued_at.is_(None),
+    )
+    .order_by(codes.c.seq)
+    .limit(bindparam("wanted"))
+    .with_for_update(skip_locked=True)
+)
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)
+
+
+async def _take_apart(
+    conn: AsyncConnection,
+    rule: _Rule,
+    *,
+    client_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+) -> None:
+    """Issue for a client of a batch whose rule counts on another client's shard (Citus), in
+    the caller's transaction: lock each customer's quota row, take free codes, record both."""
+    batch_id = rule.batch_id
+    found = (await conn.execute(_BATCHES_BY_ID, {"ids": [batch_id]})).first()
+    listed = await _listed_sqlite(conn, [requests[indices[0]]])
+    refused = _batch_refusal(
+        batch_id,
+        client_id,
+        SimpleNamespace(
+            listed=None if found is None else (batch_id, client_id) in listed,
+            expired=found is not None and found.expired,
+        ),
+    )
+    if refused is not None:
+        for i in indices:
+            outcomes[i] = refused
+        return
+    days = rule.time_limit_days
+    since = now - timedelta(days=days) if days is not None else _NEVER
+    quota = {"owner": rule.owner, "batch_id": batch_id, "since": since}
+    recent: dict[str, int] = {}
+    for customer in sorted({requests[i].customer_id for i in indices}):
+        row = await conn.execute(_LOCK_QUOTA, {**quota, "customer_id": customer})
+        recent[customer] = int(row.scalar_one())
+    params = {"batch_id": batch_id, "client_id": client_id, "wanted": len(indices)}
+    free = deque((await conn.execute(_FREE_LOCKED, params)).scalars())
+    marks: list[dict[str, Any]] = []
+    added: dict[str, list[datetime]] = defaultdict(list)
+    for i in indices:
+        req = requests[i]
+        if recent[req.customer_id] >= rule.max_per_customer:
+            outcomes[i] = _limit_reached(req.customer_id, batch_id, rule)
+        elif not free:
+            outcomes[i] = _exhausted(batch_id, client_id)
+        else:
+            code = free.popleft()
+            recent[req.customer_id] += 1
+            added[req.customer_id].append(now)
+            marks.append(
+                {
+                    "client": client_id,
+                    "taken": code,
+                    "customer": req.customer_id,
+                    "at": now,
+                    "key": req.idempotency_key,
+                }
+            )
+            outcomes[i] = IssuedCode(code, batch_id, client_id, req.customer_id, now)
+    if marks:
+        await conn.execute(_MARK_ISSUED, marks)
+        await conn.execute(
+            _ADD_QUOTA, [{**quota, "customer_id": c, "times": t} for c, t in added.items()]
+        )
+
+
+async def _emit_citus(
+    conn: AsyncConnection, outcomes: Outcomes, *, now: datetime, emitted: Emitted
+) -> None:
+    """The ``code.issued`` events of the codes handed out now (the outbox is on the
+    coordinator, so not in ``_TAKE_CITUS``): in the same transaction, after it."""
+    handed = {
+        (o.client_id, o.code): o
+        for o in outcomes
+        if isinstance(o, IssuedCode) and o.issued_at is now
+    }
+    written = await emit_events(
+        conn, CODE_ISSUED, [issued_payload(c) for c in handed.values()], now=now
+    )
+    emitted.count += len(written)
 
 
 # --- idempotent replays (both backends) ------------------------------------------------------

@@ -111,7 +111,7 @@ class Issuer:
         """One try at ``requests``: their outcomes (None where it decided nothing) and the
         failure that stopped it, if any."""
         database = self._database
-        in_transaction = needs_transaction(database.dialect, requests)
+        in_transaction = needs_transaction(database.dialect, requests, citus=database.citus)
         outcomes: Outcomes = [None] * len(requests)
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
@@ -123,6 +123,7 @@ class Issuer:
                     hints=self._free_code_hints,
                     emitted=emitted,
                     demand=self._code_events,
+                    citus=database.citus,
                 )
         # What failed undoes the requests of its transaction, and only those. Outside a
         # transaction, what an earlier statement issued is committed: those keep their codes.
