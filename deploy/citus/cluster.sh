@@ -29,7 +29,7 @@ as_owner() {
 }
 
 sql() { # port database statement
-    as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d "$2" \
+    PGOPTIONS="-c client_min_messages=warning" as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d "$2" \
         -tA -c "$3"
 }
 
