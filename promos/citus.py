@@ -50,7 +50,7 @@ DISTRIBUTED_TABLES = (
 
 _HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
 _PLACED = text(
-    "SELECT logicalrelid::regclass::text AS name, partmethod FROM pg_dist_partition "
+    "SELECT logicalrelid::regclass::text AS name, partmethod::text FROM pg_dist_partition "
     "WHERE logicalrelid::regclass::text = ANY(:names)"
 )
 
@@ -84,6 +84,15 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
         if not await has_citus(conn):
             raise NotCitus("the database has no Citus extension (CREATE EXTENSION citus)")
         already = await placed(conn)
+        # A transaction that wrote or read several shards at once (one connection per shard)
+        # may not then write a reference table (Citus refuses: the reference table's copies
+        # could not see those connections' rows). Promos' hot statements touch one shard each;
+        # the few that touch many (adding codes, the console's counts) run shard by shard, on
+        # one connection per worker. For sessions from now on.
+        name = (await conn.execute(text("SELECT current_database()"))).scalar_one()
+        await conn.execute(
+            text(f'ALTER DATABASE "{name}" SET citus.multi_shard_modify_mode TO sequential')
+        )
     # One table per transaction: Citus copies each table's rows to its shards as it goes.
     for table in REFERENCE_TABLES:
         if table not in already:

@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from promos.codes.errors import (
     BatchExpired,
@@ -155,6 +155,14 @@ _CODE_EVENTS = emitting(
 )
 
 
+_CITUS_PARAMS: list[BindParameter[Any]] = [
+    bindparam("quota_client", type_=Uuid()),
+    bindparam("since", type_=UTCDateTime()),
+    bindparam("most", type_=Integer()),
+    bindparam("days", type_=Integer()),
+]
+
+
 def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
     """``_TAKE``: emitting ``code.issued`` events, or lean: without the events' CTEs, and
     changing nothing (``events_wanted`` in every row) when a subscription wants them.
@@ -172,6 +180,18 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
             "0",
         )
         events_wanted, quota_client = "false", ":quota_client"
+        # Citus runs only IMMUTABLE functions in ON CONFLICT DO UPDATE on a distributed
+        # table, and timestamptz - interval is STABLE: the window's start is a parameter.
+        # Nor may they read another CTE (Citus reads it back through a VOLATILE function):
+        # the rule itself is a parameter too, and the statement changes nothing when the
+        # batch's rule is no longer the one given (``_rule_changed``).
+        since = since_in_update = "CAST(:since AS timestamptz)"
+        most = "CAST(:most AS integer)"
+        lean_guard = (
+            "AND (max_per_customer IS NULL OR (owner = :quota_client "
+            "AND max_per_customer = :most "
+            "AND time_limit_days IS NOT DISTINCT FROM CAST(:days AS integer)))"
+        )
     else:
         wanted = f"{wanted_cte(CODE_ISSUED, name='events_wanted')}, "
         lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
@@ -181,12 +201,19 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
             "(SELECT yes FROM events_wanted)",
             "(SELECT owner FROM usable)",
         )
+        since = (
+            "CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz "
+            "ELSE :now - make_interval(days => time_limit_days) END"
+        )
+        since_in_update, most = (
+            "(SELECT since FROM usable)",
+            "(SELECT max_per_customer FROM usable)",
+        )
     return text(
         f"""
     WITH {wanted}batch AS (
         SELECT expired, max_per_customer, time_limit_days, client_id AS owner,
-               CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
-                    ELSE :now - make_interval(days => time_limit_days) END AS since,
+               {since} AS since,
                EXISTS (
                    SELECT FROM batch_clients
                    WHERE client_id = :client_id AND batch_id = :batch_id
@@ -216,10 +243,10 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
         ORDER BY customer_id
         ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
         SET issued = ARRAY(
-                SELECT t FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable)
+                SELECT t FROM unnest(q.issued) AS t WHERE t > {since_in_update}
             ) || excluded.issued
-        WHERE (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable))
-              < (SELECT max_per_customer FROM usable)
+        WHERE (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > {since_in_update})
+              < {most}
         RETURNING customer_id
     ), allowed AS (
         SELECT customer_id, idempotency_key, n, row_number() OVER (ORDER BY n) AS r
@@ -250,7 +277,7 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
         bindparam("keys", type_=ARRAY(Text())),
         bindparam("now", type_=UTCDateTime()),
         *([bindparam("event_time", type_=String())] if events else []),
-        *([bindparam("quota_client", type_=Uuid())] if citus else []),
+        *(_CITUS_PARAMS if citus else []),
     )
 
 
@@ -322,11 +349,12 @@ async def _issue_postgresql(
                     now=now,
                 )
                 continue
-            await _take(
+            apart = await _take(
                 conn,
                 batch_id,
                 client_id=client_id,
                 quota_client=None if rules is None else client_id,
+                rule=rule,
                 requests=requests,
                 indices=indices,
                 outcomes=outcomes,
@@ -334,6 +362,16 @@ async def _issue_postgresql(
                 hints=hints,
                 events=events,
             )
+            if apart is not None:
+                await _take_apart(
+                    conn,
+                    apart[0],
+                    client_id=client_id,
+                    requests=requests,
+                    indices=apart[1],
+                    outcomes=outcomes,
+                    now=now,
+                )
     _resolve_replays(requests, replays, outcomes)
     if citus:
         await _emit_citus(conn, outcomes, now=now, emitted=events.emitted)
@@ -358,14 +396,16 @@ async def _take(
     *,
     client_id: UUID,
     quota_client: UUID | None,
+    rule: _Rule | None,
     requests: Sequence[IssueRequest],
     indices: list[int],
     outcomes: Outcomes,
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
-) -> None:
-    """``_TAKE`` for one (batch, client); ``quota_client`` on Citus (``_TAKE_CITUS``)."""
+) -> tuple[_Rule, list[int]] | None:
+    """``_TAKE`` for one (batch, client); ``quota_client`` on Citus (``_TAKE_CITUS``). On
+    Citus, returns the batch's rule and the requests left when they need ``_take_apart``."""
     from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
     while indices:
         statement = _statement(citus=quota_client is not None, events=events)
@@ -382,21 +422,18 @@ async def _take(
                     "event_time": event_time(now),
                     "from_seq": from_seq,
                     "quota_client": quota_client,
+                    "since": _window_start(rule, now),
+                    "most": rule.max_per_customer if rule is not None else None,
+                    "days": rule.time_limit_days if rule is not None else None,
                 },
             )
         ).all()
-        rule = _rule_elsewhere(batch_id, quota_client, rows[0])
-        if rule is not None:  # a rule was set on the batch since _rules_citus read it
-            await _take_apart(
-                conn,
-                rule,
-                client_id=client_id,
-                requests=requests,
-                indices=indices,
-                outcomes=outcomes,
-                now=now,
-            )
-            return
+        changed = _rule_changed(batch_id, quota_client, rule, rows[0])
+        if changed is not None and changed.owner != quota_client:
+            return changed, indices  # a rule now counts on another client's shard
+        if changed is not None:
+            rule = changed  # the batch's rule changed since _rules_citus read it: again
+            continue
         events.demand.wanted = rows[0].events_wanted
         if rows[0].events_wanted and statement is _TAKE_LEAN:
             continue  # it changed nothing: a subscription wants the events; again, with them
@@ -405,18 +442,23 @@ async def _take(
         if refused is not None:
             for i in indices:
                 outcomes[i] = refused
-            return
-        if hints is not None and rows[0].first_free is not None:
-            hints[(batch_id, client_id)] = rows[0].first_free
+            return None
+        _remember(hints, (batch_id, client_id), rows[0].first_free)
         unconsidered, denied = _record_taken(rows, indices, requests, outcomes, now=now)
         if not denied and unconsidered and from_seq > 0:
             from_seq = 0  # before calling the batch exhausted, look behind the hint too
         elif not denied:
             for i in unconsidered:
                 outcomes[i] = _exhausted(batch_id, client_id)
-            return
+            return None
         # else: codes set aside for customers the rule refused may serve the others.
         indices = unconsidered
+    return None
+
+
+def _remember(hints: FreeCodeHints | None, key: tuple[UUID, UUID], first_free: int | None) -> None:
+    if hints is not None and first_free is not None:
+        hints[key] = first_free
 
 
 def _statement(*, citus: bool, events: _Events) -> TextClause:
@@ -504,13 +546,14 @@ async def _rules_citus(conn: AsyncConnection, batch_ids: set[UUID]) -> dict[UUID
     return {row.id: _Rule(row.id, row.client_id, row[2], row[3]) for row in rows}
 
 
-def _rule_elsewhere(batch_id: UUID, quota_client: UUID | None, row: Any) -> _Rule | None:
-    """The batch's rule when ``_TAKE_CITUS`` refused it for counting on another shard."""
-    if quota_client is None or row.max_per_customer is None or row.owner == quota_client:
+def _rule_changed(
+    batch_id: UUID, quota_client: UUID | None, given: _Rule | None, row: Any
+) -> _Rule | None:
+    """The batch's rule when ``_TAKE_CITUS`` refused to run with the one it was given."""
+    if quota_client is None or row.max_per_customer is None or not row.listed or row.expired:
         return None
-    if not row.listed or row.expired:
-        return None
-    return _Rule(batch_id, row.owner, row.max_per_customer, row.time_limit_days)
+    found = _Rule(batch_id, row.owner, row.max_per_customer, row.time_limit_days)
+    return None if found == given else found
 
 
 _LOCK_QUOTA = text(
@@ -549,6 +592,12 @@ _FREE_LOCKED = (
 _NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
 
+def _window_start(rule: _Rule | None, now: datetime) -> datetime:
+    """Where the rule's window begins (the first issue ever counts without a time limit)."""
+    days = rule.time_limit_days if rule is not None else None
+    return now - timedelta(days=days) if days is not None else _NEVER
+
+
 async def _take_apart(
     conn: AsyncConnection,
     rule: _Rule,
@@ -576,9 +625,7 @@ async def _take_apart(
         for i in indices:
             outcomes[i] = refused
         return
-    days = rule.time_limit_days
-    since = now - timedelta(days=days) if days is not None else _NEVER
-    quota = {"owner": rule.owner, "batch_id": batch_id, "since": since}
+    quota = {"owner": rule.owner, "batch_id": batch_id, "since": _window_start(rule, now)}
     recent: dict[str, int] = {}
     for customer in sorted({requests[i].customer_id for i in indices}):
         row = await conn.execute(_LOCK_QUOTA, {**quota, "customer_id": customer})
