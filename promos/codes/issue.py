@@ -258,7 +258,8 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
         SET customer_id = allowed.customer_id, issued_at = :now,
             idempotency_key = allowed.idempotency_key
         FROM free JOIN allowed USING (r)
-        WHERE codes.client_id = free.client_id AND codes.code = free.code
+        -- the client named, not only joined: Citus then updates that client's shard alone
+        WHERE codes.client_id = :client_id AND codes.code = free.code
         RETURNING allowed.n, codes.code, codes.customer_id
     ){emit}
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
