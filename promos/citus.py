@@ -62,6 +62,17 @@ async def has_citus(conn: AsyncConnection) -> bool:
     return bool((await conn.execute(_HAS_CITUS)).scalar_one())
 
 
+async def on_citus(conn: AsyncConnection) -> bool:
+    """``has_citus``, asked once per pooled connection (kept in its ``info``)."""
+    known = conn.info.get(_KNOWN)
+    if known is None:
+        known = conn.info[_KNOWN] = await has_citus(conn)
+    return bool(known)
+
+
+_KNOWN = "promos.citus"
+
+
 async def placed(conn: AsyncConnection) -> dict[str, str]:
     """Promos' tables Citus knows, with their kind: ``distributed`` or ``reference``."""
     names = [*REFERENCE_TABLES, *(d.table for d in DISTRIBUTED_TABLES)]

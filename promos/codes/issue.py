@@ -47,6 +47,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from promos.citus import on_citus
 from promos.codes.errors import (
     BatchExpired,
     BatchNotFound,
@@ -77,7 +78,7 @@ async def issue_codes(
     hints: FreeCodeHints | None = None,
     emitted: Emitted | None = None,
     demand: Demand | None = None,
-    citus: bool = False,
+    citus: bool | None = None,
 ) -> list[Outcome]:
     """Issue one code per request; fills ``outcomes`` as it goes and returns them, in order.
 
@@ -90,8 +91,9 @@ async def issue_codes(
     point.
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
     ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
-    ``citus``: the database is a Citus coordinator (``Database.citus``): the statements' forms
-    that run on one shard, in the transaction ``needs_transaction`` then asks for.
+    ``citus``: the database is a Citus coordinator (``Database.citus``; None: ask ``conn``):
+    the statements' forms that run on one shard, in the transaction ``needs_transaction``
+    then asks for.
     """
     emitted = emitted if emitted is not None else Emitted()
     if conn.dialect.name == "postgresql":
@@ -102,7 +104,7 @@ async def issue_codes(
             now=now,
             hints=hints,
             events=_Events(emitted, demand if demand is not None else Demand()),
-            citus=citus,
+            citus=citus if citus is not None else await on_citus(conn),
         )
     else:
         await _issue_sqlite(conn, requests, outcomes, now=now, emitted=emitted)
