@@ -559,27 +559,26 @@ def _rule_changed(
     return None if found == given else found
 
 
+# Citus runs no subquery in these single-shard INSERTs and UPDATEs: the row is locked by the
+# upsert, its times read back, and written again from Python.
 _LOCK_QUOTA = text(
     "INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) "
     "VALUES (:owner, :batch_id, :customer_id, CAST(ARRAY[] AS timestamptz[])) "
     "ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued "
-    "RETURNING (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > :since) AS recent"
+    "RETURNING q.issued"
 ).bindparams(
     bindparam("owner", type_=Uuid()),
     bindparam("batch_id", type_=Uuid()),
     bindparam("customer_id", type_=String()),
-    bindparam("since", type_=UTCDateTime()),
 )
-_ADD_QUOTA = text(
-    "UPDATE customer_quotas "
-    "SET issued = ARRAY(SELECT t FROM unnest(issued) AS t WHERE t > :since) || :times "
+_SET_QUOTA = text(
+    "UPDATE customer_quotas SET issued = :issued "
     "WHERE client_id = :owner AND batch_id = :batch_id AND customer_id = :customer_id"
 ).bindparams(
     bindparam("owner", type_=Uuid()),
     bindparam("batch_id", type_=Uuid()),
     bindparam("customer_id", type_=String()),
-    bindparam("since", type_=UTCDateTime()),
-    bindparam("times", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("issued", type_=ARRAY(DateTime(timezone=True))),
 )
 _FREE_LOCKED = (
     select(codes.c.code)
@@ -628,25 +627,26 @@ async def _take_apart(
         for i in indices:
             outcomes[i] = refused
         return
-    quota = {"owner": rule.owner, "batch_id": batch_id, "since": _window_start(rule, now)}
-    recent: dict[str, int] = {}
+    quota = {"owner": rule.owner, "batch_id": batch_id}
+    since = _window_start(rule, now)
+    recent: dict[str, list[datetime]] = {}
     for customer in sorted({requests[i].customer_id for i in indices}):
         row = await conn.execute(_LOCK_QUOTA, {**quota, "customer_id": customer})
-        recent[customer] = int(row.scalar_one())
+        recent[customer] = [t for t in row.scalar_one() if t > since]
     params = {"batch_id": batch_id, "client_id": client_id, "wanted": len(indices)}
     free = deque((await conn.execute(_FREE_LOCKED, params)).scalars())
     marks: list[dict[str, Any]] = []
-    added: dict[str, list[datetime]] = defaultdict(list)
+    added: set[str] = set()
     for i in indices:
         req = requests[i]
-        if recent[req.customer_id] >= rule.max_per_customer:
+        if len(recent[req.customer_id]) >= rule.max_per_customer:
             outcomes[i] = _limit_reached(req.customer_id, batch_id, rule)
         elif not free:
             outcomes[i] = _exhausted(batch_id, client_id)
         else:
             code = free.popleft()
-            recent[req.customer_id] += 1
-            added[req.customer_id].append(now)
+            recent[req.customer_id].append(now)
+            added.add(req.customer_id)
             marks.append(
                 {
                     "client": client_id,
@@ -660,7 +660,7 @@ async def _take_apart(
     if marks:
         await conn.execute(_MARK_ISSUED, marks)
         await conn.execute(
-            _ADD_QUOTA, [{**quota, "customer_id": c, "times": t} for c, t in added.items()]
+            _SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
         )
 
 
