@@ -6,6 +6,8 @@
 #                                    extension, register the workers; idempotent
 #   deploy/citus/cluster.sh down     stop it and remove its data folders; idempotent
 #   deploy/citus/cluster.sh status   one line per node
+#   deploy/citus/cluster.sh restart NODE    restart one node (coordinator, worker1, worker2)
+#   deploy/citus/cluster.sh dropdb NAME     drop a database on every node
 #
 # It needs a PostgreSQL with Citus installed into it (docs/deployment.md: "Growing past one
 # database"). Settings, from the environment:
@@ -123,12 +125,27 @@ status() {
     done
 }
 
+restart_node() { # name
+    as_owner "$PG_BIN/pg_ctl" -D "$DIR/$1" -l "$DIR/$1/server.log" -m fast -w -t 60 restart \
+        >/dev/null
+    echo "$1 restarted"
+}
+
+dropdb() { # database
+    local port
+    for port in "${PORTS[@]}"; do
+        sql "$port" postgres "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)"
+    done
+}
+
 case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
+restart) restart_node "${2:?which node: coordinator, worker1 or worker2}" ;;
+dropdb) dropdb "${2:?which database}" ;;
 *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|restart NODE|dropdb NAME" >&2
     exit 2
     ;;
 esac
