@@ -113,6 +113,9 @@ class DatabaseUnavailable(Unavailable):
 # reached during a failover).
 _OUTAGE_CLASSES = ("08", "53", "57")
 _OUTAGE_STATES = frozenset({"3D000", "25006"})
+# Citus, when a worker went away in the middle of a transaction (a worker restarted): an
+# internal error (XX000) with this message; a worker refusing connections is class 08.
+_CITUS_WORKER_LOST = "failure on connection marked as essential"
 # SQLite's primary result codes for a file that cannot be used now: busy and locked past the
 # busy timeout, read-only, I/O error, disk full, cannot open.
 _SQLITE_OUTAGES = frozenset(
@@ -152,11 +155,17 @@ def _says_outage(error: BaseException) -> bool:
     if isinstance(error, exc.TimeoutError):  # no pooled connection free within pool_timeout
         return True
     if isinstance(error, asyncpg.PostgresError):
-        state = error.sqlstate or ""
-        return state.startswith(_OUTAGE_CLASSES) or state in _OUTAGE_STATES
+        return _postgres_says_outage(error)
     if isinstance(error, sqlite3.Error):
         return error.sqlite_errorcode & 0xFF in _SQLITE_OUTAGES
     return False
+
+
+def _postgres_says_outage(error: asyncpg.PostgresError) -> bool:
+    state = error.sqlstate or ""
+    if state == "XX000":
+        return str(getattr(error, "message", "")).startswith(_CITUS_WORKER_LOST)
+    return state.startswith(_OUTAGE_CLASSES) or state in _OUTAGE_STATES
 
 
 class OutageLog:
