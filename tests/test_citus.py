@@ -133,3 +133,7 @@ async def test_impressions_run_on_the_games_shard(
     }
     async with database.begin() as conn:
         assert_one_shard(await plan(conn, _IMPRESSIONS, params), coordinator(citus_url))
+
+
+async def test_distributing_again_places_nothing(database: Database) -> None:
+    assert await citus.distribute(database.engine) == []
