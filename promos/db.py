@@ -226,14 +226,16 @@ class Database:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
         # Whether the database is a Citus cluster's coordinator (``detect_engine``): the hot
         # paths then take their forms that Citus runs on one shard (docs/deployment.md).
-        self.citus = False
+        # None until known: a start during an outage finds out at the first use.
+        self.citus: bool | None = False if self.is_sqlite else None
 
-    async def detect_engine(self) -> None:
-        """Find out what the database is, once at start-up (sets ``citus``)."""
-        if self.is_sqlite:
-            return
-        async with self.engine.connect() as conn:
-            self.citus = await has_citus(conn)
+    async def detect_engine(self) -> bool:
+        """Find out what the database is (sets ``citus``); at start-up, and at the first use
+        after a start during an outage (``DatabaseUnavailable`` then)."""
+        if self.citus is None:
+            async with self.connect() as conn:
+                self.citus = await has_citus(conn)
+        return self.citus
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from promos.brands import service as brands
-from promos.db import Database, outage_cause
+from promos.db import Database, DatabaseUnavailable, outage_cause
 from promos.settings import Settings
 from tests._outage import FileGone, Outage, Relay
 from tests.factories.auth import make_api_key
@@ -344,3 +344,13 @@ def test_a_citus_worker_lost_mid_transaction_is_an_outage():
 
 def test_another_internal_error_is_not_an_outage():
     assert outage_cause(_internal_error("cache lookup failed for relation 16384")) is None
+
+
+async def test_what_the_database_is_stays_unknown_while_it_is_unreachable():
+    database = Database("postgresql+asyncpg://postgres@127.0.0.1:1/promos")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await database.detect_engine()
+        assert database.citus is None
+    finally:
+        await database.dispose()

@@ -447,7 +447,7 @@ class Counter:
             "next_ats": [a.offer.spec.period.next_time(a.now) for a in asks],
             "event_time": event_time(asks[0].now),
         }
-        if self._database.citus:
+        if await self._database.detect_engine():
             return await self._claim_round_citus(asks, params)
         statement = _CLAIMS if self._claim_events.wanted else _CLAIMS_LEAN
         rows = await self._run(statement, params)
