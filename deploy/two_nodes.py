@@ -265,20 +265,37 @@ def stop_nodes(deployed: Deployment) -> None:
         stop(node)
 
 
+CLUSTER = ROOT / "deploy" / "citus" / "cluster.sh"
+
+
+def cluster(*args: str, env: dict[str, str] | None = None) -> None:
+    """deploy/citus/cluster.sh (PROMOS_CITUS_DIR and the rest from the environment)."""
+    subprocess.run([str(CLUSTER), *args], check=True, env={**os.environ, **(env or {})})
+
+
 @contextmanager
-def deployment(admin_dsn: str, nginx: str, workers: int, keep: bool) -> Iterator[Deployment]:
+def deployment(
+    admin_dsn: str, nginx: str, workers: int, keep: bool, *, citus: bool = False
+) -> Iterator[Deployment]:
     """A fresh database, two nodes and nginx; every process stopped and the database dropped
-    after (the temporary directory is kept when something failed, for its logs)."""
+    after (the temporary directory is kept when something failed, for its logs). ``citus``:
+    ``admin_dsn`` is a cluster's coordinator (deploy/citus/cluster.sh): the database is made
+    on every node and distributed."""
     prefix = Path(tempfile.mkdtemp(prefix="promos-nginx-"))
     prefix.chmod(0o755)  # nginx's workers (nobody) write request bodies under it
     name = f"promos_nginx_{uuid.uuid4().hex[:12]}"
     database_url = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(run_sql(admin_dsn, f'CREATE DATABASE "{name}"'))
+    if citus:
+        cluster("up", env={"PROMOS_CITUS_DBS": name})
+    else:
+        asyncio.run(run_sql(admin_dsn, f'CREATE DATABASE "{name}"'))
     ok = False
     try:
         with ExitStack() as stack:
             env = node_env(database_url)
             promos("migrate", env=env)
+            if citus:
+                promos("citus", "distribute", env=env)
             found = Deployment(database_url, workers, env, prefix)
             stack.callback(stop_nodes, found)
             for port in NODE_PORTS:
@@ -292,7 +309,9 @@ def deployment(admin_dsn: str, nginx: str, workers: int, keep: bool) -> Iterator
             yield found
             ok = True
     finally:
-        if not keep:
+        if not keep and citus:
+            cluster("dropdb", name)
+        elif not keep:
             asyncio.run(run_sql(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if ok and not keep:
             shutil.rmtree(prefix, ignore_errors=True)
@@ -437,8 +456,11 @@ class Load:
                 self._answers.one_more()
 
 
-async def drive(deployed: Deployment, api_key: str) -> tuple[Setup, Answers, int]:
-    """Set up, send the whole load through nginx, restart node 2 in the middle of it."""
+async def drive(
+    deployed: Deployment, api_key: str, *, citus_worker: str | None = None
+) -> tuple[Setup, Answers, int]:
+    """Set up, send the whole load through nginx, restart node 2 in the middle of it (and,
+    with ``citus_worker``, that Citus worker at the same moment)."""
     answers = Answers()
     total = CUSTOMERS * ATTEMPTS + PROMOCODES * REDEEMS + PLAYERS * TRANSACTIONS * REPLAYS
     answers.restart_at = int(total * RESTART_AFTER)
@@ -455,9 +477,18 @@ async def drive(deployed: Deployment, api_key: str) -> tuple[Setup, Answers, int
             print(f"node :{NODE_PORTS[1]} back after {answers.count} answers", flush=True)
             return status
 
+        async def restart_worker(worker: str) -> None:
+            await answers.progressed.wait()
+            print(f"restarting Citus {worker} after {answers.count} answers", flush=True)
+            await asyncio.to_thread(cluster, "restart", worker)
+            print(f"Citus {worker} back after {answers.count} answers", flush=True)
+
         restarting = asyncio.create_task(restart_node())
+        worker = asyncio.create_task(restart_worker(citus_worker)) if citus_worker else None
         await asyncio.gather(*(asyncio.gather(*unit) for unit in load.units()))
         restarted = await restarting
+        if worker is not None:
+            await worker
     return setup, answers, restarted
 
 
@@ -670,6 +701,13 @@ def main() -> int:
         ),
         help="a PostgreSQL URL whose user may create databases [PROMOS_TEST_POSTGRES_URL]",
     )
+    parser.add_argument(
+        "--citus",
+        action="store_true",
+        help="--postgres is a Citus coordinator of deploy/citus/cluster.sh: distribute the "
+        "database, and restart a Citus worker mid-load too",
+    )
+    parser.add_argument("--citus-worker", default="worker2", help="the worker to restart")
     parser.add_argument("--workers", type=int, default=2, help="workers per node [2]")
     parser.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
@@ -680,9 +718,14 @@ def main() -> int:
             return 2
 
     started = time.monotonic()
-    with deployment(args.postgres, args.nginx, args.workers, args.keep) as deployed:
+    with deployment(
+        args.postgres, args.nginx, args.workers, args.keep, citus=args.citus
+    ) as deployed:
         api_key = promos("api-keys", "create", "--name", "nginx-two-nodes", env=deployed.env)
-        setup, answers, restarted = asyncio.run(drive(deployed, api_key.strip()))
+        worker = args.citus_worker if args.citus else None
+        setup, answers, restarted = asyncio.run(
+            drive(deployed, api_key.strip(), citus_worker=worker)
+        )
         checks = asyncio.run(
             check_rules(deployed.database_url, setup, answers, deployed.logs / "access.log")
         )

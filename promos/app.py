@@ -32,7 +32,7 @@ from promos.compat import promos_api as promos_compat
 from promos.compat import referral as referral_compat
 from promos.console.deps import PREFIX as CONSOLE_PREFIX
 from promos.console.router import install as install_console
-from promos.db import Database
+from promos.db import Database, DatabaseUnavailable
 from promos.events.destinations import Destinations
 from promos.events.dispatcher import Dispatcher
 from promos.events.router import router as webhooks_router
@@ -127,6 +127,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if prepare:
             await prepare_database(database, settings, clock())
+        try:
+            await database.detect_engine()
+        except DatabaseUnavailable:
+            log.warning("database unavailable at start-up: its kind is found at the first use")
         metrics.app_started(database.engine)
         # What exists now lives as long as the process: keep it out of the collector's way,
         # or each full collection walks it all (seen as 50 ms pauses under load).

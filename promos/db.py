@@ -22,6 +22,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
+from promos.citus import has_citus
 from promos.datadir import make_default_directory
 from promos.errors import PromosError, Unavailable
 
@@ -113,6 +114,9 @@ class DatabaseUnavailable(Unavailable):
 # reached during a failover).
 _OUTAGE_CLASSES = ("08", "53", "57")
 _OUTAGE_STATES = frozenset({"3D000", "25006"})
+# Citus, when a worker went away in the middle of a transaction (a worker restarted): an
+# internal error (XX000) with this message; a worker refusing connections is class 08.
+_CITUS_WORKER_LOST = "failure on connection marked as essential"
 # SQLite's primary result codes for a file that cannot be used now: busy and locked past the
 # busy timeout, read-only, I/O error, disk full, cannot open.
 _SQLITE_OUTAGES = frozenset(
@@ -152,11 +156,17 @@ def _says_outage(error: BaseException) -> bool:
     if isinstance(error, exc.TimeoutError):  # no pooled connection free within pool_timeout
         return True
     if isinstance(error, asyncpg.PostgresError):
-        state = error.sqlstate or ""
-        return state.startswith(_OUTAGE_CLASSES) or state in _OUTAGE_STATES
+        return _postgres_says_outage(error)
     if isinstance(error, sqlite3.Error):
         return error.sqlite_errorcode & 0xFF in _SQLITE_OUTAGES
     return False
+
+
+def _postgres_says_outage(error: asyncpg.PostgresError) -> bool:
+    state = error.sqlstate or ""
+    if state == "XX000":
+        return str(getattr(error, "message", "")).startswith(_CITUS_WORKER_LOST)
+    return state.startswith(_OUTAGE_CLASSES) or state in _OUTAGE_STATES
 
 
 class OutageLog:
@@ -225,6 +235,18 @@ class Database:
         else:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
             self.statements = DriverReads(self.engine, size=driver_statements, outages=self.outages)
+        # Whether the database is a Citus cluster's coordinator (``detect_engine``): the hot
+        # paths then take their forms that Citus runs on one shard (docs/deployment.md).
+        # None until known: a start during an outage finds out at the first use.
+        self.citus: bool | None = False if self.is_sqlite else None
+
+    async def detect_engine(self) -> bool:
+        """Find out what the database is (sets ``citus``); at start-up, and at the first use
+        after a start during an outage (``DatabaseUnavailable`` then)."""
+        if self.citus is None:
+            async with self.connect() as conn:
+                self.citus = await has_citus(conn)
+        return self.citus
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

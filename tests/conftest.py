@@ -33,10 +33,14 @@ from promos.db import Database
 from promos.settings import Settings
 from promos.state import AppState
 from promos.tables import metadata
+from tests import _citus
 from tests._receiver import Receiver
 from tests.factories.auth import make_api_key, make_user
 
 PG_URL = os.environ.get("PROMOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# A Citus coordinator: when set, the PostgreSQL variants run on a database of the cluster
+# (tests/_citus.py), and a cluster missing or without Citus fails them instead of skipping.
+CITUS_URL = os.environ.get("PROMOS_TEST_CITUS_URL", "")
 REDIS_URL = os.environ.get("PROMOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...: `make test` runs pytest -n
@@ -147,7 +151,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this run (this worker)."""
+    """A fresh, migrated PostgreSQL database for this run (this worker); on the Citus
+    cluster, distributed, when PROMOS_TEST_CITUS_URL is set."""
+    if CITUS_URL:
+        yield from _citus_database()
+        return
     admin_dsn = _asyncpg_dsn(PG_URL)
     name = f"promos_test_{uuid.uuid4().hex[:12]}"
 
@@ -184,6 +192,41 @@ def postgres_url() -> Iterator[str]:
             await conn.close()
 
     asyncio.run(drop())
+
+
+def _citus_database() -> Iterator[str]:
+    """The run's database on the Citus cluster: migrated, then distributed. Set and
+    unreachable (or without Citus), the tests fail: never a silent skip."""
+    admin_dsn = _citus.dsn(CITUS_URL)
+    name = f"promos_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_citus.create(admin_dsn, name))
+    except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
+        where = make_url(CITUS_URL).render_as_string(hide_password=True)
+        pytest.fail(f"no Citus cluster at {where} (PROMOS_TEST_CITUS_URL): {exc}")
+    url = str(
+        make_url(admin_dsn)
+        .set(database=name, drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
+    )
+    try:
+        asyncio.run(_migrate(url))
+        asyncio.run(_citus.distribute(url))
+        yield url
+    finally:
+        asyncio.run(_citus.drop(admin_dsn, name))
+
+
+@pytest.fixture(scope="session")
+def citus_url(request: pytest.FixtureRequest) -> str:
+    """The run's distributed database; without PROMOS_TEST_CITUS_URL the Citus tests are
+    skipped (one line), in CI too: CI cannot build Citus."""
+    if not CITUS_URL:
+        raise ServiceMissing(
+            "PROMOS_TEST_CITUS_URL is not set: the tests of Promos on Citus are skipped"
+        )
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -227,7 +270,10 @@ def _empty_postgres(url: str) -> None:
     async def empty() -> None:
         conn = await asyncpg.connect(_asyncpg_dsn(url))
         try:
-            await conn.execute(_EMPTY_POSTGRES)
+            # On Citus, one transaction may not write a reference table after writing a
+            # distributed one's shards in parallel: sequentially, it may.
+            sequential = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential';\n"
+            await conn.execute((sequential if CITUS_URL else "") + _EMPTY_POSTGRES)
         finally:
             await conn.close()
 

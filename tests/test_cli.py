@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -390,3 +391,13 @@ def test_migrate_refuses_an_unreachable_database_with_a_clear_error():
 
     assert failed_cleanly(result), (result.exit_code, result.output, result.exception)
     assert "127.0.0.1" in result.output
+
+
+def test_citus_distribute_on_a_database_without_citus_says_so(sqlite_template, tmp_path):
+    path = tmp_path / "promos.db"
+    shutil.copy(sqlite_template, path)
+
+    result = promos(f"sqlite+aiosqlite:///{path}", "citus", "distribute")
+
+    assert failed_cleanly(result)
+    assert "no Citus extension" in result.output

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from alembic import command
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from promos import migrate
@@ -402,3 +402,63 @@ async def test_the_pool_holds_migration_downgrades_and_upgrades_again(empty_url,
     assert "pool_code_holds" not in tables
     assert "return_released_codes" not in {c["name"] for c in columns}
     assert "pool_code_holds" in again
+
+
+# --- 0023: the client in the keys of the quota and Idempotency-Key lock rows -----------------
+
+
+async def test_a_customers_issues_before_0023_still_count_toward_the_rule(empty_url):
+    database = Database(empty_url)
+    batch_id = uuid4()
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0010_pool_counts")
+            await conn.execute(clients.insert().values(id=OWNER, created_at=THEN))
+            await conn.execute(
+                batches.insert().values(
+                    id=batch_id,
+                    client_id=OWNER,
+                    name="One each",
+                    max_per_customer=1,
+                    expired=False,
+                    created_at=THEN,
+                )
+            )
+            await conn.execute(
+                codes.insert(),
+                [
+                    {
+                        "client_id": OWNER,
+                        "code": f"RULE-{n}",
+                        "batch_id": batch_id,
+                        "seq": n + 1,
+                        "customer_id": "ann" if n == 0 else None,
+                        "issued_at": THEN if n == 0 else None,
+                    }
+                    for n in range(2)
+                ],
+            )
+            if conn.dialect.name == "postgresql":  # PostgreSQL counts on the quota rows
+                await conn.execute(
+                    text(
+                        "INSERT INTO customer_quotas (batch_id, customer_id, issued) "
+                        "VALUES (:batch_id, 'ann', ARRAY[CAST(:then AS timestamptz)])"
+                    ),
+                    {"batch_id": batch_id, "then": THEN},
+                )
+        await migrate.upgrade(database.engine)
+    finally:
+        await database.dispose()
+    app = create_app(Settings(database_url=empty_url), clock=FakeClock(THEN))
+    async with app.router.lifespan_context(app):
+        secret = await make_api_key(app.state.promos.database, now=THEN)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://promos.test") as http:
+            again = await http.post(
+                f"/v1/batches/{batch_id}/issues",
+                json={"client_id": str(OWNER), "customer_id": "ann"},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+
+    assert again.status_code == 403, again.text
+    assert again.json()["error"]["code"] == "customer_limit_reached"

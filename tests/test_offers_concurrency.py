@@ -190,12 +190,14 @@ async def test_claims_replayed_to_every_worker_at_once_are_each_counted_once(
 
 
 async def lock_waiters(database, expected: int) -> None:
-    """Wait (at most 5 s) until ``expected`` statements of this database wait for a lock."""
+    """Wait (at most 5 s) until ``expected`` statements of this database wait for a lock (on
+    Citus, on the workers, where the rows are: citus_stat_activity sees every node's)."""
+    activity = "citus_stat_activity" if database.citus else "pg_stat_activity"
     for _ in range(500):
         async with database.begin() as conn:
             waiting = await conn.scalar(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity "
+                    f"SELECT count(*) FROM {activity} "  # noqa: S608 - one of two view names
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             )

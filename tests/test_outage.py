@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from promos.brands import service as brands
-from promos.db import Database
+from promos.db import Database, DatabaseUnavailable, outage_cause
 from promos.settings import Settings
 from tests._outage import FileGone, Outage, Relay
 from tests.factories.auth import make_api_key
@@ -344,3 +344,27 @@ async def test_connections_postgresql_terminated_answer_503_and_the_next_request
 
     unavailable(first, route)
     assert second.status_code == 200, second.text
+
+
+def _internal_error(message: str) -> asyncpg.PostgresError:
+    return asyncpg.exceptions.InternalServerError.new({"S": "ERROR", "C": "XX000", "M": message})
+
+
+def test_a_citus_worker_lost_mid_transaction_is_an_outage():
+    lost = _internal_error("failure on connection marked as essential: 127.0.0.1:9702")
+
+    assert outage_cause(lost) is lost
+
+
+def test_another_internal_error_is_not_an_outage():
+    assert outage_cause(_internal_error("cache lookup failed for relation 16384")) is None
+
+
+async def test_what_the_database_is_stays_unknown_while_it_is_unreachable():
+    database = Database("postgresql+asyncpg://postgres@127.0.0.1:1/promos")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await database.detect_engine()
+        assert database.citus is None
+    finally:
+        await database.dispose()

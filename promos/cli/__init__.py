@@ -8,6 +8,7 @@ from promos import __version__
 from promos.cli.api_keys import api_keys
 from promos.cli.batches import batches
 from promos.cli.brand_users import brand_users
+from promos.cli.citus import citus
 from promos.cli.codes import codes
 from promos.cli.demo import demo
 from promos.cli.migrate import migrate
@@ -38,3 +39,4 @@ main.add_command(promocodes)
 main.add_command(brand_users)
 main.add_command(worker)
 main.add_command(webhooks)
+main.add_command(citus)

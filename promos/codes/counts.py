@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.codes.tables import batches, codes, pool_counts, pool_daily_issues
@@ -139,25 +139,37 @@ async def _checkpoint(
     )
 
 
+def _recent(which: ColumnElement[bool]) -> Subquery:
+    """Each batch's issues since its checkpoint (through ix_codes_issued), for the batches
+    ``which`` picks of ``pool_counts``. A join, not a subquery per row: Citus runs no
+    correlated subquery from a reference table (``pool_counts``) into a distributed one."""
+    return (
+        select(codes.c.batch_id, func.count().label("recent"))
+        .join(pool_counts, pool_counts.c.batch_id == codes.c.batch_id)
+        .where(which, codes.c.issued_at >= pool_counts.c.counted_until)
+        .group_by(codes.c.batch_id)
+        .subquery()
+    )
+
+
 async def _read(
     conn: AsyncConnection, batch_ids: Sequence[UUID], *, now: datetime
 ) -> dict[UUID, PoolCounts]:
     """The batches' counters in one statement: each checkpoint, plus the issues since it
     (through ix_codes_issued). Then each checkpoint that is due, and has issues to take in,
     is brought forward; a batch without recent issues is not written to."""
-    recent = (
-        select(func.count())
-        .where(codes.c.batch_id == pool_counts.c.batch_id)
-        .where(codes.c.issued_at >= pool_counts.c.counted_until)
-        .scalar_subquery()
+    recent = _recent(pool_counts.c.batch_id.in_(batch_ids))
+    query = (
+        select(
+            pool_counts.c.batch_id,
+            pool_counts.c.total,
+            pool_counts.c.issued,
+            pool_counts.c.counted_until,
+            func.coalesce(recent.c.recent, 0).label("recent"),
+        )
+        .outerjoin(recent, recent.c.batch_id == pool_counts.c.batch_id)
+        .where(pool_counts.c.batch_id.in_(batch_ids))
     )
-    query = select(
-        pool_counts.c.batch_id,
-        pool_counts.c.total,
-        pool_counts.c.issued,
-        pool_counts.c.counted_until,
-        recent.label("recent"),
-    ).where(pool_counts.c.batch_id.in_(batch_ids))
     found: dict[UUID, PoolCounts] = {}
     # Checkpoints are moved in the order of batch ids (see ``fewest_left``).
     query = query.order_by(pool_counts.c.batch_id)
@@ -178,22 +190,18 @@ async def fewest_left(
     each adding its issues since its checkpoint (through ix_codes_issued). Like a page's
     read, it brings forward every due checkpoint of those batches, so that the issues
     counted since one stay few however long no page shows the batch."""
-    recent = (
-        select(func.count())
-        .where(codes.c.batch_id == pool_counts.c.batch_id)
-        .where(codes.c.issued_at >= pool_counts.c.counted_until)
-        .scalar_subquery()
-    )
+    recent = _recent(pool_counts.c.batch_id.in_(select(batches.c.id).where(~batches.c.expired)))
     live = (
         select(
             pool_counts.c.batch_id,
             pool_counts.c.total,
             pool_counts.c.issued,
             pool_counts.c.counted_until,
-            recent.label("recent"),
+            func.coalesce(recent.c.recent, 0).label("recent"),
             batches.c.name,
         )
         .join(batches, batches.c.id == pool_counts.c.batch_id)
+        .outerjoin(recent, recent.c.batch_id == pool_counts.c.batch_id)
         .where(batches.c.expired.is_(False))
         .subquery()
     )

@@ -354,7 +354,7 @@ _HELD_EVENTS = emitting(
 _TAKE = text(
     f"""
     WITH batch AS (
-        SELECT expired, max_per_customer, time_limit_days,
+        SELECT expired, max_per_customer, time_limit_days, client_id AS owner,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
                     ELSE :now - make_interval(days => time_limit_days) END AS since,
                EXISTS (
@@ -372,10 +372,10 @@ _TAKE = text(
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ), counted AS (
-        INSERT INTO customer_quotas AS q (batch_id, customer_id, issued)
-        SELECT :batch_id, :customer_id, ARRAY[:now] FROM free
+        INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+        SELECT (SELECT owner FROM batch), :batch_id, :customer_id, ARRAY[:now] FROM free
         WHERE (SELECT max_per_customer FROM usable) IS NOT NULL
-        ON CONFLICT (batch_id, customer_id) DO UPDATE
+        ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
         SET issued = ARRAY(
                 SELECT t FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable)
             ) || excluded.issued
@@ -689,7 +689,8 @@ _UNCOUNT = text(
     UPDATE customer_quotas
     SET issued = issued[1:array_position(issued, :held_at) - 1]
                  || issued[array_position(issued, :held_at) + 1:]
-    WHERE batch_id = :batch_id AND customer_id = :customer_id
+    WHERE client_id = (SELECT client_id FROM batches WHERE id = :batch_id)
+      AND batch_id = :batch_id AND customer_id = :customer_id
       AND array_position(issued, :held_at) IS NOT NULL
     """
 ).bindparams(

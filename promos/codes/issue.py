@@ -26,11 +26,13 @@ from collections import Counter, defaultdict, deque
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
+    DateTime,
     Integer,
     String,
     Text,
@@ -43,8 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from promos.citus import on_citus
 from promos.codes.errors import (
     BatchExpired,
     BatchNotFound,
@@ -75,6 +78,7 @@ async def issue_codes(
     hints: FreeCodeHints | None = None,
     emitted: Emitted | None = None,
     demand: Demand | None = None,
+    citus: bool | None = None,
 ) -> list[Outcome]:
     """Issue one code per request; fills ``outcomes`` as it goes and returns them, in order.
 
@@ -87,6 +91,9 @@ async def issue_codes(
     point.
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
     ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
+    ``citus``: the database is a Citus coordinator (``Database.citus``; None: ask ``conn``):
+    the statements' forms that run on one shard, in the transaction ``needs_transaction``
+    then asks for.
     """
     emitted = emitted if emitted is not None else Emitted()
     if conn.dialect.name == "postgresql":
@@ -97,6 +104,7 @@ async def issue_codes(
             now=now,
             hints=hints,
             events=_Events(emitted, demand if demand is not None else Demand()),
+            citus=citus if citus is not None else await on_citus(conn),
         )
     else:
         await _issue_sqlite(conn, requests, outcomes, now=now, emitted=emitted)
@@ -120,9 +128,12 @@ def issued_payload(issued: IssuedCode) -> dict[str, Any]:
     }
 
 
-def needs_transaction(conn_dialect: str, requests: Sequence[IssueRequest]) -> bool:
-    """Whether ``issue_codes`` must run inside an explicit transaction."""
-    return conn_dialect != "postgresql" or any(r.idempotency_key for r in requests)
+def needs_transaction(
+    conn_dialect: str, requests: Sequence[IssueRequest], *, citus: bool = False
+) -> bool:
+    """Whether ``issue_codes`` must run inside an explicit transaction (always on Citus: the
+    events follow the codes in a statement of their own)."""
+    return citus or conn_dialect != "postgresql" or any(r.idempotency_key for r in requests)
 
 
 def _decided(outcome: Outcome | None) -> Outcome:
@@ -146,25 +157,72 @@ _CODE_EVENTS = emitting(
 )
 
 
-def _take_statement(*, events: bool) -> TextClause:
+_CITUS_PARAMS: list[BindParameter[Any]] = [
+    bindparam("quota_client", type_=Uuid()),
+    bindparam("since", type_=UTCDateTime()),
+    bindparam("most", type_=Integer()),
+    bindparam("days", type_=Integer()),
+]
+
+
+def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
     """``_TAKE``: emitting ``code.issued`` events, or lean: without the events' CTEs, and
-    changing nothing (``events_wanted`` in every row) when a subscription wants them."""
-    lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
-    emit = f", {_CODE_EVENTS}" if events else ""
-    count = "(SELECT count(*) FROM code_events)" if events else "0"
+    changing nothing (``events_wanted`` in every row) when a subscription wants them.
+
+    ``citus``: the form Citus runs on one shard (``_TAKE_CITUS``): every distributed table it
+    touches is named with one client, ``:quota_client`` (the batch's own client, or the
+    request's for a batch without a rule); it neither reads the subscriptions nor writes the
+    outbox (both on the coordinator: the caller emits the events in the same transaction),
+    and it changes nothing when the batch's rule counts on another client's shard."""
+    if citus:
+        wanted, lean_guard, emit, count = (
+            "",
+            "AND (max_per_customer IS NULL OR owner = :quota_client)",
+            "",
+            "0",
+        )
+        events_wanted, quota_client = "false", ":quota_client"
+        # Citus runs only IMMUTABLE functions in ON CONFLICT DO UPDATE on a distributed
+        # table, and timestamptz - interval is STABLE: the window's start is a parameter.
+        # Nor may they read another CTE (Citus reads it back through a VOLATILE function):
+        # the rule itself is a parameter too, and the statement changes nothing when the
+        # batch's rule is no longer the one given (``_rule_changed``).
+        since = since_in_update = "CAST(:since AS timestamptz)"
+        most = "CAST(:most AS integer)"
+        lean_guard = (
+            "AND (max_per_customer IS NULL OR (owner = :quota_client "
+            "AND max_per_customer = :most "
+            "AND time_limit_days IS NOT DISTINCT FROM CAST(:days AS integer)))"
+        )
+    else:
+        wanted = f"{wanted_cte(CODE_ISSUED, name='events_wanted')}, "
+        lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
+        emit = f", {_CODE_EVENTS}" if events else ""
+        count = "(SELECT count(*) FROM code_events)" if events else "0"
+        events_wanted, quota_client = (
+            "(SELECT yes FROM events_wanted)",
+            "(SELECT owner FROM usable)",
+        )
+        since = (
+            "CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz "
+            "ELSE :now - make_interval(days => time_limit_days) END"
+        )
+        since_in_update, most = (
+            "(SELECT since FROM usable)",
+            "(SELECT max_per_customer FROM usable)",
+        )
     return text(
         f"""
-    WITH {wanted_cte(CODE_ISSUED, name="events_wanted")}, batch AS (
-        SELECT expired, max_per_customer, time_limit_days,
-               CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
-                    ELSE :now - make_interval(days => time_limit_days) END AS since,
+    WITH {wanted}batch AS (
+        SELECT expired, max_per_customer, time_limit_days, client_id AS owner,
+               {since} AS since,
                EXISTS (
                    SELECT FROM batch_clients
                    WHERE client_id = :client_id AND batch_id = :batch_id
                ) AS listed
         FROM batches WHERE id = :batch_id
     ), usable AS (
-        SELECT max_per_customer, since FROM batch WHERE listed AND NOT expired
+        SELECT max_per_customer, since, owner FROM batch WHERE listed AND NOT expired
             {lean_guard}
     ), asks AS (
         SELECT customer_id, idempotency_key, n
@@ -181,16 +239,16 @@ def _take_statement(*, events: bool) -> TextClause:
     ), considered AS (
         SELECT customer_id, idempotency_key, n FROM asks WHERE n <= (SELECT count(*) FROM free)
     ), counted AS (
-        INSERT INTO customer_quotas AS q (batch_id, customer_id, issued)
-        SELECT :batch_id, customer_id, ARRAY[:now] FROM considered
+        INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+        SELECT {quota_client}, :batch_id, customer_id, ARRAY[:now] FROM considered
         WHERE (SELECT max_per_customer FROM usable) IS NOT NULL
         ORDER BY customer_id
-        ON CONFLICT (batch_id, customer_id) DO UPDATE
+        ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
         SET issued = ARRAY(
-                SELECT t FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable)
+                SELECT t FROM unnest(q.issued) AS t WHERE t > {since_in_update}
             ) || excluded.issued
-        WHERE (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > (SELECT since FROM usable))
-              < (SELECT max_per_customer FROM usable)
+        WHERE (SELECT count(*) FROM unnest(q.issued) AS t WHERE t > {since_in_update})
+              < {most}
         RETURNING customer_id
     ), allowed AS (
         SELECT customer_id, idempotency_key, n, row_number() OVER (ORDER BY n) AS r
@@ -202,13 +260,14 @@ def _take_statement(*, events: bool) -> TextClause:
         SET customer_id = allowed.customer_id, issued_at = :now,
             idempotency_key = allowed.idempotency_key
         FROM free JOIN allowed USING (r)
-        WHERE codes.client_id = free.client_id AND codes.code = free.code
+        -- the client named, not only joined: Citus then updates that client's shard alone
+        WHERE codes.client_id = :client_id AND codes.code = free.code
         RETURNING allowed.n, codes.code, codes.customer_id
     ){emit}
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
            (SELECT min(seq) FROM free) AS first_free,
            batch.listed, batch.expired, batch.max_per_customer, batch.time_limit_days,
-           (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
+           batch.owner, {events_wanted} AS events_wanted, {count} AS events
     FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
     ORDER BY asks.n
     """  # noqa: S608 - put together from this module's constants
@@ -221,22 +280,27 @@ def _take_statement(*, events: bool) -> TextClause:
         bindparam("keys", type_=ARRAY(Text())),
         bindparam("now", type_=UTCDateTime()),
         *([bindparam("event_time", type_=String())] if events else []),
+        *(_CITUS_PARAMS if citus else []),
     )
 
 
 _TAKE = _take_statement(events=True)
 _TAKE_LEAN = _take_statement(events=False)
+_TAKE_CITUS = _take_statement(events=False, citus=True)
 
 # Retries with one key take turns on the key's row, so each later one finds the first's code.
 # Only keys of batches that exist get a row: a key for an unknown batch would break the foreign
 # key and fail the whole group, when its request only deserves its own 404 (from ``_TAKE``).
 _LOCK_KEYS = text(
-    "INSERT INTO idempotency_locks (batch_id, idempotency_key, locked_at) "
-    "SELECT r.batch_id, r.key, :now "
-    "FROM unnest(:batch_ids, :keys) WITH ORDINALITY AS r(batch_id, key, n) "
+    "INSERT INTO idempotency_locks (client_id, batch_id, idempotency_key, locked_at) "
+    "SELECT r.client_id, r.batch_id, r.key, :now "
+    "FROM unnest(:client_ids, :batch_ids, :keys) WITH ORDINALITY "
+    "AS r(client_id, batch_id, key, n) "
     "JOIN batches ON batches.id = r.batch_id ORDER BY r.n "
-    "ON CONFLICT (batch_id, idempotency_key) DO UPDATE SET locked_at = excluded.locked_at"
+    "ON CONFLICT (client_id, batch_id, idempotency_key) "
+    "DO UPDATE SET locked_at = excluded.locked_at"
 ).bindparams(
+    bindparam("client_ids", type_=ARRAY(Uuid())),
     bindparam("batch_ids", type_=ARRAY(Uuid())),
     bindparam("keys", type_=ARRAY(Text())),
     bindparam("now", type_=UTCDateTime()),
@@ -251,14 +315,23 @@ async def _issue_postgresql(
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
+    citus: bool,
 ) -> None:
-    keyed = sorted({(r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key})
+    keyed = sorted(
+        {(r.client_id, r.batch_id, r.idempotency_key) for r in requests if r.idempotency_key}
+    )
     if keyed:
         await conn.execute(
             _LOCK_KEYS,
-            {"batch_ids": [b for b, _ in keyed], "keys": [k for _, k in keyed], "now": now},
+            {
+                "client_ids": [c for c, _, _ in keyed],
+                "batch_ids": [b for _, b, _ in keyed],
+                "keys": [k for _, _, k in keyed],
+                "now": now,
+            },
         )
     pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
+    rules = await _rules_citus(conn, {requests[i].batch_id for i in pending}) if citus else None
     while pending:
         # One statement may update a customer's quota row once: a second request of the same
         # customer waits for the next round.
@@ -267,10 +340,24 @@ async def _issue_postgresql(
         for i in this_round:
             groups[(requests[i].batch_id, requests[i].client_id)].append(i)
         for (batch_id, client_id), indices in sorted(groups.items()):
-            await _take(
+            rule = rules.get(batch_id) if rules is not None else None
+            if rule is not None and rule.owner != client_id:
+                await _take_apart(
+                    conn,
+                    rule,
+                    client_id=client_id,
+                    requests=requests,
+                    indices=indices,
+                    outcomes=outcomes,
+                    now=now,
+                )
+                continue
+            apart = await _take(
                 conn,
                 batch_id,
                 client_id=client_id,
+                quota_client=None if rules is None else client_id,
+                rule=rule,
                 requests=requests,
                 indices=indices,
                 outcomes=outcomes,
@@ -278,7 +365,19 @@ async def _issue_postgresql(
                 hints=hints,
                 events=events,
             )
+            if apart is not None:
+                await _take_apart(
+                    conn,
+                    apart[0],
+                    client_id=client_id,
+                    requests=requests,
+                    indices=apart[1],
+                    outcomes=outcomes,
+                    now=now,
+                )
     _resolve_replays(requests, replays, outcomes)
+    if citus:
+        await _emit_citus(conn, outcomes, now=now, emitted=events.emitted)
 
 
 def _one_per_customer(
@@ -299,16 +398,20 @@ async def _take(
     batch_id: UUID,
     *,
     client_id: UUID,
+    quota_client: UUID | None,
+    rule: _Rule | None,
     requests: Sequence[IssueRequest],
     indices: list[int],
     outcomes: Outcomes,
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
-) -> None:
+) -> tuple[_Rule, list[int]] | None:
+    """``_TAKE`` for one (batch, client); ``quota_client`` on Citus (``_TAKE_CITUS``). On
+    Citus, returns the batch's rule and the requests left when they need ``_take_apart``."""
     from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
     while indices:
-        statement = _TAKE if events.demand.wanted else _TAKE_LEAN
+        statement = _statement(citus=quota_client is not None, events=events)
         rows = (
             await conn.execute(
                 statement,
@@ -321,9 +424,19 @@ async def _take(
                     "now": now,
                     "event_time": event_time(now),
                     "from_seq": from_seq,
+                    "quota_client": quota_client,
+                    "since": _window_start(rule, now),
+                    "most": rule.max_per_customer if rule is not None else None,
+                    "days": rule.time_limit_days if rule is not None else None,
                 },
             )
         ).all()
+        changed = _rule_changed(batch_id, quota_client, rule, rows[0])
+        if changed is not None and changed.owner != quota_client:
+            return changed, indices  # a rule now counts on another client's shard
+        if changed is not None:
+            rule = changed  # the batch's rule changed since _rules_citus read it: again
+            continue
         events.demand.wanted = rows[0].events_wanted
         if rows[0].events_wanted and statement is _TAKE_LEAN:
             continue  # it changed nothing: a subscription wants the events; again, with them
@@ -332,18 +445,29 @@ async def _take(
         if refused is not None:
             for i in indices:
                 outcomes[i] = refused
-            return
-        if hints is not None and rows[0].first_free is not None:
-            hints[(batch_id, client_id)] = rows[0].first_free
+            return None
+        _remember(hints, (batch_id, client_id), rows[0].first_free)
         unconsidered, denied = _record_taken(rows, indices, requests, outcomes, now=now)
         if not denied and unconsidered and from_seq > 0:
             from_seq = 0  # before calling the batch exhausted, look behind the hint too
         elif not denied:
             for i in unconsidered:
                 outcomes[i] = _exhausted(batch_id, client_id)
-            return
+            return None
         # else: codes set aside for customers the rule refused may serve the others.
         indices = unconsidered
+    return None
+
+
+def _remember(hints: FreeCodeHints | None, key: tuple[UUID, UUID], first_free: int | None) -> None:
+    if hints is not None and first_free is not None:
+        hints[key] = first_free
+
+
+def _statement(*, citus: bool, events: _Events) -> TextClause:
+    if citus:
+        return _TAKE_CITUS
+    return _TAKE if events.demand.wanted else _TAKE_LEAN
 
 
 def _record_taken(
@@ -394,6 +518,166 @@ def _limit_reached(customer: str, batch_id: UUID, rules: Any) -> CustomerLimitRe
         f"customer {customer} already has {rules.max_per_customer} "
         f"code(s) of batch {batch_id}{window}"
     )
+
+
+# --- Citus -----------------------------------------------------------------------------------
+# A statement runs on one shard only if it names one client for every distributed table it
+# touches. ``_TAKE_CITUS`` does, with the batch's quota rows on the batch's own client's shard:
+# a request for another client of a batch with a rule (Ango's uploads) touches two shards,
+# and is served by ``_take_apart``: the same steps as separate statements in the transaction
+# (quota rows locked first, in customer order, then free codes with SKIP LOCKED).
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    batch_id: UUID
+    owner: UUID  # the batch's own client: its quota rows live on this client's shard
+    max_per_customer: int
+    time_limit_days: int | None
+
+
+_RULES = select(
+    batches.c.id, batches.c.client_id, batches.c.max_per_customer, batches.c.time_limit_days
+).where(batches.c.id.in_(bindparam("ids", expanding=True)), batches.c.max_per_customer.is_not(None))
+
+
+async def _rules_citus(conn: AsyncConnection, batch_ids: set[UUID]) -> dict[UUID, _Rule]:
+    """The rules of these batches (a reference table: read on the coordinator)."""
+    if not batch_ids:
+        return {}
+    rows = await conn.execute(_RULES, {"ids": list(batch_ids)})
+    return {row.id: _Rule(row.id, row.client_id, row[2], row[3]) for row in rows}
+
+
+def _rule_changed(
+    batch_id: UUID, quota_client: UUID | None, given: _Rule | None, row: Any
+) -> _Rule | None:
+    """The batch's rule when ``_TAKE_CITUS`` refused to run with the one it was given."""
+    if quota_client is None or row.max_per_customer is None or not row.listed or row.expired:
+        return None
+    found = _Rule(batch_id, row.owner, row.max_per_customer, row.time_limit_days)
+    return None if found == given else found
+
+
+# Citus runs no subquery in these single-shard INSERTs and UPDATEs: the row is locked by the
+# upsert, its times read back, and written again from Python.
+_LOCK_QUOTA = text(
+    "INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) "
+    "VALUES (:owner, :batch_id, :customer_id, CAST(ARRAY[] AS timestamptz[])) "
+    "ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued "
+    "RETURNING q.issued"
+).bindparams(
+    bindparam("owner", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customer_id", type_=String()),
+)
+_SET_QUOTA = text(
+    "UPDATE customer_quotas SET issued = :issued "
+    "WHERE client_id = :owner AND batch_id = :batch_id AND customer_id = :customer_id"
+).bindparams(
+    bindparam("owner", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customer_id", type_=String()),
+    bindparam("issued", type_=ARRAY(DateTime(timezone=True))),
+)
+_FREE_LOCKED = (
+    select(codes.c.code)
+    .where(
+        codes.c.batch_id == bindparam("batch_id"),
+        codes.c.client_id == bindparam("client_id"),
+        codes.c.issued_at.is_(None),
+    )
+    .order_by(codes.c.seq)
+    .limit(bindparam("wanted"))
+    .with_for_update(skip_locked=True)
+)
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _window_start(rule: _Rule | None, now: datetime) -> datetime:
+    """Where the rule's window begins (the first issue ever counts without a time limit)."""
+    days = rule.time_limit_days if rule is not None else None
+    return now - timedelta(days=days) if days is not None else _NEVER
+
+
+async def _take_apart(
+    conn: AsyncConnection,
+    rule: _Rule,
+    *,
+    client_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+) -> None:
+    """Issue for a client of a batch whose rule counts on another client's shard (Citus), in
+    the caller's transaction: lock each customer's quota row, take free codes, record both."""
+    batch_id = rule.batch_id
+    found = (await conn.execute(_BATCHES_BY_ID, {"ids": [batch_id]})).first()
+    listed = await _listed_sqlite(conn, [requests[indices[0]]])
+    refused = _batch_refusal(
+        batch_id,
+        client_id,
+        SimpleNamespace(
+            listed=None if found is None else (batch_id, client_id) in listed,
+            expired=found is not None and found.expired,
+        ),
+    )
+    if refused is not None:
+        for i in indices:
+            outcomes[i] = refused
+        return
+    quota = {"owner": rule.owner, "batch_id": batch_id}
+    since = _window_start(rule, now)
+    recent: dict[str, list[datetime]] = {}
+    for customer in sorted({requests[i].customer_id for i in indices}):
+        row = await conn.execute(_LOCK_QUOTA, {**quota, "customer_id": customer})
+        recent[customer] = [t for t in row.scalar_one() if t > since]
+    params = {"batch_id": batch_id, "client_id": client_id, "wanted": len(indices)}
+    free = deque((await conn.execute(_FREE_LOCKED, params)).scalars())
+    marks: list[dict[str, Any]] = []
+    added: set[str] = set()
+    for i in indices:
+        req = requests[i]
+        if len(recent[req.customer_id]) >= rule.max_per_customer:
+            outcomes[i] = _limit_reached(req.customer_id, batch_id, rule)
+        elif not free:
+            outcomes[i] = _exhausted(batch_id, client_id)
+        else:
+            code = free.popleft()
+            recent[req.customer_id].append(now)
+            added.add(req.customer_id)
+            marks.append(
+                {
+                    "client": client_id,
+                    "taken": code,
+                    "customer": req.customer_id,
+                    "at": now,
+                    "key": req.idempotency_key,
+                }
+            )
+            outcomes[i] = IssuedCode(code, batch_id, client_id, req.customer_id, now)
+    if marks:
+        await conn.execute(_MARK_ISSUED, marks)
+        await conn.execute(
+            _SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
+        )
+
+
+async def _emit_citus(
+    conn: AsyncConnection, outcomes: Outcomes, *, now: datetime, emitted: Emitted
+) -> None:
+    """The ``code.issued`` events of the codes handed out now (the outbox is on the
+    coordinator, so not in ``_TAKE_CITUS``): in the same transaction, after it."""
+    handed = {
+        (o.client_id, o.code): o
+        for o in outcomes
+        if isinstance(o, IssuedCode) and o.issued_at is now
+    }
+    written = await emit_events(
+        conn, CODE_ISSUED, [issued_payload(c) for c in handed.values()], now=now
+    )
+    emitted.count += len(written)
 
 
 # --- idempotent replays (both backends) ------------------------------------------------------

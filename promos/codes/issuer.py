@@ -111,7 +111,10 @@ class Issuer:
         """One try at ``requests``: their outcomes (None where it decided nothing) and the
         failure that stopped it, if any."""
         database = self._database
-        in_transaction = needs_transaction(database.dialect, requests)
+        # Unknown yet (a start during an outage): a transaction is right on every engine.
+        in_transaction = needs_transaction(
+            database.dialect, requests, citus=database.citus is not False
+        )
         outcomes: Outcomes = [None] * len(requests)
         try:
             async with database.begin() if in_transaction else database.autocommit() as conn:
@@ -123,6 +126,7 @@ class Issuer:
                     hints=self._free_code_hints,
                     emitted=emitted,
                     demand=self._code_events,
+                    citus=database.citus,
                 )
         # What failed undoes the requests of its transaction, and only those. Outside a
         # transaction, what an earlier statement issued is committed: those keep their codes.

@@ -110,8 +110,11 @@ codes = Table(
         postgresql_where=text("issued_at IS NOT NULL"),
         sqlite_where=text("issued_at IS NOT NULL"),
     ),
+    # Unique per client, batch and key: a distributed table's unique keys hold its
+    # distribution column (client_id, on Citus); the key's lock row makes retries take turns.
     Index(
         "uq_codes_idempotency",
+        "client_id",
         "batch_id",
         "idempotency_key",
         unique=True,
@@ -120,11 +123,13 @@ codes = Table(
     ),
 )
 
-# One row per (batch, Idempotency-Key). Issuing locks it before looking for the key's earlier
-# code, so that concurrent retries take turns and each later one finds the first one's code.
+# One row per (client, batch, Idempotency-Key). Issuing locks it before looking for the key's
+# earlier code, so that concurrent retries take turns and each later one finds the first one's
+# code. The client leads the key so that the row lives next to the client's codes on Citus.
 idempotency_locks = Table(
     "idempotency_locks",
     metadata,
+    Column("client_id", Uuid, primary_key=True),
     Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
     Column("idempotency_key", String(255), primary_key=True),
     Column("locked_at", UTCDateTime, nullable=False),
@@ -133,9 +138,12 @@ idempotency_locks = Table(
 # One row per (batch, customer) of a batch with rules, on PostgreSQL: the times of the
 # customer's recent issues. Issuing updates it in the same statement that takes the code,
 # with the rule in its WHERE clause, so the rule is checked on the newest row, locked.
+# ``client_id`` is the batch's own client (batches.client_id), whatever client the codes are
+# of: the rule counts per batch, and on Citus the row lives next to that client's codes.
 customer_quotas = Table(
     "customer_quotas",
     metadata,
+    Column("client_id", Uuid, primary_key=True),
     Column("batch_id", Uuid, ForeignKey("batches.id"), primary_key=True),
     Column("customer_id", String(255), primary_key=True),
     Column(

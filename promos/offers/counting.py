@@ -215,7 +215,7 @@ _CLAIM_EVENTS = emitting(
 )
 
 
-def _claims_statement(*, events: bool) -> TextClause:
+def _claims_statement(*, events: bool, citus: bool = False) -> TextClause:
     """PostgreSQL, many claims of one game in ONE statement, each (player, offer) once.
 
     Statements cannot deadlock: each locks its players' rows in (player, offer) order, then
@@ -224,13 +224,22 @@ def _claims_statement(*, events: bool) -> TextClause:
     Recorded in request order, they deadlocked (tests/test_offers_concurrency.py).
 
     With ``events``, each claim counted is an ``offer.claimed`` event; without (lean), the
-    statement counts nothing (``events_wanted`` in every row) when a subscription wants them."""
-    lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
-    emit = f", {_CLAIM_EVENTS}" if events else ""
-    count = "(SELECT count(*) FROM claim_events)" if events else "0"
+    statement counts nothing (``events_wanted`` in every row) when a subscription wants them.
+
+    ``citus``: the form Citus runs on one shard (every distributed table named by ``game_id``):
+    it does not read the subscriptions or write the outbox (both on the coordinator); the
+    caller emits the events in the same transaction (``Counter._claim_round_citus``)."""
+    if citus:
+        wanted, lean_guard, emit, count, events_wanted = "", "", "", "0", "false"
+    else:
+        wanted = f"{wanted_cte(OFFER_CLAIMED, name='events_wanted')}, "
+        lean_guard = "" if events else "AND NOT (SELECT yes FROM events_wanted)"
+        emit = f", {_CLAIM_EVENTS}" if events else ""
+        count = "(SELECT count(*) FROM claim_events)" if events else "0"
+        events_wanted = "(SELECT yes FROM events_wanted)"
     return text(
         f"""
-    WITH {wanted_cte(OFFER_CLAIMED, name="events_wanted")}, asks AS (
+    WITH {wanted}asks AS (
         SELECT * FROM unnest(:players, :offers, :transactions, :versions, :purchased,
                              :contents, :caps, :next_ats)
             WITH ORDINALITY AS a(player_id, offer_id, transaction_id, version, purchased_at,
@@ -263,7 +272,7 @@ def _claims_statement(*, events: bool) -> TextClause:
            -- a replay: the first claim's answer, committed before this statement began
            e.transaction_id IS NOT NULL AS earlier, CAST(e.contents AS text) AS earlier_contents,
            e.next_at AS earlier_next_at,
-           (SELECT yes FROM events_wanted) AS events_wanted, {count} AS events
+           {events_wanted} AS events_wanted, {count} AS events
     FROM asks AS a LEFT JOIN recorded AS r USING (transaction_id)
     LEFT JOIN offer_claims AS e ON e.game_id = :game_id AND e.transaction_id = a.transaction_id
     ORDER BY a.n
@@ -285,6 +294,7 @@ def _claims_statement(*, events: bool) -> TextClause:
 
 _CLAIMS = _claims_statement(events=True)
 _CLAIMS_LEAN = _claims_statement(events=False)
+_CLAIMS_CITUS = _claims_statement(events=False, citus=True)
 
 _IMPRESSIONS = text(
     """
@@ -437,6 +447,8 @@ class Counter:
             "next_ats": [a.offer.spec.period.next_time(a.now) for a in asks],
             "event_time": event_time(asks[0].now),
         }
+        if await self._database.detect_engine():
+            return await self._claim_round_citus(asks, params)
         statement = _CLAIMS if self._claim_events.wanted else _CLAIMS_LEAN
         rows = await self._run(statement, params)
         self._claim_events.wanted = rows[0].events_wanted
@@ -445,16 +457,21 @@ class Counter:
             rows = await self._run(_CLAIMS, params)
             self._claim_events.wanted = rows[0].events_wanted
         self._emitted(rows[0].events)
-        return [
-            Claimed(a.offer.spec.contents, row.next_at, replayed=False)
-            if row.counted
-            else Claimed(
-                _earlier(row, orjson.loads(row.earlier_contents)),
-                row.earlier_next_at,
-                replayed=True,
+        return _claim_answers(asks, rows)
+
+    async def _claim_round_citus(
+        self, asks: Sequence[ClaimAsk], params: dict[str, Any]
+    ) -> list[Claimed]:
+        """Citus: ``_CLAIMS_CITUS`` on the game's shard, then the claims' events on the
+        coordinator, in one transaction."""
+        async with self._database.begin() as conn:
+            rows = list(await conn.execute(_CLAIMS_CITUS, params))
+            counted = [a for a, row in zip(asks, rows, strict=True) if row.counted]
+            events = await emit_events(
+                conn, OFFER_CLAIMED, [claimed_payload(a) for a in counted], now=asks[0].now
             )
-            for a, row in zip(asks, rows, strict=True)
-        ]
+        self._emitted(len(events))
+        return _claim_answers(asks, rows)
 
     async def _seen_round(self, game_id: str, asks: Sequence[SeenAsk]) -> list[Seen]:
         params = {
@@ -480,6 +497,17 @@ class Counter:
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
         async with self._database.autocommit() as conn:
             return list(await conn.execute(statement, params))
+
+
+def _claim_answers(asks: Sequence[ClaimAsk], rows: Sequence[Any]) -> list[Claimed]:
+    return [
+        Claimed(a.offer.spec.contents, row.next_at, replayed=False)
+        if row.counted
+        else Claimed(
+            _earlier(row, orjson.loads(row.earlier_contents)), row.earlier_next_at, replayed=True
+        )
+        for a, row in zip(asks, rows, strict=True)
+    ]
 
 
 def _earlier(row: Any, value: T) -> T:

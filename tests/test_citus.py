@@ -1,0 +1,139 @@
+"""Promos on a Citus cluster (PROMOS_TEST_CITUS_URL): the tables placed as promos.citus says,
+and every hot statement routed to one shard (Citus' plan: one task, on one worker).
+
+Without PROMOS_TEST_CITUS_URL these are skipped with one line; the rest of the suite's
+PostgreSQL variants then run on plain PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
+
+from promos import citus
+from promos.codes.issue import _TAKE_CITUS
+from promos.codes.service import Rules
+from promos.db import Database
+from promos.offers.counting import _CLAIMS_CITUS, _IMPRESSIONS
+from tests.conftest import FakeClock
+from tests.factories.codes import CLIENT, make_batch
+from tests.factories.offers import make_game, make_offer
+
+pytestmark = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture(autouse=True)
+def on_citus(citus_url: str) -> str:
+    """Skipped, with one line, unless PROMOS_TEST_CITUS_URL names a cluster."""
+    return citus_url
+
+
+async def plan(conn: AsyncConnection, statement: TextClause, params: dict[str, Any]) -> str:
+    """Citus' plan of ``statement`` with these values bound (as the app sends it)."""
+    # The statement's own typed parameters, for EXPLAIN of the same text.
+    explain = text(f"EXPLAIN {statement.text}").bindparams(*statement._bindparams.values())
+    return "\n".join(row[0] for row in await conn.execute(explain, params))
+
+
+def assert_one_shard(found: str, coordinator_port: int) -> None:
+    """Every step of the plan one task, every task on one worker. Citus plans a statement
+    whose CTEs insert from a SELECT as steps (subplans) run in turn, in one transaction; the
+    last one, which only joins the steps' results, runs on the coordinator."""
+    assert "Custom Scan (Citus" in found, found
+    counts = re.findall(r"Task Count: (\d+)", found)
+    assert counts, found
+    assert set(counts) == {"1"}, found
+    ports = {int(port) for port in re.findall(r"Node: host=\S+ port=(\d+)", found)}
+    assert len(ports - {coordinator_port}) == 1, found
+
+
+async def test_the_app_knows_at_start_up_that_it_runs_on_citus(database: Database) -> None:
+    assert database.citus
+
+
+async def test_every_table_is_placed_as_promos_citus_says(database: Database) -> None:
+    async with database.begin() as conn:
+        found = await citus.placed(conn)
+    assert found == {
+        **dict.fromkeys(citus.REFERENCE_TABLES, "reference"),
+        **{d.table: "distributed" for d in citus.DISTRIBUTED_TABLES},
+    }
+
+
+def coordinator(url: str) -> int:
+    return make_url(url).port or 5432
+
+
+async def test_issuing_codes_runs_on_the_clients_shard(
+    database: Database, clock: FakeClock, citus_url: str
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=5, rules=Rules(max_per_customer=1, time_limit_days=7)
+    )
+    params = {
+        "batch_id": batch.id,
+        "client_id": CLIENT,
+        "quota_client": CLIENT,
+        "wanted": 2,
+        "customers": ["ann", "bob"],
+        "keys": [None, None],
+        "now": clock(),
+        "from_seq": 0,
+        "since": clock() - timedelta(days=7),
+        "most": 1,
+        "days": 7,
+    }
+    async with database.begin() as conn:
+        assert_one_shard(await plan(conn, _TAKE_CITUS, params), coordinator(citus_url))
+
+
+def _counting_params(now: datetime, game_id: str, offer_id: Any) -> dict[str, Any]:
+    return {"game_id": game_id, "now": now, "players": ["p1"], "offers": [offer_id]}
+
+
+async def test_claims_run_on_the_games_shard(
+    database: Database, clock: FakeClock, citus_url: str
+) -> None:
+    await make_game(database, now=clock())
+    offer = await make_offer(database, now=clock())
+    params = {
+        **_counting_params(clock(), offer.game_id, offer.id),
+        "transactions": ["t-1"],
+        "versions": [offer.version],
+        "purchased": [int(clock().timestamp())],
+        "contents": [orjson.dumps({"gems": 5}).decode()],
+        "caps": [0],
+        "next_ats": [None],
+    }
+    async with database.begin() as conn:
+        assert_one_shard(await plan(conn, _CLAIMS_CITUS, params), coordinator(citus_url))
+
+
+async def test_impressions_run_on_the_games_shard(
+    database: Database, clock: FakeClock, citus_url: str
+) -> None:
+    await make_game(database, now=clock())
+    offer = await make_offer(database, now=clock())
+    params = {
+        **_counting_params(clock(), offer.game_id, offer.id),
+        "impressions": [uuid4()],
+        "caps": [0],
+        "next_ats": [None],
+    }
+    async with database.begin() as conn:
+        assert_one_shard(await plan(conn, _IMPRESSIONS, params), coordinator(citus_url))
+
+
+async def test_distributing_again_places_nothing(database: Database) -> None:
+    assert await citus.distribute(database.engine) == []
