@@ -100,8 +100,9 @@ CEILING_SQL = (
 # then a free code, for a new customer per transaction (as wrk's script sends).
 CEILING_RULES_SQL = (
     "\\set r random(1, 9000000000000000)\n"
-    "WITH counted AS (INSERT INTO bench_ceiling_quotas AS q (batch_id, customer_id, issued) "
-    "VALUES (:batch, 'c' || :r, ARRAY[now()]) ON CONFLICT (batch_id, customer_id) DO UPDATE "
+    "WITH counted AS (INSERT INTO bench_ceiling_quotas AS q "
+    "(client_id, batch_id, customer_id, issued) VALUES (:client, :batch, 'c' || :r, "
+    "ARRAY[now()]) ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE "
     "SET issued = ARRAY(SELECT t FROM unnest(q.issued) AS t "
     "WHERE t > now() - interval '30 days') || excluded.issued "
     "WHERE (SELECT count(*) FROM unnest(q.issued) AS t "
@@ -299,6 +300,20 @@ def check_connection_headroom(connections: int) -> None:
             f"warning: PostgreSQL has {free} free connections of {row['max']}; "
             f"pgbench needs {connections} and may fail"
         )
+
+
+def vacuum(*tables: str) -> None:
+    """VACUUM the tables (outside a transaction): each run of a sweep starts from an index of
+    free codes without the dead entries the runs before it left (a fresh pool's state)."""
+
+    async def go() -> None:
+        conn = await _connect(BENCH_DSN)
+        try:
+            await conn.execute(f"VACUUM {', '.join(tables)}")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
 def free_connections() -> int:
@@ -745,6 +760,7 @@ def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> 
         for connections in args.sweep:
             for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
                 before = settled_issued(batch)
+                vacuum("codes", "customer_quotas")
                 with cpu_meter(server, postgres) as spent:
                     result = run_wrk(
                         f"promos, {label}", batch, pool, secret, args, connections=connections
@@ -759,11 +775,11 @@ def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> 
                 )
     # The server's pool is closed now: its connections are free for pgbench.
     room = free_connections()
-    ceilings = [
-        run_pgbench(pool, args, min(connections, room), rules=rules, postgres=postgres)
-        for connections in dict.fromkeys(min(c, room) for c in args.sweep)
-        for rules in (False, True)
-    ]
+    ceilings = []
+    for connections in dict.fromkeys(min(c, room) for c in args.sweep):
+        for rules in (False, True):
+            vacuum("bench_ceiling_codes", "bench_ceiling_quotas")
+            ceilings.append(run_pgbench(pool, args, connections, rules=rules, postgres=postgres))
     met = print_sweep(runs, ceilings)
     correct = check_results(pool, runs, max(args.sweep))
     problems = server_problems(log_path)
