@@ -82,6 +82,12 @@ async def placed(conn: AsyncConnection) -> dict[str, str]:
     return {row.name: "reference" if row.partmethod == "n" else "distributed" for row in rows}
 
 
+# Citus refuses a foreign key from a table left on the coordinator to a distributed one, so
+# these are dropped when the tables are placed: pool code holds stay on the coordinator, and
+# their statements are not run on Citus yet (docs/deployment.md).
+LOCAL_FOREIGN_KEYS = (("pool_code_holds", "fk_pool_code_holds_client_id_codes"),)
+
+
 class NotCitus(Exception):
     """The database has no Citus extension."""
 
@@ -106,6 +112,10 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
         await conn.execute(
             text(f'ALTER DATABASE "{name}" SET citus.multi_shard_modify_mode TO sequential')
         )
+        for table, constraint in LOCAL_FOREIGN_KEYS:
+            await conn.execute(
+                text(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{constraint}"')
+            )
     # One table per transaction: Citus copies each table's rows to its shards as it goes.
     for table in REFERENCE_TABLES:
         if table not in already:
