@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, prepare: bool = Tr
         max_overflow=settings.db_max_overflow,
         driver_reads=settings.offers_concurrency,  # one per concurrent history read
         driver_statements=settings.fast_path_connections,
+        driver_issuing=settings.issue_concurrency,  # one per issuing statement in flight
     )
     dispatcher = (
         Dispatcher.from_settings(settings, database, clock) if settings.webhook_dispatcher else None

@@ -212,6 +212,7 @@ class Database:
         max_overflow: int = 4,
         driver_reads: int = 2,
         driver_statements: int = 8,
+        driver_issuing: int = 1,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -230,11 +231,21 @@ class Database:
         # The hot single-statement writes (promo code redeem, hold, confirm), each its own
         # transaction on asyncpg itself, on connections of their own. None on SQLite.
         self.statements: DriverReads | None = None
+        # The issuing statement's groups (``promos.codes.issuer``), one connection per group in
+        # flight. A generic plan: a custom one was planned again at every execution, which
+        # cost PostgreSQL more CPU than running the statement (docs/performance.md).
+        self.issuing: DriverReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         else:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
             self.statements = DriverReads(self.engine, size=driver_statements, outages=self.outages)
+            self.issuing = DriverReads(
+                self.engine,
+                size=driver_issuing,
+                outages=self.outages,
+                server_settings={"plan_cache_mode": "force_generic_plan"},
+            )
         # Whether the database is a Citus cluster's coordinator (``detect_engine``): the hot
         # paths then take their forms that Citus runs on one shard (docs/deployment.md).
         # None until known: a start during an outage finds out at the first use.
@@ -315,7 +326,7 @@ class Database:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
-        for driver in (self.reads, self.statements):
+        for driver in (self.reads, self.statements, self.issuing):
             if driver is not None:
                 await driver.close()
         await self.engine.dispose()
@@ -348,22 +359,37 @@ class DriverReads:
     data-modifying CTE: ``Database.statements``) runs as its own transaction, outside any.
     """
 
-    def __init__(self, engine: AsyncEngine, *, size: int, outages: OutageLog) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        size: int,
+        outages: OutageLog,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
         self._engine = engine
         self._size = size
         self._outages = outages
+        self._server_settings = dict(server_settings or {})
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         self._compiled: dict[Select[Any] | TextClause, tuple[str, tuple[str, ...]]] = {}
 
     async def fetch(
-        self, statement: Select[Any] | TextClause, params: Mapping[str, Any]
+        self,
+        statement: Select[Any] | TextClause,
+        params: Mapping[str, Any],
+        *,
+        record_class: type[asyncpg.Record] | None = None,
     ) -> Sequence[Any]:
-        """The rows of ``statement`` with these named parameters."""
+        """The rows of ``statement`` with these named parameters (``record_class``: asyncpg's
+        ``Record`` or a subclass, such as ``Row``)."""
         sql, names = self._compile(statement)
         try:
             pool = self._pool if self._pool is not None else await self._open()
-            rows = await pool.fetch(sql, *[params[name] for name in names])
+            rows = await pool.fetch(
+                sql, *[params[name] for name in names], record_class=record_class
+            )
         except Exception as error:
             self._outages.raise_if_outage(error)
             raise
@@ -385,6 +411,11 @@ class DriverReads:
                 _, connect = self._engine.dialect.create_connect_args(self._engine.url)
                 for name in _SQLALCHEMY_ONLY:
                     connect.pop(name, None)
+                if self._server_settings:
+                    connect["server_settings"] = {
+                        **connect.get("server_settings", {}),
+                        **self._server_settings,
+                    }
                 self._pool = await asyncpg.create_pool(
                     min_size=0,
                     max_size=self._size,
@@ -404,6 +435,17 @@ class DriverReads:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+class Row(asyncpg.Record):
+    """An asyncpg record whose columns read as attributes too, as SQLAlchemy's rows do, so
+    that code reading rows serves both (``DriverReads.fetch(..., record_class=Row)``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -23,7 +23,7 @@ nothing, so it emits nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -58,7 +58,7 @@ from promos.codes.errors import (
 )
 from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
 from promos.codes.tables import batch_clients, batches, codes
-from promos.db import UTCDateTime
+from promos.db import DriverReads, Row, UTCDateTime
 from promos.errors import PromosError
 from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
 from promos.events.types import CODE_ISSUED
@@ -67,6 +67,8 @@ Outcome = IssuedCode | PromosError
 Outcomes = list[Outcome | None]
 # (batch id, client id) -> the lowest seq that may still be free
 FreeCodeHints = MutableMapping[tuple[UUID, UUID], int]
+# Runs one statement with named parameters: its rows, whose columns read as attributes.
+Execute = Callable[[TextClause, Mapping[str, Any]], Awaitable[Sequence[Any]]]
 
 
 async def issue_codes(
@@ -108,6 +110,42 @@ async def issue_codes(
         )
     else:
         await _issue_sqlite(conn, requests, outcomes, now=now, emitted=emitted)
+    return [_decided(outcome) for outcome in outcomes]
+
+
+async def issue_codes_lean(
+    driver: DriverReads,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None = None,
+    emitted: Emitted | None = None,
+    demand: Demand | None = None,
+) -> list[Outcome]:
+    """``issue_codes`` on plain PostgreSQL for requests without idempotency keys (so outside
+    any transaction, ``needs_transaction``), each statement on asyncpg itself (``driver``):
+    the same statements and rules, without SQLAlchemy's cost per statement."""
+    if any(r.idempotency_key for r in requests):
+        raise ValueError("requests with idempotency keys need issue_codes, in a transaction")
+
+    async def execute(statement: TextClause, params: Mapping[str, Any]) -> Sequence[Any]:
+        return await driver.fetch(statement, params, record_class=Row)
+
+    await _serve_rounds(
+        execute,
+        None,
+        requests,
+        list(range(len(requests))),
+        outcomes,
+        rules=None,
+        now=now,
+        hints=hints,
+        events=_Events(
+            emitted if emitted is not None else Emitted(),
+            demand if demand is not None else Demand(),
+        ),
+    )
     return [_decided(outcome) for outcome in outcomes]
 
 
@@ -332,6 +370,44 @@ async def _issue_postgresql(
         )
     pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
     rules = await _rules_citus(conn, {requests[i].batch_id for i in pending}) if citus else None
+    await _serve_rounds(
+        _executing(conn),
+        conn,
+        requests,
+        pending,
+        outcomes,
+        rules=rules,
+        now=now,
+        hints=hints,
+        events=events,
+    )
+    _resolve_replays(requests, replays, outcomes)
+    if citus:
+        await _emit_citus(conn, outcomes, now=now, emitted=events.emitted)
+
+
+def _executing(conn: AsyncConnection) -> Execute:
+    async def execute(statement: TextClause, params: Mapping[str, Any]) -> Sequence[Any]:
+        return (await conn.execute(statement, params)).all()
+
+    return execute
+
+
+async def _serve_rounds(
+    execute: Execute,
+    conn: AsyncConnection | None,
+    requests: Sequence[IssueRequest],
+    pending: list[int],
+    outcomes: Outcomes,
+    *,
+    rules: dict[UUID, _Rule] | None,
+    now: datetime,
+    hints: FreeCodeHints | None,
+    events: _Events,
+) -> None:
+    """``_TAKE`` for each (batch, client) of the ``pending`` requests, in rounds of one
+    request per customer. ``rules``: Citus' (``_rules_citus``), which may need ``conn`` for
+    ``_take_apart``; None elsewhere."""
     while pending:
         # One statement may update a customer's quota row once: a second request of the same
         # customer waits for the next round.
@@ -343,7 +419,7 @@ async def _issue_postgresql(
             rule = rules.get(batch_id) if rules is not None else None
             if rule is not None and rule.owner != client_id:
                 await _take_apart(
-                    conn,
+                    _citus_conn(conn),
                     rule,
                     client_id=client_id,
                     requests=requests,
@@ -353,7 +429,7 @@ async def _issue_postgresql(
                 )
                 continue
             apart = await _take(
-                conn,
+                execute,
                 batch_id,
                 client_id=client_id,
                 quota_client=None if rules is None else client_id,
@@ -367,7 +443,7 @@ async def _issue_postgresql(
             )
             if apart is not None:
                 await _take_apart(
-                    conn,
+                    _citus_conn(conn),
                     apart[0],
                     client_id=client_id,
                     requests=requests,
@@ -375,9 +451,12 @@ async def _issue_postgresql(
                     outcomes=outcomes,
                     now=now,
                 )
-    _resolve_replays(requests, replays, outcomes)
-    if citus:
-        await _emit_citus(conn, outcomes, now=now, emitted=events.emitted)
+
+
+def _citus_conn(conn: AsyncConnection | None) -> AsyncConnection:
+    if conn is None:  # only Citus' rules lead to _take_apart, and Citus has a connection
+        raise RuntimeError("_take_apart needs the transaction's connection")
+    return conn
 
 
 def _one_per_customer(
@@ -394,7 +473,7 @@ def _one_per_customer(
 
 
 async def _take(
-    conn: AsyncConnection,
+    execute: Execute,
     batch_id: UUID,
     *,
     client_id: UUID,
@@ -412,25 +491,23 @@ async def _take(
     from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
     while indices:
         statement = _statement(citus=quota_client is not None, events=events)
-        rows = (
-            await conn.execute(
-                statement,
-                {
-                    "batch_id": batch_id,
-                    "client_id": client_id,
-                    "wanted": len(indices),
-                    "customers": [requests[i].customer_id for i in indices],
-                    "keys": [requests[i].idempotency_key for i in indices],
-                    "now": now,
-                    "event_time": event_time(now),
-                    "from_seq": from_seq,
-                    "quota_client": quota_client,
-                    "since": _window_start(rule, now),
-                    "most": rule.max_per_customer if rule is not None else None,
-                    "days": rule.time_limit_days if rule is not None else None,
-                },
-            )
-        ).all()
+        rows = await execute(
+            statement,
+            {
+                "batch_id": batch_id,
+                "client_id": client_id,
+                "wanted": len(indices),
+                "customers": [requests[i].customer_id for i in indices],
+                "keys": [requests[i].idempotency_key for i in indices],
+                "now": now,
+                "event_time": event_time(now),
+                "from_seq": from_seq,
+                "quota_client": quota_client,
+                "since": _window_start(rule, now),
+                "most": rule.max_per_customer if rule is not None else None,
+                "days": rule.time_limit_days if rule is not None else None,
+            },
+        )
         changed = _rule_changed(batch_id, quota_client, rule, rows[0])
         if changed is not None and changed.owner != quota_client:
             return changed, indices  # a rule now counts on another client's shard

@@ -14,7 +14,13 @@ from uuid import UUID
 
 from promos.batching import Batcher
 from promos.clock import Clock
-from promos.codes.issue import Outcome, Outcomes, issue_codes, needs_transaction
+from promos.codes.issue import (
+    Outcome,
+    Outcomes,
+    issue_codes,
+    issue_codes_lean,
+    needs_transaction,
+)
 from promos.codes.service import IssuedCode, IssueRequest
 from promos.db import Database
 from promos.errors import PromosError, Unavailable
@@ -116,7 +122,19 @@ class Issuer:
             database.dialect, requests, citus=database.citus is not False
         )
         outcomes: Outcomes = [None] * len(requests)
+        lean = database.issuing if not in_transaction and database.citus is False else None
         try:
+            if lean is not None:
+                await issue_codes_lean(
+                    lean,
+                    requests,
+                    outcomes,
+                    now=now,
+                    hints=self._free_code_hints,
+                    emitted=emitted,
+                    demand=self._code_events,
+                )
+                return outcomes, None
             async with database.begin() if in_transaction else database.autocommit() as conn:
                 await issue_codes(
                     conn,
