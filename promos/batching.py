@@ -34,21 +34,30 @@ class Batcher(Generic[T, R]):
         group_size: int,
         concurrency: int,
         linger: float = 0.0,
+        per_turn: bool = False,
     ) -> None:
         self._run = run
         self._group_size = group_size
         self._concurrency = concurrency
         self._linger = linger
+        self._per_turn = per_turn
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._turn: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
         """The result of ``item``, once its group has run."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        self._dispatch()
+        if not self._per_turn:
+            self._dispatch()
+        elif self._turn is None:
+            # The event loop's next turn: by then every request it read in this one has been
+            # submitted too, and they leave together instead of the first alone.
+            self._turn = loop.call_soon(self._on_turn)
         return await future
 
     async def drain(self) -> None:
@@ -71,6 +80,10 @@ class Batcher(Generic[T, R]):
             task = asyncio.get_running_loop().create_task(self._serve(group))
             self._tasks.add(task)
             task.add_done_callback(self._finished)
+
+    def _on_turn(self) -> None:
+        self._turn = None
+        self._dispatch()
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -65,7 +65,8 @@ from promos.events.types import CODE_ISSUED
 
 Outcome = IssuedCode | PromosError
 Outcomes = list[Outcome | None]
-# (batch id, client id) -> the lowest seq that may still be free
+# (batch id, client id) -> where the next scan for free codes starts: past the codes the last
+# group took, and past those a group still running is taking
 FreeCodeHints = MutableMapping[tuple[UUID, UUID], int]
 # Runs one statement with named parameters: its rows, whose columns read as attributes.
 Execute = Callable[[TextClause, Mapping[str, Any]], Awaitable[Sequence[Any]]]
@@ -89,8 +90,9 @@ async def issue_codes(
     filled in stand (their codes are committed). With keys, and on SQLite, run it in one
     transaction. ``hints`` remembers where the free codes of each (batch, client) begin, so
     that a scan does not walk over the codes issued before (their index entries stay until
-    VACUUM); the caller keeps it from one call to the next, and it is only ever a starting
-    point.
+    VACUUM), nor over those a group running at the same time is taking; the caller keeps it
+    from one call to the next, and it is only ever a starting point (a batch that seems
+    exhausted is looked at again from its start).
     ``emitted`` counts the ``code.issued`` events written (they commit with their codes);
     ``demand`` (kept by the caller too) picks the form of the PostgreSQL statement.
     ``citus``: the database is a Citus coordinator (``Database.citus``; None: ask ``conn``):
@@ -300,10 +302,11 @@ def _take_statement(*, events: bool, citus: bool = False) -> TextClause:
         FROM free JOIN allowed USING (r)
         -- the client named, not only joined: Citus then updates that client's shard alone
         WHERE codes.client_id = :client_id AND codes.code = free.code
-        RETURNING allowed.n, codes.code, codes.customer_id
+        RETURNING allowed.n, codes.code, codes.customer_id, free.seq
     ){emit}
     SELECT asks.n, issued.code, asks.n <= (SELECT count(*) FROM free) AS considered,
-           (SELECT min(seq) FROM free) AS first_free,
+           COALESCE((SELECT min(seq) FROM free WHERE seq NOT IN (SELECT seq FROM issued)),
+                    (SELECT max(seq) + 1 FROM free)) AS first_free,
            batch.listed, batch.expired, batch.max_per_customer, batch.time_limit_days,
            batch.owner, {events_wanted} AS events_wanted, {count} AS events
     FROM asks LEFT JOIN issued USING (n) LEFT JOIN batch ON true
@@ -488,8 +491,10 @@ async def _take(
 ) -> tuple[_Rule, list[int]] | None:
     """``_TAKE`` for one (batch, client); ``quota_client`` on Citus (``_TAKE_CITUS``). On
     Citus, returns the batch's rule and the requests left when they need ``_take_apart``."""
-    from_seq = hints.get((batch_id, client_id), 0) if hints is not None else 0
+    key = (batch_id, client_id)
+    from_seq = hints.get(key, 0) if hints is not None else 0
     while indices:
+        _reserve(hints, key, from_seq + len(indices))
         statement = _statement(citus=quota_client is not None, events=events)
         rows = await execute(
             statement,
@@ -523,7 +528,7 @@ async def _take(
             for i in indices:
                 outcomes[i] = refused
             return None
-        _remember(hints, (batch_id, client_id), rows[0].first_free)
+        _remember(hints, key, rows[0].first_free)
         unconsidered, denied = _record_taken(rows, indices, requests, outcomes, now=now)
         if not denied and unconsidered and from_seq > 0:
             from_seq = 0  # before calling the batch exhausted, look behind the hint too
@@ -534,6 +539,13 @@ async def _take(
         # else: codes set aside for customers the rule refused may serve the others.
         indices = unconsidered
     return None
+
+
+def _reserve(hints: FreeCodeHints | None, key: tuple[UUID, UUID], past: int) -> None:
+    """A group that starts while this one runs begins past the codes this one is about to
+    take (``past``), instead of walking them, locked, to find them taken."""
+    if hints is not None:
+        hints[key] = max(hints.get(key, 0), past)
 
 
 def _remember(hints: FreeCodeHints | None, key: tuple[UUID, UUID], first_free: int | None) -> None:

@@ -55,6 +55,7 @@ class Issuer:
             # SQLite has one writer: more than one transaction at a time would only queue.
             concurrency=1 if database.is_sqlite else concurrency,
             linger=linger_seconds,
+            per_turn=True,
         )
 
     async def issue(self, request: IssueRequest) -> IssuedCode:
