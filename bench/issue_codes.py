@@ -31,8 +31,10 @@ statement (the customer's quota row upserted while under the limit, as Promos co
 ceiling cannot have more clients than PostgreSQL's free connections (max_connections is 100
 here): above that, each row is compared with the ceiling at the most it allows (marked ``*``).
 It prints one table: req/s, p50, p99, the ratio to the ceiling, and CPU per issued code of the
-Promos server's processes and of every PostgreSQL process (from /proc, while each run lasts;
-other work on the machine, such as another database's tests, counts too: run it quiet).
+Promos server's processes, of every PostgreSQL process, and of the bench database's backends
+alone (from /proc, while each run lasts; other work on the machine, such as another database's
+tests, counts in the first two and slows everything: run it quiet). Before the first row, 2 s
+of unmeasured load on each batch warm the server up.
 
 Everything runs against 127.0.0.1. Exit status 1 if a correctness check fails; the performance
 targets are reported, not enforced. Logs go to bench/out/ (ignored by git).
@@ -52,11 +54,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -140,6 +144,7 @@ class Result:
     connections: int = 0
     server_cpu_s: float = 0.0  # the Promos server's processes, during the run
     pg_cpu_s: float = 0.0  # every PostgreSQL process, during the run
+    backends_cpu_s: float = 0.0  # the backends connected to the bench database, during it
 
     def cpu_us_per_code(self, seconds: float) -> float:
         return seconds / self.issued * 1e6 if self.issued else math.nan
@@ -384,6 +389,55 @@ def cpu_meter(server: int | None, postgres: int | None) -> Iterator[dict[str, fl
             spent[name] = tree_cpu_seconds(pid) - before[name]
 
 
+class BackendMeter:
+    """CPU seconds of the PostgreSQL backends connected to the bench database while it runs
+    (sampled from /proc every 20 ms, by their process titles), so that work of other databases
+    on the same server does not count. A backend that exits between two samples loses the
+    CPU of its last 20 ms: pgbench's connections end only with the run."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._sample(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(first=False)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self._last[pid] - self._first.get(pid, 0) for pid in self._last) / TICKS
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(0.02):
+            self._sample(first=False)
+
+    def _sample(self, *, first: bool) -> None:
+        title = f" postgres {DB_NAME} ".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if title not in (entry / "cmdline").read_bytes():
+                    continue
+            except OSError:
+                continue
+            fields = _stat(int(entry.name))
+            if fields is None:
+                continue
+            ticks = int(fields[11]) + int(fields[12])
+            if first:
+                self._first[int(entry.name)] = ticks
+            self._last[int(entry.name)] = ticks
+
+
 # --- promos CLI and server -------------------------------------------------------------------
 
 
@@ -585,7 +639,7 @@ def run_pgbench(
     print(f"pgbench: {label}: {free:,} free codes, {connections} clients, {args.duration} s")
     script = OUT / "ceiling.sql"
     script.write_text(CEILING_RULES_SQL if rules else CEILING_SQL)
-    with cpu_meter(None, postgres) as spent:
+    with cpu_meter(None, postgres) as spent, BackendMeter() as backends:
         done = pgbench(script, connections, pool, args)
     tps = re.search(r"^tps = ([\d.]+)", done.stdout, re.MULTILINE)
     processed = re.search(r"actually processed: (\d+)", done.stdout)
@@ -613,6 +667,7 @@ def run_pgbench(
         issued=issued_after - issued_before,
         connections=connections,
         pg_cpu_s=spent.get("postgres", 0.0),
+        backends_cpu_s=backends.seconds,
     )
 
 
@@ -714,11 +769,13 @@ def print_sweep(runs: list[Result], ceilings: list[Result]) -> bool:
     by = {(c.connections, "rules" in c.label): c for c in ceilings}
     header = (
         f"{'conns':>5} {'run':<9}{'req/s':>8}{'p50':>7}{'p99':>8}{'ceiling':>9}{'p50':>7}"
-        f"{'p99':>8}{'ratio':>7}{'srv us':>8}{'pg us':>7}{'ceil pg us':>11}  targets"
+        f"{'p99':>8}{'ratio':>7}{'srv us':>8}{'pg us':>7}{'db us':>7}{'ceil pg':>8}"
+        f"{'ceil db':>8}  targets"
     )
     print()
-    print("sweep (ms; CPU in microseconds per issued code; the ceiling at the same count, or")
-    print("at the most PostgreSQL's max_connections allows, marked *):")
+    print("sweep (ms; CPU in microseconds per issued code: srv = the Promos server's processes,")
+    print("pg = every PostgreSQL process, db = the bench database's backends alone; the ceiling")
+    print("at the same count, or at the most PostgreSQL's max_connections allows, marked *):")
     print(header)
     print("-" * len(header))
     met = True
@@ -741,8 +798,9 @@ def print_sweep(runs: list[Result], ceilings: list[Result]) -> bool:
             f"{r.connections:>5} {'rules' if rules else 'no rules':<9}{r.rps:>8.0f}"
             f"{r.p50_ms:>7.2f}{r.p99_ms:>8.2f}{ceiling.rps:>8.0f}{mark:1}{ceiling.p50_ms:>7.2f}"
             f"{ceiling.p99_ms:>8.2f}{ratio:>6.2f}x{r.cpu_us_per_code(r.server_cpu_s):>8.0f}"
-            f"{r.cpu_us_per_code(r.pg_cpu_s):>7.0f}"
-            f"{ceiling.cpu_us_per_code(ceiling.pg_cpu_s):>11.0f}  "
+            f"{r.cpu_us_per_code(r.pg_cpu_s):>7.0f}{r.cpu_us_per_code(r.backends_cpu_s):>7.0f}"
+            f"{ceiling.cpu_us_per_code(ceiling.pg_cpu_s):>8.0f}"
+            f"{ceiling.cpu_us_per_code(ceiling.backends_cpu_s):>8.0f}  "
             f"{'PASS' if not fails else 'FAIL ' + ','.join(fails)}"
         )
     print(
@@ -757,11 +815,15 @@ def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> 
     postgres = postmaster_pid()
     runs: list[Result] = []
     with promos_server(args.port, args.workers, log_path) as server:
+        # Not measured: the server's first seconds (connections opened, statements prepared,
+        # the pools' pages read) would otherwise count in the first row's p99.
+        for batch in (pool.no_rules, pool.rules):
+            run_wrk("warm-up", batch, pool, secret, replace_duration(args, 2), connections=4)
         for connections in args.sweep:
             for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
                 before = settled_issued(batch)
                 vacuum("codes", "customer_quotas")
-                with cpu_meter(server, postgres) as spent:
+                with cpu_meter(server, postgres) as spent, BackendMeter() as backends:
                     result = run_wrk(
                         f"promos, {label}", batch, pool, secret, args, connections=connections
                     )
@@ -771,6 +833,7 @@ def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> 
                         issued=settled_issued(batch) - before,
                         server_cpu_s=spent["server"],
                         pg_cpu_s=spent["postgres"],
+                        backends_cpu_s=backends.seconds,
                     )
                 )
     # The server's pool is closed now: its connections are free for pgbench.
@@ -788,6 +851,10 @@ def sweep(args: argparse.Namespace, pool: Pool, secret: str, log_path: Path) -> 
         print(f"  {line}")
     print(f"\nevery row meets the targets: {'yes' if met else 'no'}")
     return correct
+
+
+def replace_duration(args: argparse.Namespace, seconds: int) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "duration": seconds})
 
 
 def check_results(pool: Pool, runs: list[Result], connections: int) -> bool:
