@@ -272,6 +272,63 @@ async def test_a_customer_s_lapsed_hold_no_longer_counts_for_their_next_hold(
     assert await hold_statuses(database) == {"expired": 1, "held": 1}
 
 
+async def test_an_issue_takes_the_returned_code_of_a_lapsed_hold_no_sweep_has_ended(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1, prefix="X")
+    await set_released_codes(client, auth, batch, "return")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["code"] == "X-0"
+    ended = (await client.get(f"{HOLDS}/{held['id']}", headers=auth)).json()
+    assert (ended["status"], ended["returned"]) == ("expired", True)
+    assert await code_owner(database, "X-0") == ("customer-2", True)
+
+
+async def test_an_issue_never_hands_out_the_burnt_code_of_a_lapsed_hold(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1, prefix="X")
+    await take(client, auth, batch, ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "pool_exhausted"
+    assert await code_owner(database, "X-0") == (None, True)
+    assert await hold_statuses(database) == {"expired": 1}
+
+
+async def test_a_customer_s_lapsed_hold_no_longer_counts_for_their_next_issue(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=2, rules=Rules(max_per_customer=1))
+    await take(client, auth, batch, "order-1", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch)
+
+    assert response.status_code == 201, response.text
+    assert await hold_statuses(database) == {"expired": 1}
+
+
+async def test_an_issue_leaves_a_live_hold_alone(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=1)
+    await set_released_codes(client, auth, batch, "return")
+    await take(client, auth, batch, ttl_seconds=60)
+    clock.advance(seconds=59)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 409
+    assert await hold_statuses(database) == {"held": 1}
+
+
 # confirming
 
 
@@ -719,6 +776,38 @@ async def test_late_confirms_racing_issues_for_returned_codes_never_share_one(
     assert len(won) + len(handed) == 10
     assert len(set(won) | set(handed)) == 10
     assert await free_codes(database, batch) == []
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
+@pytest.mark.parametrize("sweeps_racing", [0, 3], ids=["alone", "with_sweeps"])
+async def test_issues_under_load_as_holds_lapse_never_issue_a_code_twice(
+    client, clock, auth, state, sweeps_racing
+):
+    database = state.database
+    batch = await make_batch(database, now=clock(), codes=30)
+    await set_released_codes(client, auth, batch, "return")
+    for n in range(20):
+        await take(client, auth, batch, f"order-{n}", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    async def sweeps() -> int:
+        return sum([await state.hold_sweeper.sweep() for _ in range(sweeps_racing)])
+
+    issues = asyncio.gather(*(issue(client, auth, batch, f"c-{n}") for n in range(45)))
+    responses, swept = await asyncio.gather(issues, sweeps())
+
+    handed = {r.json()["code"]: r.json()["customer_id"] for r in responses if r.status_code == 201}
+    assert len(handed) == 30  # the 10 free codes, and the 20 of the lapsed holds
+    assert sorted(r.status_code for r in responses) == [201] * 30 + [409] * 15
+    async with database.begin() as conn:
+        owners = await conn.execute(
+            select(codes.c.code, codes.c.customer_id).where(codes.c.batch_id == batch.id)
+        )
+        assert dict(owners.all()) == handed
+    assert await hold_statuses(database) == {"expired": 20}
+    if not sweeps_racing:
+        assert swept == 0  # the issues ended the lapsed holds themselves
 
 
 async def test_the_sweep_ends_every_lapsed_hold_of_every_batch(

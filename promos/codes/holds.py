@@ -785,24 +785,30 @@ async def end_lapsed(
     *,
     now: datetime,
     batch_id: UUID | None = None,
+    client_id: UUID | None = None,
     customer_id: str | None = None,
     hold_id: int | None = None,
     limit: int = SWEEP_LIMIT,
+    wait: bool = False,
 ) -> int:
-    """End the lapsed holds (of the batch, its customer, or the one hold) as expired, at most
-    ``limit``, soonest lapsed first: their codes go back to the pool or are burnt. How many.
+    """End the lapsed holds (of the batch, its client or customer, or the one hold) as
+    expired, at most ``limit``, soonest lapsed first: their codes go back to the pool or are
+    burnt. How many.
 
     Each is ended once, under its row lock; on PostgreSQL a lapsed hold another transaction
-    is ending is skipped, not waited for (unless it is the one hold named)."""
+    is ending is skipped, not waited for (unless it is the one hold named, or ``wait``: then
+    the other's end is waited for, and the hold is left to it)."""
     picked = select(holds.c.id).where(_lapsed(now))
     if batch_id is not None:
         picked = picked.where(holds.c.batch_id == batch_id)
+    if client_id is not None:
+        picked = picked.where(holds.c.client_id == client_id)
     if customer_id is not None:
         picked = picked.where(holds.c.customer_id == customer_id)
     if hold_id is not None:
         picked = picked.where(holds.c.id == hold_id)
     picked = picked.order_by(holds.c.expires_at, holds.c.id).limit(limit)
-    if conn.dialect.name == "postgresql" and hold_id is None:
+    if conn.dialect.name == "postgresql" and hold_id is None and not wait:
         picked = picked.with_for_update(skip_locked=True)
     rows = (
         await conn.execute(
