@@ -29,7 +29,7 @@ from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCO
 from promos.observability import metrics
 from promos.promocodes import carts
 from promos.promocodes.holds import _CONFIRM as CONFIRM
-from promos.promocodes.holds import HELD, RELEASED, Hold
+from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold
 from promos.promocodes.service import Redemption
 
 # service._usable, in SQL: the code's uses, its generation's expiry, bound customer, products.
@@ -135,7 +135,7 @@ _RELEASE = text(
     f"""
     WITH released AS (
         UPDATE promocode_holds SET status = 'released', ended_at = :now
-        WHERE id = :hold_id AND status = 'held' AND expires_at > :now
+        WHERE id = :hold_id AND {NOT_ENDED_SQL} AND expires_at > :now
         RETURNING id, promocode_id, customer, order_ref, idempotency_key, created_at,
                   expires_at
     ), given AS (
