@@ -112,7 +112,7 @@ class Settings(BaseSettings):
 
     # Promo code holds (docs/operations.md): the longest a hold may last (a longer
     # ttl_seconds is cut to this), and whether a lapsed hold may still be confirmed when a
-    # use of its code is free then.
+    # use of its code is free then (a pool code hold's too, while its code is free for it).
     promocode_hold_max_seconds: Annotated[
         int, Field(ge=1, le=7 * 24 * 3600, validation_alias=_alias("PROMOCODE_HOLD_MAX_SECONDS"))
     ] = 3600

@@ -272,6 +272,63 @@ async def test_a_customer_s_lapsed_hold_no_longer_counts_for_their_next_hold(
     assert await hold_statuses(database) == {"expired": 1, "held": 1}
 
 
+async def test_an_issue_takes_the_returned_code_of_a_lapsed_hold_no_sweep_has_ended(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1, prefix="X")
+    await set_released_codes(client, auth, batch, "return")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["code"] == "X-0"
+    ended = (await client.get(f"{HOLDS}/{held['id']}", headers=auth)).json()
+    assert (ended["status"], ended["returned"]) == ("expired", True)
+    assert await code_owner(database, "X-0") == ("customer-2", True)
+
+
+async def test_an_issue_never_hands_out_the_burnt_code_of_a_lapsed_hold(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1, prefix="X")
+    await take(client, auth, batch, ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "pool_exhausted"
+    assert await code_owner(database, "X-0") == (None, True)
+    assert await hold_statuses(database) == {"expired": 1}
+
+
+async def test_a_customer_s_lapsed_hold_no_longer_counts_for_their_next_issue(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=2, rules=Rules(max_per_customer=1))
+    await take(client, auth, batch, "order-1", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await issue(client, auth, batch)
+
+    assert response.status_code == 201, response.text
+    assert await hold_statuses(database) == {"expired": 1}
+
+
+async def test_an_issue_leaves_a_live_hold_alone(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=1)
+    await set_released_codes(client, auth, batch, "return")
+    await take(client, auth, batch, ttl_seconds=60)
+    clock.advance(seconds=59)
+
+    response = await issue(client, auth, batch, "customer-2")
+
+    assert response.status_code == 409
+    assert await hold_statuses(database) == {"held": 1}
+
+
 # confirming
 
 
@@ -312,6 +369,93 @@ async def test_a_lapsed_hold_cannot_be_confirmed(client, database, clock, auth):
 
     assert response.status_code == 410
     assert response.json()["error"]["code"] == "hold_expired"
+
+
+async def test_a_late_confirm_of_a_hold_not_yet_ended_issues_its_code_when_allowed(
+    client, database, clock, auth, state
+):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=1, prefix="L")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=90)
+
+    response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "confirmed"
+    assert response.json()["code"] == "L-0"
+    assert await code_owner(database, "L-0") == ("customer-1", True)
+
+
+async def test_a_late_confirm_takes_back_a_returned_code_nobody_took(
+    client, database, clock, auth, state
+):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=1, prefix="L")
+    await set_released_codes(client, auth, batch, "return")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    assert await state.hold_sweeper.sweep() == 1
+    assert await free_codes(database, batch) == ["L-0"]
+
+    response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+    again = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "confirmed"
+    assert response.json()["returned"] is None
+    assert again.json() == response.json()
+    assert await free_codes(database, batch) == []
+    assert await code_owner(database, "L-0") == ("customer-1", True)
+
+
+async def test_a_late_confirm_is_refused_once_the_code_was_issued_to_another(
+    client, database, clock, auth, state
+):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=1, prefix="L")
+    await set_released_codes(client, auth, batch, "return")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    await state.hold_sweeper.sweep()
+    assert (await issue(client, auth, batch, "customer-2")).status_code == 201
+
+    response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+
+    assert response.status_code == 410
+    assert "no longer free" in response.json()["error"]["message"]
+    assert await code_owner(database, "L-0") == ("customer-2", True)
+
+
+async def test_a_late_confirm_is_refused_for_a_burnt_code(client, database, clock, auth, state):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=1, prefix="L")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    await state.hold_sweeper.sweep()
+
+    response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+
+    assert response.status_code == 410
+    assert "burnt" in response.json()["error"]["message"]
+    assert await code_owner(database, "L-0") == (None, True)
+
+
+async def test_a_late_confirm_taking_a_code_back_keeps_the_per_customer_rule(
+    client, database, clock, auth, state
+):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=3, rules=Rules(max_per_customer=1))
+    await set_released_codes(client, auth, batch, "return")
+    held = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    await state.hold_sweeper.sweep()
+    assert (await issue(client, auth, batch)).status_code == 201  # the customer's one code
+
+    response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
+
+    assert response.status_code == 410
+    assert (await client.get(f"{HOLDS}/{held['id']}", headers=auth)).json()["status"] == "expired"
 
 
 async def test_a_released_hold_cannot_be_confirmed(client, database, clock, auth):
@@ -604,6 +748,66 @@ async def test_a_confirm_racing_the_expiry_of_its_hold_one_wins(client, database
     statuses = await hold_statuses(database)
     assert statuses == Counter(confirmed=won_by_confirm, expired=sum(swept))
     assert len(await free_codes(database, batch)) == 10 + sum(swept)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
+async def test_late_confirms_racing_issues_for_returned_codes_never_share_one(
+    client, database, clock, auth, state
+):
+    state.settings.promocode_hold_late_confirm = True
+    batch = await make_batch(database, now=clock(), codes=10)
+    await set_released_codes(client, auth, batch, "return")
+    held = [
+        (await take(client, auth, batch, f"order-{n}", ttl_seconds=60)).json() for n in range(10)
+    ]
+    clock.advance(seconds=60)
+    assert await state.hold_sweeper.sweep() == 10
+
+    confirms = asyncio.gather(
+        *(client.post(f"{HOLDS}/{h['id']}/confirm", headers=auth) for h in held)
+    )
+    issues = asyncio.gather(*(issue(client, auth, batch, f"other-{n}") for n in range(10)))
+    confirmed, issued = await asyncio.gather(confirms, issues)
+
+    won = [r.json()["code"] for r in confirmed if r.status_code == 200]
+    handed = [r.json()["code"] for r in issued if r.status_code == 201]
+    assert {r.status_code for r in confirmed} <= {200, 410}
+    assert len(won) + len(handed) == 10
+    assert len(set(won) | set(handed)) == 10
+    assert await free_codes(database, batch) == []
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
+@pytest.mark.parametrize("sweeps_racing", [0, 3], ids=["alone", "with_sweeps"])
+async def test_issues_under_load_as_holds_lapse_never_issue_a_code_twice(
+    client, clock, auth, state, sweeps_racing
+):
+    database = state.database
+    batch = await make_batch(database, now=clock(), codes=30)
+    await set_released_codes(client, auth, batch, "return")
+    for n in range(20):
+        await take(client, auth, batch, f"order-{n}", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    async def sweeps() -> int:
+        return sum([await state.hold_sweeper.sweep() for _ in range(sweeps_racing)])
+
+    issues = asyncio.gather(*(issue(client, auth, batch, f"c-{n}") for n in range(45)))
+    responses, swept = await asyncio.gather(issues, sweeps())
+
+    handed = {r.json()["code"]: r.json()["customer_id"] for r in responses if r.status_code == 201}
+    assert len(handed) == 30  # the 10 free codes, and the 20 of the lapsed holds
+    assert sorted(r.status_code for r in responses) == [201] * 30 + [409] * 15
+    async with database.begin() as conn:
+        owners = await conn.execute(
+            select(codes.c.code, codes.c.customer_id).where(codes.c.batch_id == batch.id)
+        )
+        assert dict(owners.all()) == handed
+    assert await hold_statuses(database) == {"expired": 20}
+    if not sweeps_racing:
+        assert swept == 0  # the issues ended the lapsed holds themselves
 
 
 async def test_the_sweep_ends_every_lapsed_hold_of_every_batch(

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     false,
@@ -130,6 +131,13 @@ def _hold(row: Any, now: datetime) -> PoolHold:
         row.ended_at,
         row.returned,
     )
+
+
+def _not_ended() -> Any:
+    """SQL: the hold has not ended, as status = 'held' is not written for one hold named by
+    its id: so that the planner finds it by the primary key, not by walking the partial
+    index of held holds (see ``promos.promocodes.holds.NOT_ENDED_SQL``)."""
+    return holds.c.status.notin_((CONFIRMED, RELEASED, EXPIRED))
 
 
 def _lapsed(now: datetime) -> Any:
@@ -351,9 +359,9 @@ _HELD_EVENTS = emitting(
     "'held_at', CAST(:event_time AS text), 'expires_at', CAST(:expires_time AS text))",
     name="held_events",
 )
-_TAKE = text(
-    f"""
-    WITH batch AS (
+# The batch, whether the client is one of its clients, and its rule: what a take is under.
+_RULE = """
+    batch AS (
         SELECT expired, max_per_customer, time_limit_days, client_id AS owner,
                CASE WHEN time_limit_days IS NULL THEN '-infinity'::timestamptz
                     ELSE :now - make_interval(days => time_limit_days) END AS since,
@@ -364,14 +372,10 @@ _TAKE = text(
         FROM batches WHERE id = :batch_id
     ), usable AS (
         SELECT max_per_customer, since FROM batch WHERE listed AND NOT expired
-    ), free AS (
-        SELECT client_id, code FROM codes
-        WHERE batch_id = :batch_id AND client_id = :client_id AND issued_at IS NULL
-          AND EXISTS (SELECT FROM usable)
-        ORDER BY seq
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    ), counted AS (
+    )"""
+# The code of ``free`` taken for the customer, counted on their quota row under the rule.
+_COUNTED_TAKE = """
+    counted AS (
         INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
         SELECT (SELECT owner FROM batch), :batch_id, :customer_id, ARRAY[:now] FROM free
         WHERE (SELECT max_per_customer FROM usable) IS NOT NULL
@@ -388,7 +392,17 @@ _TAKE = text(
         WHERE codes.client_id = free.client_id AND codes.code = free.code
           AND ((SELECT max_per_customer FROM usable) IS NULL OR EXISTS (SELECT FROM counted))
         RETURNING codes.code
-    ), held AS (
+    )"""
+_TAKE = text(
+    f"""
+    WITH {_RULE}, free AS (
+        SELECT client_id, code FROM codes
+        WHERE batch_id = :batch_id AND client_id = :client_id AND issued_at IS NULL
+          AND EXISTS (SELECT FROM usable)
+        ORDER BY seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ), {_COUNTED_TAKE}, held AS (
         UPDATE pool_code_holds SET code = taken.code
         FROM taken
         WHERE pool_code_holds.id = :hold_id
@@ -561,33 +575,179 @@ def _ended_payload(found: PoolHold, *, at: str) -> dict[str, Any]:
 # --- confirming --------------------------------------------------------------------------------
 
 
-async def confirm(conn: AsyncConnection, *, hold_id: int, now: datetime) -> PoolHold:
+async def confirm(
+    conn: AsyncConnection, *, hold_id: int, now: datetime, late: bool = False
+) -> PoolHold:
     """Issue the held code to its customer for good, under the hold's id (a confirmed hold's
-    again: as it is); a released one is ``HoldReleased``, a lapsed one ``HoldExpired``."""
+    again: as it is); a released one is ``HoldReleased``, a lapsed one ``HoldExpired``
+    unless ``late`` and its code is still free for it (``_confirm_late``)."""
     row = (
         await conn.execute(
             update(holds)
-            .where(holds.c.id == hold_id, holds.c.status == HELD, holds.c.expires_at > now)
+            .where(holds.c.id == hold_id, _not_ended(), holds.c.expires_at > now)
             .values(status=CONFIRMED, ended_at=now)
             .returning(*_COLUMNS)
         )
     ).first()
     if row is not None:
-        done = _hold(row, now)
-        await emit_events(
-            conn, POOL_CODE_HOLD_CONFIRMED, [_ended_payload(done, at="confirmed_at")], now=now
-        )
-        after_commit(conn, metrics.CODES_ISSUED.inc)  # issued now, for good
-        return done
+        return await _confirmed(conn, _hold(row, now), now=now)
     found = await get_hold(conn, hold_id, now=now)
     if found.status == CONFIRMED:
         return found
     if found.status == RELEASED:
         raise HoldReleased(f"pool code hold {hold_id} was released: take a new hold")
+    if late:
+        return await _confirm_late(conn, found, now=now)
     raise HoldExpired(
         f"pool code hold {hold_id} expired at {found.expires_at.isoformat()}: its code is no "
         "longer the order's; take a new hold"
     )
+
+
+async def _confirmed(conn: AsyncConnection, done: PoolHold, *, now: datetime) -> PoolHold:
+    await emit_events(
+        conn, POOL_CODE_HOLD_CONFIRMED, [_ended_payload(done, at="confirmed_at")], now=now
+    )
+    after_commit(conn, metrics.CODES_ISSUED.inc)  # issued now, for good
+    return done
+
+
+async def _confirm_late(conn: AsyncConnection, found: PoolHold, *, now: datetime) -> PoolHold:
+    """A lapsed hold confirmed while its code is still free for it, as the batch's rules are
+    now: not yet ended (the code is still the holder's, counted for them), or ended with its
+    code returned to the pool and nobody's since (taken back under the rule)."""
+    if found.ended_at is None:
+        batch_live = exists().where(batches.c.id == holds.c.batch_id, batches.c.expired.is_(False))
+        row = (
+            await conn.execute(
+                update(holds)
+                .where(holds.c.id == found.id, _not_ended(), batch_live)
+                .values(status=CONFIRMED, ended_at=now)
+                .returning(*_COLUMNS)
+            )
+        ).first()
+        if row is not None:
+            return await _confirmed(conn, _hold(row, now), now=now)
+        # Ended meanwhile (a sweep, an issue), confirmed by a twin, or its batch expired.
+        found = await get_hold(conn, found.id, now=now)
+        if found.status == CONFIRMED:
+            return found
+    why = "its code was burnt" if found.returned is False else "its batch has expired"
+    if found.ended_at is not None and found.returned:
+        if conn.dialect.name == "postgresql":
+            row = await _retake_postgresql(conn, found, now=now)
+        else:
+            row = await _retake_sqlite(conn, found, now=now)
+        if row is not None:
+            return await _confirmed(conn, _hold(row, now), now=now)
+        why = "its code is no longer free for it"
+    raise HoldExpired(
+        f"pool code hold {found.id} expired at {found.expires_at.isoformat()} and {why}: "
+        "take a new hold"
+    )
+
+
+# PostgreSQL: a late confirm of a hold whose code went back to the pool: that code taken
+# again for the holder (if nobody has taken it, under the batch's rule now, counted on their
+# quota row as a hold is) and the hold confirmed, in one statement.
+_RETAKE = (
+    text(
+        f"""
+    WITH {_RULE}, free AS (
+        SELECT client_id, code FROM codes
+        WHERE client_id = :client_id AND code = :code AND batch_id = :batch_id
+          AND issued_at IS NULL AND EXISTS (SELECT FROM usable)
+        FOR UPDATE
+    ), {_COUNTED_TAKE}, confirmed AS (
+        UPDATE pool_code_holds SET status = 'confirmed', ended_at = :now, returned = NULL
+        FROM taken
+        WHERE pool_code_holds.id = :hold_id AND pool_code_holds.status = 'expired'
+        RETURNING pool_code_holds.*
+    )
+    SELECT confirmed.id, confirmed.batch_id, confirmed.client_id, confirmed.code,
+           confirmed.customer_id, confirmed.order_ref, confirmed.idempotency_key,
+           confirmed.status, confirmed.created_at, confirmed.expires_at, confirmed.ended_at,
+           confirmed.returned, (SELECT count(*) FROM taken) AS taken
+    FROM (SELECT 1) AS one LEFT JOIN confirmed ON true
+    """  # noqa: S608 - constants of this module
+    )
+    .bindparams(
+        bindparam("batch_id", type_=Uuid()),
+        bindparam("client_id", type_=Uuid()),
+        bindparam("customer_id", type_=Text()),
+        bindparam("code", type_=Text()),
+        bindparam("hold_id", type_=BigInteger()),
+        bindparam("now", type_=UTCDateTime()),
+    )
+    .columns(*_COLUMNS, column("taken", BigInteger()))
+)
+
+
+async def _retake_postgresql(conn: AsyncConnection, found: PoolHold, *, now: datetime) -> Any:
+    row = (
+        await conn.execute(
+            _RETAKE,
+            {
+                "batch_id": found.batch_id,
+                "client_id": found.client_id,
+                "customer_id": found.customer_id,
+                "code": found.code,
+                "hold_id": found.id,
+                "now": now,
+            },
+        )
+    ).one()
+    if row.id is None and row.taken:
+        # Its code taken and the hold not confirmed: nothing else moves an ended hold, but
+        # should anything, the transaction must not keep the code.
+        raise HoldExpired(f"pool code hold {found.id} changed while it was confirmed: ask again")
+    return row if row.id is not None else None
+
+
+async def _retake_sqlite(conn: AsyncConnection, found: PoolHold, *, now: datetime) -> Any:
+    """The same as ``_RETAKE``: SQLite has one writer at a time."""
+    batch = (
+        await conn.execute(
+            select(batches.c.expired, batches.c.max_per_customer, batches.c.time_limit_days).where(
+                batches.c.id == found.batch_id
+            )
+        )
+    ).one()
+    if batch.expired:
+        return None
+    if batch.max_per_customer is not None:
+        days = batch.time_limit_days
+        since = now - timedelta(days=days) if days is not None else _EPOCH
+        had = (
+            await conn.execute(
+                select(func.count()).where(
+                    codes.c.customer_id == found.customer_id,
+                    codes.c.batch_id == found.batch_id,
+                    codes.c.issued_at > since,
+                )
+            )
+        ).scalar_one()
+        if had >= batch.max_per_customer:
+            return None
+    taken = await conn.execute(
+        update(codes)
+        .where(
+            codes.c.client_id == found.client_id,
+            codes.c.code == found.code,
+            codes.c.issued_at.is_(None),
+        )
+        .values(customer_id=found.customer_id, issued_at=now)
+    )
+    if taken.rowcount != 1:
+        return None
+    return (
+        await conn.execute(
+            update(holds)
+            .where(holds.c.id == found.id, holds.c.status == EXPIRED)
+            .values(status=CONFIRMED, ended_at=now, returned=None)
+            .returning(*_COLUMNS)
+        )
+    ).one()
 
 
 # --- ending: release and expiry ----------------------------------------------------------------
@@ -606,7 +766,7 @@ async def release(conn: AsyncConnection, *, hold_id: int, now: datetime) -> Pool
     row = (
         await conn.execute(
             update(holds)
-            .where(holds.c.id == hold_id, holds.c.status == HELD, holds.c.expires_at > now)
+            .where(holds.c.id == hold_id, _not_ended(), holds.c.expires_at > now)
             .values(status=RELEASED, ended_at=now, returned=_RETURNS)
             .returning(*_COLUMNS)
         )
@@ -632,24 +792,30 @@ async def end_lapsed(
     *,
     now: datetime,
     batch_id: UUID | None = None,
+    client_id: UUID | None = None,
     customer_id: str | None = None,
     hold_id: int | None = None,
     limit: int = SWEEP_LIMIT,
+    wait: bool = False,
 ) -> int:
-    """End the lapsed holds (of the batch, its customer, or the one hold) as expired, at most
-    ``limit``, soonest lapsed first: their codes go back to the pool or are burnt. How many.
+    """End the lapsed holds (of the batch, its client or customer, or the one hold) as
+    expired, at most ``limit``, soonest lapsed first: their codes go back to the pool or are
+    burnt. How many.
 
     Each is ended once, under its row lock; on PostgreSQL a lapsed hold another transaction
-    is ending is skipped, not waited for (unless it is the one hold named)."""
+    is ending is skipped, not waited for (unless it is the one hold named, or ``wait``: then
+    the other's end is waited for, and the hold is left to it)."""
     picked = select(holds.c.id).where(_lapsed(now))
     if batch_id is not None:
         picked = picked.where(holds.c.batch_id == batch_id)
+    if client_id is not None:
+        picked = picked.where(holds.c.client_id == client_id)
     if customer_id is not None:
         picked = picked.where(holds.c.customer_id == customer_id)
     if hold_id is not None:
         picked = picked.where(holds.c.id == hold_id)
     picked = picked.order_by(holds.c.expires_at, holds.c.id).limit(limit)
-    if conn.dialect.name == "postgresql" and hold_id is None:
+    if conn.dialect.name == "postgresql" and hold_id is None and not wait:
         picked = picked.with_for_update(skip_locked=True)
     rows = (
         await conn.execute(

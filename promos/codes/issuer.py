@@ -123,11 +123,11 @@ class Issuer:
             database.dialect, requests, citus=database.citus is not False
         )
         outcomes: Outcomes = [None] * len(requests)
-        lean = database.issuing if not in_transaction and database.citus is False else None
+        lean = not in_transaction and database.citus is False and database.issuing is not None
         try:
-            if lean is not None:
+            if lean:
                 await issue_codes_lean(
-                    lean,
+                    database,
                     requests,
                     outcomes,
                     now=now,

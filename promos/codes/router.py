@@ -425,7 +425,12 @@ async def get_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> PoolHo
 async def confirm_hold(hold_id: PathId, state: State, _: CurrentPrincipal) -> PoolHoldOut:
     """Issue the held code to its customer for good, under the hold's id (again: the same)."""
     async with state.database.begin() as conn:
-        done = await holds.confirm(conn, hold_id=hold_id, now=state.clock())
+        done = await holds.confirm(
+            conn,
+            hold_id=hold_id,
+            now=state.clock(),
+            late=state.settings.promocode_hold_late_confirm,
+        )
     return PoolHoldOut.model_validate(done)
 
 

@@ -1,4 +1,5 @@
-"""Lean twins of the promo codes' checkout routes: redeem, hold, confirm (``promos.http.fastpath``).
+"""Lean twins of the promo codes' checkout routes: redeem, hold, confirm, release
+(``promos.http.fastpath``).
 
 Each takes a well-formed request, checks its credential and scope as its FastAPI twin in
 ``router.py`` does, then serves it by ``lean`` (one statement on PostgreSQL) or, when that
@@ -30,6 +31,7 @@ from promos.validation import MAX_ID
 REDEEM_PATH = "/v1/promocodes/{code}/redeem"
 HOLD_PATH = "/v1/promocodes/{code}/holds"
 CONFIRM_PATH = "/v1/promocode-holds/{hold_id}/confirm"
+RELEASE_PATH = "/v1/promocode-holds/{hold_id}/release"
 
 # What the twins declare: needs("promocodes", "use").
 USE = Need("promocodes", "use")
@@ -90,7 +92,7 @@ async def _admit(state: AppState, scope: Scope, headers: Mapping[bytes, bytes]) 
 
 
 def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
-    """Redeem, hold and confirm without the framework's per-request cost."""
+    """Redeem, hold, confirm and release without the framework's per-request cost."""
 
     async def redeem(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
         code = _code(scope)
@@ -166,8 +168,19 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
                 )
         return 200, RedemptionOut.model_validate(done).model_dump(mode="json"), []
 
+    async def release(scope: Scope, _ignored: bytes, headers: Mapping[bytes, bytes]) -> Answer:
+        hold_id = _hold_id(scope)
+        await _admit(state, scope, headers)
+        now = state.clock()
+        done = await lean.release(state.database, hold_id=hold_id, now=now)
+        if done is None:
+            async with state.database.begin() as conn:
+                done = await holds.release(conn, hold_id=hold_id, now=now)
+        return 200, HoldOut.model_validate(done).model_dump(mode="json"), []
+
     return {
         ("POST", REDEEM_PATH): redeem,
         ("POST", HOLD_PATH): hold,
         ("POST", CONFIRM_PATH): confirm,
+        ("POST", RELEASE_PATH): release,
     }

@@ -1,16 +1,18 @@
-"""The lean path of redeem, hold and confirm on PostgreSQL: one statement each, on asyncpg.
+"""The lean path of redeem, hold, confirm and release on PostgreSQL: one statement each.
 
-Each use case's common case, a free use taken (or a held hold confirmed), is one
+Each use case's common case, a free use taken (or a held hold confirmed or released), is one
 data-modifying statement: it takes the use under every rule of ``service._usable`` (the same
-WHERE clause, written here in SQL), records the redemption or hold and writes its event when a
-subscription wants it, and returns what the answer needs. It runs as its own transaction on
-``Database.statements`` (asyncpg itself, a prepared statement per connection): one round trip.
+WHERE clause, written here in SQL), or gives it back, records the redemption or hold and
+writes its event when a subscription wants it, and returns what the answer needs. It runs as
+its own transaction on ``Database.statements`` (asyncpg itself, a prepared statement per
+connection): one round trip.
 
 Anything else (no use free, a lapsed hold to give back first, a replay of an Idempotency-Key
 or an order, a concurrent twin that committed first, a hold not ``held``) changes nothing here
 and answers ``None``: the caller then takes the service path (``service.redeem``,
-``holds.hold``, ``holds.confirm``), which decides it as it always has. So the rules have one
-home, the service, and this module only a faster way through their most frequent outcome.
+``holds.hold``, ``holds.confirm``, ``holds.release``), which decides it as it always has. So
+the rules have one home, the service, and this module only a faster way through their most
+frequent outcome.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from sqlalchemy import text
 
 from promos.db import Database
 from promos.events.outbox import emitting, event_time
-from promos.events.types import PROMOCODE_HELD, PROMOCODE_REDEEMED
+from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.promocodes import carts
 from promos.promocodes.holds import _CONFIRM as CONFIRM
-from promos.promocodes.holds import HELD, Hold
+from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold
 from promos.promocodes.service import Redemption
 
 # service._usable, in SQL: the code's uses, its generation's expiry, bound customer, products.
@@ -112,6 +114,55 @@ _HOLD = text(
         )
     }, {carts.recording(rows="held, taken", use_id="held.id", promocode_id="taken.id")}
     SELECT held.id, taken.usage_count FROM held, taken
+    """  # noqa: S608 - constants of this module and of promos.events.outbox
+)
+
+
+def _iso(column: str) -> str:
+    """SQL: a timestamptz as ``jsonable`` writes a datetime (``datetime.isoformat`` in UTC)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN extract(microseconds FROM {utc})::integer % 1000000 = 0 THEN '' "
+        f"ELSE to_char({utc}, '.US') END || '+00:00'"
+    )
+
+
+# holds.release's common case: the hold, held and unlapsed, released and its use given back,
+# its event written when wanted; the answer's uses left count the code's lapsed holds as free,
+# as holds.get_hold does (the released hold is not one of them: it had not lapsed).
+_RELEASE = text(
+    f"""
+    WITH released AS (
+        UPDATE promocode_holds SET status = 'released', ended_at = :now
+        WHERE id = :hold_id AND {NOT_ENDED_SQL} AND expires_at > :now
+        RETURNING id, promocode_id, customer, order_ref, idempotency_key, created_at,
+                  expires_at
+    ), given AS (
+        UPDATE promocodes AS p SET usage_count = p.usage_count + 1
+        FROM released
+        WHERE p.id = released.promocode_id
+        RETURNING p.code, p.usage_count + (
+            SELECT count(*) FROM promocode_holds AS h
+            WHERE h.promocode_id = p.id AND h.status = 'held' AND h.expires_at <= :now
+        ) AS usage_count
+    ), {
+        emitting(
+            PROMOCODE_HOLD_RELEASED,
+            rows="released, given",
+            payload="json_build_object('hold_id', released.id, 'code', given.code, "
+            "'customer', released.customer, 'order', released.order_ref, "
+            "'uses_left', given.usage_count, "
+            f"'held_at', {_iso('released.created_at')}, "
+            f"'expires_at', {_iso('released.expires_at')}, "
+            "'released_at', CAST(:event_time AS text))",
+            name="release_events",
+        )
+    }
+    SELECT released.id, given.code, released.customer, released.order_ref,
+           released.idempotency_key, released.created_at, released.expires_at,
+           given.usage_count
+    FROM released, given
     """  # noqa: S608 - constants of this module and of promos.events.outbox
 )
 
@@ -209,3 +260,29 @@ async def confirm(database: Database, *, hold_id: int, now: datetime) -> Redempt
     metrics.PROMOCODES_REDEEMED.inc()
     row = rows[0]
     return Redemption(row["id"], row["code"], row["customer"], None, now, None, row["usage_count"])
+
+
+async def release(database: Database, *, hold_id: int, now: datetime) -> Hold | None:
+    """The hold, still held, released and its use given back (one statement); None when the
+    service must decide (released or confirmed before, lapsed, unknown)."""
+    statements = database.statements
+    if statements is None:
+        return None
+    rows = await statements.fetch(
+        _RELEASE, {"hold_id": hold_id, "now": now, "event_time": event_time(now)}
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return Hold(
+        row["id"],
+        row["code"],
+        row["customer"],
+        row["order_ref"],
+        row["idempotency_key"],
+        RELEASED,
+        row["created_at"],
+        row["expires_at"],
+        now,
+        row["usage_count"],
+    )
