@@ -10,8 +10,9 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    ``promocodes``, in one transaction, then removes them again.
 3. Promos: ``promos.promocodes.service.generate`` of ``--codes`` codes of ``--pattern`` over
    the default charset, in one transaction, exactly as the API and the CLI run it.
-4. Prints both times and rates, the ratio, and the targets (<= 10 s, >= 0.5x the ceiling),
-   then checks in SQL that the generation holds ``--codes`` distinct codes.
+4. Prints both times and rates, the ratio, and the targets (<= 6 s, issue 19; >= 0.5x the
+   ceiling), with the load average (the machine is shared: the ratio tells more), then
+   checks in SQL that the generation holds ``--codes`` distinct codes.
 
 ``--stall`` measures instead how long a generation holds up the other requests of its
 process: it starts ``promos serve`` (one process) on ``--port`` over that database (or, with
@@ -54,7 +55,7 @@ HOST = "127.0.0.1"
 DB_NAME = "promos_bench_generate"
 SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_URL = f"postgresql+asyncpg://postgres@{HOST}:5432/{DB_NAME}"
-TARGET_SECONDS = 10.0
+TARGET_SECONDS = 6.0
 TARGET_RATIO = 0.5
 STALL_TARGET_MS = 100.0
 PROMOS = Path(sys.executable).with_name("promos")
@@ -177,6 +178,10 @@ def _server(url: str, port: int) -> Iterator[None]:
         log.close()
 
 
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _ms(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
@@ -252,6 +257,7 @@ async def main() -> int:
         await create_database()
         return stall(f"postgresql://postgres@{HOST}:5432/{DB_NAME}", **options)
     args.pattern = args.pattern or "####-####-####"
+    print(f"start: {_load()}")
 
     await create_database()
     database = Database(BENCH_URL, pool_size=2, max_overflow=0)
@@ -273,7 +279,7 @@ async def main() -> int:
         f"ratio to the ceiling: {ratio:.2f}x (target >= {TARGET_RATIO}x); "
         f"time target <= {TARGET_SECONDS:.0f} s: {met}"
     )
-    print(f"stored {stored:,} codes, {distinct:,} distinct")
+    print(f"stored {stored:,} codes, {distinct:,} distinct; {_load()}")
     return 0 if stored == distinct == args.codes else 1
 
 

@@ -9,6 +9,7 @@ drawn before the generation takes the one writer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -111,6 +112,9 @@ class CountingDrawer:
         codes = [f"C{i:06}" for i in range(self.drawn + 1, self.drawn + n + 1)]
         self.drawn += n
         return codes
+
+    def draw_sorted(self, n: int) -> Iterator[list[str]]:
+        yield sorted(self.draw(n))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from promos.brands import service as brands
 from promos.cli import main
 from promos.db import Database
-from promos.promocodes import service
+from promos.promocodes import generate, service
 from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
 from promos.promocodes.tables import promocode_generations, promocodes
 from tests.factories.promocodes import make_promocode, make_promocodes
@@ -64,6 +64,31 @@ def test_drawn_codes_follow_the_pattern():
 def test_drawn_characters_are_spread_evenly():
     drawn = Counter("".join(Drawer(code_shape("#", "ABC")).draw(30_000)))
     assert set(drawn) == {"A", "B", "C"}
+    assert all(9_000 < n < 11_000 for n in drawn.values())
+
+
+def test_drawn_characters_of_a_pattern_of_several_runs_are_spread_evenly():
+    codes_ = Drawer(code_shape("#-#.#", "ABC", prefix="P")).draw(10_000)
+    assert all(len(c) == 6 and c[:3:2] == "P-" and c[4] == "." for c in codes_)
+    for position in (1, 3, 5):
+        drawn = Counter(c[position] for c in codes_)
+        assert set(drawn) == {"A", "B", "C"}
+        assert all(3_000 < n < 3_700 for n in drawn.values())
+
+
+def test_sorted_draws_give_every_code_asked_for_in_code_order(monkeypatch):
+    monkeypatch.setattr(generate, "SORTED_RUN", 50)
+    runs = list(Drawer(code_shape("##-###", "ABCDEF", postfix="Z")).draw_sorted(2_000))
+    codes_ = [c for run in runs for c in run]
+    assert len(codes_) == 2_000
+    assert codes_ == sorted(codes_)
+    assert max(len(run) for run in runs) < 200  # grouped, not one run of all the codes
+    assert all(len(c) == 7 and c[2] == "-" and c[-1] == "Z" for c in codes_)
+
+
+def test_sorted_draws_spread_the_first_character_evenly():
+    codes_ = [c for run in Drawer(code_shape("####", "ABC")).draw_sorted(30_000) for c in run]
+    drawn = Counter(c[0] for c in codes_)
     assert all(9_000 < n < 11_000 for n in drawn.values())
 
 
