@@ -111,6 +111,16 @@ async def event_data(database: Database, event_type: str) -> list[dict[str, Any]
         return list(rows.scalars())
 
 
+async def ended_hold(
+    client: httpx.AsyncClient, auth: dict[str, str], batch: Batch, clock: FakeClock, state: Any
+) -> dict[str, Any]:
+    """A hold of the batch that lapsed and that the sweep ended (its code as the batch says)."""
+    held: dict[str, Any] = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    assert await state.hold_sweeper.sweep() == 1
+    return held
+
+
 # holding
 
 
@@ -393,9 +403,7 @@ async def test_a_late_confirm_takes_back_a_returned_code_nobody_took(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    assert await state.hold_sweeper.sweep() == 1
+    held = await ended_hold(client, auth, batch, clock, state)
     assert await free_codes(database, batch) == ["L-0"]
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
@@ -415,9 +423,7 @@ async def test_a_late_confirm_is_refused_once_the_code_was_issued_to_another(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
     assert (await issue(client, auth, batch, "customer-2")).status_code == 201
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
@@ -430,9 +436,7 @@ async def test_a_late_confirm_is_refused_once_the_code_was_issued_to_another(
 async def test_a_late_confirm_is_refused_for_a_burnt_code(client, database, clock, auth, state):
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
 
@@ -447,9 +451,7 @@ async def test_a_late_confirm_taking_a_code_back_keeps_the_per_customer_rule(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=3, rules=Rules(max_per_customer=1))
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
     assert (await issue(client, auth, batch)).status_code == 201  # the customer's one code
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
