@@ -111,6 +111,16 @@ async def event_data(database: Database, event_type: str) -> list[dict[str, Any]
         return list(rows.scalars())
 
 
+async def ended_hold(
+    client: httpx.AsyncClient, auth: dict[str, str], batch: Batch, clock: FakeClock, state: Any
+) -> dict[str, Any]:
+    """A hold of the batch that lapsed and that the sweep ended (its code as the batch says)."""
+    held: dict[str, Any] = (await take(client, auth, batch, ttl_seconds=60)).json()
+    clock.advance(seconds=60)
+    assert await state.hold_sweeper.sweep() == 1
+    return held
+
+
 # holding
 
 
@@ -317,6 +327,33 @@ async def test_a_customer_s_lapsed_hold_no_longer_counts_for_their_next_issue(
     assert await hold_statuses(database) == {"expired": 1}
 
 
+async def test_a_hold_takes_the_returned_code_of_a_lapsed_hold_no_sweep_has_ended(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=1, prefix="X")
+    await set_released_codes(client, auth, batch, "return")
+    await take(client, auth, batch, "order-1", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await take(client, auth, batch, "order-2", customer="customer-2")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["code"] == "X-0"
+    assert await hold_statuses(database) == {"expired": 1, "held": 1}
+
+
+async def test_a_hold_from_a_pool_of_burnt_lapsed_codes_is_refused(client, database, clock, auth):
+    batch = await make_batch(database, now=clock(), codes=1)
+    await take(client, auth, batch, "order-1", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    response = await take(client, auth, batch, "order-2", customer="customer-2")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "pool_exhausted"
+    assert await hold_statuses(database) == {"expired": 1}
+
+
 async def test_an_issue_leaves_a_live_hold_alone(client, database, clock, auth):
     batch = await make_batch(database, now=clock(), codes=1)
     await set_released_codes(client, auth, batch, "return")
@@ -393,9 +430,7 @@ async def test_a_late_confirm_takes_back_a_returned_code_nobody_took(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    assert await state.hold_sweeper.sweep() == 1
+    held = await ended_hold(client, auth, batch, clock, state)
     assert await free_codes(database, batch) == ["L-0"]
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
@@ -415,9 +450,7 @@ async def test_a_late_confirm_is_refused_once_the_code_was_issued_to_another(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
     assert (await issue(client, auth, batch, "customer-2")).status_code == 201
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
@@ -430,9 +463,7 @@ async def test_a_late_confirm_is_refused_once_the_code_was_issued_to_another(
 async def test_a_late_confirm_is_refused_for_a_burnt_code(client, database, clock, auth, state):
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=1, prefix="L")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
 
@@ -447,9 +478,7 @@ async def test_a_late_confirm_taking_a_code_back_keeps_the_per_customer_rule(
     state.settings.promocode_hold_late_confirm = True
     batch = await make_batch(database, now=clock(), codes=3, rules=Rules(max_per_customer=1))
     await set_released_codes(client, auth, batch, "return")
-    held = (await take(client, auth, batch, ttl_seconds=60)).json()
-    clock.advance(seconds=60)
-    await state.hold_sweeper.sweep()
+    held = await ended_hold(client, auth, batch, clock, state)
     assert (await issue(client, auth, batch)).status_code == 201  # the customer's one code
 
     response = await client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth)
@@ -808,6 +837,30 @@ async def test_issues_under_load_as_holds_lapse_never_issue_a_code_twice(
     assert await hold_statuses(database) == {"expired": 20}
     if not sweeps_racing:
         assert swept == 0  # the issues ended the lapsed holds themselves
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
+async def test_holds_and_issues_under_load_as_holds_lapse_never_share_a_code(
+    client, database, clock, auth
+):
+    batch = await make_batch(database, now=clock(), codes=20)
+    await set_released_codes(client, auth, batch, "return")
+    for n in range(20):
+        await take(client, auth, batch, f"order-{n}", ttl_seconds=60)
+    clock.advance(seconds=60)
+
+    holding = asyncio.gather(
+        *(take(client, auth, batch, f"new-{n}", customer=f"h-{n}") for n in range(20))
+    )
+    issuing = asyncio.gather(*(issue(client, auth, batch, f"i-{n}") for n in range(20)))
+    held, issued = await asyncio.gather(holding, issuing)
+
+    codes_out = [r.json()["code"] for r in [*held, *issued] if r.status_code == 201]
+    assert {r.status_code for r in [*held, *issued]} <= {201, 409}
+    assert len(codes_out) == 20  # every code of the 20 lapsed holds, once
+    assert len(set(codes_out)) == 20
+    assert await free_codes(database, batch) == []
 
 
 async def test_the_sweep_ends_every_lapsed_hold_of_every_batch(

@@ -501,20 +501,8 @@ async def _take_sqlite(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: d
         raise _mismatch(ask)
     if batch.expired:
         raise BatchExpired(f"batch {ask.batch_id} has expired")
-    if batch.max_per_customer is not None:
-        days = batch.time_limit_days
-        since = now - timedelta(days=days) if days is not None else _EPOCH
-        had = (
-            await conn.execute(
-                select(func.count()).where(
-                    codes.c.customer_id == ask.customer_id,
-                    codes.c.batch_id == ask.batch_id,
-                    codes.c.issued_at > since,
-                )
-            )
-        ).scalar_one()
-        if had >= batch.max_per_customer:
-            raise _limit_reached(ask, batch.max_per_customer, days)
+    if not await _under_rule_sqlite(conn, batch, ask.batch_id, ask.customer_id, now=now):
+        raise _limit_reached(ask, batch.max_per_customer, batch.time_limit_days)
     code: str | None = (
         await conn.execute(
             select(codes.c.code)
@@ -536,6 +524,27 @@ async def _take_sqlite(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: d
     )
     await conn.execute(update(holds).where(holds.c.id == hold_id).values(code=code))
     return code
+
+
+async def _under_rule_sqlite(
+    conn: AsyncConnection, batch: Any, batch_id: UUID, customer_id: str, *, now: datetime
+) -> bool:
+    """Whether the batch's per-customer rule lets the customer have one more of its codes
+    now, counted over their codes (``batch``: its rule's columns)."""
+    if batch.max_per_customer is None:
+        return True
+    days = batch.time_limit_days
+    since = now - timedelta(days=days) if days is not None else _EPOCH
+    had = (
+        await conn.execute(
+            select(func.count()).where(
+                codes.c.customer_id == customer_id,
+                codes.c.batch_id == batch_id,
+                codes.c.issued_at > since,
+            )
+        )
+    ).scalar_one()
+    return bool(had < batch.max_per_customer)
 
 
 def _mismatch(ask: _Ask) -> ClientMismatch:
@@ -715,20 +724,8 @@ async def _retake_sqlite(conn: AsyncConnection, found: PoolHold, *, now: datetim
     ).one()
     if batch.expired:
         return None
-    if batch.max_per_customer is not None:
-        days = batch.time_limit_days
-        since = now - timedelta(days=days) if days is not None else _EPOCH
-        had = (
-            await conn.execute(
-                select(func.count()).where(
-                    codes.c.customer_id == found.customer_id,
-                    codes.c.batch_id == found.batch_id,
-                    codes.c.issued_at > since,
-                )
-            )
-        ).scalar_one()
-        if had >= batch.max_per_customer:
-            return None
+    if not await _under_rule_sqlite(conn, batch, found.batch_id, found.customer_id, now=now):
+        return None
     taken = await conn.execute(
         update(codes)
         .where(

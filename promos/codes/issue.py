@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from promos.citus import on_citus
-from promos.codes import holds
+from promos.codes import lapsed
 from promos.codes.errors import (
     BatchExpired,
     BatchNotFound,
@@ -58,7 +58,7 @@ from promos.codes.errors import (
     PoolExhausted,
 )
 from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
-from promos.codes.tables import batch_clients, batches, codes, pool_code_holds
+from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, Row, UTCDateTime
 from promos.errors import PromosError
 from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
@@ -113,31 +113,34 @@ async def issue_codes(
         else:
             await _issue_sqlite(conn, these, found, now=now, emitted=emitted)
 
-    async def end(refused: Sequence[tuple[IssueRequest, Outcome | None]]) -> bool:
-        return await _ended_lapsed_holds(conn, refused, now=now)
+    async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
+        return await lapsed.ended_for(conn, refused, now=now)
 
     await serve(requests, outcomes)
-    await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
+    # Not on Citus, where pool code holds do not run yet (docs/deployment.md).
+    if not citus:
+        await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
     return [_decided(outcome) for outcome in outcomes]
+
+
+Refusal = PoolExhausted | CustomerLimitReached
 
 
 async def _served_again_after_lapsed_holds(
     requests: Sequence[IssueRequest],
     outcomes: Outcomes,
     *,
-    end: Callable[[Sequence[tuple[IssueRequest, Outcome | None]]], Awaitable[bool]],
+    end: Callable[[Sequence[tuple[IssueRequest, Refusal]]], Awaitable[bool]],
     serve: Callable[[Sequence[IssueRequest], Outcomes], Awaitable[None]],
 ) -> None:
     """A request refused for lack of a code, or by the rule, may be refused only because of
     lapsed pool code holds no one has ended yet: they end now (``end``), and it is served
     again (``serve``)."""
-    refused = [
-        i for i, o in enumerate(outcomes) if isinstance(o, PoolExhausted | CustomerLimitReached)
-    ]
-    if refused and await end([(requests[i], outcomes[i]) for i in refused]):
+    refused = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, Refusal)]
+    if refused and await end([(requests[i], o) for i, o in refused]):
         again: Outcomes = [None] * len(refused)
-        await serve([requests[i] for i in refused], again)
-        for i, outcome in zip(refused, again, strict=True):
+        await serve([requests[i] for i, _ in refused], again)
+        for (i, _), outcome in zip(refused, again, strict=True):
             outcomes[i] = outcome
 
 
@@ -179,83 +182,13 @@ async def issue_codes_lean(
             events=events,
         )
 
-    async def end(refused: Sequence[tuple[IssueRequest, Outcome | None]]) -> bool:
+    async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
         async with database.autocommit() as conn:
-            return await _ended_lapsed_holds(conn, refused, now=now)
+            return await lapsed.ended_for(conn, refused, now=now)
 
     await serve(requests, outcomes)
     await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
     return [_decided(outcome) for outcome in outcomes]
-
-
-async def _ended_lapsed_holds(
-    conn: AsyncConnection, refused: Sequence[tuple[IssueRequest, Outcome | None]], *, now: datetime
-) -> bool:
-    """End the lapsed pool code holds that refused these requests: of their batch and client
-    (the pool exhausted) or of their batch and customer (the rule); whether there were any.
-
-    Each ends under its row lock, once (``holds.end_lapsed``), its code returned to the pool
-    or burnt in the same transaction. On a connection outside a transaction, in a transaction
-    of its own, committed before the requests are served again, which waits for a sweep
-    ending the same holds (so that they are ended when it returns); in the caller's
-    transaction, skipping those (it may hold quota rows that the sweep waits for)."""
-    wanted: set[_Lapsed] = set()
-    for req, outcome in refused:
-        if isinstance(outcome, PoolExhausted):
-            wanted.add((req.batch_id, req.client_id, None))
-        else:
-            wanted.add((req.batch_id, None, req.customer_id))
-    lapsed = await conn.execute(
-        select(
-            pool_code_holds.c.batch_id, pool_code_holds.c.client_id, pool_code_holds.c.customer_id
-        )
-        .where(
-            pool_code_holds.c.batch_id.in_({batch_id for batch_id, _, _ in wanted}),
-            pool_code_holds.c.status == holds.HELD,
-            pool_code_holds.c.expires_at <= now,
-        )
-        .distinct()
-    )
-    found: set[_Lapsed] = {
-        target
-        for row in lapsed
-        for target in (
-            _lapsed_of(row.batch_id, client_id=row.client_id),
-            _lapsed_of(row.batch_id, customer_id=row.customer_id),
-        )
-        if target in wanted
-    }
-    if not found:
-        return False
-    sync = conn.sync_connection
-    if sync is not None and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        async with conn.engine.begin() as own:
-            await _end(own, found, now=now, wait=True)
-    else:
-        await _end(conn, found, now=now, wait=False)
-    return True
-
-
-# Lapsed holds to end: of (batch, client, any customer) or (batch, any client, customer).
-_Lapsed = tuple[UUID, UUID | None, str | None]
-
-
-def _lapsed_of(
-    batch_id: UUID, *, client_id: UUID | None = None, customer_id: str | None = None
-) -> _Lapsed:
-    return (batch_id, client_id, customer_id)
-
-
-async def _end(conn: AsyncConnection, targets: set[_Lapsed], *, now: datetime, wait: bool) -> None:
-    for batch_id, client_id, customer_id in sorted(targets, key=str):
-        await holds.end_lapsed(
-            conn,
-            now=now,
-            batch_id=batch_id,
-            client_id=client_id,
-            customer_id=customer_id,
-            wait=wait,
-        )
 
 
 @dataclass(frozen=True, slots=True)

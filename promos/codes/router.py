@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, File, Header, Path, Query, UploadFile, status
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from promos.codes import changes, export, holds, service
+from promos.codes import changes, export, holds, lapsed, service
 from promos.codes.errors import BatchNotFound, HoldNotFound
 from promos.codes.export import BATCH_CODES
 from promos.codes.schemas import (
@@ -332,17 +332,16 @@ async def hold_code(
     batch's rules (held codes count), or refuse as issuing would; the same order (or key)
     asking again gets the same hold."""
     ttl = min(body.ttl_seconds, state.settings.pool_hold_max_seconds)
-    async with state.database.begin() as conn:
-        held = await holds.hold_code(
-            conn,
-            batch_id=batch_id,
-            client_id=body.client_id,
-            customer_id=body.customer_id,
-            order=body.order,
-            ttl=timedelta(seconds=ttl),
-            now=state.clock(),
-            idempotency_key=idempotency_key,
-        )
+    held = await lapsed.hold_code(
+        state.database,
+        batch_id=batch_id,
+        client_id=body.client_id,
+        customer_id=body.customer_id,
+        order=body.order,
+        ttl=timedelta(seconds=ttl),
+        now=state.clock(),
+        idempotency_key=idempotency_key,
+    )
     return PoolHoldOut.model_validate(held)
 
 
