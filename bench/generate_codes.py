@@ -64,11 +64,12 @@ GENERATION_SECONDS = 600.0
 IDLE_REQUESTS = 200
 
 
-async def create_database() -> None:
+async def create_database(name: str = DB_NAME) -> None:
+    """Create the database ``name`` afresh (dropping it first)."""
     conn = await asyncpg.connect(SERVER_DSN)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DB_NAME}")
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
 
@@ -128,7 +129,8 @@ async def check(database: Database, generation_id: int) -> tuple[int, int]:
     return int(row["n"]), int(row["d"])
 
 
-def _promos(url: str, *args: str) -> str:
+def promos_cli(url: str, *args: str) -> str:
+    """Run a ``promos`` command against ``url``; its stdout."""
     done = subprocess.run(
         [str(PROMOS), *args],
         env={**os.environ, "PROMOS_DATABASE_URL": url, "PROMOS_LOG_LEVEL": "warning"},
@@ -143,8 +145,9 @@ def _promos(url: str, *args: str) -> str:
 
 
 @contextmanager
-def _server(url: str, port: int) -> Iterator[None]:
-    """``promos serve`` (one process, its own process group) on ``url``, healthy on entry."""
+def promos_server(url: str, port: int) -> Iterator[int]:
+    """``promos serve`` (one process, its own process group) on ``url``, healthy on entry;
+    its pid."""
     with socket.socket() as sock:
         if sock.connect_ex((HOST, port)) == 0:
             sys.exit(f"port {port} is in use on {HOST}: choose another with --port")
@@ -166,7 +169,7 @@ def _server(url: str, port: int) -> Iterator[None]:
                 log.seek(0)
                 sys.exit(f"promos serve did not become healthy:\n{log.read().decode()[-2000:]}")
             time.sleep(0.2)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -178,7 +181,7 @@ def _server(url: str, port: int) -> Iterator[None]:
         log.close()
 
 
-def _load() -> str:
+def load_average() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
@@ -196,8 +199,8 @@ def _spread(name: str, samples: list[float]) -> str:
 
 def stall(url: str, *, codes: int, pattern: str, port: int, probe: str) -> int:
     """Time ``GET probe`` while the same server generates ``codes`` codes."""
-    _promos(url, "migrate")
-    key = _promos(url, "api-keys", "create", "--name", "bench", "--role", "sales").split()[-1]
+    promos_cli(url, "migrate")
+    key = promos_cli(url, "api-keys", "create", "--name", "bench", "--role", "sales").split()[-1]
     outcome: dict[str, object] = {}
 
     def generate() -> None:
@@ -212,7 +215,10 @@ def stall(url: str, *, codes: int, pattern: str, port: int, probe: str) -> int:
         outcome["status"] = response.status_code
 
     base = f"http://{HOST}:{port}"
-    with _server(url, port), httpx.Client(base_url=base, timeout=GENERATION_SECONDS) as client:
+    with (
+        promos_server(url, port),
+        httpx.Client(base_url=base, timeout=GENERATION_SECONDS) as client,
+    ):
         idle = []
         for _ in range(IDLE_REQUESTS):
             moment = time.perf_counter()
@@ -257,7 +263,7 @@ async def main() -> int:
         await create_database()
         return stall(f"postgresql://postgres@{HOST}:5432/{DB_NAME}", **options)
     args.pattern = args.pattern or "####-####-####"
-    print(f"start: {_load()}")
+    print(f"start: {load_average()}")
 
     await create_database()
     database = Database(BENCH_URL, pool_size=2, max_overflow=0)
@@ -279,7 +285,7 @@ async def main() -> int:
         f"ratio to the ceiling: {ratio:.2f}x (target >= {TARGET_RATIO}x); "
         f"time target <= {TARGET_SECONDS:.0f} s: {met}"
     )
-    print(f"stored {stored:,} codes, {distinct:,} distinct; {_load()}")
+    print(f"stored {stored:,} codes, {distinct:,} distinct; {load_average()}")
     return 0 if stored == distinct == args.codes else 1
 
 

@@ -7,9 +7,10 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
 1. Creates the database ``promos_bench_upload`` (dropping it first), migrates it, makes an API
    key, and writes a CSV file of ``--codes`` rows ``client_id,code`` (one client, random
    12-character codes in no order; ``--codes-only``: the header ``code`` alone) to bench/out/.
-2. Ceiling: COPY of the same rows, made before the clock starts, into ``codes`` itself (another
-   batch and client, so the same codes are new), in one transaction; then removes them and
-   vacuums, so that the upload finds the table as the COPY did.
+2. Ceiling: COPY of the same rows into ``codes`` itself (another batch and client, so the same
+   codes are new), in one transaction, from a file in COPY's text format written before the
+   clock starts (PostgreSQL parses it: no Python per row); then removes them and vacuums, so
+   that the upload finds the table as the COPY did.
 3. Promos: starts ``promos serve`` (one process) on ``--port``, creates a batch through
    ``POST /v1/batches``, and uploads the file to ``POST /v1/batches/{id}/codes`` from a client
    that streams it; samples the server's resident memory (VmRSS of its processes, from /proc)
@@ -25,62 +26,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.generate_codes import (  # noqa: E402 - after the path is set
+    create_database,
+    load_average,
+    promos_cli,
+    promos_server,
+)
+
 HOST = "127.0.0.1"
 DB_NAME = "promos_bench_upload"
-SERVER_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 BENCH_DSN = f"postgresql://postgres@{HOST}:5432/{DB_NAME}"
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-PROMOS = Path(sys.executable).with_name("promos")
 TARGET_SECONDS = 8.0
-SERVER_START_SECONDS = 60.0
 UPLOAD_SECONDS = 600.0
 SAMPLE_SECONDS = 0.02
 CODE_ALPHABET = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-def load() -> str:
-    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-async def create_database() -> None:
-    conn = await asyncpg.connect(SERVER_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DB_NAME}")
-    finally:
-        await conn.close()
-
-
-def _promos(*args: str) -> str:
-    done = subprocess.run(
-        [str(PROMOS), *args],
-        env={**os.environ, "PROMOS_DATABASE_URL": BENCH_DSN, "PROMOS_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.exit(f"promos {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
 
 
 def random_codes(count: int) -> list[str]:
@@ -104,7 +79,8 @@ def write_csv(path: Path, client_id: UUID, codes: list[str], *, codes_only: bool
 
 
 async def ceiling(client_id: UUID, codes: list[str]) -> float:
-    """Seconds to COPY the rows (another batch and client) into ``codes`` and commit."""
+    """Seconds to COPY the rows (another batch and client) into ``codes`` and commit: COPY's
+    own text format read by PostgreSQL from a file written before the clock starts."""
     conn = await asyncpg.connect(BENCH_DSN)
     try:
         batch_id = uuid4()
@@ -115,14 +91,18 @@ async def ceiling(client_id: UUID, codes: list[str]) -> float:
             batch_id,
             client_id,
         )
-        rows = [(client_id, code, batch_id, seq) for seq, code in enumerate(codes, start=1)]
-        started = time.perf_counter()
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                "codes", records=rows, columns=["client_id", "code", "batch_id", "seq"]
+        with tempfile.TemporaryFile() as rows:
+            rows.writelines(
+                f"{batch_id}\t{client_id}\t{code}\t{seq}\n".encode()
+                for seq, code in enumerate(codes, start=1)
             )
-        seconds = time.perf_counter() - started
-        del rows
+            rows.seek(0)
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_to_table(
+                    "codes", source=rows, columns=["batch_id", "client_id", "code", "seq"]
+                )
+            seconds = time.perf_counter() - started
         await conn.execute("DELETE FROM codes WHERE batch_id = $1", batch_id)
         await conn.execute("DELETE FROM batches WHERE id = $1", batch_id)
         await conn.execute("VACUUM ANALYZE codes")
@@ -154,45 +134,11 @@ def rss_kib(root: int) -> int:
     return total
 
 
-@contextmanager
-def server(port: int) -> Iterator[int]:
-    """``promos serve`` (one process, its own process group), healthy on entry; its pid."""
-    with socket.socket() as sock:
-        if sock.connect_ex((HOST, port)) == 0:
-            sys.exit(f"port {port} is in use on {HOST}: choose another with --port")
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, with the server
-    proc = subprocess.Popen(
-        [str(PROMOS), "serve", "--host", HOST, "--port", str(port), "--workers", "1"],
-        env={**os.environ, "PROMOS_DATABASE_URL": BENCH_DSN, "PROMOS_LOG_LEVEL": "warning"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"http://{HOST}:{port}/healthcheck", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                sys.exit(f"promos serve did not become healthy:\n{log.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-
-
 def upload(port: int, pid: int, client_id: UUID, path: Path) -> tuple[float, int, int, int, UUID]:
     """Seconds, HTTP status, RSS before and at peak (KiB), and the batch, of one upload."""
-    key = _promos("api-keys", "create", "--name", "bench", "--role", "sales").split()[-1]
+    key = promos_cli(BENCH_DSN, "api-keys", "create", "--name", "bench", "--role", "sales").split()[
+        -1
+    ]
     headers = {"Authorization": f"Bearer {key}"}
     base = f"http://{HOST}:{port}"
     with httpx.Client(base_url=base, headers=headers, timeout=UPLOAD_SECONDS) as client:
@@ -235,9 +181,9 @@ def main() -> int:
     parser.add_argument("--codes-only", action="store_true")
     args = parser.parse_args()
 
-    print(f"start: {load()}")
-    asyncio.run(create_database())
-    _promos("migrate")
+    print(f"start: {load_average()}")
+    asyncio.run(create_database(DB_NAME))
+    promos_cli(BENCH_DSN, "migrate")
     client_id = uuid4()
     codes = random_codes(args.codes)
     OUT.mkdir(exist_ok=True)
@@ -248,7 +194,7 @@ def main() -> int:
 
     ceiling_s = asyncio.run(ceiling(uuid4(), codes))
     del codes
-    with server(args.port) as pid:
+    with promos_server(BENCH_DSN, args.port) as pid:
         promos_s, status, before, peak, batch_id = upload(args.port, pid, client_id, path)
     count = asyncio.run(stored(batch_id))
     path.unlink()
@@ -265,7 +211,7 @@ def main() -> int:
         f"server RSS: {before / 1024:.0f} MiB before, {peak / 1024:.0f} MiB at peak "
         f"(+{(peak - before) / 1024:.0f} MiB)"
     )
-    print(f"stored {count:,} codes in the batch; end: {load()}")
+    print(f"stored {count:,} codes in the batch; end: {load_average()}")
     return 0 if status == 201 and count == args.codes else 1
 
 

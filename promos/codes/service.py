@@ -395,8 +395,9 @@ async def _copy_chunk(
     an upload takes about as long as the slower of the two, not their sum.
     """
     raw: Any = (await conn.get_raw_connection()).driver_connection
-    # asyncpg encodes its own UUID type directly, but asks a uuid.UUID for its bytes (a
-    # Python property): each client is converted once, for its run of rows.
+    # asyncpg encodes its own UUID type (a uuid.UUID, the one it returns for uuid columns)
+    # directly, but asks any other uuid.UUID for its bytes, a Python property, twice a row:
+    # each client is converted once, for its run of rows.
     batch_id = pgproto.UUID(batch.id.bytes)
 
     async def records() -> AsyncIterator[tuple[UUID, UUID, str, int]]:
