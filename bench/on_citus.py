@@ -116,6 +116,7 @@ class Leg:
     done: int  # codes issued, or requests answered 200
     server_cpu_s: float
     pg_cpu_s: float
+    coordinator_cpu_s: float  # of pg_cpu_s, the coordinator's (the server's own, single)
 
     def us_per(self, seconds: float) -> float:
         return seconds / self.done * 1e6 if self.done else float("nan")
@@ -149,6 +150,12 @@ def print_comparison(single: list[Leg], cluster: list[Leg], *, unit: str) -> Non
             f"{total_one:>9.0f}{total_many:>7.0f}{_ratio(total_many, total_one):>6.2f}x"
         )
     print("(ratio: Citus / single PostgreSQL; issue 18's target: total CPU per code <= 1.5x)")
+    shares = ", ".join(
+        f"{many.run} {many.coordinator_cpu_s / many.pg_cpu_s:.0%}"
+        for many in cluster
+        if many.pg_cpu_s
+    )
+    print(f"the coordinator's share of the cluster's PostgreSQL CPU: {shares}")
 
 
 def fresh_database(bench: ModuleType, where: str, citus_url: str) -> None:
@@ -178,11 +185,12 @@ def compare_issuing(args: argparse.Namespace) -> int:
         roots = postmasters(issue_codes.BENCH_DSN, citus=where == "citus")
         secret = issue_codes.create_api_key()
         runs = []
+        coordinator: list[float] = []
         log_path = issue_codes.OUT / f"serve-{where}.log"
         with issue_codes.promos_server(args.port, args.workers, log_path) as server:
             for label, batch in (("no rules", pool.no_rules), ("rules", pool.rules)):
                 before = issue_codes.settled_issued(batch)
-                started = tree_cpu_seconds(server), cpu_seconds(roots)
+                started = tree_cpu_seconds(server), cpu_seconds(roots), cpu_seconds(roots[:1])
                 result = issue_codes.run_wrk(f"{where}, {label}", batch, pool, secret, args)
                 runs.append(
                     replace(
@@ -192,14 +200,23 @@ def compare_issuing(args: argparse.Namespace) -> int:
                         issued=issue_codes.settled_issued(batch) - before,
                     )
                 )
+                coordinator.append(cpu_seconds(roots[:1]) - started[2])
         correct = issue_codes.check_results(pool, runs, args.connections) and correct
         problems = issue_codes.server_problems(log_path)
         print(f"server log {log_path}: {len(problems)} error line(s)")
         for line in problems[:10]:
             print(f"  {line}")
         legs[where] = [
-            Leg(r.label.split(", ", 1)[1], r.rps, r.p99_ms, r.issued, r.server_cpu_s, r.pg_cpu_s)
-            for r in runs
+            Leg(
+                r.label.split(", ", 1)[1],
+                r.rps,
+                r.p99_ms,
+                r.issued,
+                r.server_cpu_s,
+                r.pg_cpu_s,
+                mine,
+            )
+            for r, mine in zip(runs, coordinator, strict=True)
         ]
     print_comparison(legs["postgresql"], legs["citus"], unit="issued code")
     return 0 if correct else 1
@@ -233,7 +250,7 @@ def compare_offers(args: argparse.Namespace) -> int:
         legs[where] = []
         with available_offers.server(args.port, args.workers) as (log_path, pid):
             for mode in available_offers.MODES:
-                started = tree_cpu_seconds(pid), cpu_seconds(roots)
+                started = tree_cpu_seconds(pid), cpu_seconds(roots), cpu_seconds(roots[:1])
                 results[mode] = available_offers.wrk(mode, args, run)
                 print(f"{where}: ", end="")
                 available_offers.report(mode, results[mode])
@@ -245,6 +262,7 @@ def compare_offers(args: argparse.Namespace) -> int:
                         int(results[mode]["s200"]),
                         tree_cpu_seconds(pid) - started[0],
                         cpu_seconds(roots) - started[1],
+                        cpu_seconds(roots[:1]) - started[2],
                     )
                 )
         problems = available_offers.server_problems(log_path)
