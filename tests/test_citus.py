@@ -191,10 +191,11 @@ async def test_holding_confirming_and_releasing_run_on_the_clients_shard(
     async with database.begin() as conn:
         await holds.set_returns_released_codes(conn, batch.id, value=True)
     ttl = timedelta(minutes=10)
+    held = []
     with statements_run(database) as seen:
         for order in ("o-1", "o-2"):
             async with database.begin() as conn:
-                await holds.hold_code(
+                hold = await holds.hold_code(
                     conn,
                     batch_id=batch.id,
                     client_id=CLIENT,
@@ -204,10 +205,11 @@ async def test_holding_confirming_and_releasing_run_on_the_clients_shard(
                     now=clock(),
                     idempotency_key=f"key-{order}",
                 )
+            held.append(hold.id)
         async with database.begin() as conn:
-            await holds.confirm(conn, hold_id=1, now=clock())
+            await holds.confirm(conn, hold_id=held[0], now=clock())
         async with database.begin() as conn:
-            await holds.release(conn, hold_id=2, now=clock())
+            await holds.release(conn, hold_id=held[1], now=clock())
     # Held twice: the quota row, the free code, the code, the hold (and its claim); confirmed:
     # the hold; released: the hold, the code back to the pool, the quota row.
     assert await assert_each_on_one_shard(database, seen, coordinator(citus_url)) >= 12
