@@ -25,6 +25,12 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1 
    every recorded claim and impression was counted exactly once (counters == rows), that every
    answered one was recorded, and that no replay was counted.
 
+``--citus postgresql://postgres@127.0.0.1:9700/postgres`` (issue 18) runs the same four on the
+single PostgreSQL, then on a Citus cluster of this machine (deploy/citus/cluster.sh: the
+database made on every node, seeded alike, then distributed), checks both, and prints them side
+by side with the ratios and CPU per request answered 200 (the cluster's: every node's
+PostgreSQL summed); bench/on_citus.py.
+
 Exit status 1 if a correctness check fails; the performance targets are reported, not enforced.
 Logs go to bench/out/ (ignored by git).
 """
@@ -169,7 +175,7 @@ def healthy(port: int) -> bool:
 
 
 @contextmanager
-def server(port: int, workers: int) -> Iterator[Path]:
+def server(port: int, workers: int) -> Iterator[tuple[Path, int]]:
     with socket.socket() as sock:
         if sock.connect_ex((HOST, port)) == 0:
             sys.exit(f"port {port} is in use: refusing to benchmark that server")
@@ -188,7 +194,7 @@ def server(port: int, workers: int) -> Iterator[Path]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"promos serve did not start:\n{log_path.read_text()}")
                 time.sleep(0.2)
-            yield log_path
+            yield log_path, proc.pid
         finally:
             proc.terminate()
             try:
@@ -253,41 +259,21 @@ def report(mode: str, result: dict[str, float]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--players", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8791)
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=2400,
-        help="req/s the paced available-offers run aims at (it lands a little under)",
-    )
-    parser.add_argument(
-        "--reuse",
-        action="store_true",
-        help="keep the database an earlier run seeded (quicker; it holds that run's claims too)",
-    )
-    args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    if not (args.reuse and (OUT / "offer_ids.txt").exists()):
-        create_database()
-        seed(args.players)
-    run = f"{int(time.time()) % 0xFFFFFFFF:08x}"[:8]
-    before = totals()
-    results = {}
-    with server(args.port, args.workers) as log_path:
-        for mode in ("available", "available-paced", "claims", "impressions"):
-            results[mode] = wrk(mode, args, run)
-            report(mode, results[mode])
-        problems = [
-            line
-            for line in log_path.read_text(errors="replace").splitlines()
-            if re.search(r"ERROR|Traceback", line)
-        ]
+def server_problems(log_path: Path) -> list[str]:
+    return [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if re.search(r"ERROR|Traceback", line)
+    ]
+
+
+def check(
+    results: dict[str, dict[str, float]],
+    before: tuple[int, int, int, int],
+    problems: list[str],
+    args: argparse.Namespace,
+) -> bool:
+    """The counts in SQL against what wrk saw; prints each check, True if all hold."""
     after = totals()
     claims, seen, claim_rows, seen_rows = (a - b for a, b in zip(after, before, strict=True))
     claimed, impressions = results["claims"], results["impressions"]
@@ -310,7 +296,53 @@ def main() -> None:
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
     for line in problems[:10]:
         print(f"server: {line}")
-    sys.exit(0 if all(checks.values()) else 1)
+    return all(checks.values())
+
+
+MODES = ("available", "available-paced", "claims", "impressions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--players", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=2400,
+        help="req/s the paced available-offers run aims at (it lands a little under)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database an earlier run seeded (quicker; it holds that run's claims too)",
+    )
+    parser.add_argument(
+        "--citus",
+        metavar="URL",
+        help="issue 18: the same runs on the single PostgreSQL and on this Citus coordinator",
+    )
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.citus:
+        sys.path.insert(0, str(ROOT))
+        from bench import on_citus  # noqa: PLC0415 - for --citus only, once the path is set
+
+        sys.exit(on_citus.compare_offers(args))
+    if not (args.reuse and (OUT / "offer_ids.txt").exists()):
+        create_database()
+        seed(args.players)
+    run = f"{int(time.time()) % 0xFFFFFFFF:08x}"[:8]
+    before = totals()
+    results = {}
+    with server(args.port, args.workers) as (log_path, _):
+        for mode in MODES:
+            results[mode] = wrk(mode, args, run)
+            report(mode, results[mode])
+    sys.exit(0 if check(results, before, server_problems(log_path), args) else 1)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ alone (from /proc, while each run lasts; other work on the machine, such as anot
 tests, counts in the first two and slows everything: run it quiet). Before the first row, 2 s
 of unmeasured load on each batch warm the server up.
 
+``--citus postgresql://postgres@127.0.0.1:9700/postgres`` (issue 18) drives both batches on the
+single PostgreSQL, then the same on a Citus cluster of this machine (deploy/citus/cluster.sh:
+the database made on every node, seeded alike, distributed), and prints them side by side with
+the ratios, CPU per issued code included (the cluster's: every node's PostgreSQL summed);
+bench/on_citus.py.
+
 Everything runs against 127.0.0.1. Exit status 1 if a correctness check fails; the performance
 targets are reported, not enforced. Logs go to bench/out/ (ignored by git).
 """
@@ -926,6 +932,11 @@ def parse_args() -> argparse.Namespace:
         metavar="1,4,16,64,256",
         help="issue 19: drive both batches at each connection count, then the ceilings at each",
     )
+    parser.add_argument(
+        "--citus",
+        metavar="URL",
+        help="issue 18: the same runs on the single PostgreSQL and on this Citus coordinator",
+    )
     args = parser.parse_args()
     for name in ("duration", "connections", "codes", "workers"):
         if getattr(args, name) < 1:
@@ -953,6 +964,11 @@ def main() -> int:
         + (f"; also set: {', '.join(others)}" if others else "")
     )
 
+    if args.citus:
+        sys.path.insert(0, str(ROOT))
+        from bench import on_citus  # noqa: PLC0415 - for --citus only, once the path is set
+
+        return on_citus.compare_issuing(args)
     if args.reuse:
         promos("migrate")
         pool = existing_pool()

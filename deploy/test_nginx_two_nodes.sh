@@ -4,9 +4,15 @@
 # (deploy/two_nodes.py prints PASS or FAIL for each and exits 1 if any failed).
 #
 #   sudo deploy/test_nginx_two_nodes.sh [--workers N] [--postgres URL] [--keep]
+#                                       [--citus [--citus-worker worker2]]
+#
+# --citus: --postgres is the coordinator of a cluster of deploy/citus/cluster.sh (with its
+# PROMOS_CITUS_DIR): the database is made on every node and distributed, and a Citus worker is
+# restarted mid-load too; Promos must recover by itself (docs/deployment.md).
 #
 # Not run in CI: it installs Debian's nginx with apt-get when nginx is missing (that needs
-# root), and it uses the ports 127.0.0.1:8100 (nginx), :8101 and :8102 (Promos). It runs its
+# root), and it uses the ports 127.0.0.1:8100 (nginx), :8101 and :8102 (Promos; another
+# three with PROMOS_NGINX_TEST_PORT=8350: nginx there, Promos on the next two). It runs its
 # own nginx (own prefix, pid and logs in a temporary directory), never the system's, and
 # stops every process it started. PostgreSQL: --postgres or PROMOS_TEST_POSTGRES_URL
 # (default postgresql://postgres@127.0.0.1:5432/postgres), a user that may create databases;

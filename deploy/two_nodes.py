@@ -45,8 +45,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx" / "promos.conf"
-NGINX_PORT = 8100
-NODE_PORTS = (8101, 8102)  # the upstream of deploy/nginx/promos.conf
+CONF_PORTS = (8100, 8101, 8102)  # nginx's, and the upstream of deploy/nginx/promos.conf
+# PROMOS_NGINX_TEST_PORT moves nginx, and the nodes to the next two ports (a copy of the
+# configuration with those ports is included instead).
+NGINX_PORT = int(os.environ.get("PROMOS_NGINX_TEST_PORT", str(CONF_PORTS[0])))
+NODE_PORTS = (NGINX_PORT + 1, NGINX_PORT + 2)
 BASE = f"http://127.0.0.1:{NGINX_PORT}"
 CLIENT = uuid.UUID("6f1c0c5e-2f47-4b8e-9d0b-4cbb2a1f7e11")
 GAME = "nginx-two-nodes"
@@ -103,6 +106,10 @@ class Answers:
     count: int = 0
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     restart_at: int = 0
+    # Whether each answer, in the order they came, failed (a 5xx or a connection error), and
+    # how many had come when the Citus worker was back.
+    failures: list[bool] = field(default_factory=list)
+    worker_back_at: int | None = None
 
     def one_more(self) -> None:
         self.count += 1
@@ -183,6 +190,13 @@ def start_nginx(nginx: str, prefix: Path) -> Process:
     """nginx in the foreground with its own prefix, pid and logs; the config checked first."""
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / name).mkdir(exist_ok=True)
+    included = NGINX_CONF
+    if CONF_PORTS[0] != NGINX_PORT:
+        included = prefix / "promos.conf"
+        text = NGINX_CONF.read_text()
+        for old, new in zip(CONF_PORTS, (NGINX_PORT, *NODE_PORTS), strict=True):
+            text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+        included.write_text(text)
     conf = prefix / "nginx.conf"
     conf.write_text(
         f"""
@@ -196,7 +210,7 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    include {NGINX_CONF};
+    include {included};
     access_log {prefix}/access.log promos;
 }}
 """
@@ -448,10 +462,14 @@ class Load:
     async def _send(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response | None:
         async with self._gate:
             try:
-                return await self._http.request(method, url, json=body)
+                response = await self._http.request(method, url, json=body)
             except httpx.TransportError:
                 self._answers.transport_errors += 1
+                self._answers.failures.append(True)
                 return None
+            else:
+                self._answers.failures.append(response.status_code in FAILED)
+                return response
             finally:
                 self._answers.one_more()
 
@@ -481,6 +499,7 @@ async def drive(
             await answers.progressed.wait()
             print(f"restarting Citus {worker} after {answers.count} answers", flush=True)
             await asyncio.to_thread(cluster, "restart", worker)
+            answers.worker_back_at = answers.count
             print(f"Citus {worker} back after {answers.count} answers", flush=True)
 
         restarting = asyncio.create_task(restart_node())
@@ -506,9 +525,29 @@ async def check_rules(
             *await check_redeems(conn, setup, answers),
             *await check_claims(conn, answers),
             check_both_nodes(access_log),
+            *([check_recovery(answers)] if answers.worker_back_at is not None else []),
         ]
     finally:
         await conn.close()
+
+
+# Requests already on their way when the worker came back may still fail (a pooled connection
+# to the coordinator that had lost its worker connection is replaced on its next use).
+SETTLING = IN_FLIGHT * 2
+
+
+def check_recovery(answers: Answers) -> Check:
+    """After the Citus worker was back (and the requests then in flight), nothing failed."""
+    back = answers.worker_back_at or 0
+    during = sum(answers.failures[:back])
+    settling = sum(answers.failures[back : back + SETTLING])
+    after = answers.failures[back + SETTLING :]
+    return Check(
+        "Promos recovered by itself once the Citus worker was back: no failure after",
+        bool(after) and not any(after),
+        f"failed before the worker was back: {during}; in the next {SETTLING} answers: "
+        f"{settling}; in the {len(after)} answers after: {sum(after)}",
+    )
 
 
 def check_statuses(answers: Answers) -> list[Check]:

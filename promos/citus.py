@@ -1,7 +1,7 @@
 """Promos on Citus: which tables are distributed by which key, and the step that does it.
 
-Code pools are distributed by ``client_id`` (codes, their quota and idempotency rows on one
-shard per client), offers by ``game_id`` (a game's offers and every player's counters on one
+Code pools are distributed by ``client_id`` (codes, their quota, idempotency and hold rows
+on one shard per client), offers by ``game_id`` (a game's offers and every player's counters on one
 shard); the small tables the hot statements read with them are reference tables (a copy on
 every node). Everything else stays on the coordinator as plain PostgreSQL tables: referrals
 and promo codes (rules global by their seeds' design, far smaller than the pools), the
@@ -42,6 +42,7 @@ DISTRIBUTED_TABLES = (
     Distributed("codes", "client_id"),
     Distributed("customer_quotas", "client_id", "codes"),
     Distributed("idempotency_locks", "client_id", "codes"),
+    Distributed("pool_code_holds", "client_id", "codes"),
     Distributed("games", "id"),
     Distributed("offers", "game_id", "games"),
     Distributed("offer_versions", "game_id", "games"),
@@ -82,10 +83,23 @@ async def placed(conn: AsyncConnection) -> dict[str, str]:
     return {row.name: "reference" if row.partmethod == "n" else "distributed" for row in rows}
 
 
-# Citus refuses a foreign key from a table left on the coordinator to a distributed one, so
-# these are dropped when the tables are placed: pool code holds stay on the coordinator, and
-# their statements are not run on Citus yet (docs/deployment.md).
-LOCAL_FOREIGN_KEYS = (("pool_code_holds", "fk_pool_code_holds_client_id_codes"),)
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    table: str
+    name: str
+    definition: str
+
+
+# Citus refuses to distribute a table that a table still on the coordinator refers to: these
+# keys are dropped before the tables are placed and made again once both sides are
+# distributed (co-located, so that each shard's rows refer to their own shard's).
+RESTORED_FOREIGN_KEYS = (
+    ForeignKey(
+        "pool_code_holds",
+        "fk_pool_code_holds_client_id_codes",
+        "FOREIGN KEY (client_id, code) REFERENCES codes (client_id, code)",
+    ),
+)
 
 
 class NotCitus(Exception):
@@ -112,10 +126,11 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
         await conn.execute(
             text(f'ALTER DATABASE "{name}" SET citus.multi_shard_modify_mode TO sequential')
         )
-        for table, constraint in LOCAL_FOREIGN_KEYS:
-            await conn.execute(
-                text(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{constraint}"')
-            )
+        if any(spec.table not in already for spec in DISTRIBUTED_TABLES):
+            for key in RESTORED_FOREIGN_KEYS:
+                await conn.execute(
+                    text(f'ALTER TABLE "{key.table}" DROP CONSTRAINT IF EXISTS "{key.name}"')
+                )
     # One table per transaction: Citus copies each table's rows to its shards as it goes.
     for table in REFERENCE_TABLES:
         if table not in already:
@@ -139,4 +154,21 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
                 },
             )
         done.append(f"{spec.table}: distributed by {spec.column}")
+    async with engine.begin() as conn:
+        for key in RESTORED_FOREIGN_KEYS:
+            if not await _has_constraint(conn, key):
+                await conn.execute(
+                    text(f'ALTER TABLE "{key.table}" ADD CONSTRAINT "{key.name}" {key.definition}')
+                )
+                done.append(f"{key.table}: foreign key {key.name} made again")
     return done
+
+
+_CONSTRAINT = text(
+    "SELECT EXISTS (SELECT FROM pg_constraint WHERE conname = :name "
+    "AND conrelid = CAST(:table AS regclass))"
+)
+
+
+async def _has_constraint(conn: AsyncConnection, key: ForeignKey) -> bool:
+    return bool((await conn.execute(_CONSTRAINT, {"name": key.name, "table": key.table})).scalar())

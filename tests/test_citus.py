@@ -8,18 +8,21 @@ PostgreSQL variants then run on plain PostgreSQL.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import orjson
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from promos import citus
+from promos.codes import holds
 from promos.codes.issue import _TAKE_CITUS
 from promos.codes.service import Rules
 from promos.db import Database
@@ -137,3 +140,98 @@ async def test_impressions_run_on_the_games_shard(
 
 async def test_distributing_again_places_nothing(database: Database) -> None:
     assert await citus.distribute(database.engine) == []
+
+
+# The statements of pool code holds that write a distributed table or lock its rows: each
+# must run on one shard. (A hold is named by its id alone in the API, so confirming and
+# releasing first read its client from every shard's index of ids: a read, not checked here.)
+_DISTRIBUTED_WORK = re.compile(
+    r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+(codes|customer_quotas|pool_code_holds)\b"
+    r"|\bFROM (codes|customer_quotas|pool_code_holds)\b.*\bFOR UPDATE\b",
+    re.DOTALL,
+)
+
+
+@contextmanager
+def statements_run(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement sent in the block, with its parameters (the first row's, for a batch)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        statement, parameters, many = args[2], args[3], args[5]
+        seen.append((statement, parameters[0] if many else parameters))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def assert_each_on_one_shard(
+    database: Database, seen: list[tuple[str, Any]], coordinator_port: int
+) -> int:
+    """EXPLAIN each statement that wrote or locked distributed rows; how many there were."""
+    checked = 0
+    async with database.begin() as conn:
+        for statement, parameters in seen:
+            if _DISTRIBUTED_WORK.search(statement):
+                found = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+                assert_one_shard("\n".join(row[0] for row in found), coordinator_port)
+                checked += 1
+    return checked
+
+
+async def test_holding_confirming_and_releasing_run_on_the_clients_shard(
+    database: Database, clock: FakeClock, citus_url: str
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=5, rules=Rules(max_per_customer=2, time_limit_days=7)
+    )
+    async with database.begin() as conn:
+        await holds.set_returns_released_codes(conn, batch.id, value=True)
+    ttl = timedelta(minutes=10)
+    held = []
+    with statements_run(database) as seen:
+        for order in ("o-1", "o-2"):
+            async with database.begin() as conn:
+                hold = await holds.hold_code(
+                    conn,
+                    batch_id=batch.id,
+                    client_id=CLIENT,
+                    customer_id="ann",
+                    order=order,
+                    ttl=ttl,
+                    now=clock(),
+                    idempotency_key=f"key-{order}",
+                )
+            held.append(hold.id)
+        async with database.begin() as conn:
+            await holds.confirm(conn, hold_id=held[0], now=clock())
+        async with database.begin() as conn:
+            await holds.release(conn, hold_id=held[1], now=clock())
+    # Held twice: the quota row, the free code, the code, the hold (and its claim); confirmed:
+    # the hold; released: the hold, the code back to the pool, the quota row.
+    assert await assert_each_on_one_shard(database, seen, coordinator(citus_url)) >= 12
+
+
+async def test_lapsed_holds_end_on_their_clients_shard(
+    database: Database, clock: FakeClock, citus_url: str
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=3)
+    async with database.begin() as conn:
+        for order in ("o-1", "o-2"):
+            await holds.hold_code(
+                conn,
+                batch_id=batch.id,
+                client_id=CLIENT,
+                customer_id=order,
+                order=order,
+                ttl=timedelta(minutes=1),
+                now=clock(),
+            )
+    clock.advance(minutes=2)
+    with statements_run(database) as seen:
+        async with database.begin() as conn:
+            assert await holds.end_lapsed(conn, now=clock()) == 2
+    assert await assert_each_on_one_shard(database, seen, coordinator(citus_url)) >= 4

@@ -47,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from promos.citus import on_citus
 from promos.codes import counts
 from promos.codes.errors import (
     BatchExpired,
@@ -61,6 +62,7 @@ from promos.codes.errors import (
     OrderHeldForAnotherCustomer,
     PoolExhausted,
 )
+from promos.codes.issue import _FREE_LOCKED, _LOCK_QUOTA, _SET_QUOTA, _window_start
 from promos.codes.tables import batch_clients, batches, codes
 from promos.codes.tables import pool_code_holds as holds
 from promos.db import UTCDateTime, after_commit, insert_for
@@ -224,15 +226,23 @@ async def hold_code(
     again gets the same hold."""
     ask = _Ask(batch_id, client_id, customer_id, order, idempotency_key)
     expires_at = now + ttl
+    citus = await on_citus(conn)
     for _ in range(_CLAIM_ATTEMPTS):
         earlier = await _earlier(conn, ask, now=now)
         if earlier is not None:
             return earlier
         # The customer's own lapsed holds of the batch end first, so that the rule counts
         # only the codes they really hold (others' are left to the sweep: ending them here
-        # would lock other customers' quota rows, in no fixed order with other takers).
-        await end_lapsed(conn, now=now, batch_id=batch_id, customer_id=customer_id)
-        hold_id = await _claim(conn, ask, now=now, expires_at=expires_at)
+        # would lock other customers' quota rows, in no fixed order with other takers). On
+        # Citus, only those of this client: its shard alone (the sweep ends the others).
+        await end_lapsed(
+            conn,
+            now=now,
+            batch_id=batch_id,
+            customer_id=customer_id,
+            client_id=client_id if citus else None,
+        )
+        hold_id = await _claim(conn, ask, now=now, expires_at=expires_at, citus=citus)
         if hold_id is not None:
             break
         await returns_released_codes(conn, batch_id)  # an unknown batch: its 404
@@ -242,7 +252,9 @@ async def hold_code(
             f"order {order!r} keeps changing its hold of batch {batch_id}: ask again"
         )
     try:
-        if conn.dialect.name == "postgresql":
+        if citus:
+            code = await _take_citus(conn, ask, hold_id=hold_id, now=now)
+        elif conn.dialect.name == "postgresql":
             code = await _take_postgresql(
                 conn, ask, hold_id=hold_id, now=now, expires_at=expires_at
             )
@@ -250,10 +262,12 @@ async def hold_code(
             code = await _take_sqlite(conn, ask, hold_id=hold_id, now=now)
     except PromosError:
         # Refused: the claimed row goes (should the caller's transaction commit anyway).
-        await conn.execute(delete(holds).where(holds.c.id == hold_id))
+        await conn.execute(
+            delete(holds).where(holds.c.client_id == client_id, holds.c.id == hold_id)
+        )
         raise
     held = _new_hold(hold_id, code, ask, now=now, expires_at=expires_at)
-    if conn.dialect.name != "postgresql":  # PostgreSQL's _TAKE wrote it, when wanted
+    if citus or conn.dialect.name != "postgresql":  # PostgreSQL's _TAKE wrote it, when wanted
         await emit_events(conn, POOL_CODE_HELD, [held_payload(held)], now=now)
     return held
 
@@ -263,14 +277,38 @@ _CLAIM_ATTEMPTS = 3
 
 
 async def _claim(
-    conn: AsyncConnection, ask: _Ask, *, now: datetime, expires_at: datetime
+    conn: AsyncConnection, ask: _Ask, *, now: datetime, expires_at: datetime, citus: bool
 ) -> int | None:
     """Insert the hold, its code still to take (null only inside this transaction); None if
     the batch does not exist or the order (or key) has a hold already.
 
     A concurrent request of the same order (or key) waits here, on the unique index, until
     the first commits (then this inserts nothing) or rolls back: it never takes a code of
-    its own meanwhile, which could leave others none."""
+    its own meanwhile, which could leave others none.
+
+    On Citus the batch is read first, and the row inserted by values: an insert from a
+    select of the batches (a reference table) is run in two steps through the coordinator."""
+    if citus:
+        if not await _batch_exists(conn, ask.batch_id):
+            return None
+        inserted: int | None = (
+            await conn.execute(
+                insert_for(conn)(holds)
+                .values(
+                    batch_id=ask.batch_id,
+                    client_id=ask.client_id,
+                    customer_id=ask.customer_id,
+                    order_ref=ask.order,
+                    idempotency_key=ask.key,
+                    status=HELD,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+                .on_conflict_do_nothing()
+                .returning(holds.c.id)
+            )
+        ).scalar_one_or_none()
+        return inserted
     values = select(
         literal(ask.batch_id, Uuid()),
         literal(ask.client_id, Uuid()),
@@ -303,6 +341,11 @@ async def _claim(
     return hold_id
 
 
+async def _batch_exists(conn: AsyncConnection, batch_id: UUID) -> bool:
+    found = await conn.execute(select(batches.c.id).where(batches.c.id == batch_id))
+    return found.first() is not None
+
+
 @dataclass(frozen=True, slots=True)
 class _Ask:
     batch_id: UUID
@@ -314,25 +357,26 @@ class _Ask:
 
 async def _earlier(conn: AsyncConnection, ask: _Ask, *, now: datetime) -> PoolHold | None:
     """The hold this request asks for again: the key's (as it stands), or the order's live
-    one; a lapsed hold of the order is ended (the order asks anew) and not returned."""
+    one, of the client; a lapsed hold of the order is ended (the order asks anew) and not
+    returned. Orders and keys are the client's own, as the unique indexes say (0025)."""
     keyed = holds.c.idempotency_key == ask.key if ask.key is not None else false()
     of_order = and_(holds.c.order_ref == ask.order, holds.c.status.in_(LIVE))
     rows = (
         await conn.execute(
             select(*_COLUMNS)
-            .where(holds.c.batch_id == ask.batch_id, or_(keyed, of_order))
+            .where(
+                holds.c.client_id == ask.client_id,
+                holds.c.batch_id == ask.batch_id,
+                or_(keyed, of_order),
+            )
             .order_by(holds.c.id)
         )
     ).all()
     for row in rows:
         if ask.key is not None and row.idempotency_key == ask.key:
-            if (row.customer_id, row.order_ref, row.client_id) != (
-                ask.customer_id,
-                ask.order,
-                ask.client_id,
-            ):
+            if (row.customer_id, row.order_ref) != (ask.customer_id, ask.order):
                 raise IdempotencyKeyReused(
-                    f"Idempotency-Key {ask.key!r} was used for another customer, order or client"
+                    f"Idempotency-Key {ask.key!r} was used for another customer or order"
                 )
             return _hold(row, now)
     for row in rows:
@@ -343,7 +387,7 @@ async def _earlier(conn: AsyncConnection, ask: _Ask, *, now: datetime) -> PoolHo
         found = _hold(row, now)
         if found.status != EXPIRED:
             return found
-        await end_lapsed(conn, now=now, hold_id=found.id)
+        await end_lapsed(conn, now=now, hold_id=found.id, client_id=ask.client_id)
     return None
 
 
@@ -547,6 +591,60 @@ async def _under_rule_sqlite(
     return bool(had < batch.max_per_customer)
 
 
+async def _take_citus(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: datetime) -> str:
+    """``_TAKE`` on Citus, as statements that each run on one shard (the batch's rule counts
+    on its own client's shard, the code is on the hold's client's): the customer's quota row
+    locked first, then a free code taken with SKIP LOCKED, as ``_take_apart`` issues."""
+    batch = (
+        await conn.execute(
+            select(
+                batches.c.expired,
+                batches.c.max_per_customer,
+                batches.c.time_limit_days,
+                batches.c.client_id,
+                exists()
+                .where(
+                    batch_clients.c.batch_id == ask.batch_id,
+                    batch_clients.c.client_id == ask.client_id,
+                )
+                .label("listed"),
+            ).where(batches.c.id == ask.batch_id)
+        )
+    ).first()
+    if batch is None:
+        raise BatchNotFound(f"batch {ask.batch_id} does not exist")
+    if not batch.listed:
+        raise _mismatch(ask)
+    if batch.expired:
+        raise BatchExpired(f"batch {ask.batch_id} has expired")
+    quota = {"owner": batch.client_id, "batch_id": ask.batch_id, "customer_id": ask.customer_id}
+    recent: list[datetime] = []
+    if batch.max_per_customer is not None:
+        days = batch.time_limit_days
+        since = now - timedelta(days=days) if days is not None else _window_start(None, now)
+        locked = (await conn.execute(_LOCK_QUOTA, quota)).scalar_one()
+        recent = [t for t in locked if t > since]
+        if len(recent) >= batch.max_per_customer:
+            raise _limit_reached(ask, batch.max_per_customer, days)
+    params = {"batch_id": ask.batch_id, "client_id": ask.client_id, "wanted": 1}
+    code: str | None = (await conn.execute(_FREE_LOCKED, params)).scalar_one_or_none()
+    if code is None:
+        raise _exhausted(ask)
+    await conn.execute(
+        update(codes)
+        .where(codes.c.client_id == ask.client_id, codes.c.code == code)
+        .values(customer_id=ask.customer_id, issued_at=now)
+    )
+    await conn.execute(
+        update(holds)
+        .where(holds.c.client_id == ask.client_id, holds.c.id == hold_id)
+        .values(code=code)
+    )
+    if batch.max_per_customer is not None:
+        await conn.execute(_SET_QUOTA, {**quota, "issued": [*recent, now]})
+    return code
+
+
 def _mismatch(ask: _Ask) -> ClientMismatch:
     return ClientMismatch(f"batch {ask.batch_id} holds no codes of client {ask.client_id}")
 
@@ -581,6 +679,16 @@ def _ended_payload(found: PoolHold, *, at: str) -> dict[str, Any]:
     return {**held_payload(found), at: found.ended_at, "returned": found.returned}
 
 
+async def _the_hold(conn: AsyncConnection, hold_id: int) -> list[Any]:
+    """The conditions that pick the hold: on Citus with its client too, so that a statement
+    runs on the client's shard alone (the client read first, from every shard: an id alone
+    does not say where the hold is)."""
+    found = [holds.c.id == hold_id]
+    if await on_citus(conn):
+        found.append(holds.c.client_id == await hold_client(conn, hold_id))
+    return found
+
+
 # --- confirming --------------------------------------------------------------------------------
 
 
@@ -593,7 +701,7 @@ async def confirm(
     row = (
         await conn.execute(
             update(holds)
-            .where(holds.c.id == hold_id, _not_ended(), holds.c.expires_at > now)
+            .where(*await _the_hold(conn, hold_id), _not_ended(), holds.c.expires_at > now)
             .values(status=CONFIRMED, ended_at=now)
             .returning(*_COLUMNS)
         )
@@ -763,7 +871,7 @@ async def release(conn: AsyncConnection, *, hold_id: int, now: datetime) -> Pool
     row = (
         await conn.execute(
             update(holds)
-            .where(holds.c.id == hold_id, _not_ended(), holds.c.expires_at > now)
+            .where(*await _the_hold(conn, hold_id), _not_ended(), holds.c.expires_at > now)
             .values(status=RELEASED, ended_at=now, returned=_RETURNS)
             .returning(*_COLUMNS)
         )
@@ -801,7 +909,8 @@ async def end_lapsed(
 
     Each is ended once, under its row lock; on PostgreSQL a lapsed hold another transaction
     is ending is skipped, not waited for (unless it is the one hold named, or ``wait``: then
-    the other's end is waited for, and the hold is left to it)."""
+    the other's end is waited for, and the hold is left to it). On Citus, each is ended by a
+    statement of its own on its client's shard (waited for, not skipped)."""
     picked = select(holds.c.id).where(_lapsed(now))
     if batch_id is not None:
         picked = picked.where(holds.c.batch_id == batch_id)
@@ -812,16 +921,20 @@ async def end_lapsed(
     if hold_id is not None:
         picked = picked.where(holds.c.id == hold_id)
     picked = picked.order_by(holds.c.expires_at, holds.c.id).limit(limit)
-    if conn.dialect.name == "postgresql" and hold_id is None and not wait:
-        picked = picked.with_for_update(skip_locked=True)
-    rows = (
-        await conn.execute(
-            update(holds)
-            .where(holds.c.id.in_(picked.scalar_subquery()), _lapsed(now))
-            .values(status=EXPIRED, ended_at=now, returned=_RETURNS)
-            .returning(*_COLUMNS)
-        )
-    ).all()
+    rows: Sequence[Any]
+    if await on_citus(conn):
+        rows = await _end_lapsed_citus(conn, picked, now=now)
+    else:
+        if conn.dialect.name == "postgresql" and hold_id is None and not wait:
+            picked = picked.with_for_update(skip_locked=True)
+        rows = (
+            await conn.execute(
+                update(holds)
+                .where(holds.c.id.in_(picked.scalar_subquery()), _lapsed(now))
+                .values(status=EXPIRED, ended_at=now, returned=_RETURNS)
+                .returning(*_COLUMNS)
+            )
+        ).all()
     if not rows:
         return 0
     ended = sorted((_hold(row, now) for row in rows), key=lambda h: h.id)
@@ -833,6 +946,26 @@ async def end_lapsed(
         now=now,
     )
     return len(ended)
+
+
+async def _end_lapsed_citus(conn: AsyncConnection, picked: Any, *, now: datetime) -> list[Any]:
+    """The picked lapsed holds ended one by one, in (client, id) order, each on its client's
+    shard: Citus runs no ``FOR UPDATE SKIP LOCKED`` subquery over every shard. A hold another
+    transaction ends meanwhile is waited for, then left (no longer held)."""
+    found = (await conn.execute(picked.with_only_columns(holds.c.client_id, holds.c.id))).all()
+    rows = []
+    for client, hold in sorted(found):
+        row = (
+            await conn.execute(
+                update(holds)
+                .where(holds.c.client_id == client, holds.c.id == hold, _lapsed(now))
+                .values(status=EXPIRED, ended_at=now, returned=_RETURNS)
+                .returning(*_COLUMNS)
+            )
+        ).first()
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 _RETURN_CODE = (
@@ -847,20 +980,34 @@ _BURN_CODE = (
 )
 # The ended hold's time comes off its customer's quota row (one of them, if the customer
 # took several codes at that very time), so that the rule no longer counts it.
-_UNCOUNT = text(
-    """
+_UNCOUNT_SQL = """
     UPDATE customer_quotas
     SET issued = issued[1:array_position(issued, :held_at) - 1]
                  || issued[array_position(issued, :held_at) + 1:]
-    WHERE client_id = (SELECT client_id FROM batches WHERE id = :batch_id)
+    WHERE client_id = {owner}
       AND batch_id = :batch_id AND customer_id = :customer_id
       AND array_position(issued, :held_at) IS NOT NULL
     """
-).bindparams(
+_UNCOUNT_PARAMS = (
     bindparam("batch_id", type_=Uuid()),
     bindparam("customer_id", type_=Text()),
     bindparam("held_at", type_=UTCDateTime()),
 )
+_UNCOUNT = text(
+    _UNCOUNT_SQL.format(owner="(SELECT client_id FROM batches WHERE id = :batch_id)")
+).bindparams(*_UNCOUNT_PARAMS)
+# Citus: the batch's own client named, read before, so that it runs on that client's shard.
+_UNCOUNT_CITUS = text(_UNCOUNT_SQL.format(owner=":owner")).bindparams(
+    *_UNCOUNT_PARAMS, bindparam("owner", type_=Uuid())
+)
+
+
+async def _owners(conn: AsyncConnection, batch_ids: set[UUID]) -> dict[UUID, UUID]:
+    """Each batch's own client: its quota rows are on that client's shard."""
+    rows = await conn.execute(
+        select(batches.c.id, batches.c.client_id).where(batches.c.id.in_(batch_ids))
+    )
+    return {row.id: row.client_id for row in rows}
 
 
 async def _end_codes(conn: AsyncConnection, ended: Sequence[PoolHold]) -> None:
@@ -870,11 +1017,17 @@ async def _end_codes(conn: AsyncConnection, ended: Sequence[PoolHold]) -> None:
         if these:
             await conn.execute(statement, [{"client": h.client_id, "taken": h.code} for h in these])
     if conn.dialect.name == "postgresql":
+        owners = await _owners(conn, {h.batch_id for h in ended}) if await on_citus(conn) else {}
         # In customer order, as issuing locks quota rows, so that the two never wait in a circle.
         for h in sorted(ended, key=lambda h: (h.batch_id, h.customer_id, h.id)):
             await conn.execute(
-                _UNCOUNT,
-                {"batch_id": h.batch_id, "customer_id": h.customer_id, "held_at": h.created_at},
+                _UNCOUNT_CITUS if owners else _UNCOUNT,
+                {
+                    "batch_id": h.batch_id,
+                    "customer_id": h.customer_id,
+                    "held_at": h.created_at,
+                    **({"owner": owners[h.batch_id]} if owners else {}),
+                },
             )
     # In batch order, as the counters' checkpoints lock them (promos.codes.counts).
     for h in sorted(ended, key=lambda h: (h.batch_id, h.id)):

@@ -181,6 +181,8 @@ pool_daily_issues = Table(
 pool_code_holds = Table(
     "pool_code_holds",
     metadata,
+    # The key is (client_id, id) on PostgreSQL (migration 0025: Citus places the holds with
+    # their client's codes); on SQLite ``id`` alone, the rowid. ``id`` is unique either way.
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=False),
     Column("client_id", Uuid, nullable=False),
@@ -205,9 +207,10 @@ pool_code_holds = Table(
         postgresql_where=text("status = 'held'"),
         sqlite_where=text("status = 'held'"),
     ),
-    # One live hold per order and batch: the same order asking again gets the same hold.
+    # One live hold per order, client and batch: the same order asking again gets the same hold.
     Index(
         "uq_pool_code_holds_order",
+        "client_id",
         "batch_id",
         "order_ref",
         unique=True,
@@ -216,6 +219,7 @@ pool_code_holds = Table(
     ),
     Index(
         "uq_pool_code_holds_idempotency",
+        "client_id",
         "batch_id",
         "idempotency_key",
         unique=True,

@@ -274,7 +274,12 @@ def _claims_statement(*, events: bool, citus: bool = False) -> TextClause:
            e.next_at AS earlier_next_at,
            {events_wanted} AS events_wanted, {count} AS events
     FROM asks AS a LEFT JOIN recorded AS r USING (transaction_id)
-    LEFT JOIN offer_claims AS e ON e.game_id = :game_id AND e.transaction_id = a.transaction_id
+    -- the request's ids only: Citus would bring every claim of the game to the coordinator
+    -- to join them there (the join's condition is not pushed into the shard's query)
+    LEFT JOIN (
+        SELECT transaction_id, contents, next_at FROM offer_claims
+        WHERE game_id = :game_id AND transaction_id = ANY(:transactions)
+    ) AS e ON e.transaction_id = a.transaction_id
     ORDER BY a.n
     """  # noqa: S608 - put together from this module's constants
     ).bindparams(
@@ -327,8 +332,11 @@ _IMPRESSIONS = text(
            -- a replay: the first impression's answer, committed before this statement began
            e.impression_id IS NOT NULL AS earlier, e.next_at AS earlier_next_at
     FROM asks AS a LEFT JOIN recorded AS r USING (impression_id)
-    LEFT JOIN offer_impressions AS e
-        ON e.game_id = :game_id AND e.impression_id = a.impression_id
+    -- the request's ids only, as for claims
+    LEFT JOIN (
+        SELECT impression_id, next_at FROM offer_impressions
+        WHERE game_id = :game_id AND impression_id = ANY(:impressions)
+    ) AS e ON e.impression_id = a.impression_id
     ORDER BY a.n
     """
 ).bindparams(
