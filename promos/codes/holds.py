@@ -62,7 +62,7 @@ from promos.codes.errors import (
     OrderHeldForAnotherCustomer,
     PoolExhausted,
 )
-from promos.codes.issue import _FREE_LOCKED, _LOCK_QUOTA, _SET_QUOTA, _window_start
+from promos.codes.steps import FREE_LOCKED, LOCK_QUOTA, NEVER, SET_QUOTA
 from promos.codes.tables import batch_clients, batches, codes
 from promos.codes.tables import pool_code_holds as holds
 from promos.db import UTCDateTime, after_commit, insert_for
@@ -621,13 +621,13 @@ async def _take_citus(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: da
     recent: list[datetime] = []
     if batch.max_per_customer is not None:
         days = batch.time_limit_days
-        since = now - timedelta(days=days) if days is not None else _window_start(None, now)
-        locked = (await conn.execute(_LOCK_QUOTA, quota)).scalar_one()
+        since = now - timedelta(days=days) if days is not None else NEVER
+        locked = (await conn.execute(LOCK_QUOTA, quota)).scalar_one()
         recent = [t for t in locked if t > since]
         if len(recent) >= batch.max_per_customer:
             raise _limit_reached(ask, batch.max_per_customer, days)
     params = {"batch_id": ask.batch_id, "client_id": ask.client_id, "wanted": 1}
-    code: str | None = (await conn.execute(_FREE_LOCKED, params)).scalar_one_or_none()
+    code: str | None = (await conn.execute(FREE_LOCKED, params)).scalar_one_or_none()
     if code is None:
         raise _exhausted(ask)
     await conn.execute(
@@ -641,7 +641,7 @@ async def _take_citus(conn: AsyncConnection, ask: _Ask, *, hold_id: int, now: da
         .values(code=code)
     )
     if batch.max_per_customer is not None:
-        await conn.execute(_SET_QUOTA, {**quota, "issued": [*recent, now]})
+        await conn.execute(SET_QUOTA, {**quota, "issued": [*recent, now]})
     return code
 
 

@@ -32,7 +32,6 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     Integer,
     String,
     Text,
@@ -58,6 +57,7 @@ from promos.codes.errors import (
     PoolExhausted,
 )
 from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
+from promos.codes.steps import FREE_LOCKED, LOCK_QUOTA, NEVER, SET_QUOTA
 from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, Row, UTCDateTime
 from promos.errors import PromosError
@@ -690,43 +690,12 @@ def _rule_changed(
 
 # Citus runs no subquery in these single-shard INSERTs and UPDATEs: the row is locked by the
 # upsert, its times read back, and written again from Python.
-_LOCK_QUOTA = text(
-    "INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) "
-    "VALUES (:owner, :batch_id, :customer_id, CAST(ARRAY[] AS timestamptz[])) "
-    "ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued "
-    "RETURNING q.issued"
-).bindparams(
-    bindparam("owner", type_=Uuid()),
-    bindparam("batch_id", type_=Uuid()),
-    bindparam("customer_id", type_=String()),
-)
-_SET_QUOTA = text(
-    "UPDATE customer_quotas SET issued = :issued "
-    "WHERE client_id = :owner AND batch_id = :batch_id AND customer_id = :customer_id"
-).bindparams(
-    bindparam("owner", type_=Uuid()),
-    bindparam("batch_id", type_=Uuid()),
-    bindparam("customer_id", type_=String()),
-    bindparam("issued", type_=ARRAY(DateTime(timezone=True))),
-)
-_FREE_LOCKED = (
-    select(codes.c.code)
-    .where(
-        codes.c.batch_id == bindparam("batch_id"),
-        codes.c.client_id == bindparam("client_id"),
-        codes.c.issued_at.is_(None),
-    )
-    .order_by(codes.c.seq)
-    .limit(bindparam("wanted"))
-    .with_for_update(skip_locked=True)
-)
-_NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def _window_start(rule: _Rule | None, now: datetime) -> datetime:
     """Where the rule's window begins (the first issue ever counts without a time limit)."""
     days = rule.time_limit_days if rule is not None else None
-    return now - timedelta(days=days) if days is not None else _NEVER
+    return now - timedelta(days=days) if days is not None else NEVER
 
 
 async def _take_apart(
@@ -760,10 +729,10 @@ async def _take_apart(
     since = _window_start(rule, now)
     recent: dict[str, list[datetime]] = {}
     for customer in sorted({requests[i].customer_id for i in indices}):
-        row = await conn.execute(_LOCK_QUOTA, {**quota, "customer_id": customer})
+        row = await conn.execute(LOCK_QUOTA, {**quota, "customer_id": customer})
         recent[customer] = [t for t in row.scalar_one() if t > since]
     params = {"batch_id": batch_id, "client_id": client_id, "wanted": len(indices)}
-    free = deque((await conn.execute(_FREE_LOCKED, params)).scalars())
+    free = deque((await conn.execute(FREE_LOCKED, params)).scalars())
     marks: list[dict[str, Any]] = []
     added: set[str] = set()
     for i in indices:
@@ -789,7 +758,7 @@ async def _take_apart(
     if marks:
         await conn.execute(_MARK_ISSUED, marks)
         await conn.execute(
-            _SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
+            SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
         )
 
 
