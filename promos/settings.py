@@ -163,9 +163,12 @@ class Settings(BaseSettings):
     issue_batch_size: Annotated[
         int, Field(ge=1, le=1000, validation_alias=_alias("ISSUE_BATCH_SIZE"))
     ] = 64
+    # At most this many issuing statements in flight per process; fewer while the load is
+    # light (promos.batching: a group leaves as soon as one is free). 2 measured best on 2
+    # cores at every connection count from 1 to 256 (docs/performance.md).
     issue_concurrency: Annotated[
         int, Field(ge=1, le=256, validation_alias=_alias("ISSUE_CONCURRENCY"))
-    ] = 1
+    ] = 2
     issue_linger_ms: Annotated[
         float, Field(ge=0, le=50, validation_alias=_alias("ISSUE_LINGER_MS"))
     ] = 0.0
