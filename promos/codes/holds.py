@@ -750,7 +750,11 @@ async def _confirm_late(conn: AsyncConnection, found: PoolHold, *, now: datetime
         if found.status == CONFIRMED:
             return found
     why = "its code was burnt" if found.returned is False else "its batch has expired"
-    if found.ended_at is not None and found.returned:
+    if found.ended_at is not None and found.returned and await on_citus(conn):
+        # The code and the batch's rule may be on different clients' shards: a returned code
+        # is not taken back on Citus (docs/deployment.md).
+        why = "its code went back to the pool, which a late confirm does not undo on Citus"
+    elif found.ended_at is not None and found.returned:
         if conn.dialect.name == "postgresql":
             row = await _retake_postgresql(conn, found, now=now)
         else:

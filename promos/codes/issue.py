@@ -117,9 +117,7 @@ async def issue_codes(
         return await lapsed.ended_for(conn, refused, now=now)
 
     await serve(requests, outcomes)
-    # Not on Citus, where pool code holds do not run yet (docs/deployment.md).
-    if not citus:
-        await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
+    await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
     return [_decided(outcome) for outcome in outcomes]
 
 
