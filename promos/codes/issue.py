@@ -57,7 +57,7 @@ from promos.codes.errors import (
     PoolExhausted,
 )
 from promos.codes.service import BATCH_COLUMNS, Batch, IssuedCode, IssueRequest, batch_of
-from promos.codes.steps import FREE_LOCKED, LOCK_QUOTA, NEVER, SET_QUOTA
+from promos.codes.steps import FREE_LOCKED, FREE_OF_CLIENT, LOCK_QUOTA, NEVER, SET_QUOTA
 from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, Row, UTCDateTime
 from promos.errors import PromosError
@@ -873,16 +873,6 @@ _ISSUED_SINCE = (
     )
     .group_by(codes.c.customer_id)
 )
-_FREE_OF_CLIENT = (
-    select(codes.c.code)
-    .where(
-        codes.c.batch_id == bindparam("batch_id"),
-        codes.c.client_id == bindparam("client_id"),
-        codes.c.issued_at.is_(None),
-    )
-    .order_by(codes.c.seq)
-    .limit(bindparam("wanted"))
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MARK_ISSUED = (
     update(codes)
@@ -964,7 +954,7 @@ async def _take_sqlite(
     free: dict[UUID, deque[str]] = {}
     for client_id, wanted in Counter(requests[i].client_id for i in indices).items():
         params = {"batch_id": batch.id, "client_id": client_id, "wanted": wanted}
-        free[client_id] = deque((await conn.execute(_FREE_OF_CLIENT, params)).scalars())
+        free[client_id] = deque((await conn.execute(FREE_OF_CLIENT, params)).scalars())
     marks = []
     handed: list[IssuedCode] = []
     for i in indices:

@@ -34,7 +34,9 @@ SET_QUOTA = text(
     bindparam("customer_id", type_=String()),
     bindparam("issued", type_=ARRAY(DateTime(timezone=True))),
 )
-FREE_LOCKED = (
+# The first free codes of a batch's client, in upload order (SQLite reads them so, its one
+# writer at a time); locked, skipping those another transaction holds (``FREE_LOCKED``).
+FREE_OF_CLIENT = (
     select(codes.c.code)
     .where(
         codes.c.batch_id == bindparam("batch_id"),
@@ -43,7 +45,7 @@ FREE_LOCKED = (
     )
     .order_by(codes.c.seq)
     .limit(bindparam("wanted"))
-    .with_for_update(skip_locked=True)
 )
+FREE_LOCKED = FREE_OF_CLIENT.with_for_update(skip_locked=True)
 # Where a rule without a time limit begins counting: the first issue ever counts.
 NEVER = datetime(1, 1, 1, tzinfo=UTC)
