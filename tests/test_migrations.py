@@ -462,3 +462,41 @@ async def test_a_customers_issues_before_0023_still_count_toward_the_rule(empty_
 
     assert again.status_code == 403, again.text
     assert again.json()["error"]["code"] == "customer_limit_reached"
+
+
+# --- 0028: the bulk tables without a per-row check of their parent, on PostgreSQL -------------
+
+
+def _parents(c: Connection) -> dict[str, list[str]]:
+    return {
+        table: sorted(key["referred_table"] for key in inspect(c).get_foreign_keys(table))
+        for table in ("codes", "promocodes")
+    }
+
+
+async def test_codes_and_promo_codes_keep_a_key_to_their_parent_on_sqlite_alone(empty_url):
+    database = Database(empty_url)
+    try:
+        await migrate.upgrade(database.engine)
+        async with database.engine.connect() as conn:
+            parents = await conn.run_sync(_parents)
+    finally:
+        await database.dispose()
+
+    if empty_url.startswith("sqlite"):
+        assert parents == {"codes": ["batches"], "promocodes": ["promocode_generations"]}
+    else:
+        assert parents == {"codes": [], "promocodes": []}
+
+
+async def test_downgrading_0028_makes_the_keys_to_the_parents_again(empty_url):
+    database = Database(empty_url)
+    try:
+        await migrate.upgrade(database.engine)
+        async with database.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0028-1"))
+            parents = await conn.run_sync(_parents)
+    finally:
+        await database.dispose()
+
+    assert parents == {"codes": ["batches"], "promocodes": ["promocode_generations"]}

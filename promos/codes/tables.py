@@ -75,7 +75,7 @@ codes = Table(
     metadata,
     Column("client_id", Uuid, primary_key=True),
     Column("code", Text, primary_key=True),
-    Column("batch_id", Uuid, ForeignKey("batches.id"), nullable=False),
+    Column("batch_id", Uuid, nullable=False),
     # Position in the batch (upload order); codes are issued in this order.
     Column("seq", BigInteger, nullable=False),
     Column("customer_id", String(255), nullable=True),
@@ -121,6 +121,9 @@ codes = Table(
         postgresql_where=text("idempotency_key IS NOT NULL"),
         sqlite_where=text("idempotency_key IS NOT NULL"),
     ),
+    # SQLite only: on PostgreSQL the per-row check of a bulk load cost more than the rows
+    # themselves, and batches are never deleted (migration 0028).
+    ForeignKeyConstraint(["batch_id"], ["batches.id"]).ddl_if(dialect="sqlite"),
 )
 
 # One row per (client, batch, Idempotency-Key). Issuing locks it before looking for the key's

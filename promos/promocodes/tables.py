@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -77,12 +78,7 @@ promocodes = Table(
     Column("id", BigIntId, primary_key=True, autoincrement=True),
     # Unique across every promo code Promos holds.
     Column("code", Text, nullable=False, unique=True),
-    Column(
-        "generation_id",
-        BigIntId,
-        ForeignKey("promocode_generations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("generation_id", BigIntId, nullable=False),
     # Uses left; a redemption takes one in a conditional UPDATE, so it never goes below zero.
     Column("usage_count", Integer, nullable=False),
     # This code's own cancellation policy; none: its generation's.
@@ -100,6 +96,11 @@ promocodes = Table(
         text('code COLLATE "C"'),
         postgresql_where=text("usage_count = 0"),
     ).ddl_if(dialect="postgresql"),
+    # SQLite only: on PostgreSQL the per-row check of a generation cost more than the codes
+    # themselves, and generations are never deleted (migration 0028).
+    ForeignKeyConstraint(
+        ["generation_id"], ["promocode_generations.id"], ondelete="CASCADE"
+    ).ddl_if(dialect="sqlite"),
 )
 
 promocode_redemptions = Table(
