@@ -15,7 +15,7 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    Each phase has a warm-up of 2 s that is not counted.
    The load comes from wrk (``--client wrk``, the default: bench/holds.lua, one thread), or
    from a small asyncio client in this process (``--client python``: it shares the CPU with
-   the server, about a third of the machine's at 1,500 redeems/s), or both one after the
+   the server, twice wrk's CPU per request), or both one after the
    other on the same server (``--client both``). wrk sends a hold's confirm as the next
    request of whichever connection is free first, and gives one latency histogram of the
    holds and confirms together; the Python client sends it on the hold's connection and
@@ -29,7 +29,8 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    read from /proc over each phase's counted seconds. On a machine shared with other work
    the rates fall with the CPU left over, while these costs stay near what they are on a
    quiet one: the figures to compare between runs there. And the WAL written per unit
-   (``pg_current_wal_lsn``: the whole server's, so other work on it counts too).
+   (``pg_current_wal_lsn``: the whole server's, so other work on it counts too), and the
+   client's own CPU per unit (wrk's, or this process's for the Python client).
 
 Everything runs against 127.0.0.1; logs and the codes' file for wrk go to bench/out/
 (ignored by git).
@@ -44,6 +45,7 @@ import math
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,6 +99,7 @@ class Phase:
     seconds: float = 0.0
     server_cpu: float = 0.0  # seconds of CPU over the counted time
     database_cpu: float = 0.0
+    client_cpu: float = 0.0  # wrk's, or this process's (the Python client)
     wal_bytes: int = 0
     # wrk's percentiles of the requests (a pair's two together); the Python client's
     # are computed from latencies_ms and request_ms instead.
@@ -324,13 +327,18 @@ async def _drive(
                 else:
                     phase.refused += 1
 
+    client_from = 0.0
+
     async def counted_cpu() -> Sample:
+        nonlocal client_from
         await asyncio.sleep(counting_from - time.monotonic())
+        client_from = time.process_time()
         return await meter.sample()
 
     first = asyncio.create_task(counted_cpu())
     await asyncio.gather(*(loop(c) for c in connections))
     phase.seconds = time.monotonic() - counting_from
+    phase.client_cpu = time.process_time() - client_from
     phase.measured(await first, await meter.sample())
 
 
@@ -366,6 +374,12 @@ def _wrk(
     return summary
 
 
+def _children_cpu() -> float:
+    """Seconds of CPU of this process's children waited for so far (wrk's runs)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 async def _drive_wrk(
     phase: Phase,
     args: argparse.Namespace,
@@ -379,7 +393,9 @@ async def _drive_wrk(
     run = f"{os.getpid()}-{time.monotonic_ns()}"
     _wrk(args, mode, f"w{run}", WARM_UP_SECONDS, secret=secret, codes_file=codes_file)
     before = await meter.sample()
+    client_from = _children_cpu()
     summary = _wrk(args, mode, run, args.duration, secret=secret, codes_file=codes_file)
+    phase.client_cpu = _children_cpu() - client_from
     phase.measured(before, await meter.sample())
     phase.seconds = summary["seconds"]
     # Pairs: the confirms answered; a hold answered as wrk stopped is left held.
@@ -449,19 +465,24 @@ def print_results(client: str, redeem: Phase, pairs: Phase) -> None:
     for name, values in (*redeem.request_ms.items(), *pairs.request_ms.items()):
         print(f"  {name:14} {'':9} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f}")
     print()
-    print(f"{'per unit':16} {'server ms':>9} {'db ms':>9} {'both ms':>8} {'WAL bytes':>10}")
+    print(
+        f"{'per unit':16} {'server ms':>9} {'db ms':>9} {'both ms':>8} {'WAL bytes':>10} "
+        f"{'client ms':>9}"
+    )
     for phase in (redeem, pairs):
-        server, database, wal = (
+        server, database, wal, client = (
             (
                 phase.server_cpu / phase.done * 1000,
                 phase.database_cpu / phase.done * 1000,
                 phase.wal_bytes / phase.done,
+                phase.client_cpu / phase.done * 1000,
             )
             if phase.done
-            else (float("nan"), float("nan"), float("nan"))
+            else (float("nan"),) * 4
         )
         print(
-            f"{phase.label:16} {server:9.2f} {database:9.2f} {server + database:8.2f} {wal:10.0f}"
+            f"{phase.label:16} {server:9.2f} {database:9.2f} {server + database:8.2f} "
+            f"{wal:10.0f} {client:9.2f}"
         )
     if redeem.done and pairs.done:
         per_redeem = (redeem.server_cpu + redeem.database_cpu) / redeem.done
