@@ -33,7 +33,6 @@ from promos.events.outbox import emitting, event_time
 from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.promocodes import carts
-from promos.promocodes.holds import _CONFIRM as CONFIRM
 from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold, confirm_events
 from promos.promocodes.service import Redemption
 
@@ -251,26 +250,11 @@ async def hold(
     )
 
 
-async def confirm(database: Database, *, hold_id: int, now: datetime) -> Redemption | None:
-    """The hold, still held, made a redemption with its id (the service's one statement);
-    None when the service must decide (confirmed before, released, lapsed)."""
-    statements = database.statements
-    if statements is None:
-        return None
-    rows = await statements.fetch(
-        CONFIRM, {"hold_id": hold_id, "now": now, "event_time": event_time(now)}
-    )
-    if not rows:
-        return None
-    metrics.PROMOCODES_REDEEMED.inc()
-    row = rows[0]
-    return Redemption(row["id"], row["code"], row["customer"], None, now, None, row["usage_count"])
-
-
 # holds._CONFIRM for a group of holds, each with its own time: the holds still held and
-# unlapsed are locked in the order of their ids (as an order's cancel takes them, so that the
-# two never wait on each other), confirmed, made redemptions with their ids, and their events
-# written when wanted. A hold not among the rows returned is left as it was.
+# unlapsed are locked in the order of their ids (as an order's cancel and a taker ending
+# lapsed holds lock them, so that none waits on another in a cycle), confirmed, made
+# redemptions with their ids, and their events written when wanted. A hold not among the
+# rows returned is left as it was.
 _CONFIRM_GROUP = text(
     f"""
     WITH asked AS (
