@@ -3,7 +3,7 @@
 Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
 
     .venv/bin/python bench/holds.py [--duration 15] [--connections 64] [--codes 20000]
-                                    [--workers 1]
+                                    [--workers 1] [--client wrk|python|both] [--port 8767]
 
 1. Creates the database ``promos_bench_holds`` (dropping it first), migrates it, and
    generates ``--codes`` promo codes of 1000 uses each (through the service, as the API does).
@@ -11,8 +11,17 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    looping for ``--duration`` seconds:
    - redeem: ``POST /v1/promocodes/{code}/redeem`` of a random code, a new customer each time;
    - hold + confirm: ``POST /v1/promocodes/{code}/holds`` for a new order, then
-     ``POST /v1/promocode-holds/{id}/confirm`` on the same connection: one pair.
-   Each phase has a warm-up of 2 s that is not counted.
+     ``POST /v1/promocode-holds/{id}/confirm``: one pair.
+   Each phase has a warm-up of 2 s that is not counted, and starts after a ``VACUUM
+   (ANALYZE)`` of the codes: the pairs do not pay for the dead row versions of the redeems
+   before them (on a server without autovacuum, they did: more, the faster the redeems).
+   The load comes from wrk (``--client wrk``, the default: bench/holds.lua, one thread), or
+   from a small asyncio client in this process (``--client python``: it shares the CPU with
+   the server, twice wrk's CPU per request), or both one after the
+   other on the same server (``--client both``). wrk sends a hold's confirm as the next
+   request of whichever connection is free first, and gives one latency histogram of the
+   holds and confirms together; the Python client sends it on the hold's connection and
+   times each request and each pair.
 3. Prints redeems/s and pairs/s, p50 and p99 of each request and of each pair, the cost of a
    pair in redeems (redeems/s over pairs/s) and the targets of issue 16 (a pair costs at most
    2 redeems; p99 <= 20 ms); then checks in SQL that every use taken is a redemption or a
@@ -21,11 +30,12 @@ Run by hand (not in CI), from the repository root, with PostgreSQL on 127.0.0.1:
    process of its group) and PostgreSQL's (its connections to the bench database),
    read from /proc over each phase's counted seconds. On a machine shared with other work
    the rates fall with the CPU left over, while these costs stay near what they are on a
-   quiet one: the figures to compare between runs there.
+   quiet one: the figures to compare between runs there. And the WAL written per unit
+   (``pg_current_wal_lsn``: the whole server's, so other work on it counts too), and the
+   client's own CPU per unit (wrk's, or this process's for the Python client).
 
-The client is a small asyncio HTTP/1.1 client in this process; on a small machine it shares
-the CPU with the server, alike for both phases. Everything runs against 127.0.0.1; logs go to
-bench/out/ (ignored by git).
+Everything runs against 127.0.0.1; logs and the codes' file for wrk go to bench/out/
+(ignored by git).
 """
 
 from __future__ import annotations
@@ -36,6 +46,9 @@ import json
 import math
 import os
 import random
+import re
+import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -74,6 +87,8 @@ USES_PER_CODE = 1000
 WARM_UP_SECONDS = 2.0
 TARGET_PAIR_IN_REDEEMS = 2.0
 TARGET_P99_MS = 20.0
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+WRK_SCRIPT = ROOT / "bench" / "holds.lua"
 
 
 @dataclass
@@ -86,9 +101,24 @@ class Phase:
     seconds: float = 0.0
     server_cpu: float = 0.0  # seconds of CPU over the counted time
     database_cpu: float = 0.0
+    client_cpu: float = 0.0  # wrk's, or this process's (the Python client)
+    wal_bytes: int = 0
+    # wrk's percentiles of the requests (a pair's two together); the Python client's
+    # are computed from latencies_ms and request_ms instead.
+    wrk_ms: tuple[float, float] | None = None
 
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds else 0.0
+
+    def unit_ms(self, pct: float) -> float:
+        if self.wrk_ms is not None:
+            return self.wrk_ms[0 if pct == 50 else 1]
+        return _ms(self.latencies_ms, pct)
+
+    def measured(self, before: Sample, after: Sample) -> None:
+        self.server_cpu = _spent(before.server, after.server)
+        self.database_cpu = _spent(before.database, after.database)
+        self.wal_bytes = after.wal - before.wal
 
 
 # --- setting up ----------------------------------------------------------------------------------
@@ -218,6 +248,13 @@ def _cpu_of(pids: set[int] | None, group: int | None = None) -> dict[int, float]
     return found
 
 
+@dataclass(frozen=True)
+class Sample:
+    server: dict[int, float]  # CPU seconds by process
+    database: dict[int, float]
+    wal: int  # bytes, pg_current_wal_lsn()
+
+
 @dataclass
 class CpuMeter:
     """The CPU of the server's process group and of the bench database's backends."""
@@ -225,7 +262,8 @@ class CpuMeter:
     group: int
     database: asyncpg.Connection
 
-    async def sample(self) -> tuple[dict[int, float], dict[int, float]]:
+    async def sample(self) -> Sample:
+        wal = await self.database.fetchval("SELECT pg_current_wal_lsn() - '0/0'")
         backends = {
             row["pid"]
             for row in await self.database.fetch(
@@ -236,7 +274,7 @@ class CpuMeter:
                 DB_NAME,
             )
         }
-        return _cpu_of(None, self.group), _cpu_of(backends)
+        return Sample(_cpu_of(None, self.group), _cpu_of(backends), int(wal))
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
@@ -291,33 +329,127 @@ async def _drive(
                 else:
                     phase.refused += 1
 
-    async def counted_cpu() -> tuple[dict[int, float], dict[int, float]]:
+    client_from = 0.0
+
+    async def counted_cpu() -> Sample:
+        nonlocal client_from
         await asyncio.sleep(counting_from - time.monotonic())
+        client_from = time.process_time()
         return await meter.sample()
 
     first = asyncio.create_task(counted_cpu())
     await asyncio.gather(*(loop(c) for c in connections))
     phase.seconds = time.monotonic() - counting_from
-    (server_before, db_before), (server_after, db_after) = await first, await meter.sample()
-    phase.server_cpu = _spent(server_before, server_after)
-    phase.database_cpu = _spent(db_before, db_after)
+    phase.client_cpu = time.process_time() - client_from
+    phase.measured(await first, await meter.sample())
 
 
-async def _run(args: argparse.Namespace, codes: list[str], secret: str, server: int) -> list[Phase]:
-    connections = [await Connection.open(args.port, secret) for _ in range(args.connections)]
+async def _vacuum(conn: asyncpg.Connection) -> None:
+    """Each phase from the same start: the codes' dead row versions of the phase before
+    removed (the server may run without autovacuum), outside the counted time. Only the
+    codes: the other tables only grow, and ``promocode_holds`` analysed while empty (as it
+    is before the pairs) would have the lean statements' generic plans, prepared on the
+    first executions, read it whole for each hold (a seq scan per hold, kept while nothing
+    analyses the table again)."""
+    await conn.execute("VACUUM (ANALYZE) promocodes")
+
+
+def _wrk(
+    args: argparse.Namespace, mode: str, run: str, seconds: float, *, secret: str, codes_file: Path
+) -> dict[str, Any]:
+    """One run of wrk with bench/holds.lua; its JSON summary."""
+    done = subprocess.run(
+        [
+            WRK,
+            "-t1",
+            f"-c{args.connections}",
+            f"-d{round(seconds)}s",
+            "--latency",
+            "-s",
+            str(WRK_SCRIPT),
+            f"http://{HOST}:{args.port}",
+            "--",
+            mode,
+            run,
+            str(codes_file),
+        ],
+        env={**os.environ, "AUTH": f"Bearer {secret}"},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    found = re.search(r"^JSON (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        sys.exit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    summary: dict[str, Any] = json.loads(found.group(1))
+    return summary
+
+
+def _children_cpu() -> float:
+    """Seconds of CPU of this process's children waited for so far (wrk's runs)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+async def _drive_wrk(
+    phase: Phase,
+    args: argparse.Namespace,
+    holds: bool,
+    *,
+    secret: str,
+    codes_file: Path,
+    meter: CpuMeter,
+) -> None:
+    mode = "pairs" if holds else "redeem"
+    run = f"{os.getpid()}-{time.monotonic_ns()}"
+    _wrk(args, mode, f"w{run}", WARM_UP_SECONDS, secret=secret, codes_file=codes_file)
+    before = await meter.sample()
+    client_from = _children_cpu()
+    summary = _wrk(args, mode, run, args.duration, secret=secret, codes_file=codes_file)
+    phase.client_cpu = _children_cpu() - client_from
+    phase.measured(before, await meter.sample())
+    phase.seconds = summary["seconds"]
+    # Pairs: the confirms answered; a hold answered as wrk stopped is left held.
+    phase.done = summary["s200"] if holds else summary["s201"]
+    phase.refused = summary["other"] + summary["socket_errors"]
+    phase.wrk_ms = (summary["p50_ms"], summary["p99_ms"])
+    phase.request_ms = {}
+
+
+async def _run(
+    args: argparse.Namespace, codes: list[str], secret: str, server: int
+) -> list[tuple[Phase, Phase]]:
     meter = CpuMeter(server, await asyncpg.connect(BENCH_DSN, timeout=10))
+    codes_file = OUT / "holds_codes.txt"
+    codes_file.write_text("".join(f"{code}\n" for code in codes))
+    clients = ["wrk", "python"] if args.client == "both" else [args.client]
     try:
-        phases = []
-        for label, holds in (("redeem", False), ("hold + confirm", True)):
-            print(f"{label}: {args.connections} connections, {args.duration} s")
-            phase = Phase(label)
-            await _drive(phase, connections, codes, args.duration, holds, meter=meter)
-            phases.append(phase)
-        return phases
+        runs = []
+        for client in clients:
+            phases = []
+            for label, holds in (("redeem", False), ("hold + confirm", True)):
+                await _vacuum(meter.database)
+                print(f"{client}: {label}: {args.connections} connections, {args.duration} s")
+                phase = Phase(label)
+                if client == "wrk":
+                    await _drive_wrk(
+                        phase, args, holds, secret=secret, codes_file=codes_file, meter=meter
+                    )
+                else:
+                    connections = [
+                        await Connection.open(args.port, secret) for _ in range(args.connections)
+                    ]
+                    try:
+                        await _drive(phase, connections, codes, args.duration, holds, meter=meter)
+                    finally:
+                        for conn in connections:
+                            conn.close()
+                phases.append(phase)
+            runs.append((phases[0], phases[1]))
+        return runs
     finally:
         await meter.database.close()
-        for conn in connections:
-            conn.close()
 
 
 # --- reporting -------------------------------------------------------------------------------
@@ -331,31 +463,46 @@ def _ms(values: list[float], pct: float) -> float:
     return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
-def print_results(redeem: Phase, pairs: Phase) -> None:
+def print_results(client: str, redeem: Phase, pairs: Phase) -> None:
     print()
+    if client == "wrk":
+        print("client wrk: p50 and p99 of the requests (a pair's hold and confirm together)")
+    else:
+        print("client python: p50 and p99 of each redeem and each pair, then of each request")
     print(f"{'':16} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'refused':>8}")
     for phase in (redeem, pairs):
         print(
-            f"{phase.label:16} {phase.rate():9.0f} {_ms(phase.latencies_ms, 50):8.1f} "
-            f"{_ms(phase.latencies_ms, 99):8.1f} {phase.refused:8}"
+            f"{phase.label:16} {phase.rate():9.0f} {phase.unit_ms(50):8.1f} "
+            f"{phase.unit_ms(99):8.1f} {phase.refused:8}"
         )
     for name, values in (*redeem.request_ms.items(), *pairs.request_ms.items()):
         print(f"  {name:14} {'':9} {_ms(values, 50):8.1f} {_ms(values, 99):8.1f}")
     print()
-    print(f"{'CPU ms per unit':16} {'server':>9} {'database':>9} {'both':>8}")
+    print(
+        f"{'per unit':16} {'server ms':>9} {'db ms':>9} {'both ms':>8} {'WAL bytes':>10} "
+        f"{'client ms':>9}"
+    )
     for phase in (redeem, pairs):
-        server, database = (
-            (phase.server_cpu / phase.done * 1000, phase.database_cpu / phase.done * 1000)
+        server, database, wal, client = (
+            (
+                phase.server_cpu / phase.done * 1000,
+                phase.database_cpu / phase.done * 1000,
+                phase.wal_bytes / phase.done,
+                phase.client_cpu / phase.done * 1000,
+            )
             if phase.done
-            else (float("nan"), float("nan"))
+            else (float("nan"),) * 4
         )
-        print(f"{phase.label:16} {server:9.2f} {database:9.2f} {server + database:8.2f}")
+        print(
+            f"{phase.label:16} {server:9.2f} {database:9.2f} {server + database:8.2f} "
+            f"{wal:10.0f} {client:9.2f}"
+        )
     if redeem.done and pairs.done:
         per_redeem = (redeem.server_cpu + redeem.database_cpu) / redeem.done
         per_pair = (pairs.server_cpu + pairs.database_cpu) / pairs.done
         print(f"a pair costs {per_pair / per_redeem:.2f} redeems of CPU (server and database)")
     cost = redeem.rate() / pairs.rate() if pairs.rate() else float("inf")
-    worst_p99 = max(_ms(v, 99) for v in pairs.request_ms.values())
+    worst_p99 = max((_ms(v, 99) for v in pairs.request_ms.values()), default=pairs.unit_ms(99))
     print()
     print(
         f"a hold + confirm costs {cost:.2f} redeems (target <= {TARGET_PAIR_IN_REDEEMS}): "
@@ -363,7 +510,7 @@ def print_results(redeem: Phase, pairs: Phase) -> None:
     )
     print(
         f"p99 of a hold or a confirm {worst_p99:.1f} ms, of a redeem "
-        f"{_ms(redeem.request_ms['redeem'], 99):.1f} ms (target <= {TARGET_P99_MS:.0f} ms): "
+        f"{redeem.unit_ms(99):.1f} ms (target <= {TARGET_P99_MS:.0f} ms): "
         f"{'met' if worst_p99 <= TARGET_P99_MS else 'NOT met'}"
     )
 
@@ -395,6 +542,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--codes", type=int, default=20_000, help="promo codes to spread over")
     parser.add_argument("--workers", type=int, default=1, help="promos serve --workers")
     parser.add_argument("--port", type=int, default=8767, help="promos serve --port")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python", "both"),
+        default="wrk",
+        help="what drives the load: wrk, the asyncio client in this process, or both in turn",
+    )
     return parser.parse_args()
 
 
@@ -407,8 +560,10 @@ def main() -> int:
     secret = create_api_key()
     log_path = OUT / "holds_server.log"
     with promos_server(args.port, args.workers, log_path) as server:
-        redeem, pairs = asyncio.run(_run(args, codes, secret, server))
-    print_results(redeem, pairs)
+        runs = asyncio.run(_run(args, codes, secret, server))
+    clients = ["wrk", "python"] if args.client == "both" else [args.client]
+    for client, (redeem, pairs) in zip(clients, runs, strict=True):
+        print_results(client, redeem, pairs)
     problems = server_problems(log_path)
     if problems:
         print(f"server log: {len(problems)} error lines, e.g. {problems[0]}")

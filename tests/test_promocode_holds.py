@@ -336,6 +336,26 @@ async def test_a_lapsed_hold_is_not_confirmed(client, database, clock, auth):
     assert await redemption_count(database) == 0
 
 
+async def test_confirms_sent_together_decide_each_hold_on_its_own(client, database, clock, auth):
+    code = await make_promocode(database, now=clock(), usage_count=3)
+    lapsing = (await take(client, auth, code, "order-1", ttl_seconds=60)).json()
+    clock.advance(seconds=30)
+    held = (await take(client, auth, code, "order-2", ttl_seconds=60)).json()
+    clock.advance(seconds=30)
+
+    # Sent together, the lean path confirms them in one statement (lean.confirm_group).
+    lapsed, confirmed = await asyncio.gather(
+        client.post(f"{HOLDS}/{lapsing['id']}/confirm", headers=auth),
+        client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth),
+    )
+
+    assert lapsed.status_code == 410
+    assert lapsed.json()["error"]["code"] == "hold_expired"
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["id"] == held["id"]
+    assert await redemption_count(database) == 1
+
+
 async def test_a_released_hold_is_not_confirmed(client, database, clock, auth):
     code = await make_promocode(database, now=clock())
     held = (await take(client, auth, code)).json()
@@ -697,6 +717,36 @@ async def test_confirms_and_releases_racing_for_one_hold_one_wins(client, databa
     assert {r.status_code for r in loser} == {409}
     assert await redemption_count(database) == (1 if confirmed else 0)
     assert await uses_left(database, code) == (0 if confirmed else 1)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("warm_pool")
+async def test_concurrent_confirms_each_make_their_own_redemption_and_event(
+    client, database, clock, auth
+):
+    await subscribe_all(database, clock)
+    codes = [await make_promocode(database, now=clock(), usage_count=30) for _ in range(2)]
+    taken = [
+        (await take(client, auth, codes[n % 2], f"order-{n}", customer=f"c{n}@example.com")).json()
+        for n in range(20)
+    ]
+
+    responses = await asyncio.gather(
+        *(client.post(f"{HOLDS}/{held['id']}/confirm", headers=auth) for held in taken)
+    )
+
+    assert [r.status_code for r in responses] == [200] * 20
+    answers = [r.json() for r in responses]
+    assert [(a["id"], a["customer"]) for a in answers] == [
+        (held["id"], f"c{n}@example.com") for n, held in enumerate(taken)
+    ]
+    assert {a["usage_count"] for a in answers} == {20}
+    redeemed = await event_data(database, "promocode.redeemed")
+    assert sorted((e["redemption_id"], e["code"]) for e in redeemed) == sorted(
+        (held["id"], codes[n % 2]) for n, held in enumerate(taken)
+    )
+    assert await redemption_count(database) == 20
+    assert [await uses_left(database, code) for code in codes] == [20, 20]
 
 
 @pytest.mark.postgres_only

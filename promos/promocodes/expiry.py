@@ -30,6 +30,7 @@ def lapsed(now: datetime, table: Any = holds) -> ColumnElement[bool]:
 
 
 _OTHERS = holds.alias("lapsed_holds")
+_LAPSING = holds.alias("lapsing")
 
 
 def lapsed_uses(now: datetime) -> Any:
@@ -48,17 +49,20 @@ async def give_back_lapsed(
 ) -> int:
     """Mark the lapsed holds of the code (or the one hold) ``expired`` and give their uses
     back; how many there were."""
-    where = [lapsed(now)]
+    where = [lapsed(now, _LAPSING)]
     if code is not None:
         where.append(
-            holds.c.promocode_id.in_(select(promocodes.c.id).where(promocodes.c.code == code))
+            _LAPSING.c.promocode_id.in_(select(promocodes.c.id).where(promocodes.c.code == code))
         )
     if hold_id is not None:
-        where.append(holds.c.id == hold_id)
+        where.append(_LAPSING.c.id == hold_id)
+    # Locked in the order of their ids, as the lean path's grouped confirms and an order's
+    # cancel lock holds, so that none of them waits on another in a cycle.
+    locked = select(_LAPSING.c.id).where(*where).order_by(_LAPSING.c.id).with_for_update()
     ended = (
         await conn.execute(
             update(holds)
-            .where(*where)
+            .where(holds.c.id.in_(locked), lapsed(now))
             .values(status="expired", ended_at=now)
             .returning(
                 holds.c.id,

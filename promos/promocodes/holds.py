@@ -317,14 +317,22 @@ async def _record_hold(
 
 # --- confirming --------------------------------------------------------------------------------
 
-_CONFIRM_EVENTS = emitting(
-    PROMOCODE_REDEEMED,
-    rows="used",
-    payload="json_build_object('redemption_id', used.id, 'code', used.code, "
-    "'customer', used.customer, 'uses_left', used.usage_count, "
-    "'redeemed_at', CAST(:event_time AS text))",
-    name="redemption_events",
-)
+
+def confirm_events(redeemed_at: str, *, order_by: str | None = None) -> str:
+    """PostgreSQL: the CTEs of the ``promocode.redeemed`` events of the CTE ``used``'s
+    confirmed holds (``redeemed_at``: their time as text, an SQL expression)."""
+    return emitting(
+        PROMOCODE_REDEEMED,
+        rows="used",
+        payload="json_build_object('redemption_id', used.id, 'code', used.code, "
+        "'customer', used.customer, 'uses_left', used.usage_count, "
+        f"'redeemed_at', {redeemed_at})",
+        name="redemption_events",
+        order_by=order_by,
+    )
+
+
+_CONFIRM_EVENTS = confirm_events("CAST(:event_time AS text)")
 # PostgreSQL: the hold confirmed, its redemption (same id) and its event in one statement.
 _CONFIRM = text(
     f"""

@@ -7,6 +7,10 @@ writes its event when a subscription wants it, and returns what the answer needs
 its own transaction on ``Database.statements`` (asyncpg itself, a prepared statement per
 connection): one round trip.
 
+Confirms go in groups (``confirm_group``): the confirms that arrive while the previous groups
+are running leave together, one statement for the group, each hold decided on its own by the
+same conditions as one confirm's (``promos.promocodes.fast`` groups them).
+
 Anything else (no use free, a lapsed hold to give back first, a replay of an Idempotency-Key
 or an order, a concurrent twin that committed first, a hold not ``held``) changes nothing here
 and answers ``None``: the caller then takes the service path (``service.redeem``,
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import asyncpg
 from sqlalchemy import text
@@ -28,8 +33,7 @@ from promos.events.outbox import emitting, event_time
 from promos.events.types import PROMOCODE_HELD, PROMOCODE_HOLD_RELEASED, PROMOCODE_REDEEMED
 from promos.observability import metrics
 from promos.promocodes import carts
-from promos.promocodes.holds import _CONFIRM as CONFIRM
-from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold
+from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold, confirm_events
 from promos.promocodes.service import Redemption
 
 # service._usable, in SQL: the code's uses, its generation's expiry, bound customer, products.
@@ -246,20 +250,76 @@ async def hold(
     )
 
 
-async def confirm(database: Database, *, hold_id: int, now: datetime) -> Redemption | None:
-    """The hold, still held, made a redemption with its id (the service's one statement);
-    None when the service must decide (confirmed before, released, lapsed)."""
+# holds._CONFIRM for a group of holds, each with its own time: the holds still held and
+# unlapsed are locked in the order of their ids (as an order's cancel and a taker ending
+# lapsed holds lock them, so that none waits on another in a cycle), confirmed, made
+# redemptions with their ids, and their events written when wanted. A hold not among the
+# rows returned is left as it was.
+_CONFIRM_GROUP = text(
+    f"""
+    WITH asked AS (
+        SELECT * FROM unnest(CAST(:hold_ids AS bigint[]), CAST(:nows AS timestamptz[]),
+                             CAST(:event_times AS text[])) AS a(id, now, event_time)
+    ), locked AS (
+        SELECT h.id, asked.now, asked.event_time
+        FROM asked JOIN promocode_holds AS h ON h.id = asked.id
+        WHERE h.{NOT_ENDED_SQL} AND h.expires_at > asked.now
+        ORDER BY h.id
+        FOR UPDATE OF h
+    ), confirmed AS (
+        UPDATE promocode_holds AS h SET status = 'confirmed', ended_at = locked.now
+        FROM locked
+        WHERE h.id = locked.id AND h.{NOT_ENDED_SQL} AND h.expires_at > locked.now
+        RETURNING h.id, h.promocode_id, h.customer, h.order_ref, locked.now, locked.event_time
+    ), redeemed AS (
+        INSERT INTO promocode_redemptions (id, promocode_id, customer, redeemed_at, order_ref)
+        SELECT id, promocode_id, customer, now, order_ref FROM confirmed
+        RETURNING id
+    ), used AS (
+        SELECT confirmed.id, confirmed.customer, confirmed.now, confirmed.event_time, p.code,
+               p.usage_count
+        FROM redeemed JOIN confirmed ON confirmed.id = redeemed.id
+        JOIN promocodes AS p ON p.id = confirmed.promocode_id
+    ), {confirm_events("used.event_time", order_by="used.id")}
+    SELECT id, code, customer, usage_count, now FROM used
+    """  # noqa: S608 - constants of this module and of promos.events.outbox
+)
+
+
+class ConfirmAsk(NamedTuple):
+    hold_id: int
+    now: datetime
+
+
+async def confirm_group(database: Database, asks: Sequence[ConfirmAsk]) -> list[Redemption | None]:
+    """Each hold, still held, made a redemption with its id, in one statement for them all;
+    None for each the service must decide (confirmed before, released, lapsed, asked twice)."""
     statements = database.statements
     if statements is None:
-        return None
+        return [None] * len(asks)
+    latest = max(ask.now for ask in asks)
     rows = await statements.fetch(
-        CONFIRM, {"hold_id": hold_id, "now": now, "event_time": event_time(now)}
+        _CONFIRM_GROUP,
+        {
+            "hold_ids": [ask.hold_id for ask in asks],
+            "nows": [ask.now for ask in asks],
+            "event_times": [event_time(ask.now) for ask in asks],
+            # The events' own time (the outbox row's, the deliveries' envelope): the group's
+            # latest; each payload's redeemed_at is its own confirm's.
+            "now": latest,
+            "event_time": event_time(latest),
+        },
     )
-    if not rows:
-        return None
-    metrics.PROMOCODES_REDEEMED.inc()
-    row = rows[0]
-    return Redemption(row["id"], row["code"], row["customer"], None, now, None, row["usage_count"])
+    done = {
+        row["id"]: Redemption(
+            row["id"], row["code"], row["customer"], None, row["now"], None, row["usage_count"]
+        )
+        for row in rows
+    }
+    metrics.PROMOCODES_REDEEMED.inc(len(done))
+    # A hold asked for twice in one group was confirmed once: the first ask gets it, the
+    # others go to the service, which answers with its redemption as for any confirmed hold.
+    return [done.pop(ask.hold_id, None) for ask in asks]
 
 
 async def release(database: Database, *, hold_id: int, now: datetime) -> Hold | None:

@@ -119,10 +119,10 @@ promocode_redemptions = Table(
     Column("rolled_back_at", UTCDateTime, nullable=True),
     # The checkout's order, when the redemption was a confirmed hold (promocode_holds).
     Column("order_ref", String(255), nullable=True),
-    Index("ix_promocode_redemptions_promocode_id", "promocode_id"),
     # Redemptions per day (the dashboard), those rolled back told apart within the index.
     Index("ix_promocode_redemptions_redeemed", "redeemed_at", "rolled_back_at"),
-    # A code's page lists its redemptions newest first, paged by id.
+    # A code's redemptions: its page lists them newest first, paged by id; counted, and
+    # deleted with it (one index by the code: migration 0027).
     Index("ix_promocode_redemptions_promocode_id_id", "promocode_id", "id"),
     # An order's redemptions, to cancel them.
     Index(
