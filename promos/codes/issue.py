@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
-from promos.citus import on_citus
+from promos.citus import delegated_issuing, on_citus
 from promos.codes import lapsed
 from promos.codes.errors import (
     BatchExpired,
@@ -410,7 +410,12 @@ async def _issue_postgresql(
             },
         )
     pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
-    rules = await _rules_citus(conn, {requests[i].batch_id for i in pending}) if citus else None
+    delegated = citus and await delegated_issuing(conn)
+    rules = (
+        await _rules_citus(conn, {requests[i].batch_id for i in pending})
+        if citus and not delegated
+        else None
+    )
     await _serve_rounds(
         _executing(conn),
         conn,
@@ -418,6 +423,7 @@ async def _issue_postgresql(
         pending,
         outcomes,
         rules=rules,
+        delegated=delegated,
         now=now,
         hints=hints,
         events=events,
@@ -445,10 +451,12 @@ async def _serve_rounds(
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
+    delegated: bool = False,
 ) -> None:
     """``_TAKE`` for each (batch, client) of the ``pending`` requests, in rounds of one
     request per customer. ``rules``: Citus' (``_rules_citus``), which may need ``conn`` for
-    ``_take_apart``; None elsewhere."""
+    ``_take_apart``; None elsewhere. ``delegated``: Citus' issuing function instead
+    (``_take_delegated``), which finds the rules itself."""
     while pending:
         # One statement may update a customer's quota row once: a second request of the same
         # customer waits for the next round.
@@ -457,6 +465,28 @@ async def _serve_rounds(
         for i in this_round:
             groups[(requests[i].batch_id, requests[i].client_id)].append(i)
         for (batch_id, client_id), indices in sorted(groups.items()):
+            if delegated:
+                rule_apart = await _take_delegated(
+                    _citus_conn(conn),
+                    batch_id,
+                    client_id=client_id,
+                    requests=requests,
+                    indices=indices,
+                    outcomes=outcomes,
+                    now=now,
+                    hints=hints,
+                )
+                if rule_apart is not None:
+                    await _take_apart(
+                        _citus_conn(conn),
+                        rule_apart,
+                        client_id=client_id,
+                        requests=requests,
+                        indices=indices,
+                        outcomes=outcomes,
+                        now=now,
+                    )
+                continue
             rule = rules.get(batch_id) if rules is not None else None
             if rule is not None and rule.owner != client_id:
                 await _take_apart(
@@ -758,6 +788,73 @@ async def _take_apart(
         await conn.execute(
             SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
         )
+
+
+# One call, delegated whole to the worker holding the client's codes (promos/citus.py). The
+# client is the first argument: Citus routes the call by it, and runs the function's
+# statements there as local ones.
+_TAKE_DELEGATED = text(
+    "SELECT r_n AS n, r_code AS code, r_considered AS considered, r_first_free AS first_free, "
+    "r_listed AS listed, r_expired AS expired, r_max_per_customer AS max_per_customer, "
+    "r_time_limit_days AS time_limit_days, r_owner AS owner "
+    "FROM promos_issue_codes(:client_id, :batch_id, :customers, :keys, :now, :from_seq)"
+).bindparams(
+    bindparam("client_id", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customers", type_=ARRAY(Text())),
+    bindparam("keys", type_=ARRAY(Text())),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("from_seq", type_=BigInteger()),
+)
+
+
+async def _take_delegated(
+    conn: AsyncConnection,
+    batch_id: UUID,
+    *,
+    client_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> _Rule | None:
+    """Citus' issuing function for one (batch, client), customers distinct; returns the
+    batch's rule, having changed nothing, when it counts on another client's shard."""
+    key = (batch_id, client_id)
+    from_seq = hints.get(key, 0) if hints is not None else 0
+    _reserve(hints, key, from_seq + len(indices))
+    found = await conn.execute(
+        _TAKE_DELEGATED,
+        {
+            "client_id": client_id,
+            "batch_id": batch_id,
+            "customers": [requests[i].customer_id for i in indices],
+            "keys": [requests[i].idempotency_key for i in indices],
+            "now": now,
+            "from_seq": from_seq,
+        },
+    )
+    rows = sorted(found.all(), key=lambda row: int(row.n))
+    head = rows[0]
+    usable = head.listed and not head.expired
+    if usable and head.max_per_customer is not None and head.owner != client_id:
+        return _Rule(batch_id, head.owner, head.max_per_customer, head.time_limit_days)
+    refused = _batch_refusal(batch_id, client_id, head)
+    if refused is not None:
+        for i in indices:
+            outcomes[i] = refused
+        return None
+    _remember(hints, key, head.first_free)
+    for row, i in zip(rows, indices, strict=True):
+        req = requests[i]
+        if row.code is not None:
+            outcomes[i] = IssuedCode(row.code, batch_id, client_id, req.customer_id, now)
+        elif row.considered:
+            outcomes[i] = _limit_reached(req.customer_id, batch_id, row)
+        else:
+            outcomes[i] = _exhausted(batch_id, client_id)
+    return None
 
 
 async def _emit_citus(
