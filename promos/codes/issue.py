@@ -61,7 +61,15 @@ from promos.codes.steps import FREE_LOCKED, FREE_OF_CLIENT, LOCK_QUOTA, NEVER, S
 from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, Row, UTCDateTime
 from promos.errors import PromosError
-from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
+from promos.events.outbox import (
+    Demand,
+    Emitted,
+    emit_events,
+    emitting,
+    event_time,
+    postgresql_emit,
+    wanted_cte,
+)
 from promos.events.types import CODE_ISSUED
 
 Outcome = IssuedCode | PromosError
@@ -187,6 +195,92 @@ async def issue_codes_lean(
     await serve(requests, outcomes)
     await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
     return [_decided(outcome) for outcome in outcomes]
+
+
+async def issue_codes_citus_lean(
+    database: Database,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None = None,
+    emitted: Emitted | None = None,
+) -> list[Outcome]:
+    """``issue_codes`` on Citus for requests without idempotency keys, where ``promos citus
+    distribute`` placed the issuing function: its calls and the events in one transaction on
+    asyncpg itself (``Database.citus_issuing``). Requests whose batch's rule counts on another
+    client's shard are served after it, by ``issue_codes`` (``_take_apart``). ``outcomes``
+    is filled once their transaction has committed."""
+    driver = database.citus_issuing
+    if driver is None or any(r.idempotency_key for r in requests):
+        raise ValueError("issue_codes_citus_lean serves Citus requests without idempotency keys")
+    emitted = emitted if emitted is not None else Emitted()
+
+    async def serve(these: Sequence[IssueRequest], found: Outcomes) -> None:
+        staged: Outcomes = [None] * len(these)
+        written = 0
+        async with driver.transaction() as fetch:
+            apart = await _serve_delegated(fetch, these, staged, now=now, hints=hints)
+            handed = [issued_payload(o) for o in staged if isinstance(o, IssuedCode)]
+            if handed:
+                written = len(await fetch(*postgresql_emit(CODE_ISSUED, handed, now=now)))
+        emitted.count += written
+        found[:] = staged
+        if apart:
+            again: Outcomes = [None] * len(apart)
+            async with database.begin() as conn:
+                await issue_codes(
+                    conn,
+                    [these[i] for i in apart],
+                    again,
+                    now=now,
+                    hints=hints,
+                    emitted=emitted,
+                    citus=True,
+                )
+            for i, outcome in zip(apart, again, strict=True):
+                found[i] = outcome
+
+    async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
+        async with database.begin() as conn:
+            return await lapsed.ended_for(conn, refused, now=now)
+
+    await serve(requests, outcomes)
+    await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
+    return [_decided(outcome) for outcome in outcomes]
+
+
+async def _serve_delegated(
+    execute: Execute,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> list[int]:
+    """``_take_delegated`` for each (batch, client), in rounds of one request per customer;
+    the requests left undecided, whose batch's rule counts on another client's shard."""
+    apart: list[int] = []
+    pending = list(range(len(requests)))
+    while pending:
+        this_round, pending = _one_per_customer(requests, pending)
+        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
+        for i in this_round:
+            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
+        for (batch_id, client_id), indices in sorted(groups.items()):
+            rule = await _take_delegated(
+                execute,
+                batch_id,
+                client_id=client_id,
+                requests=requests,
+                indices=indices,
+                outcomes=outcomes,
+                now=now,
+                hints=hints,
+            )
+            if rule is not None:
+                apart += indices
+    return apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +561,7 @@ async def _serve_rounds(
         for (batch_id, client_id), indices in sorted(groups.items()):
             if delegated:
                 rule_apart = await _take_delegated(
-                    _citus_conn(conn),
+                    execute,
                     batch_id,
                     client_id=client_id,
                     requests=requests,
@@ -809,7 +903,7 @@ _TAKE_DELEGATED = text(
 
 
 async def _take_delegated(
-    conn: AsyncConnection,
+    execute: Execute,
     batch_id: UUID,
     *,
     client_id: UUID,
@@ -824,7 +918,7 @@ async def _take_delegated(
     key = (batch_id, client_id)
     from_seq = hints.get(key, 0) if hints is not None else 0
     _reserve(hints, key, from_seq + len(indices))
-    found = await conn.execute(
+    found = await execute(
         _TAKE_DELEGATED,
         {
             "client_id": client_id,
@@ -835,7 +929,7 @@ async def _take_delegated(
             "from_seq": from_seq,
         },
     )
-    rows = sorted(found.all(), key=lambda row: int(row.n))
+    rows = sorted(found, key=lambda row: int(row.n))
     head = rows[0]
     usable = head.listed and not head.expired
     if usable and head.max_per_customer is not None and head.owner != client_id:
