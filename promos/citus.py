@@ -59,6 +59,13 @@ DISTRIBUTED_TABLES = (
 # in customer order; asks served in order, a customer over the rule refused, the codes left
 # handed on; one row per ask. A rule counting on another client's shard changes nothing: the
 # caller takes the batch's rule from the rows and serves those asks apart.
+# The rule's window in the quota upsert: Citus runs only IMMUTABLE functions there, no subquery.
+_RECENT_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION promos_recent_issues(issued timestamptz[], since timestamptz)
+RETURNS timestamptz[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT ARRAY(SELECT t FROM unnest(issued) AS t WHERE t > since) $fn$
+"""
+_RECENT_FUNCTION_SIGNATURE = "promos_recent_issues(timestamptz[], timestamptz)"
 ISSUE_FUNCTION = "promos_issue_codes"
 ISSUE_FUNCTION_SIGNATURE = f"{ISSUE_FUNCTION}(uuid, uuid, text[], text[], timestamptz, bigint)"
 _ISSUE_FUNCTION_SQL = """\
@@ -85,6 +92,9 @@ DECLARE
     sorted text[];
     recent text[];
     touched boolean[];
+    counted boolean := false;
+    allowed boolean[];
+    ok boolean;
     times timestamptz[];
     got text[] := array_fill(NULL::text, ARRAY[asked]);
     refused boolean[] := array_fill(false, ARRAY[asked]);
@@ -128,19 +138,43 @@ BEGIN
         v_since := CASE WHEN v_days IS NULL THEN '-infinity'::timestamptz
                         ELSE p_now - make_interval(days => v_days) END;
         sorted := ARRAY(SELECT DISTINCT u FROM unnest(p_customers) AS u ORDER BY u);
-        recent := array_fill(NULL::text, ARRAY[cardinality(sorted)]);
-        touched := array_fill(false, ARRAY[cardinality(sorted)]);
-        FOR j IN 1 .. cardinality(sorted) LOOP
-            INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
-            VALUES (p_client_id, p_batch_id, sorted[j], '{}')
-            ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued
-            RETURNING q.issued INTO times;
-            recent[j] := ARRAY(SELECT t FROM unnest(times) AS t WHERE t > v_since)::text;
-        END LOOP;
+        IF cardinality(free_codes) = asked AND cardinality(sorted) = asked THEN
+            -- A code for every ask, each customer once: one upsert counts and writes each
+            -- customer's row, as _TAKE's does.
+            counted := true;
+            allowed := array_fill(false, ARRAY[asked]);
+            FOR j IN 1 .. asked LOOP
+                ok := NULL;
+                INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+                VALUES (p_client_id, p_batch_id, sorted[j], ARRAY[p_now])
+                ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
+                SET issued = promos_recent_issues(q.issued, v_since) || p_now
+                WHERE cardinality(promos_recent_issues(q.issued, v_since)) < v_most
+                RETURNING true INTO ok;
+                allowed[j] := ok IS TRUE;
+            END LOOP;
+        ELSE
+            -- Fewer codes than asks: who gets one depends on who is refused before, so each
+            -- row is locked and read first, and written once the codes are handed out.
+            recent := array_fill(NULL::text, ARRAY[cardinality(sorted)]);
+            touched := array_fill(false, ARRAY[cardinality(sorted)]);
+            FOR j IN 1 .. cardinality(sorted) LOOP
+                INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+                VALUES (p_client_id, p_batch_id, sorted[j], '{}')
+                ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued
+                RETURNING q.issued INTO times;
+                recent[j] := promos_recent_issues(times, v_since)::text;
+            END LOOP;
+        END IF;
     END IF;
     FOR i IN 1 .. asked LOOP
         EXIT WHEN given >= cardinality(free_codes);
-        IF v_most IS NOT NULL THEN
+        IF counted THEN
+            IF NOT allowed[array_position(sorted, p_customers[i])] THEN
+                refused[i] := true;
+                CONTINUE;
+            END IF;
+        ELSIF v_most IS NOT NULL THEN
             j := array_position(sorted, p_customers[i]);
             IF cardinality(recent[j]::timestamptz[]) >= v_most THEN
                 refused[i] := true;
@@ -157,7 +191,7 @@ BEGIN
         SET customer_id = u.customer, issued_at = p_now, idempotency_key = u.key
         FROM unnest(got, p_customers, p_keys) AS u(code, customer, key)
         WHERE c.client_id = p_client_id AND c.code = u.code;
-        IF v_most IS NOT NULL THEN
+        IF v_most IS NOT NULL AND NOT counted THEN
             FOR j IN 1 .. cardinality(sorted) LOOP
                 IF touched[j] THEN
                     UPDATE customer_quotas SET issued = recent[j]::timestamptz[]
@@ -308,8 +342,12 @@ async def _delegate_issuing(engine: AsyncEngine) -> bool:
         before = bool(
             (await conn.execute(_DELEGATED, {"f": ISSUE_FUNCTION_SIGNATURE})).scalar_one()
         )
+        await conn.exec_driver_sql(_RECENT_FUNCTION_SQL)
         await conn.exec_driver_sql(_ISSUE_FUNCTION_SQL)
     async with engine.begin() as conn:
+        await conn.execute(
+            text("SELECT create_distributed_function(:f)"), {"f": _RECENT_FUNCTION_SIGNATURE}
+        )
         await conn.execute(
             text(
                 "SELECT create_distributed_function(:f, distribution_arg_name => 'p_client_id', "
