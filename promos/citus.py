@@ -94,7 +94,7 @@ DECLARE
     touched boolean[];
     counted boolean := false;
     allowed boolean[];
-    ok boolean;
+    ok_customer text;
     times timestamptz[];
     got text[] := array_fill(NULL::text, ARRAY[asked]);
     refused boolean[] := array_fill(false, ARRAY[asked]);
@@ -141,17 +141,24 @@ BEGIN
         IF cardinality(free_codes) = asked AND cardinality(sorted) = asked THEN
             -- A code for every ask, each customer once: one upsert counts and writes each
             -- customer's row, as _TAKE's does.
+            -- One statement for the group's customers (their rows locked in customer order):
+            -- Citus runs one multi-row INSERT on the shard as one, where a loop pays its
+            -- overhead per customer.
             counted := true;
             allowed := array_fill(false, ARRAY[asked]);
-            FOR j IN 1 .. asked LOOP
-                ok := NULL;
-                INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
-                VALUES (p_client_id, p_batch_id, sorted[j], ARRAY[p_now])
-                ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE
-                SET issued = promos_recent_issues(q.issued, v_since) || p_now
-                WHERE cardinality(promos_recent_issues(q.issued, v_since)) < v_most
-                RETURNING true INTO ok;
-                allowed[j] := ok IS TRUE;
+            FOR ok_customer IN EXECUTE
+                'INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) '
+                || 'VALUES ' || (
+                    SELECT string_agg(format('($1, $2, %L, ARRAY[$4])', u), ', ' ORDER BY n)
+                    FROM unnest(sorted) WITH ORDINALITY AS s(u, n)
+                )
+                || ' ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE'
+                || ' SET issued = promos_recent_issues(q.issued, $3) || $4'
+                || ' WHERE cardinality(promos_recent_issues(q.issued, $3)) < $5'
+                || ' RETURNING q.customer_id'
+                USING p_client_id, p_batch_id, v_since, p_now, v_most
+            LOOP
+                allowed[array_position(sorted, ok_customer)] := true;
             END LOOP;
         ELSE
             -- Fewer codes than asks: who gets one depends on who is refused before, so each
