@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
@@ -31,7 +31,7 @@ from promos.db import Database
 from promos.offers.counting import _CLAIMS_CITUS, _IMPRESSIONS
 from tests import _citus
 from tests.conftest import FakeClock
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 from tests.factories.offers import make_game, make_offer
 
 pytestmark = pytest.mark.parametrize(
@@ -158,6 +158,24 @@ async def test_a_group_of_requests_is_issued_through_the_delegated_call(
         assert {row.code: row.customer_id for row in rows} == {
             o.code: o.customer_id for o in issued
         }
+
+
+OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
+
+
+async def test_a_group_for_two_clients_issues_each_from_its_clients_codes(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=2, prefix="MINE")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="THEIRS", now=clock()
+    )
+    asks = [IssueRequest(batch.id, CLIENT, "ann"), IssueRequest(batch.id, OTHER_CLIENT, "bob")]
+    found = await issue_codes_citus_lean(database, asks, [None, None], now=clock())
+    assert [o.code.split("-")[0] for o in found if isinstance(o, IssuedCode)] == [
+        "MINE",
+        "THEIRS",
+    ]
 
 
 def _counting_params(now: datetime, game_id: str, offer_id: Any) -> dict[str, Any]:
