@@ -160,6 +160,20 @@ async def test_a_group_of_requests_is_issued_through_the_delegated_call(
         }
 
 
+async def test_with_fewer_codes_than_requests_a_refused_customers_code_goes_to_the_next(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=3, rules=Rules(max_per_customer=1, time_limit_days=7)
+    )
+    first = [IssueRequest(batch.id, CLIENT, "ann")]
+    await issue_codes_citus_lean(database, first, [None], now=clock())
+    asks = [IssueRequest(batch.id, CLIENT, c) for c in ("ann", "bob", "cy")]
+    found = await issue_codes_citus_lean(database, asks, [None] * len(asks), now=clock())
+    assert isinstance(found[0], CustomerLimitReached)
+    assert [isinstance(o, IssuedCode) for o in found[1:]] == [True, True]
+
+
 OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
 
 
