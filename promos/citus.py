@@ -58,8 +58,9 @@ DISTRIBUTED_TABLES = (
 # (promos/codes/issue.py): free codes locked with SKIP LOCKED, then each customer's quota row
 # in customer order; asks served in order, a customer over the rule refused, the codes left
 # handed on; one row per ask. A rule counting on another client's shard changes nothing: the
-# caller takes the batch's rule from the rows and serves those asks apart.
-# The rule's window in the quota upsert: Citus runs only IMMUTABLE functions there, no subquery.
+# caller takes the batch's rule from the rows and serves those asks apart. Its helper,
+# ``promos_recent_issues``, is the rule's window in the quota upsert: Citus runs only
+# IMMUTABLE functions there, no subquery.
 _RECENT_FUNCTION_SQL = """\
 CREATE OR REPLACE FUNCTION promos_recent_issues(issued timestamptz[], since timestamptz)
 RETURNS timestamptz[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -139,11 +140,10 @@ BEGIN
                         ELSE p_now - make_interval(days => v_days) END;
         sorted := ARRAY(SELECT DISTINCT u FROM unnest(p_customers) AS u ORDER BY u);
         IF cardinality(free_codes) = asked AND cardinality(sorted) = asked THEN
-            -- A code for every ask, each customer once: one upsert counts and writes each
-            -- customer's row, as _TAKE's does.
-            -- One statement for the group's customers (their rows locked in customer order):
-            -- Citus runs one multi-row INSERT on the shard as one, where a loop pays its
-            -- overhead per customer.
+            -- A code for every ask, each customer once: one multi-row upsert counts and
+            -- writes every customer's row (locked in customer order), as _TAKE's does. Built
+            -- each time (EXECUTE), yet cheaper than a statement per customer: Citus' overhead
+            -- on the worker is per statement.
             counted := true;
             allowed := array_fill(false, ARRAY[asked]);
             FOR ok_customer IN EXECUTE
