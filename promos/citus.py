@@ -51,6 +51,175 @@ DISTRIBUTED_TABLES = (
     Distributed("offer_impressions", "game_id", "games"),
 )
 
+# Issuing on Citus, delegated whole to the worker holding the client's shard: one call per
+# (batch, client) group instead of a statement Citus plans as 9 steps on the coordinator. Each
+# statement inside names the client (the distribution argument), so the worker runs them on its
+# own shards, planned once per session (PL/pgSQL caches them). The rules match ``_TAKE``
+# (promos/codes/issue.py): free codes locked with SKIP LOCKED, then each customer's quota row
+# in customer order; asks served in order, a customer over the rule refused, the codes left
+# handed on; one row per ask. A rule counting on another client's shard changes nothing: the
+# caller takes the batch's rule from the rows and serves those asks apart. Its helper,
+# ``promos_recent_issues``, is the rule's window in the quota upsert: Citus runs only
+# IMMUTABLE functions there, no subquery.
+_RECENT_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION promos_recent_issues(issued timestamptz[], since timestamptz)
+RETURNS timestamptz[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT ARRAY(SELECT t FROM unnest(issued) AS t WHERE t > since) $fn$
+"""
+_RECENT_FUNCTION_SIGNATURE = "promos_recent_issues(timestamptz[], timestamptz)"
+ISSUE_FUNCTION = "promos_issue_codes"
+ISSUE_FUNCTION_SIGNATURE = f"{ISSUE_FUNCTION}(uuid, uuid, text[], text[], timestamptz, bigint)"
+_ISSUE_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION promos_issue_codes(
+    p_client_id uuid, p_batch_id uuid, p_customers text[], p_keys text[],
+    p_now timestamptz, p_from_seq bigint
+) RETURNS TABLE (
+    r_n integer, r_code text, r_considered boolean, r_first_free bigint, r_listed boolean,
+    r_expired boolean, r_max_per_customer integer, r_time_limit_days integer, r_owner uuid
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    asked integer := cardinality(p_customers);
+    v_expired boolean;
+    v_most integer;
+    v_days integer;
+    v_owner uuid;
+    v_listed boolean;
+    v_since timestamptz;
+    v_first bigint;
+    free_codes text[];
+    free_seqs bigint[];
+    more_codes text[];
+    more_seqs bigint[];
+    sorted text[];
+    recent text[];
+    touched boolean[];
+    counted boolean := false;
+    allowed boolean[];
+    ok_customer text;
+    times timestamptz[];
+    got text[] := array_fill(NULL::text, ARRAY[asked]);
+    refused boolean[] := array_fill(false, ARRAY[asked]);
+    given integer := 0;
+    j integer;
+BEGIN
+    SELECT b.expired, b.max_per_customer, b.time_limit_days, b.client_id
+      INTO v_expired, v_most, v_days, v_owner
+      FROM batches AS b WHERE b.id = p_batch_id;
+    IF FOUND THEN
+        v_listed := EXISTS (
+            SELECT FROM batch_clients AS l
+            WHERE l.batch_id = p_batch_id AND l.client_id = p_client_id
+        );
+    END IF;
+    IF v_listed IS NOT TRUE OR v_expired OR (v_most IS NOT NULL AND v_owner <> p_client_id) THEN
+        RETURN QUERY SELECT a.n, NULL::text, false, NULL::bigint, v_listed, v_expired, v_most,
+                            v_days, v_owner
+                     FROM generate_series(1, asked) AS a(n);
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(f.code ORDER BY f.seq), '{}'),
+           coalesce(array_agg(f.seq ORDER BY f.seq), '{}')
+      INTO free_codes, free_seqs
+      FROM (SELECT c.code, c.seq FROM codes AS c
+            WHERE c.client_id = p_client_id AND c.batch_id = p_batch_id AND c.issued_at IS NULL
+              AND c.seq >= p_from_seq
+            ORDER BY c.seq LIMIT asked FOR UPDATE SKIP LOCKED) AS f;
+    IF cardinality(free_codes) < asked AND p_from_seq > 0 THEN
+        SELECT coalesce(array_agg(f.code ORDER BY f.seq), '{}'),
+               coalesce(array_agg(f.seq ORDER BY f.seq), '{}')
+          INTO more_codes, more_seqs
+          FROM (SELECT c.code, c.seq FROM codes AS c
+                WHERE c.client_id = p_client_id AND c.batch_id = p_batch_id AND c.issued_at IS NULL
+                  AND c.seq < p_from_seq
+                ORDER BY c.seq LIMIT asked - cardinality(free_codes) FOR UPDATE SKIP LOCKED) AS f;
+        free_codes := free_codes || more_codes;
+        free_seqs := free_seqs || more_seqs;
+    END IF;
+    IF v_most IS NOT NULL AND cardinality(free_codes) > 0 THEN
+        v_since := CASE WHEN v_days IS NULL THEN '-infinity'::timestamptz
+                        ELSE p_now - make_interval(days => v_days) END;
+        sorted := ARRAY(SELECT DISTINCT u FROM unnest(p_customers) AS u ORDER BY u);
+        IF cardinality(free_codes) = asked AND cardinality(sorted) = asked THEN
+            -- A code for every ask, each customer once: one multi-row upsert counts and
+            -- writes every customer's row (locked in customer order), as _TAKE's does. Built
+            -- each time (EXECUTE), yet cheaper than a statement per customer: Citus' overhead
+            -- on the worker is per statement.
+            counted := true;
+            allowed := array_fill(false, ARRAY[asked]);
+            FOR ok_customer IN EXECUTE
+                'INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued) '
+                || 'VALUES ' || (
+                    SELECT string_agg(format('($1, $2, %L, ARRAY[$4])', u), ', ' ORDER BY n)
+                    FROM unnest(sorted) WITH ORDINALITY AS s(u, n)
+                )
+                || ' ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE'
+                || ' SET issued = promos_recent_issues(q.issued, $3) || $4'
+                || ' WHERE cardinality(promos_recent_issues(q.issued, $3)) < $5'
+                || ' RETURNING q.customer_id'
+                USING p_client_id, p_batch_id, v_since, p_now, v_most
+            LOOP
+                allowed[array_position(sorted, ok_customer)] := true;
+            END LOOP;
+        ELSE
+            -- Fewer codes than asks: who gets one depends on who is refused before, so each
+            -- row is locked and read first, and written once the codes are handed out.
+            recent := array_fill(NULL::text, ARRAY[cardinality(sorted)]);
+            touched := array_fill(false, ARRAY[cardinality(sorted)]);
+            FOR j IN 1 .. cardinality(sorted) LOOP
+                INSERT INTO customer_quotas AS q (client_id, batch_id, customer_id, issued)
+                VALUES (p_client_id, p_batch_id, sorted[j], '{}')
+                ON CONFLICT (client_id, batch_id, customer_id) DO UPDATE SET issued = q.issued
+                RETURNING q.issued INTO times;
+                recent[j] := promos_recent_issues(times, v_since)::text;
+            END LOOP;
+        END IF;
+    END IF;
+    FOR i IN 1 .. asked LOOP
+        EXIT WHEN given >= cardinality(free_codes);
+        IF counted THEN
+            IF NOT allowed[array_position(sorted, p_customers[i])] THEN
+                refused[i] := true;
+                CONTINUE;
+            END IF;
+        ELSIF v_most IS NOT NULL THEN
+            j := array_position(sorted, p_customers[i]);
+            IF cardinality(recent[j]::timestamptz[]) >= v_most THEN
+                refused[i] := true;
+                CONTINUE;
+            END IF;
+            recent[j] := (recent[j]::timestamptz[] || p_now)::text;
+            touched[j] := true;
+        END IF;
+        given := given + 1;
+        got[i] := free_codes[given];
+    END LOOP;
+    IF given > 0 THEN
+        UPDATE codes AS c
+        SET customer_id = u.customer, issued_at = p_now, idempotency_key = u.key
+        FROM unnest(got, p_customers, p_keys) AS u(code, customer, key)
+        WHERE c.client_id = p_client_id AND c.code = u.code;
+        IF v_most IS NOT NULL AND NOT counted THEN
+            FOR j IN 1 .. cardinality(sorted) LOOP
+                IF touched[j] THEN
+                    UPDATE customer_quotas SET issued = recent[j]::timestamptz[]
+                    WHERE client_id = p_client_id AND batch_id = p_batch_id
+                      AND customer_id = sorted[j];
+                END IF;
+            END LOOP;
+        END IF;
+    END IF;
+    IF given < cardinality(free_seqs) THEN
+        v_first := (SELECT min(s) FROM unnest(free_seqs[given + 1:]) AS s);
+    ELSIF given > 0 THEN
+        v_first := (SELECT max(s) + 1 FROM unnest(free_seqs) AS s);
+    END IF;
+    RETURN QUERY SELECT a.n, got[a.n], got[a.n] IS NOT NULL OR refused[a.n], v_first, true,
+                        false, v_most, v_days, v_owner
+                 FROM generate_series(1, asked) AS a(n);
+END
+$fn$;
+"""
+
 _HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
 _PLACED = text(
     "SELECT logicalrelid::regclass::text AS name, partmethod::text FROM pg_dist_partition "
@@ -154,6 +323,14 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
                 },
             )
         done.append(f"{spec.table}: distributed by {spec.column}")
+    done += await _restore_foreign_keys(engine)
+    if not await _delegate_issuing(engine):
+        done.append(f"{ISSUE_FUNCTION}: delegated to the worker of its client's codes")
+    return done
+
+
+async def _restore_foreign_keys(engine: AsyncEngine) -> list[str]:
+    done: list[str] = []
     async with engine.begin() as conn:
         for key in RESTORED_FOREIGN_KEYS:
             if not await _has_constraint(conn, key):
@@ -162,6 +339,49 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
                 )
                 done.append(f"{key.table}: foreign key {key.name} made again")
     return done
+
+
+async def _delegate_issuing(engine: AsyncEngine) -> bool:
+    """(Re)make the issuing function and place it with ``codes``: Citus then sends a call
+    naming a client to that client's worker whole, inside a transaction too (force_delegation).
+    Whether it was placed already (it is made again all the same: its newest version)."""
+    async with engine.begin() as conn:
+        before = bool(
+            (await conn.execute(_DELEGATED, {"f": ISSUE_FUNCTION_SIGNATURE})).scalar_one()
+        )
+        await conn.exec_driver_sql(_RECENT_FUNCTION_SQL)
+        await conn.exec_driver_sql(_ISSUE_FUNCTION_SQL)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("SELECT create_distributed_function(:f)"), {"f": _RECENT_FUNCTION_SIGNATURE}
+        )
+        await conn.execute(
+            text(
+                "SELECT create_distributed_function(:f, distribution_arg_name => 'p_client_id', "
+                "colocate_with => 'codes', force_delegation => true)"
+            ),
+            {"f": ISSUE_FUNCTION_SIGNATURE},
+        )
+    return before
+
+
+_DELEGATED = text(
+    "SELECT EXISTS (SELECT FROM pg_dist_object WHERE classid = 'pg_proc'::regclass "
+    "AND objid = to_regprocedure(:f))"
+)
+
+
+async def delegated_issuing(conn: AsyncConnection) -> bool:
+    """Whether ``promos citus distribute`` placed the issuing function (asked once per pooled
+    connection): a database distributed before it keeps the statements' Citus forms."""
+    known = conn.info.get(_KNOWN_DELEGATED)
+    if known is None:
+        found = await conn.execute(_DELEGATED, {"f": ISSUE_FUNCTION_SIGNATURE})
+        known = conn.info[_KNOWN_DELEGATED] = bool(found.scalar_one())
+    return bool(known)
+
+
+_KNOWN_DELEGATED = "promos.citus.delegated"
 
 
 _CONSTRAINT = text(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +22,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
-from promos.citus import has_citus
+from promos.citus import delegated_issuing, has_citus
 from promos.datadir import make_default_directory
 from promos.errors import PromosError, Unavailable
 
@@ -235,6 +235,7 @@ class Database:
         # flight. A generic plan: a custom one was planned again at every execution, which
         # cost PostgreSQL more CPU than running the statement (docs/performance.md).
         self.issuing: DriverReads | None = None
+        self.citus_issuing: DriverReads | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         else:
@@ -246,17 +247,25 @@ class Database:
                 outages=self.outages,
                 server_settings={"plan_cache_mode": "force_generic_plan"},
             )
+            # Citus' issuing function call, in a transaction (``issue_codes_citus_lean``).
+            # Custom plans: Citus delegates the call only when it sees the client as a
+            # constant. Opens no connection unless used.
+            self.citus_issuing = DriverReads(self.engine, size=driver_issuing, outages=self.outages)
         # Whether the database is a Citus cluster's coordinator (``detect_engine``): the hot
         # paths then take their forms that Citus runs on one shard (docs/deployment.md).
         # None until known: a start during an outage finds out at the first use.
         self.citus: bool | None = False if self.is_sqlite else None
+        # On Citus, whether ``promos citus distribute`` placed the issuing function.
+        self.citus_delegated = False
 
     async def detect_engine(self) -> bool:
         """Find out what the database is (sets ``citus``); at start-up, and at the first use
         after a start during an outage (``DatabaseUnavailable`` then)."""
         if self.citus is None:
             async with self.connect() as conn:
-                self.citus = await has_citus(conn)
+                citus = await has_citus(conn)
+                self.citus_delegated = citus and await delegated_issuing(conn)
+                self.citus = citus
         return self.citus
 
     @asynccontextmanager
@@ -326,7 +335,7 @@ class Database:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
-        for driver in (self.reads, self.statements, self.issuing):
+        for driver in (self.reads, self.statements, self.issuing, self.citus_issuing):
             if driver is not None:
                 await driver.close()
         await self.engine.dispose()
@@ -343,6 +352,9 @@ _SQLALCHEMY_ONLY = (
 async def _read_only_session(_: asyncpg.Connection) -> None:
     """Nothing to undo between reads: only single SELECTs run on these connections (asyncpg's
     default reset, RESET ALL and the like, is one more round trip per read)."""
+
+
+DriverFetch = Callable[[Select[Any] | TextClause, Mapping[str, Any]], Awaitable[Sequence[Any]]]
 
 
 class DriverReads:
@@ -424,6 +436,26 @@ class DriverReads:
                     **connect,
                 )
             return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DriverFetch]:
+        """One transaction on one of its connections: a ``fetch`` for its statements, committed
+        when the block ends, rolled back if it raises."""
+        try:
+            pool = self._pool if self._pool is not None else await self._open()
+            async with pool.acquire() as conn, conn.transaction():
+
+                async def fetch(
+                    statement: Select[Any] | TextClause, params: Mapping[str, Any]
+                ) -> Sequence[Any]:
+                    sql, names = self._compile(statement)
+                    return await conn.fetch(sql, *[params[n] for n in names], record_class=Row)
+
+                yield fetch
+        except Exception as error:
+            self._outages.raise_if_outage(error)
+            raise
+        self._outages.served()
 
     @property
     def connections(self) -> int:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import event, text
@@ -23,12 +24,14 @@ from sqlalchemy.sql.elements import TextClause
 
 from promos import citus
 from promos.codes import holds
-from promos.codes.issue import _TAKE_CITUS
-from promos.codes.service import Rules
+from promos.codes.errors import CustomerLimitReached
+from promos.codes.issue import _TAKE_CITUS, _TAKE_DELEGATED, issue_codes_citus_lean
+from promos.codes.service import IssuedCode, IssueRequest, Rules
 from promos.db import Database
 from promos.offers.counting import _CLAIMS_CITUS, _IMPRESSIONS
+from tests import _citus
 from tests.conftest import FakeClock
-from tests.factories.codes import CLIENT, make_batch
+from tests.factories.codes import CLIENT, add_client_codes, make_batch
 from tests.factories.offers import make_game, make_offer
 
 pytestmark = pytest.mark.parametrize(
@@ -99,6 +102,94 @@ async def test_issuing_codes_runs_on_the_clients_shard(
     }
     async with database.begin() as conn:
         assert_one_shard(await plan(conn, _TAKE_CITUS, params), coordinator(citus_url))
+
+
+async def test_issuing_is_one_call_run_on_the_clients_worker_and_committed_in_one_phase(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=5, rules=Rules(max_per_customer=1, time_limit_days=7)
+    )
+    assert database.citus_delegated
+    compiled = _TAKE_DELEGATED.compile(dialect=database.engine.dialect)
+    values = {
+        "client_id": CLIENT,
+        "batch_id": batch.id,
+        "customers": ["ann", "bob"],
+        "keys": [None, None],
+        "now": clock(),
+        "from_seq": 0,
+    }
+    conn = await asyncpg.connect(_citus.dsn(database.url), timeout=5)
+    messages: list[str] = []
+    conn.add_log_listener(lambda _, message: messages.append(message.message))
+    try:
+        await conn.execute("SET client_min_messages = debug1")
+        await conn.execute("SET citus.log_remote_commands = on")
+        async with conn.transaction():
+            names = compiled.positiontup or ()
+            rows = await conn.fetch(str(compiled), *[values[n] for n in names])
+    finally:
+        await conn.close()
+    assert [row["code"] is not None for row in rows] == [True, True]
+    assert "pushing down the function call" in messages, messages
+    sent = [m.removeprefix("issuing ") for m in messages if m.startswith("issuing ")]
+    # the call itself, then a plain COMMIT: no step of the statement, no two-phase commit
+    assert [m.split(" ")[0] for m in sent] == ["BEGIN", "SELECT", "COMMIT"], sent
+
+
+async def test_a_group_of_requests_is_issued_through_the_delegated_call(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=5, rules=Rules(max_per_customer=1, time_limit_days=7)
+    )
+    asks = [IssueRequest(batch.id, CLIENT, c) for c in ("ann", "bob", "ann", "cy")]
+    found = await issue_codes_citus_lean(database, asks, [None] * len(asks), now=clock())
+    issued = [o for o in found if isinstance(o, IssuedCode)]
+    assert [o.customer_id for o in issued] == ["ann", "bob", "cy"]
+    assert len({o.code for o in issued}) == 3
+    assert isinstance(found[2], CustomerLimitReached)
+    async with database.begin() as conn:
+        rows = await conn.execute(
+            text("SELECT code, customer_id FROM codes WHERE batch_id = :b AND issued_at > :t"),
+            {"b": batch.id, "t": clock() - timedelta(days=1)},
+        )
+        assert {row.code: row.customer_id for row in rows} == {
+            o.code: o.customer_id for o in issued
+        }
+
+
+async def test_with_fewer_codes_than_requests_a_refused_customers_code_goes_to_the_next(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(
+        database, now=clock(), codes=3, rules=Rules(max_per_customer=1, time_limit_days=7)
+    )
+    first = [IssueRequest(batch.id, CLIENT, "ann")]
+    await issue_codes_citus_lean(database, first, [None], now=clock())
+    asks = [IssueRequest(batch.id, CLIENT, c) for c in ("ann", "bob", "cy")]
+    found = await issue_codes_citus_lean(database, asks, [None] * len(asks), now=clock())
+    assert isinstance(found[0], CustomerLimitReached)
+    assert [isinstance(o, IssuedCode) for o in found[1:]] == [True, True]
+
+
+OTHER_CLIENT = UUID("3d6f0a2b-8c1e-4f5a-9b7d-2e4c6a8b0d1f")
+
+
+async def test_a_group_for_two_clients_issues_each_from_its_clients_codes(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=2, prefix="MINE")
+    await add_client_codes(
+        database, batch, client_id=OTHER_CLIENT, codes=2, prefix="THEIRS", now=clock()
+    )
+    asks = [IssueRequest(batch.id, CLIENT, "ann"), IssueRequest(batch.id, OTHER_CLIENT, "bob")]
+    found = await issue_codes_citus_lean(database, asks, [None, None], now=clock())
+    assert [o.code.split("-")[0] for o in found if isinstance(o, IssuedCode)] == [
+        "MINE",
+        "THEIRS",
+    ]
 
 
 def _counting_params(now: datetime, game_id: str, offer_id: Any) -> dict[str, Any]:

@@ -104,7 +104,10 @@ async def terminate_mid_issue(server: Server, database: Database, load: Load) ->
     await load.warm.wait()
     async with database.begin() as conn:
         await conn.execute(text("LOCK TABLE codes IN EXCLUSIVE MODE"))
-        await poll(lambda: issuing_blocked(conn), "no issuing statement waited for the lock")
+        await poll(
+            lambda: issuing_blocked(conn, citus=bool(database.citus)),
+            "no issuing statement waited for the lock",
+        )
         server.process.send_signal(signal.SIGTERM)
         await poll(lambda: refuses_connections(server), "the server still accepts connections")
         load.refusing.set()
@@ -119,9 +122,18 @@ async def poll(condition: Callable[[], Awaitable[bool]], failure: str) -> None:
     pytest.fail(failure)
 
 
-async def issuing_blocked(conn: AsyncConnection) -> bool:
+async def issuing_blocked(conn: AsyncConnection, *, citus: bool) -> bool:
+    """Whether an issuing statement waits for the lock (on Citus, the lock reaches the workers,
+    and the issuing call, delegated there, waits on its worker: citus_stat_activity sees it)."""
     waiting = await conn.execute(
-        text("SELECT count(*) FROM pg_locks WHERE relation = 'codes'::regclass AND NOT granted")
+        text(
+            "SELECT count(*) FROM citus_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if citus
+        else text(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'codes'::regclass AND NOT granted"
+        )
     )
     return bool(waiting.scalar_one())
 

@@ -35,4 +35,4 @@ def distribute(shard_count: int | None) -> None:
     done = run(work)
     for line in done:
         click.echo(line)
-    click.echo(f"{len(done)} table(s) placed" if done else "every table is placed already")
+    click.echo(f"{len(done)} placed" if done else "every table and function is placed already")

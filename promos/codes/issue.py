@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
-from promos.citus import on_citus
+from promos.citus import delegated_issuing, on_citus
 from promos.codes import lapsed
 from promos.codes.errors import (
     BatchExpired,
@@ -61,7 +61,15 @@ from promos.codes.steps import FREE_LOCKED, FREE_OF_CLIENT, LOCK_QUOTA, NEVER, S
 from promos.codes.tables import batch_clients, batches, codes
 from promos.db import Database, Row, UTCDateTime
 from promos.errors import PromosError
-from promos.events.outbox import Demand, Emitted, emit_events, emitting, event_time, wanted_cte
+from promos.events.outbox import (
+    Demand,
+    Emitted,
+    emit_events,
+    emitting,
+    event_time,
+    postgresql_emit,
+    wanted_cte,
+)
 from promos.events.types import CODE_ISSUED
 
 Outcome = IssuedCode | PromosError
@@ -187,6 +195,92 @@ async def issue_codes_lean(
     await serve(requests, outcomes)
     await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
     return [_decided(outcome) for outcome in outcomes]
+
+
+async def issue_codes_citus_lean(
+    database: Database,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None = None,
+    emitted: Emitted | None = None,
+) -> list[Outcome]:
+    """``issue_codes`` on Citus for requests without idempotency keys, where ``promos citus
+    distribute`` placed the issuing function: its calls and the events in one transaction on
+    asyncpg itself (``Database.citus_issuing``). Requests whose batch's rule counts on another
+    client's shard are served after it, by ``issue_codes`` (``_take_apart``). ``outcomes``
+    is filled once their transaction has committed."""
+    driver = database.citus_issuing
+    if driver is None or any(r.idempotency_key for r in requests):
+        raise ValueError("issue_codes_citus_lean serves Citus requests without idempotency keys")
+    emitted = emitted if emitted is not None else Emitted()
+
+    async def serve(these: Sequence[IssueRequest], found: Outcomes) -> None:
+        staged: Outcomes = [None] * len(these)
+        written = 0
+        async with driver.transaction() as fetch:
+            apart = await _serve_delegated(fetch, these, staged, now=now, hints=hints)
+            handed = [issued_payload(o) for o in staged if isinstance(o, IssuedCode)]
+            if handed:
+                written = len(await fetch(*postgresql_emit(CODE_ISSUED, handed, now=now)))
+        emitted.count += written
+        found[:] = staged
+        if apart:
+            again: Outcomes = [None] * len(apart)
+            async with database.begin() as conn:
+                await issue_codes(
+                    conn,
+                    [these[i] for i in apart],
+                    again,
+                    now=now,
+                    hints=hints,
+                    emitted=emitted,
+                    citus=True,
+                )
+            for i, outcome in zip(apart, again, strict=True):
+                found[i] = outcome
+
+    async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
+        async with database.begin() as conn:
+            return await lapsed.ended_for(conn, refused, now=now)
+
+    await serve(requests, outcomes)
+    await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
+    return [_decided(outcome) for outcome in outcomes]
+
+
+async def _serve_delegated(
+    execute: Execute,
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> list[int]:
+    """``_take_delegated`` for each (batch, client), in rounds of one request per customer;
+    the requests left undecided, whose batch's rule counts on another client's shard."""
+    apart: list[int] = []
+    pending = list(range(len(requests)))
+    while pending:
+        this_round, pending = _one_per_customer(requests, pending)
+        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
+        for i in this_round:
+            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
+        for (batch_id, client_id), indices in sorted(groups.items()):
+            rule = await _take_delegated(
+                execute,
+                batch_id,
+                client_id=client_id,
+                requests=requests,
+                indices=indices,
+                outcomes=outcomes,
+                now=now,
+                hints=hints,
+            )
+            if rule is not None:
+                apart += indices
+    return apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +504,12 @@ async def _issue_postgresql(
             },
         )
     pending, replays = await _replay_idempotent(conn, requests, range(len(requests)), outcomes)
-    rules = await _rules_citus(conn, {requests[i].batch_id for i in pending}) if citus else None
+    delegated = citus and await delegated_issuing(conn)
+    rules = (
+        await _rules_citus(conn, {requests[i].batch_id for i in pending})
+        if citus and not delegated
+        else None
+    )
     await _serve_rounds(
         _executing(conn),
         conn,
@@ -418,6 +517,7 @@ async def _issue_postgresql(
         pending,
         outcomes,
         rules=rules,
+        delegated=delegated,
         now=now,
         hints=hints,
         events=events,
@@ -445,10 +545,12 @@ async def _serve_rounds(
     now: datetime,
     hints: FreeCodeHints | None,
     events: _Events,
+    delegated: bool = False,
 ) -> None:
     """``_TAKE`` for each (batch, client) of the ``pending`` requests, in rounds of one
     request per customer. ``rules``: Citus' (``_rules_citus``), which may need ``conn`` for
-    ``_take_apart``; None elsewhere."""
+    ``_take_apart``; None elsewhere. ``delegated``: Citus' issuing function instead
+    (``_take_delegated``), which finds the rules itself."""
     while pending:
         # One statement may update a customer's quota row once: a second request of the same
         # customer waits for the next round.
@@ -457,6 +559,28 @@ async def _serve_rounds(
         for i in this_round:
             groups[(requests[i].batch_id, requests[i].client_id)].append(i)
         for (batch_id, client_id), indices in sorted(groups.items()):
+            if delegated:
+                rule_apart = await _take_delegated(
+                    execute,
+                    batch_id,
+                    client_id=client_id,
+                    requests=requests,
+                    indices=indices,
+                    outcomes=outcomes,
+                    now=now,
+                    hints=hints,
+                )
+                if rule_apart is not None:
+                    await _take_apart(
+                        _citus_conn(conn),
+                        rule_apart,
+                        client_id=client_id,
+                        requests=requests,
+                        indices=indices,
+                        outcomes=outcomes,
+                        now=now,
+                    )
+                continue
             rule = rules.get(batch_id) if rules is not None else None
             if rule is not None and rule.owner != client_id:
                 await _take_apart(
@@ -758,6 +882,73 @@ async def _take_apart(
         await conn.execute(
             SET_QUOTA, [{**quota, "customer_id": c, "issued": recent[c]} for c in sorted(added)]
         )
+
+
+# One call, delegated whole to the worker holding the client's codes (promos/citus.py). The
+# client is the first argument: Citus routes the call by it, and runs the function's
+# statements there as local ones.
+_TAKE_DELEGATED = text(
+    "SELECT r_n AS n, r_code AS code, r_considered AS considered, r_first_free AS first_free, "
+    "r_listed AS listed, r_expired AS expired, r_max_per_customer AS max_per_customer, "
+    "r_time_limit_days AS time_limit_days, r_owner AS owner "
+    "FROM promos_issue_codes(:client_id, :batch_id, :customers, :keys, :now, :from_seq)"
+).bindparams(
+    bindparam("client_id", type_=Uuid()),
+    bindparam("batch_id", type_=Uuid()),
+    bindparam("customers", type_=ARRAY(Text())),
+    bindparam("keys", type_=ARRAY(Text())),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("from_seq", type_=BigInteger()),
+)
+
+
+async def _take_delegated(
+    execute: Execute,
+    batch_id: UUID,
+    *,
+    client_id: UUID,
+    requests: Sequence[IssueRequest],
+    indices: list[int],
+    outcomes: Outcomes,
+    now: datetime,
+    hints: FreeCodeHints | None,
+) -> _Rule | None:
+    """Citus' issuing function for one (batch, client), customers distinct; returns the
+    batch's rule, having changed nothing, when it counts on another client's shard."""
+    key = (batch_id, client_id)
+    from_seq = hints.get(key, 0) if hints is not None else 0
+    _reserve(hints, key, from_seq + len(indices))
+    found = await execute(
+        _TAKE_DELEGATED,
+        {
+            "client_id": client_id,
+            "batch_id": batch_id,
+            "customers": [requests[i].customer_id for i in indices],
+            "keys": [requests[i].idempotency_key for i in indices],
+            "now": now,
+            "from_seq": from_seq,
+        },
+    )
+    rows = sorted(found, key=lambda row: int(row.n))
+    head = rows[0]
+    usable = head.listed and not head.expired
+    if usable and head.max_per_customer is not None and head.owner != client_id:
+        return _Rule(batch_id, head.owner, head.max_per_customer, head.time_limit_days)
+    refused = _batch_refusal(batch_id, client_id, head)
+    if refused is not None:
+        for i in indices:
+            outcomes[i] = refused
+        return None
+    _remember(hints, key, head.first_free)
+    for row, i in zip(rows, indices, strict=True):
+        req = requests[i]
+        if row.code is not None:
+            outcomes[i] = IssuedCode(row.code, batch_id, client_id, req.customer_id, now)
+        elif row.considered:
+            outcomes[i] = _limit_reached(req.customer_id, batch_id, row)
+        else:
+            outcomes[i] = _exhausted(batch_id, client_id)
+    return None
 
 
 async def _emit_citus(

@@ -18,6 +18,7 @@ from promos.codes.issue import (
     Outcome,
     Outcomes,
     issue_codes,
+    issue_codes_citus_lean,
     issue_codes_lean,
     needs_transaction,
 )
@@ -125,6 +126,17 @@ class Issuer:
         outcomes: Outcomes = [None] * len(requests)
         lean = not in_transaction and database.citus is False and database.issuing is not None
         try:
+            if database.citus and database.citus_delegated and not _keyed(requests):
+                # Its outcomes are filled in only once their transaction has committed.
+                await issue_codes_citus_lean(
+                    database,
+                    requests,
+                    outcomes,
+                    now=now,
+                    hints=self._free_code_hints,
+                    emitted=emitted,
+                )
+                return outcomes, None
             if lean:
                 await issue_codes_lean(
                     database,
@@ -150,8 +162,13 @@ class Issuer:
         # What failed undoes the requests of its transaction, and only those. Outside a
         # transaction, what an earlier statement issued is committed: those keep their codes.
         except Exception as error:  # noqa: BLE001 - sorted out by the caller, per request
-            return ([None] * len(requests) if in_transaction else outcomes), error
+            committed = not in_transaction or (database.citus_delegated and not _keyed(requests))
+            return (outcomes if committed else [None] * len(requests)), error
         return outcomes, None
+
+
+def _keyed(requests: Sequence[IssueRequest]) -> bool:
+    return any(r.idempotency_key for r in requests)
 
 
 def _issued(outcome: Outcome | None) -> TypeGuard[IssuedCode]:

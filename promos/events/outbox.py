@@ -229,6 +229,18 @@ _SQLITE_DELIVERIES = text(
 )
 
 
+def postgresql_emit(
+    event_type: str, payloads: Sequence[Mapping[str, Any]], *, now: datetime, always: bool = False
+) -> tuple[TextClause, dict[str, Any]]:
+    """``emit_events``' PostgreSQL statement and its parameters (its rows: the events' ids),
+    for a caller that runs it on asyncpg itself."""
+    return _postgresql_emit(event_type, always), {
+        "now": now,
+        "event_time": event_time(now),
+        "payloads": [orjson.dumps(jsonable(p)).decode() for p in payloads],
+    }
+
+
 async def emit_events(
     conn: AsyncConnection,
     event_type: str,
@@ -243,14 +255,11 @@ async def emit_events(
     """
     if not payloads:
         return []
+    if conn.dialect.name == "postgresql":
+        found = await conn.execute(*postgresql_emit(event_type, payloads, now=now, always=always))
+        return list(found.scalars())
     data = [jsonable(p) for p in payloads]
     times = {"now": now, "event_time": event_time(now)}
-    if conn.dialect.name == "postgresql":
-        found = await conn.execute(
-            _postgresql_emit(event_type, always),
-            {**times, "payloads": [orjson.dumps(d).decode() for d in data]},
-        )
-        return list(found.scalars())
     written = await conn.execute(
         _sqlite_outbox(event_type, always), {"now": now, "payloads": orjson.dumps(data).decode()}
     )
