@@ -374,8 +374,19 @@ async def _insert_chunk(
     except (IntegrityError, asyncpg.UniqueViolationError):
         await savepoint.rollback()
         raise await _duplicate_in(conn, batch, chunk) from None
+    except asyncpg.InternalServerError as exc:
+        if not _duplicate_on_a_worker(exc):
+            raise
+        await savepoint.rollback()
+        raise await _duplicate_in(conn, batch, chunk) from None
     await savepoint.commit()
     return len(chunk)
+
+
+def _duplicate_on_a_worker(exc: asyncpg.InternalServerError) -> bool:
+    """Citus passes a shard's unique violation during a COPY on as an internal error (XX000)
+    with the worker's message: the same duplicate, told apart by that message alone."""
+    return str(exc).startswith("duplicate key value violates unique constraint")
 
 
 _COPY_COLUMNS = ("batch_id", "client_id", "code", "seq")
