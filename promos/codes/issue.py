@@ -23,7 +23,7 @@ nothing, so it emits nothing.
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -261,13 +261,8 @@ async def _serve_delegated(
     """``_take_delegated`` for each (batch, client), in rounds of one request per customer;
     the requests left undecided, whose batch's rule counts on another client's shard."""
     apart: list[int] = []
-    pending = list(range(len(requests)))
-    while pending:
-        this_round, pending = _one_per_customer(requests, pending)
-        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
-        for i in this_round:
-            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
-        for (batch_id, client_id), indices in sorted(groups.items()):
+    for groups in _rounds(requests, list(range(len(requests)))):
+        for (batch_id, client_id), indices in groups:
             rule = await _take_delegated(
                 execute,
                 batch_id,
@@ -551,14 +546,8 @@ async def _serve_rounds(
     request per customer. ``rules``: Citus' (``_rules_citus``), which may need ``conn`` for
     ``_take_apart``; None elsewhere. ``delegated``: Citus' issuing function instead
     (``_take_delegated``), which finds the rules itself."""
-    while pending:
-        # One statement may update a customer's quota row once: a second request of the same
-        # customer waits for the next round.
-        this_round, pending = _one_per_customer(requests, pending)
-        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
-        for i in this_round:
-            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
-        for (batch_id, client_id), indices in sorted(groups.items()):
+    for groups in _rounds(requests, pending):
+        for (batch_id, client_id), indices in groups:
             if delegated:
                 rule_apart = await _take_delegated(
                     execute,
@@ -622,6 +611,20 @@ def _citus_conn(conn: AsyncConnection | None) -> AsyncConnection:
     if conn is None:  # only Citus' rules lead to _take_apart, and Citus has a connection
         raise RuntimeError("_take_apart needs the transaction's connection")
     return conn
+
+
+def _rounds(
+    requests: Sequence[IssueRequest], pending: list[int]
+) -> Iterator[list[tuple[tuple[UUID, UUID], list[int]]]]:
+    """The ``pending`` requests in rounds, each round's grouped by (batch, client) in that
+    order: one statement may update a customer's quota row once, so a second request of the
+    same customer waits for the next round."""
+    while pending:
+        this_round, pending = _one_per_customer(requests, pending)
+        groups: dict[tuple[UUID, UUID], list[int]] = defaultdict(list)
+        for i in this_round:
+            groups[(requests[i].batch_id, requests[i].client_id)].append(i)
+        yield sorted(groups.items())
 
 
 def _one_per_customer(
