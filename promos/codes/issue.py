@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -188,13 +189,7 @@ async def issue_codes_lean(
             events=events,
         )
 
-    async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
-        async with database.autocommit() as conn:
-            return await lapsed.ended_for(conn, refused, now=now)
-
-    await serve(requests, outcomes)
-    await _served_again_after_lapsed_holds(requests, outcomes, end=end, serve=serve)
-    return [_decided(outcome) for outcome in outcomes]
+    return await _served(requests, outcomes, serve=serve, connect=database.autocommit, now=now)
 
 
 async def issue_codes_citus_lean(
@@ -241,8 +236,22 @@ async def issue_codes_citus_lean(
             for i, outcome in zip(apart, again, strict=True):
                 found[i] = outcome
 
+    return await _served(requests, outcomes, serve=serve, connect=database.begin, now=now)
+
+
+async def _served(
+    requests: Sequence[IssueRequest],
+    outcomes: Outcomes,
+    *,
+    serve: Callable[[Sequence[IssueRequest], Outcomes], Awaitable[None]],
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    now: datetime,
+) -> list[Outcome]:
+    """The lean paths' outcomes: ``serve`` the requests, then again those that lapsed pool
+    code holds refused, once ``connect``'s connection has ended the holds."""
+
     async def end(refused: Sequence[tuple[IssueRequest, Refusal]]) -> bool:
-        async with database.begin() as conn:
+        async with connect() as conn:
             return await lapsed.ended_for(conn, refused, now=now)
 
     await serve(requests, outcomes)
