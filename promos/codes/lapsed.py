@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from promos.codes import holds
 from promos.codes.errors import CustomerLimitReached, PoolExhausted
 from promos.codes.service import IssueRequest
-from promos.codes.tables import pool_code_holds
+from promos.codes.tables import codes, pool_code_holds
 from promos.db import Database
 
 # Lapsed holds to end: of (batch, client, any customer) or (batch, any client, customer).
@@ -35,7 +35,8 @@ async def ended_for(
     now: datetime,
 ) -> bool:
     """End the lapsed pool code holds that refused these requests: of their batch and client
-    (the pool exhausted) or of their batch and customer (the rule); whether there were any.
+    (the pool exhausted) or of their batch and customer (the rule); whether to serve them
+    again: there were some, or an exhausted pool has a free code by now (a sweep ended them).
 
     Each ends under its row lock, once (``holds.end_lapsed``), its code returned to the pool
     or burnt in the same transaction. On a connection outside a transaction, in a transaction
@@ -59,7 +60,8 @@ async def ended_for(
         if target in wanted
     }
     if not found:
-        return False
+        # A sweep may have ended them between the refusal and this read: their codes are back.
+        return await _freed(conn, wanted)
     sync = conn.sync_connection
     if sync is not None and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         async with conn.engine.begin() as own:
@@ -67,6 +69,25 @@ async def ended_for(
     else:
         await _end(conn, found, now=now, wait=False)
     return True
+
+
+async def _freed(conn: AsyncConnection, wanted: set[_Lapsed]) -> bool:
+    """Whether a pool refused for lack of a code has a free one by now."""
+    for batch_id, client_id, _ in sorted(wanted, key=str):
+        if client_id is None:
+            continue
+        free = await conn.execute(
+            select(codes.c.seq)
+            .where(
+                codes.c.batch_id == batch_id,
+                codes.c.client_id == client_id,
+                codes.c.issued_at.is_(None),
+            )
+            .limit(1)
+        )
+        if free.first() is not None:
+            return True
+    return False
 
 
 def _lapsed_of(
