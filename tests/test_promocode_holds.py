@@ -20,7 +20,7 @@ from promos.db import Database
 from promos.events import service as events
 from promos.events.outbox import event_time
 from promos.events.tables import outbox
-from promos.promocodes import holds, lean, service
+from promos.promocodes import carts, holds, lean, service
 from promos.promocodes.tables import promocode_holds, promocode_redemptions
 from promos.settings import Settings
 from tests.conftest import FakeClock
@@ -160,6 +160,55 @@ async def test_a_hold_is_refused_for_the_reasons_a_redemption_is(
 
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == error
+
+
+async def test_holds_sent_together_take_the_code_s_uses_one_after_another(
+    client, database, clock, auth
+):
+    code = await make_promocode(database, now=clock(), usage_count=5)
+
+    # Sent together, the lean path takes them in one statement (lean.hold_group).
+    responses = await asyncio.gather(*(take(client, auth, code, f"order-{n}") for n in range(3)))
+
+    assert [r.status_code for r in responses] == [201, 201, 201]
+    assert sorted(r.json()["usage_count"] for r in responses) == [2, 3, 4]
+    assert await uses_left(database, code) == 2
+
+
+async def test_holds_sent_together_are_each_judged_on_their_own(client, database, clock, auth):
+    code = await make_promocode(database, now=clock(), usage_count=3, products=("SKU-1",))
+
+    fits, misfits, fits_too = await asyncio.gather(
+        take(client, auth, code, "order-1", products=["SKU-1"]),
+        take(client, auth, code, "order-2", products=["SKU-2"]),
+        take(client, auth, code, "order-3", products=["SKU-2", "SKU-1"]),
+    )
+
+    assert (fits.status_code, fits_too.status_code) == (201, 201)
+    assert misfits.status_code == 403
+    assert misfits.json()["error"]["code"] == "promocode_not_for_products"
+    assert await uses_left(database, code) == 1
+
+
+async def test_holds_sent_together_record_each_its_cart_and_event(client, database, clock, auth):
+    await subscribe_all(database, clock)
+    code = await make_promocode(
+        database, now=clock(), usage_count=3, products=("SKU-A", "SKU-B", "SKU-C")
+    )
+
+    one, two = await asyncio.gather(
+        take(client, auth, code, "order-1", products=["SKU-A"]),
+        take(client, auth, code, "order-2", products=["SKU-C", "SKU-B", "SKU-C"]),
+    )
+
+    held = await event_data(database, "promocode.held")
+    answers = [one.json(), two.json()]
+    assert sorted((e["hold_id"], e["order"], e["uses_left"]) for e in held) == sorted(
+        (a["id"], a["order"], a["usage_count"]) for a in answers
+    )
+    async with database.begin() as conn:
+        assert await carts.cart_of(conn, answers[0]["id"]) == ("SKU-A",)
+        assert await carts.cart_of(conn, answers[1]["id"]) == ("SKU-B", "SKU-C")
 
 
 async def test_a_hold_of_an_expired_code_is_refused_as_gone(client, database, clock, auth):

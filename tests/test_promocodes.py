@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from promos.brands import service as brands
 from promos.cli import main
 from promos.db import Database
-from promos.promocodes import generate, service
+from promos.events import service as events
+from promos.events.tables import outbox
+from promos.promocodes import carts, generate, service
 from promos.promocodes.generate import DEFAULT_CHARSET, Drawer, code_shape
 from promos.promocodes.tables import promocode_generations, promocodes
 from tests.factories.promocodes import make_promocode, make_promocodes
@@ -327,6 +329,63 @@ async def test_redeem_with_an_idempotency_key_uses_one_use(client, database, clo
         f"{GENERATE}/{code}/redeem", json=use("b@example.com"), headers=headers
     )
     assert other.status_code == 409
+
+
+async def test_redeems_sent_together_take_the_code_s_uses_one_after_another(
+    client, database, clock, auth
+):
+    code = await make_promocode(database, now=clock(), usage_count=5)
+
+    # Sent together, the lean path takes them in one statement (lean.redeem_group).
+    responses = await asyncio.gather(
+        *(
+            client.post(f"{GENERATE}/{code}/redeem", json=use(f"c{n}@example.com"), headers=auth)
+            for n in range(3)
+        )
+    )
+
+    assert [r.status_code for r in responses] == [201, 201, 201]
+    assert sorted(r.json()["usage_count"] for r in responses) == [2, 3, 4]
+    assert await uses_left(database, code) == 2
+
+
+async def test_redeems_sent_together_are_each_judged_on_their_own(client, database, clock, auth):
+    code = await make_promocode(database, now=clock(), products=("SKU1",))
+
+    fits, misfits = await asyncio.gather(
+        client.post(f"{GENERATE}/{code}/redeem", json=use(products=["SKU1"]), headers=auth),
+        client.post(f"{GENERATE}/{code}/redeem", json=use(products=["SKU2"]), headers=auth),
+    )
+
+    assert fits.status_code == 201, fits.text
+    assert misfits.json()["error"]["code"] == "promocode_not_for_products"
+    assert await uses_left(database, code) == 2
+
+
+async def test_redeems_sent_together_record_each_its_cart_and_event(client, database, clock, auth):
+    async with database.begin() as conn:
+        await events.create_subscription(
+            conn, url="https://hooks.example.com/p", event_types=["*"], secret="s", now=clock()
+        )
+    code = await make_promocode(database, now=clock(), products=("SKU1", "SKU2"))
+
+    one, two = await asyncio.gather(
+        client.post(f"{GENERATE}/{code}/redeem", json=use(products=["SKU1"]), headers=auth),
+        client.post(f"{GENERATE}/{code}/redeem", json=use(products=["SKU2", "SKU1"]), headers=auth),
+    )
+
+    answers = [one.json(), two.json()]
+    async with database.begin() as conn:
+        payloads = (
+            await conn.execute(
+                select(outbox.c.payload).where(outbox.c.event_type == "promocode.redeemed")
+            )
+        ).scalars()
+        assert sorted((e["redemption_id"], e["uses_left"]) for e in payloads) == sorted(
+            (a["id"], a["usage_count"]) for a in answers
+        )
+        assert await carts.cart_of(conn, answers[0]["id"]) == ("SKU1",)
+        assert await carts.cart_of(conn, answers[1]["id"]) == ("SKU1", "SKU2")
 
 
 async def test_redeem_hold_and_confirm_answer_in_full(client, database, clock, auth):

@@ -25,7 +25,8 @@ from promos.http.ratelimit import client_key
 from promos.http.scopes import Need, Values
 from promos.observability.requests import set_principal
 from promos.promocodes import holds, lean, service
-from promos.promocodes.lean import ConfirmAsk
+from promos.promocodes.holds import Hold
+from promos.promocodes.lean import ConfirmAsk, HoldAsk, RedeemAsk
 from promos.promocodes.schemas import HoldIn, HoldOut, RedemptionOut, UseIn
 from promos.promocodes.service import Redemption
 from promos.state import AppState
@@ -42,10 +43,11 @@ USE = Need("promocodes", "use")
 _CODE = re.compile(r"[A-Za-z0-9._~-]{1,255}")  # router.Code
 _ID = re.compile(r"[1-9][0-9]{0,18}")  # a PathId as digits, no sign, no leading zero
 _MAX_KEY_LENGTH = 255
-# Confirms in a group at most, and groups in flight at once: the rest of the lean path's
-# connections stay free for redeems and holds (PROMOS_FAST_PATH_CONNECTIONS, 8 by default).
-_CONFIRM_GROUP_SIZE = 64
-_CONFIRM_GROUPS = 2
+# Redeems, holds or confirms in a group at most, and groups of each kind in flight at once:
+# 6 of the lean path's connections (PROMOS_FAST_PATH_CONNECTIONS, 8 by default), the rest
+# free for releases.
+_GROUP_SIZE = 64
+_GROUPS = 2
 Answer = tuple[int, Any, list[tuple[bytes, bytes]]]
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -101,11 +103,24 @@ async def _admit(state: AppState, scope: Scope, headers: Mapping[bytes, bytes]) 
 def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
     """Redeem, hold, confirm and release without the framework's per-request cost."""
     database = state.database
-    # The confirms read in one turn of the event loop leave together (lean.confirm_group).
+    # The redeems, the holds and the confirms read in one turn of the event loop leave
+    # together, each kind in one statement (lean.redeem_group, hold_group, confirm_group).
+    redeems: Batcher[RedeemAsk, Redemption | None] = Batcher(
+        lambda asks: lean.redeem_group(database, asks),
+        group_size=_GROUP_SIZE,
+        concurrency=min(_GROUPS, state.settings.fast_path_connections),
+        per_turn=True,
+    )
+    holds_: Batcher[HoldAsk, Hold | None] = Batcher(
+        lambda asks: lean.hold_group(database, asks),
+        group_size=_GROUP_SIZE,
+        concurrency=min(_GROUPS, state.settings.fast_path_connections),
+        per_turn=True,
+    )
     confirms: Batcher[ConfirmAsk, Redemption | None] = Batcher(
         lambda asks: lean.confirm_group(database, asks),
-        group_size=_CONFIRM_GROUP_SIZE,
-        concurrency=min(_CONFIRM_GROUPS, state.settings.fast_path_connections),
+        group_size=_GROUP_SIZE,
+        concurrency=min(_GROUPS, state.settings.fast_path_connections),
         per_turn=True,
     )
 
@@ -116,13 +131,18 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         await _admit(state, scope, headers)
         now = state.clock()
         customer = service.normalize_email(payload.customer)
-        done = await lean.redeem(
-            state.database,
-            code=code,
-            customer=customer,
-            skus=payload.products,
-            now=now,
-            idempotency_key=key,
+        done = (
+            await redeems.submit(
+                RedeemAsk(
+                    code=code,
+                    customer=customer,
+                    skus=payload.products,
+                    now=now,
+                    idempotency_key=key,
+                )
+            )
+            if database.statements is not None
+            else None
         )
         if done is None:
             async with state.database.begin() as conn:
@@ -144,15 +164,20 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         now = state.clock()
         ttl = timedelta(seconds=min(payload.ttl_seconds, state.settings.promocode_hold_max_seconds))
         customer = service.normalize_email(payload.customer)
-        held = await lean.hold(
-            state.database,
-            code=code,
-            customer=customer,
-            order=payload.order,
-            skus=payload.products,
-            ttl=ttl,
-            now=now,
-            idempotency_key=key,
+        held = (
+            await holds_.submit(
+                HoldAsk(
+                    code=code,
+                    customer=customer,
+                    skus=payload.products,
+                    now=now,
+                    idempotency_key=key,
+                    order=payload.order,
+                    ttl=ttl,
+                )
+            )
+            if database.statements is not None
+            else None
         )
         if held is None:
             async with state.database.begin() as conn:

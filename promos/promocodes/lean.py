@@ -7,9 +7,11 @@ writes its event when a subscription wants it, and returns what the answer needs
 its own transaction on ``Database.statements`` (asyncpg itself, a prepared statement per
 connection): one round trip.
 
-Confirms go in groups (``confirm_group``): the confirms that arrive while the previous groups
-are running leave together, one statement for the group, each hold decided on its own by the
-same conditions as one confirm's (``promos.promocodes.fast`` groups them).
+Redeems, holds and confirms go in groups (``redeem_group``, ``hold_group``,
+``confirm_group``): those of a kind that arrive while its previous groups are running leave
+together, one statement for the group, each decided on its own by the same conditions as
+when alone (``promos.promocodes.fast`` groups them). The asks of one code share its free
+uses in the order they came, as if they had run one after another.
 
 Anything else (no use free, a lapsed hold to give back first, a replay of an Idempotency-Key
 or an order, a concurrent twin that committed first, a hold not ``held``) changes nothing here
@@ -21,12 +23,13 @@ frequent outcome.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from promos.db import Database
 from promos.events.outbox import emitting, event_time
@@ -36,88 +39,151 @@ from promos.promocodes import carts
 from promos.promocodes.holds import HELD, NOT_ENDED_SQL, RELEASED, Hold, confirm_events
 from promos.promocodes.service import Redemption
 
-# service._usable, in SQL: the code's uses, its generation's expiry, bound customer, products.
-_TAKE = """
-    UPDATE promocodes AS p SET usage_count = p.usage_count - 1
-    WHERE p.code = CAST(:code AS text) AND p.usage_count > 0
-      AND EXISTS (
+
+def _usable(*, today: str, customer: str, skus: str) -> str:
+    """SQL: service._usable's rules of the code ``p`` but its uses (its generation's expiry,
+    bound customer, products), for a use on ``today`` by ``customer`` of the ``skus``."""
+    return f"""EXISTS (
         SELECT FROM promocode_generations AS g
         WHERE g.id = p.generation_id
-          AND (g.expires_in IS NULL OR g.expires_in >= CAST(:today AS date))
-          AND (g.usage_by IS NULL OR g.usage_by = CAST(:customer AS text))
+          AND (g.expires_in IS NULL OR g.expires_in >= {today})
+          AND (g.usage_by IS NULL OR g.usage_by = {customer})
           AND (NOT EXISTS (SELECT FROM promocode_products AS pp WHERE pp.generation_id = g.id)
                OR EXISTS (SELECT FROM promocode_products AS pp
-                          WHERE pp.generation_id = g.id
-                            AND pp.sku = ANY(CAST(:skus AS text[]))))
-      )
-"""
+                          WHERE pp.generation_id = g.id AND pp.sku = ANY({skus})))
+      )"""  # noqa: S608 - SQL expressions of the calling statement, never input
 
-_REDEEM = text(
+
+# The asks of a group: one row each, ``n`` their order, from one array per column.
+def _asked(columns: Sequence[tuple[str, str]]) -> str:
+    """SQL: the CTE ``asked`` of a group's statement, a row per ask from the array parameters
+    ``columns`` names (name, SQL type), its ``skus`` read from the JSON array ``cart``."""
+    arrays = ", ".join(f"CAST(:{name}s AS {kind}[])" for name, kind in columns)
+    names = ", ".join(name for name, _ in columns)
+    return f"""asked AS (
+        SELECT a.*, ARRAY(SELECT json_array_elements_text(CAST(a.cart AS json))) AS skus
+        FROM unnest({arrays}) WITH ORDINALITY AS a({names}, n)
+    )"""  # noqa: S608 - names of the calling module, never input
+
+
+_COMMON = (
+    ("code", "text"),
+    ("customer", "text"),
+    ("idempotency_key", "text"),
+    ("cart", "text"),
+    ("today", "date"),
+    ("now", "timestamptz"),
+    ("event_time", "text"),
+)
+
+
+def _granting(refused: str) -> str:
+    """SQL: the CTEs taking a use of its code for each ask of ``asked`` that service._usable's
+    rules allow and ``refused`` (over ``asked`` and the code ``p``) does not refuse.
+
+    The asks of one code share its free uses in the order they came (their rank), as if they
+    had run one after another. Each code's row is locked once, the codes in the order of their
+    ids (as every group locks them, so that no two wait on each other in a cycle), its uses
+    taken by the number granted. ``made`` holds each granted ask, its new use's id (``id``,
+    from the redemptions' sequence) and the uses left after its own (``uses_left``). An ask
+    not granted changes nothing.
+    """
+    usable = _usable(today="asked.today", customer="asked.customer", skus="asked.skus")
+    return f"""eligible AS (
+        SELECT asked.*, p.id AS promocode_id,
+               row_number() OVER (PARTITION BY p.id ORDER BY asked.n) AS rank
+        FROM asked JOIN promocodes AS p ON p.code = asked.code
+        WHERE {usable} AND NOT ({refused})
+    ), locked AS (
+        SELECT p.id, p.usage_count FROM promocodes AS p
+        WHERE p.id IN (SELECT promocode_id FROM eligible)
+        ORDER BY p.id
+        FOR NO KEY UPDATE OF p
+    ), made AS (
+        SELECT nextval('promocode_redemptions_id_seq') AS id, eligible.*,
+               locked.usage_count - eligible.rank AS uses_left
+        FROM eligible JOIN locked ON locked.id = eligible.promocode_id
+        WHERE eligible.rank <= locked.usage_count
+        ORDER BY eligible.n
+    ), taken AS (
+        UPDATE promocodes AS p SET usage_count = p.usage_count - g.uses
+        FROM (SELECT promocode_id, count(*) AS uses FROM made GROUP BY promocode_id) AS g
+        WHERE p.id = g.promocode_id
+    ), carted AS (
+        INSERT INTO promocode_use_products (use_id, sku, promocode_id)
+        SELECT DISTINCT made.id, sku, made.promocode_id FROM made, unnest(made.skus) AS sku
+    )"""  # noqa: S608 - constants of this module
+
+
+# Redeems in groups (``redeem_group``): a key used before is the service's to replay.
+_REDEEM_GROUP = text(
     f"""
-    WITH taken AS (
-        {_TAKE}
-          -- a key used before: the service replays its redemption
-          AND (CAST(:idempotency_key AS text) IS NULL OR NOT EXISTS (
-            SELECT FROM promocode_redemptions AS r
-            WHERE r.promocode_id = p.id AND r.idempotency_key = CAST(:idempotency_key AS text)))
-        RETURNING p.id, p.usage_count
-    ), redeemed AS (
-        INSERT INTO promocode_redemptions (promocode_id, customer, idempotency_key, redeemed_at)
-        SELECT id, CAST(:customer AS text), CAST(:idempotency_key AS text), :now FROM taken
-        RETURNING id
+    WITH {_asked(_COMMON)}, {
+        _granting(
+            "asked.idempotency_key IS NOT NULL AND EXISTS ("
+            "SELECT FROM promocode_redemptions AS r "
+            "WHERE r.promocode_id = p.id AND r.idempotency_key = asked.idempotency_key)"
+        )
+    }, redeemed AS (
+        INSERT INTO promocode_redemptions (id, promocode_id, customer, idempotency_key,
+                                           redeemed_at)
+        SELECT id, promocode_id, customer, idempotency_key, now FROM made
     ), {
         emitting(
             PROMOCODE_REDEEMED,
-            rows="redeemed, taken",
-            payload="json_build_object('redemption_id', redeemed.id, "
-            "'code', CAST(:code AS text), 'customer', CAST(:customer AS text), "
-            "'uses_left', taken.usage_count, 'redeemed_at', CAST(:event_time AS text))",
+            rows="made",
+            payload="json_build_object('redemption_id', made.id, 'code', made.code, "
+            "'customer', made.customer, 'uses_left', made.uses_left, "
+            "'redeemed_at', made.event_time)",
             name="redemption_events",
+            order_by="made.n",
         )
-    }, {carts.recording(rows="redeemed, taken", use_id="redeemed.id", promocode_id="taken.id")}
-    SELECT redeemed.id, taken.usage_count FROM redeemed, taken
+    }
+    SELECT n, id, uses_left FROM made
     """  # noqa: S608 - constants of this module and of promos.events.outbox
 )
 
-_HOLD = text(
+# Holds in groups (``hold_group``): a live hold of the order, or a hold of the key, is the
+# service's to answer with. Each is looked up by both columns of its unique index, the code's
+# id known from the join: by the order alone, a table never analysed yet was walked whole.
+_HOLD_GROUP = text(
     f"""
-    WITH taken AS (
-        {_TAKE}
-          -- a live hold of this order, or a hold of this key: the service answers with it
-          -- (giving a lapsed one back first). Each is looked up by both columns of its
-          -- unique index, the code's id found first (an InitPlan), whatever the planner
-          -- knows of the table: joined to p.id instead, a table never analysed yet was
-          -- walked by its order alone, the whole index for each hold.
-          AND NOT EXISTS (
-            SELECT FROM promocode_holds AS h
-            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
-              AND h.order_ref = CAST(:order_ref AS text)
-              AND h.status IN ('held', 'confirmed'))
-          AND (CAST(:idempotency_key AS text) IS NULL OR NOT EXISTS (
-            SELECT FROM promocode_holds AS h
-            WHERE h.promocode_id = (SELECT id FROM promocodes WHERE code = CAST(:code AS text))
-              AND h.idempotency_key = CAST(:idempotency_key AS text)))
-        RETURNING p.id, p.usage_count
-    ), held AS (
+    WITH {
+        _asked(
+            (
+                *_COMMON,
+                ("order_ref", "text"),
+                ("expires_at", "timestamptz"),
+                ("expires_time", "text"),
+            )
+        )
+    }, {
+        _granting(
+            "EXISTS (SELECT FROM promocode_holds AS h "
+            "WHERE h.promocode_id = p.id AND h.order_ref = asked.order_ref "
+            "AND h.status IN ('held', 'confirmed')) "
+            "OR (asked.idempotency_key IS NOT NULL AND EXISTS ("
+            "SELECT FROM promocode_holds AS h "
+            "WHERE h.promocode_id = p.id AND h.idempotency_key = asked.idempotency_key))"
+        )
+    }, held AS (
         INSERT INTO promocode_holds (id, promocode_id, customer, order_ref, idempotency_key,
                                      status, created_at, expires_at)
-        SELECT nextval('promocode_redemptions_id_seq'), id, CAST(:customer AS text),
-               CAST(:order_ref AS text), CAST(:idempotency_key AS text), 'held', :now,
-               :expires_at
-        FROM taken
-        RETURNING id
+        SELECT id, promocode_id, customer, order_ref, idempotency_key, 'held', now, expires_at
+        FROM made
     ), {
         emitting(
             PROMOCODE_HELD,
-            rows="held, taken",
-            payload="json_build_object('hold_id', held.id, 'code', CAST(:code AS text), "
-            "'customer', CAST(:customer AS text), 'order', CAST(:order_ref AS text), "
-            "'uses_left', taken.usage_count, 'held_at', CAST(:event_time AS text), "
-            "'expires_at', CAST(:expires_time AS text))",
+            rows="made",
+            payload="json_build_object('hold_id', made.id, 'code', made.code, "
+            "'customer', made.customer, 'order', made.order_ref, "
+            "'uses_left', made.uses_left, 'held_at', made.event_time, "
+            "'expires_at', made.expires_time)",
             name="hold_events",
+            order_by="made.n",
         )
-    }, {carts.recording(rows="held, taken", use_id="held.id", promocode_id="taken.id")}
-    SELECT held.id, taken.usage_count FROM held, taken
+    }
+    SELECT n, id, uses_left FROM made
     """  # noqa: S608 - constants of this module and of promos.events.outbox
 )
 
@@ -171,83 +237,141 @@ _RELEASE = text(
 )
 
 
-async def redeem(
+class RedeemAsk(NamedTuple):
+    code: str
+    customer: str  # normalised by the caller
+    skus: Sequence[str]
+    now: datetime
+    idempotency_key: str | None
+
+
+class HoldAsk(NamedTuple):
+    code: str
+    customer: str  # normalised by the caller
+    skus: Sequence[str]
+    now: datetime
+    idempotency_key: str | None
+    order: str
+    ttl: timedelta
+
+
+Ask = TypeVar("Ask", RedeemAsk, HoldAsk)
+
+
+async def _take_group(
     database: Database,
+    statement: TextClause,
+    asks: Sequence[Ask],
     *,
-    code: str,
-    customer: str,
-    skus: Sequence[str],
-    now: datetime,
-    idempotency_key: str | None,
-) -> Redemption | None:
-    """A free use of the code taken as a new redemption, in one statement; None when the
-    service must decide (``customer`` normalised by the caller)."""
+    names: Callable[[Ask], set[tuple[str, str]]],
+    columns: Callable[[Sequence[Ask]], dict[str, list[Any]]],
+) -> list[tuple[int, int] | None]:
+    """Each ask's new use, its id and the uses left after it, taken by the group's
+    ``statement``; None for each the service must decide."""
     statements = database.statements
     if statements is None:
-        return None
+        return [None] * len(asks)
+    # A name (an order, a key) asked twice for one code in one group: the later asks go to
+    # the service, which answers with the first's use (committed by then).
+    seen: set[tuple[str, str, str]] = set()
+    sent: list[int] = []
+    for index, ask in enumerate(asks):
+        mine = {(ask.code, kind, value) for kind, value in names(ask)}
+        if not mine & seen:
+            seen |= mine
+            sent.append(index)
+    chosen = [asks[index] for index in sent]
+    latest = max(ask.now for ask in chosen)
     try:
         rows = await statements.fetch(
-            _REDEEM,
+            statement,
             {
-                "code": code,
-                "today": now.date(),
-                "customer": customer,
-                "skus": carts.skus_param(skus),
-                "idempotency_key": idempotency_key,
-                "now": now,
-                "event_time": event_time(now),
+                "codes": [ask.code for ask in chosen],
+                "customers": [ask.customer for ask in chosen],
+                "idempotency_keys": [ask.idempotency_key for ask in chosen],
+                "carts": [json.dumps(carts.skus_param(ask.skus)) for ask in chosen],
+                "todays": [ask.now.date() for ask in chosen],
+                "nows": [ask.now for ask in chosen],
+                "event_times": [event_time(ask.now) for ask in chosen],
+                # The events' own time (the outbox row's, the deliveries' envelope): the
+                # group's latest; each payload's is its own ask's.
+                "now": latest,
+                "event_time": event_time(latest),
+                **columns(chosen),
             },
         )
     except asyncpg.UniqueViolationError:
-        return None  # the same key's twin committed first: the service replays it
-    if not rows:
-        return None
-    metrics.PROMOCODES_REDEEMED.inc()
-    redemption_id, uses_left = rows[0]
-    return Redemption(redemption_id, code, customer, idempotency_key, now, None, uses_left)
+        # A twin in another group (or process) committed the same order or key first: the
+        # service answers each ask of this group.
+        return [None] * len(asks)
+    made = {row["n"]: (row["id"], row["uses_left"]) for row in rows}
+    answers: list[tuple[int, int] | None] = [None] * len(asks)
+    for position, index in enumerate(sent, start=1):
+        answers[index] = made.get(position)
+    return answers
 
 
-async def hold(
-    database: Database,
-    *,
-    code: str,
-    customer: str,
-    order: str,
-    skus: Sequence[str],
-    ttl: timedelta,
-    now: datetime,
-    idempotency_key: str | None,
-) -> Hold | None:
-    """A free use of the code taken as a new hold for the order, in one statement; None when
-    the service must decide (``customer`` normalised by the caller)."""
-    statements = database.statements
-    if statements is None:
-        return None
-    expires_at = now + ttl
-    try:
-        rows = await statements.fetch(
-            _HOLD,
-            {
-                "code": code,
-                "today": now.date(),
-                "customer": customer,
-                "skus": carts.skus_param(skus),
-                "order_ref": order,
-                "idempotency_key": idempotency_key,
-                "now": now,
-                "expires_at": expires_at,
-                "event_time": event_time(now),
-                "expires_time": event_time(expires_at),
-            },
-        )
-    except asyncpg.UniqueViolationError:
-        return None  # the same order's (or key's) twin committed first: the service answers
-    if not rows:
-        return None
-    hold_id, uses_left = rows[0]
-    return Hold(
-        hold_id, code, customer, order, idempotency_key, HELD, now, expires_at, None, uses_left
+def _key_name(ask: RedeemAsk | HoldAsk) -> set[tuple[str, str]]:
+    return set() if ask.idempotency_key is None else {("key", ask.idempotency_key)}
+
+
+async def redeem_group(database: Database, asks: Sequence[RedeemAsk]) -> list[Redemption | None]:
+    """A free use of its code taken for each ask as a new redemption, in one statement for
+    them all; None for each the service must decide."""
+    taken = await _take_group(
+        database, _REDEEM_GROUP, asks, names=_key_name, columns=lambda _chosen: {}
     )
+    answers: list[Redemption | None] = []
+    for ask, use in zip(asks, taken, strict=True):
+        if use is None:
+            answers.append(None)
+            continue
+        metrics.PROMOCODES_REDEEMED.inc()
+        redemption_id, uses_left = use
+        answers.append(
+            Redemption(
+                redemption_id, ask.code, ask.customer, ask.idempotency_key, ask.now, None, uses_left
+            )
+        )
+    return answers
+
+
+def _hold_columns(chosen: Sequence[HoldAsk]) -> dict[str, list[Any]]:
+    expiries = [ask.now + ask.ttl for ask in chosen]
+    return {
+        "order_refs": [ask.order for ask in chosen],
+        "expires_ats": expiries,
+        "expires_times": [event_time(expires_at) for expires_at in expiries],
+    }
+
+
+async def hold_group(database: Database, asks: Sequence[HoldAsk]) -> list[Hold | None]:
+    """A free use of its code taken for each ask as a new hold for its order, in one statement
+    for them all; None for each the service must decide."""
+    taken = await _take_group(
+        database,
+        _HOLD_GROUP,
+        asks,
+        names=lambda ask: {("order", ask.order)} | _key_name(ask),
+        columns=_hold_columns,
+    )
+    return [
+        None
+        if use is None
+        else Hold(
+            use[0],
+            ask.code,
+            ask.customer,
+            ask.order,
+            ask.idempotency_key,
+            HELD,
+            ask.now,
+            ask.now + ask.ttl,
+            None,
+            use[1],
+        )
+        for ask, use in zip(asks, taken, strict=True)
+    ]
 
 
 # holds._CONFIRM for a group of holds, each with its own time: the holds still held and
