@@ -7,7 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from promos.db import Database
 from promos.events import service as events
 from promos.promocodes import service
 from tests.factories.promocodes import make_promocode
@@ -245,3 +247,47 @@ async def test_a_cancel_racing_a_confirm_leaves_the_use_given_back(client, datab
         async with database.begin() as conn:
             found = await service.get_redemption(conn, held["id"])
         assert found.rolled_back_at is not None
+
+
+async def deadlocks(database: Database) -> int:
+    """The deadlocks PostgreSQL has counted in the test's database (as its backends report
+    them: at the end of a transaction, at most once a second)."""
+    async with database.begin() as conn:
+        found = await conn.execute(
+            text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        )
+        return int(found.scalar_one())
+
+
+async def _after(seconds: float, request: Any) -> Any:
+    await asyncio.sleep(seconds)
+    return await request
+
+
+@pytest.mark.postgres_only
+async def test_cancels_racing_redeems_of_their_codes_sent_together_never_deadlock(
+    client, database, clock, auth
+):
+    # Each order held its higher code first: its cancel releases the holds in id order, the
+    # codes' reverse, while a group of redeems locks the codes in id order. Each round sends
+    # the redeems a little later, so that some arrive while the cancel is half done. A
+    # deadlock's loser would be retried (a group) or answer 500 (a cancel), a second later:
+    # PostgreSQL counts them.
+    deadlocks_before = await deadlocks(database)
+    for n in range(12):
+        low = await make_promocode(database, now=clock(), usage_count=10)
+        high = await make_promocode(database, now=clock(), usage_count=10)
+        await take(client, auth, high, f"order-{n}")
+        await take(client, auth, low, f"order-{n}")
+
+        responses = await asyncio.gather(
+            cancel(client, auth, f"order-{n}"),
+            *(
+                _after(n / 2000, client.post(f"{PROMOCODES}/{c}/redeem", json=USE, headers=auth))
+                for c in (low, high) * 3
+            ),
+        )
+
+        assert [r.status_code for r in responses] == [200] + [201] * 6
+        assert await uses_left(database, low) == await uses_left(database, high) == 7
+    assert await deadlocks(database) == deadlocks_before

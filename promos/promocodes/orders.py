@@ -5,21 +5,26 @@ redemptions they became (``promocode_redemptions.order_ref``); a redemption take
 has no order and is rolled back by its id. Each step is the hold's or redemption's own
 conditional change, so a cancel racing a confirm, a release or another cancel changes each
 thing once: a hold confirmed meanwhile is rolled back as the redemption it became.
+
+A cancel (and an order's return) changes rows of several codes: it locks them all first
+(``lock_rows``), in the order every writer of several follows, so that none waits on another
+in a cycle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promos.promocodes import holds, service
 from promos.promocodes.errors import HoldConfirmed, OrderNotFound, RedemptionRolledBack
 from promos.promocodes.holds import Hold
 from promos.promocodes.service import Redemption
-from promos.promocodes.tables import promocode_holds, promocode_redemptions
+from promos.promocodes.tables import promocode_holds, promocode_redemptions, promocodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +54,11 @@ async def cancel_order(conn: AsyncConnection, *, order: str, now: datetime) -> C
             .order_by(promocode_redemptions.c.id)
         )
     ).scalars()
-    released: list[Hold] = []
+    hold_ids = list(held)
     to_roll_back = list(standing)
-    for hold_id in held:
+    await lock_rows(conn, hold_ids=hold_ids, redemption_ids=to_roll_back)
+    released: list[Hold] = []
+    for hold_id in hold_ids:
         try:
             released.append(await holds.release(conn, hold_id=hold_id, now=now))
         except HoldConfirmed:
@@ -76,3 +83,43 @@ async def order_known(conn: AsyncConnection, order: str) -> bool:
         )
     )
     return bool((await conn.execute(named)).scalar_one())
+
+
+async def lock_rows(
+    conn: AsyncConnection, *, hold_ids: Sequence[int], redemption_ids: Sequence[int]
+) -> None:
+    """Lock the holds, then the redemptions, then their codes, each in the order of their ids,
+    until the transaction ends.
+
+    The order every writer of several of them follows: a release or an expiry locks its hold
+    before its code, a rollback its redemption before its code, a grouped confirm its holds in
+    id order (``lean``), and a group of redeems or holds its codes in id order.
+    """
+    if not hold_ids and not redemption_ids:
+        return
+    if hold_ids:
+        await conn.execute(
+            select(promocode_holds.c.id)
+            .where(promocode_holds.c.id.in_(hold_ids))
+            .order_by(promocode_holds.c.id)
+            .with_for_update(key_share=True)
+        )
+    if redemption_ids:
+        await conn.execute(
+            select(promocode_redemptions.c.id)
+            .where(promocode_redemptions.c.id.in_(redemption_ids))
+            .order_by(promocode_redemptions.c.id)
+            .with_for_update(key_share=True)
+        )
+    codes = union(
+        select(promocode_holds.c.promocode_id).where(promocode_holds.c.id.in_(hold_ids)),
+        select(promocode_redemptions.c.promocode_id).where(
+            promocode_redemptions.c.id.in_(redemption_ids)
+        ),
+    )
+    await conn.execute(
+        select(promocodes.c.id)
+        .where(promocodes.c.id.in_(codes))
+        .order_by(promocodes.c.id)
+        .with_for_update(key_share=True)
+    )

@@ -262,9 +262,11 @@ async def return_order_products(
             .order_by(promocode_redemptions.c.id)
         )
     ).scalars()
+    redemption_ids = list(ids)
+    await orders.lock_rows(conn, hold_ids=(), redemption_ids=redemption_ids)
     wanted = set(skus)
     touched: list[Returns] = []
-    for redemption_id in list(ids):
+    for redemption_id in redemption_ids:
         mine = sorted(wanted & set(await carts.cart_of(conn, redemption_id)))
         if mine:
             touched.append(
