@@ -11,7 +11,7 @@ validate) is passed on to the twin, which refuses it in its own words.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -50,6 +50,8 @@ _GROUP_SIZE = 64
 _GROUPS = 2
 Answer = tuple[int, Any, list[tuple[bytes, bytes]]]
 Model = TypeVar("Model", bound=BaseModel)
+Ask = TypeVar("Ask")
+Done = TypeVar("Done")
 
 
 def _code(scope: Scope) -> str:
@@ -100,28 +102,38 @@ async def _admit(state: AppState, scope: Scope, headers: Mapping[bytes, bytes]) 
     USE.admit(principal, Values())
 
 
+def _batcher(
+    state: AppState, run: Callable[[Sequence[Ask]], Awaitable[Sequence[Done]]]
+) -> Batcher[Ask, Done]:
+    """The lean statements of one kind, in groups: those read in one turn of the event loop
+    leave together (``_GROUP_SIZE``, ``_GROUPS``)."""
+    return Batcher(
+        run,
+        group_size=_GROUP_SIZE,
+        concurrency=min(_GROUPS, state.settings.fast_path_connections),
+        per_turn=True,
+    )
+
+
+async def _lean(state: AppState, batcher: Batcher[Ask, Done | None], ask: Ask) -> Done | None:
+    """The ask's answer from its group's statement; None when the service must decide (on
+    SQLite, always)."""
+    return await batcher.submit(ask) if state.database.statements is not None else None
+
+
 def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
     """Redeem, hold, confirm and release without the framework's per-request cost."""
     database = state.database
-    # The redeems, the holds and the confirms read in one turn of the event loop leave
-    # together, each kind in one statement (lean.redeem_group, hold_group, confirm_group).
-    redeems: Batcher[RedeemAsk, Redemption | None] = Batcher(
-        lambda asks: lean.redeem_group(database, asks),
-        group_size=_GROUP_SIZE,
-        concurrency=min(_GROUPS, state.settings.fast_path_connections),
-        per_turn=True,
+    # Redeems, holds and confirms in groups, each kind in one statement per group
+    # (lean.redeem_group, hold_group, confirm_group).
+    redeems: Batcher[RedeemAsk, Redemption | None] = _batcher(
+        state, lambda asks: lean.redeem_group(database, asks)
     )
-    holds_: Batcher[HoldAsk, Hold | None] = Batcher(
-        lambda asks: lean.hold_group(database, asks),
-        group_size=_GROUP_SIZE,
-        concurrency=min(_GROUPS, state.settings.fast_path_connections),
-        per_turn=True,
+    holds_: Batcher[HoldAsk, Hold | None] = _batcher(
+        state, lambda asks: lean.hold_group(database, asks)
     )
-    confirms: Batcher[ConfirmAsk, Redemption | None] = Batcher(
-        lambda asks: lean.confirm_group(database, asks),
-        group_size=_GROUP_SIZE,
-        concurrency=min(_GROUPS, state.settings.fast_path_connections),
-        per_turn=True,
+    confirms: Batcher[ConfirmAsk, Redemption | None] = _batcher(
+        state, lambda asks: lean.confirm_group(database, asks)
     )
 
     async def redeem(scope: Scope, body: bytes, headers: Mapping[bytes, bytes]) -> Answer:
@@ -131,18 +143,12 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         await _admit(state, scope, headers)
         now = state.clock()
         customer = service.normalize_email(payload.customer)
-        done = (
-            await redeems.submit(
-                RedeemAsk(
-                    code=code,
-                    customer=customer,
-                    skus=payload.products,
-                    now=now,
-                    idempotency_key=key,
-                )
-            )
-            if database.statements is not None
-            else None
+        done = await _lean(
+            state,
+            redeems,
+            RedeemAsk(
+                code=code, customer=customer, skus=payload.products, now=now, idempotency_key=key
+            ),
         )
         if done is None:
             async with state.database.begin() as conn:
@@ -164,20 +170,18 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         now = state.clock()
         ttl = timedelta(seconds=min(payload.ttl_seconds, state.settings.promocode_hold_max_seconds))
         customer = service.normalize_email(payload.customer)
-        held = (
-            await holds_.submit(
-                HoldAsk(
-                    code=code,
-                    customer=customer,
-                    skus=payload.products,
-                    now=now,
-                    idempotency_key=key,
-                    order=payload.order,
-                    ttl=ttl,
-                )
-            )
-            if database.statements is not None
-            else None
+        held = await _lean(
+            state,
+            holds_,
+            HoldAsk(
+                code=code,
+                customer=customer,
+                skus=payload.products,
+                now=now,
+                idempotency_key=key,
+                order=payload.order,
+                ttl=ttl,
+            ),
         )
         if held is None:
             async with state.database.begin() as conn:
@@ -197,11 +201,7 @@ def fast_routes(state: AppState) -> dict[tuple[str, str], FastEndpoint]:
         hold_id = _hold_id(scope)
         await _admit(state, scope, headers)
         now = state.clock()
-        done = (
-            await confirms.submit(ConfirmAsk(hold_id, now))
-            if database.statements is not None
-            else None
-        )
+        done = await _lean(state, confirms, ConfirmAsk(hold_id, now))
         if done is None:
             async with state.database.begin() as conn:
                 done = await holds.confirm(

@@ -97,20 +97,14 @@ async def lock_rows(
     """
     if not hold_ids and not redemption_ids:
         return
-    if hold_ids:
-        await conn.execute(
-            select(promocode_holds.c.id)
-            .where(promocode_holds.c.id.in_(hold_ids))
-            .order_by(promocode_holds.c.id)
-            .with_for_update(key_share=True)
-        )
-    if redemption_ids:
-        await conn.execute(
-            select(promocode_redemptions.c.id)
-            .where(promocode_redemptions.c.id.in_(redemption_ids))
-            .order_by(promocode_redemptions.c.id)
-            .with_for_update(key_share=True)
-        )
+    for table, ids in ((promocode_holds, hold_ids), (promocode_redemptions, redemption_ids)):
+        if ids:
+            await conn.execute(
+                select(table.c.id)
+                .where(table.c.id.in_(ids))
+                .order_by(table.c.id)
+                .with_for_update(key_share=True)
+            )
     codes = union(
         select(promocode_holds.c.promocode_id).where(promocode_holds.c.id.in_(hold_ids)),
         select(promocode_redemptions.c.promocode_id).where(
