@@ -197,6 +197,10 @@ class OutageLog:
             self._since = None
 
 
+# A prepared statement's plan made once per connection (see ``Database.statements``).
+_GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
+
+
 class Database:
     """Owns the engine; ``begin()`` is one unit of work (one transaction).
 
@@ -228,8 +232,10 @@ class Database:
         # The hottest reads, on PostgreSQL: see DriverReads. None on SQLite.
         self.outages = OutageLog()
         self.reads: DriverReads | None = None
-        # The hot single-statement writes (promo code redeem, hold, confirm), each its own
-        # transaction on asyncpg itself, on connections of their own. None on SQLite.
+        # The hot single-statement writes (promo code redeem, hold, confirm, release), each its
+        # own transaction on asyncpg itself, on connections of their own. Generic plans, as for
+        # issuing: PostgreSQL planned a group's statement again at every execution (200
+        # custom plans of 200), 0.8 ms of a lone redeem's 1.4. None on SQLite.
         self.statements: DriverReads | None = None
         # The issuing statement's groups (``promos.codes.issuer``), one connection per group in
         # flight. A generic plan: a custom one was planned again at every execution, which
@@ -240,12 +246,17 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.reads = DriverReads(self.engine, size=driver_reads, outages=self.outages)
-            self.statements = DriverReads(self.engine, size=driver_statements, outages=self.outages)
+            self.statements = DriverReads(
+                self.engine,
+                size=driver_statements,
+                outages=self.outages,
+                server_settings=_GENERIC_PLANS,
+            )
             self.issuing = DriverReads(
                 self.engine,
                 size=driver_issuing,
                 outages=self.outages,
-                server_settings={"plan_cache_mode": "force_generic_plan"},
+                server_settings=_GENERIC_PLANS,
             )
             # Citus' issuing function call, in a transaction (``issue_codes_citus_lean``).
             # Custom plans: Citus delegates the call only when it sees the client as a
