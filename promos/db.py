@@ -22,7 +22,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
-from promos.citus import delegated_issuing, has_citus
+from promos.citus import delegated_counting, delegated_issuing, has_citus
 from promos.datadir import make_default_directory
 from promos.errors import PromosError, Unavailable
 
@@ -255,8 +255,10 @@ class Database:
         # paths then take their forms that Citus runs on one shard (docs/deployment.md).
         # None until known: a start during an outage finds out at the first use.
         self.citus: bool | None = False if self.is_sqlite else None
-        # On Citus, whether ``promos citus distribute`` placed the issuing function.
+        # On Citus, whether ``promos citus distribute`` placed the issuing function, and the
+        # claims' and impressions' functions (``promos.offers.counting``).
         self.citus_delegated = False
+        self.citus_counting = False
 
     async def detect_engine(self) -> bool:
         """Find out what the database is (sets ``citus``); at start-up, and at the first use
@@ -265,6 +267,7 @@ class Database:
             async with self.connect() as conn:
                 citus = await has_citus(conn)
                 self.citus_delegated = citus and await delegated_issuing(conn)
+                self.citus_counting = citus and await delegated_counting(conn)
                 self.citus = citus
         return self.citus
 
