@@ -409,6 +409,19 @@ async def test_concurrent_delegated_impressions_from_several_servers_are_each_co
     assert await player_counts(database, offer) == (0, 0, 24, 24)
 
 
+async def test_without_the_functions_placed_claims_and_impressions_take_the_statements(
+    database: Database, clock: FakeClock
+) -> None:
+    """A database distributed before the functions (``Database.citus_counting`` False)."""
+    offer = await capped_offer(database, clock, most=0)
+    database.citus_counting = False
+    counter = Counter(database)
+    claimed = await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    seen = await counter.see(SeenAsk(offer, "p1", uuid4(), clock()))
+    assert (claimed.replayed, seen.replayed) == (False, False)
+    assert await player_counts(database, offer) == (1, 1, 1, 1)
+
+
 async def test_distributing_again_places_nothing(database: Database) -> None:
     assert await citus.distribute(database.engine) == []
 
