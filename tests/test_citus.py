@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
@@ -29,6 +29,10 @@ from promos.codes.errors import CustomerLimitReached
 from promos.codes.issue import _TAKE_CITUS, _TAKE_DELEGATED, issue_codes_citus_lean
 from promos.codes.service import IssuedCode, IssueRequest, Rules
 from promos.db import Database
+from promos.events import service as events_service
+from promos.events.outbox import postgresql_wanted_check
+from promos.events.tables import outbox
+from promos.events.types import OFFER_CLAIMED
 from promos.offers.counting import (
     _CLAIMS_CITUS,
     _CLAIMS_DELEGATED,
@@ -251,9 +255,10 @@ async def delegated_call(
     try:
         await conn.execute("SET client_min_messages = debug1")
         await conn.execute("SET citus.log_remote_commands = on")
-        if in_transaction:
-            async with conn.transaction():
-                rows = await conn.fetch(str(compiled), *[values[n] for n in names])
+        if in_transaction:  # as the app sends it: BEGIN with the events' demand, read first
+            await conn.execute(f"BEGIN; {postgresql_wanted_check(OFFER_CLAIMED)}")
+            rows = await conn.fetch(str(compiled), *[values[n] for n in names])
+            await conn.execute("COMMIT")
         else:
             rows = await conn.fetch(str(compiled), *[values[n] for n in names])
     finally:
@@ -420,6 +425,52 @@ async def test_without_the_functions_placed_claims_and_impressions_take_the_stat
     seen = await counter.see(SeenAsk(offer, "p1", uuid4(), clock()))
     assert (claimed.replayed, seen.replayed) == (False, False)
     assert await player_counts(database, offer) == (1, 1, 1, 1)
+
+
+async def subscribe(database: Database, clock: FakeClock, event_type: str) -> None:
+    async with database.begin() as conn:
+        await events_service.create_subscription(
+            conn, url="http://127.0.0.1:9/hook", event_types=[event_type], secret="s", now=clock()
+        )
+
+
+async def outbox_types(database: Database) -> list[str]:
+    async with database.begin() as conn:
+        found = await conn.execute(select(outbox.c.event_type).order_by(outbox.c.id))
+        return list(found.scalars())
+
+
+async def test_a_delegated_issue_writes_its_events_when_a_subscription_wants_them(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=5)
+    await subscribe(database, clock, "code.issued")
+    asks = [IssueRequest(batch.id, CLIENT, c) for c in ("ann", "bob")]
+    await issue_codes_citus_lean(database, asks, [None, None], now=clock())
+    assert await outbox_types(database) == ["code.issued", "code.issued"]
+
+
+async def test_a_delegated_issue_writes_no_event_without_a_subscription_wanting_them(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=5)
+    await subscribe(database, clock, "offer.claimed")
+    found = await issue_codes_citus_lean(
+        database, [IssueRequest(batch.id, CLIENT, "ann")], [None], now=clock()
+    )
+    assert isinstance(found[0], IssuedCode)
+    assert await outbox_types(database) == []
+
+
+async def test_a_delegated_claim_writes_its_event_when_a_subscription_wants_it(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=0)
+    await subscribe(database, clock, "offer.claimed")
+    counter = Counter(database)
+    await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))  # a replay: no event
+    assert await outbox_types(database) == ["offer.claimed"]
 
 
 async def test_distributing_again_places_nothing(database: Database) -> None:

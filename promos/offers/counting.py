@@ -46,6 +46,7 @@ from promos.events.outbox import (
     emitting,
     event_time,
     postgresql_emit,
+    postgresql_wanted_check,
     wanted_cte,
 )
 from promos.events.types import OFFER_CLAIMED
@@ -385,6 +386,8 @@ _CLAIMS_DELEGATED = text(
     bindparam("next_ats", type_=ARRAY(BigInteger())),
 )
 
+_CLAIMED_WANTED = postgresql_wanted_check(OFFER_CLAIMED)
+
 _IMPRESSIONS_DELEGATED = text(
     "SELECT r_n AS n, r_counted AS counted, r_next_at AS next_at, r_earlier AS earlier, "
     "r_earlier_next_at AS earlier_next_at "
@@ -543,10 +546,12 @@ class Counter:
         if driver is None:
             raise RuntimeError("Citus' delegated claims need PostgreSQL")
         written = 0
-        async with driver.transaction() as fetch:
+        # Whether a subscription wants the events: read with BEGIN, before the claims are
+        # counted (as for issuing, promos/codes/issue.py).
+        async with driver.transaction_checking(_CLAIMED_WANTED) as (fetch, wanted):
             rows = sorted(await fetch(_CLAIMS_DELEGATED, params), key=lambda row: int(row.n))
             counted = [a for a, row in zip(asks, rows, strict=True) if row.counted]
-            if counted:
+            if counted and wanted:
                 payloads = [claimed_payload(a) for a in counted]
                 written = len(
                     await fetch(*postgresql_emit(OFFER_CLAIMED, payloads, now=asks[0].now))
