@@ -448,14 +448,7 @@ class DriverReads:
         try:
             pool = self._pool if self._pool is not None else await self._open()
             async with pool.acquire() as conn, conn.transaction():
-
-                async def fetch(
-                    statement: Select[Any] | TextClause, params: Mapping[str, Any]
-                ) -> Sequence[Any]:
-                    sql, names = self._compile(statement)
-                    return await conn.fetch(sql, *[params[n] for n in names], record_class=Row)
-
-                yield fetch
+                yield self._fetcher(conn)
         except Exception as error:
             self._outages.raise_if_outage(error)
             raise
