@@ -220,6 +220,186 @@ END
 $fn$;
 """
 
+# Claims on Citus, delegated whole to the worker holding the game's shard: one call per round
+# (each transaction id and each (player, offer) once, as ``_in_rounds`` makes them) instead of
+# a statement Citus plans as 5 steps on the coordinator. The rules match ``_CLAIMS``
+# (promos/offers/counting.py): the request's ids claimed before are replays, answered from
+# their first claim; every other ask counts one claim on its player's row (an upsert: the
+# newest version, never a read-modify-write; rows locked in (player, offer) order), and is
+# recorded under its unique (game, transaction id) key, in id order. A concurrent first use
+# of an id makes the insert violate that key and the whole call fail; the caller runs it
+# again, and then answers that ask as the replay it is. Each statement names the game (the
+# distribution argument), so the worker runs them on its own shard. The two inserts are
+# multi-row VALUES built each time (EXECUTE): an insert from a SELECT would be planned by
+# Citus as steps again, and one statement per ask costs Citus' executor per statement. They
+# name the game as a literal: Citus' forced delegation refused the parameter there ("queries
+# must filter by the distribution argument"), the column being varchar(255).
+CLAIM_FUNCTION = "promos_claim_offers"
+CLAIM_FUNCTION_SIGNATURE = (
+    f"{CLAIM_FUNCTION}(character varying, timestamptz, text[], uuid[], text[], integer[], "
+    "bigint[], text[], integer[], bigint[])"
+)
+_CLAIM_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION promos_claim_offers(
+    p_game_id varchar, p_now timestamptz, p_players text[], p_offers uuid[],
+    p_transactions text[], p_versions integer[], p_purchased bigint[], p_contents text[],
+    p_caps integer[], p_next_ats bigint[]
+) RETURNS TABLE (
+    r_n integer, r_counted boolean, r_next_at bigint, r_earlier boolean,
+    r_earlier_contents text, r_earlier_next_at bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    asked integer := cardinality(p_players);
+    old_ids text[];
+    old_contents text[];
+    old_next_ats bigint[];
+    fresh integer[];
+    got_players text[] := '{}';
+    got_offers uuid[] := '{}';
+    got_counts integer[] := '{}';
+    got_player text;
+    got_offer uuid;
+    got_count integer;
+    counts integer[];
+BEGIN
+    SELECT coalesce(array_agg(c.transaction_id), '{}'),
+           coalesce(array_agg(CAST(c.contents AS text)), '{}'),
+           coalesce(array_agg(c.next_at), '{}')
+      INTO old_ids, old_contents, old_next_ats
+      FROM offer_claims AS c
+      WHERE c.game_id = p_game_id AND c.transaction_id = ANY(p_transactions);
+    fresh := ARRAY(SELECT a.n FROM generate_series(1, asked) AS a(n)
+                   WHERE p_transactions[a.n] <> ALL(old_ids) ORDER BY a.n);
+    IF cardinality(fresh) > 0 THEN
+        FOR got_player, got_offer, got_count IN EXECUTE
+            'INSERT INTO offer_players AS p (game_id, player_id, offer_id, claim_count, '
+            || 'last_claim_at, impression_count) VALUES '
+            || (SELECT string_agg(
+                    format('(%L, %L, %L, 1, $1, 0)', p_game_id, p_players[k], p_offers[k]),
+                    ', ' ORDER BY p_players[k], p_offers[k])
+                FROM unnest(fresh) AS f(k))
+            || ' ON CONFLICT (game_id, player_id, offer_id) DO UPDATE'
+            || ' SET claim_count = p.claim_count + 1,'
+            || ' last_claim_at = GREATEST(p.last_claim_at, excluded.last_claim_at)'
+            || ' RETURNING p.player_id, p.offer_id, p.claim_count'
+            USING p_now
+        LOOP
+            got_players := got_players || got_player;
+            got_offers := got_offers || got_offer;
+            got_counts := got_counts || got_count;
+        END LOOP;
+        counts := ARRAY(
+            SELECT g.c FROM unnest(fresh) WITH ORDINALITY AS f(k, o)
+            JOIN unnest(got_players, got_offers, got_counts) AS g(player, offer, c)
+              ON g.player = p_players[f.k] AND g.offer = p_offers[f.k]
+            ORDER BY f.o
+        );
+        EXECUTE
+            'INSERT INTO offer_claims (game_id, transaction_id, player_id, offer_id, '
+            || 'offer_version, purchased_at, claimed_at, contents, next_at) VALUES '
+            || (SELECT string_agg(
+                    format('(%L, %L, %L, %L, %L, %L, $1, CAST(%L AS jsonb), %L)',
+                           p_game_id, p_transactions[f.k], p_players[f.k], p_offers[f.k],
+                           p_versions[f.k], p_purchased[f.k], p_contents[f.k],
+                           CASE WHEN p_caps[f.k] = 0 OR counts[f.o] < p_caps[f.k]
+                                THEN p_next_ats[f.k] END),
+                    ', ' ORDER BY p_transactions[f.k])
+                FROM unnest(fresh) WITH ORDINALITY AS f(k, o))
+            USING p_now;
+    END IF;
+    RETURN QUERY
+        SELECT a.n, f.o IS NOT NULL,
+               CASE WHEN f.o IS NOT NULL AND (p_caps[a.n] = 0 OR counts[f.o] < p_caps[a.n])
+                    THEN p_next_ats[a.n] END,
+               e.o IS NOT NULL, old_contents[e.o], old_next_ats[e.o]
+        FROM generate_series(1, asked) AS a(n)
+        LEFT JOIN unnest(fresh) WITH ORDINALITY AS f(k, o) ON f.k = a.n
+        LEFT JOIN unnest(old_ids) WITH ORDINALITY AS e(id, o) ON e.id = p_transactions[a.n]
+        ORDER BY a.n;
+END
+$fn$;
+"""
+# Impressions on Citus, the same way (``_IMPRESSIONS``' rules): replays by impression id
+# answered from the first, the others counted on their player's row and recorded.
+SEE_FUNCTION = "promos_see_offers"
+SEE_FUNCTION_SIGNATURE = (
+    f"{SEE_FUNCTION}(character varying, timestamptz, text[], uuid[], uuid[], integer[], bigint[])"
+)
+_SEE_FUNCTION_SQL = """\
+CREATE OR REPLACE FUNCTION promos_see_offers(
+    p_game_id varchar, p_now timestamptz, p_players text[], p_offers uuid[],
+    p_impressions uuid[], p_caps integer[], p_next_ats bigint[]
+) RETURNS TABLE (
+    r_n integer, r_counted boolean, r_next_at bigint, r_earlier boolean, r_earlier_next_at bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    asked integer := cardinality(p_players);
+    old_ids uuid[];
+    old_next_ats bigint[];
+    fresh integer[];
+    got_players text[] := '{}';
+    got_offers uuid[] := '{}';
+    got_counts integer[] := '{}';
+    got_player text;
+    got_offer uuid;
+    got_count integer;
+    counts integer[];
+BEGIN
+    SELECT coalesce(array_agg(i.impression_id), '{}'), coalesce(array_agg(i.next_at), '{}')
+      INTO old_ids, old_next_ats
+      FROM offer_impressions AS i
+      WHERE i.game_id = p_game_id AND i.impression_id = ANY(p_impressions);
+    fresh := ARRAY(SELECT a.n FROM generate_series(1, asked) AS a(n)
+                   WHERE p_impressions[a.n] <> ALL(old_ids) ORDER BY a.n);
+    IF cardinality(fresh) > 0 THEN
+        FOR got_player, got_offer, got_count IN EXECUTE
+            'INSERT INTO offer_players AS p (game_id, player_id, offer_id, claim_count, '
+            || 'impression_count, last_impression_at) VALUES '
+            || (SELECT string_agg(
+                    format('(%L, %L, %L, 0, 1, $1)', p_game_id, p_players[k], p_offers[k]),
+                    ', ' ORDER BY p_players[k], p_offers[k])
+                FROM unnest(fresh) AS f(k))
+            || ' ON CONFLICT (game_id, player_id, offer_id) DO UPDATE'
+            || ' SET impression_count = p.impression_count + 1,'
+            || ' last_impression_at = GREATEST(p.last_impression_at, excluded.last_impression_at)'
+            || ' RETURNING p.player_id, p.offer_id, p.impression_count'
+            USING p_now
+        LOOP
+            got_players := got_players || got_player;
+            got_offers := got_offers || got_offer;
+            got_counts := got_counts || got_count;
+        END LOOP;
+        counts := ARRAY(
+            SELECT g.c FROM unnest(fresh) WITH ORDINALITY AS f(k, o)
+            JOIN unnest(got_players, got_offers, got_counts) AS g(player, offer, c)
+              ON g.player = p_players[f.k] AND g.offer = p_offers[f.k]
+            ORDER BY f.o
+        );
+        EXECUTE
+            'INSERT INTO offer_impressions (game_id, impression_id, player_id, offer_id, '
+            || 'seen_at, next_at) VALUES '
+            || (SELECT string_agg(
+                    format('(%L, %L, %L, %L, $1, %L)',
+                           p_game_id, p_impressions[f.k], p_players[f.k], p_offers[f.k],
+                           CASE WHEN p_caps[f.k] = 0 OR counts[f.o] < p_caps[f.k]
+                                THEN p_next_ats[f.k] END),
+                    ', ' ORDER BY p_impressions[f.k])
+                FROM unnest(fresh) WITH ORDINALITY AS f(k, o))
+            USING p_now;
+    END IF;
+    RETURN QUERY
+        SELECT a.n, f.o IS NOT NULL,
+               CASE WHEN f.o IS NOT NULL AND (p_caps[a.n] = 0 OR counts[f.o] < p_caps[a.n])
+                    THEN p_next_ats[a.n] END,
+               e.o IS NOT NULL, old_next_ats[e.o]
+        FROM generate_series(1, asked) AS a(n)
+        LEFT JOIN unnest(fresh) WITH ORDINALITY AS f(k, o) ON f.k = a.n
+        LEFT JOIN unnest(old_ids) WITH ORDINALITY AS e(id, o) ON e.id = p_impressions[a.n]
+        ORDER BY a.n;
+END
+$fn$;
+"""
+
 _HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
 _PLACED = text(
     "SELECT logicalrelid::regclass::text AS name, partmethod::text FROM pg_dist_partition "
@@ -324,8 +504,7 @@ async def distribute(engine: AsyncEngine, *, shard_count: int | None = None) -> 
             )
         done.append(f"{spec.table}: distributed by {spec.column}")
     done += await _restore_foreign_keys(engine)
-    if not await _delegate_issuing(engine):
-        done.append(f"{ISSUE_FUNCTION}: delegated to the worker of its client's codes")
+    done += await _delegate(engine)
     return done
 
 
@@ -341,28 +520,70 @@ async def _restore_foreign_keys(engine: AsyncEngine) -> list[str]:
     return done
 
 
-async def _delegate_issuing(engine: AsyncEngine) -> bool:
-    """(Re)make the issuing function and place it with ``codes``: Citus then sends a call
-    naming a client to that client's worker whole, inside a transaction too (force_delegation).
-    Whether it was placed already (it is made again all the same: its newest version)."""
+@dataclass(frozen=True, slots=True)
+class Delegated:
+    """A function Citus sends whole to the worker holding its tenant's shard."""
+
+    signature: str
+    definition: str
+    argument: str  # the distribution argument: the tenant's key
+    colocate_with: str
+    done: str  # what ``distribute`` says when it places it the first time
+
+
+DELEGATED_FUNCTIONS = (
+    Delegated(
+        ISSUE_FUNCTION_SIGNATURE,
+        _ISSUE_FUNCTION_SQL,
+        "p_client_id",
+        "codes",
+        f"{ISSUE_FUNCTION}: delegated to the worker of its client's codes",
+    ),
+    Delegated(
+        CLAIM_FUNCTION_SIGNATURE,
+        _CLAIM_FUNCTION_SQL,
+        "p_game_id",
+        "games",
+        f"{CLAIM_FUNCTION}: delegated to the worker of its game's players",
+    ),
+    Delegated(
+        SEE_FUNCTION_SIGNATURE,
+        _SEE_FUNCTION_SQL,
+        "p_game_id",
+        "games",
+        f"{SEE_FUNCTION}: delegated to the worker of its game's players",
+    ),
+)
+
+
+async def _delegate(engine: AsyncEngine) -> list[str]:
+    """(Re)make the delegated functions and place each with its tenant's tables: Citus then
+    sends a call naming a tenant to that tenant's worker whole, inside a transaction too
+    (force_delegation). What it placed for the first time (each is made again all the same:
+    its newest version)."""
     async with engine.begin() as conn:
-        before = bool(
-            (await conn.execute(_DELEGATED, {"f": ISSUE_FUNCTION_SIGNATURE})).scalar_one()
-        )
+        before = {
+            spec.signature: bool(
+                (await conn.execute(_DELEGATED, {"f": spec.signature})).scalar_one()
+            )
+            for spec in DELEGATED_FUNCTIONS
+        }
         await conn.exec_driver_sql(_RECENT_FUNCTION_SQL)
-        await conn.exec_driver_sql(_ISSUE_FUNCTION_SQL)
+        for spec in DELEGATED_FUNCTIONS:
+            await conn.exec_driver_sql(spec.definition)
     async with engine.begin() as conn:
         await conn.execute(
             text("SELECT create_distributed_function(:f)"), {"f": _RECENT_FUNCTION_SIGNATURE}
         )
-        await conn.execute(
-            text(
-                "SELECT create_distributed_function(:f, distribution_arg_name => 'p_client_id', "
-                "colocate_with => 'codes', force_delegation => true)"
-            ),
-            {"f": ISSUE_FUNCTION_SIGNATURE},
-        )
-    return before
+        for spec in DELEGATED_FUNCTIONS:
+            await conn.execute(
+                text(
+                    "SELECT create_distributed_function(:f, distribution_arg_name => :arg, "
+                    "colocate_with => :with, force_delegation => true)"
+                ),
+                {"f": spec.signature, "arg": spec.argument, "with": spec.colocate_with},
+            )
+    return [spec.done for spec in DELEGATED_FUNCTIONS if not before[spec.signature]]
 
 
 _DELEGATED = text(
@@ -374,11 +595,24 @@ _DELEGATED = text(
 async def delegated_issuing(conn: AsyncConnection) -> bool:
     """Whether ``promos citus distribute`` placed the issuing function (asked once per pooled
     connection): a database distributed before it keeps the statements' Citus forms."""
-    known = conn.info.get(_KNOWN_DELEGATED)
-    if known is None:
-        found = await conn.execute(_DELEGATED, {"f": ISSUE_FUNCTION_SIGNATURE})
-        known = conn.info[_KNOWN_DELEGATED] = bool(found.scalar_one())
-    return bool(known)
+    return await _placed_function(conn, ISSUE_FUNCTION_SIGNATURE)
+
+
+async def delegated_counting(conn: AsyncConnection) -> bool:
+    """Whether ``promos citus distribute`` placed the claims' and the impressions' functions
+    (asked once per pooled connection): a database distributed before them keeps the
+    statements' Citus forms."""
+    return await _placed_function(conn, CLAIM_FUNCTION_SIGNATURE) and await _placed_function(
+        conn, SEE_FUNCTION_SIGNATURE
+    )
+
+
+async def _placed_function(conn: AsyncConnection, signature: str) -> bool:
+    known: dict[str, bool] = conn.info.setdefault(_KNOWN_DELEGATED, {})
+    if signature not in known:
+        found = await conn.execute(_DELEGATED, {"f": signature})
+        known[signature] = bool(found.scalar_one())
+    return known[signature]
 
 
 _KNOWN_DELEGATED = "promos.citus.delegated"

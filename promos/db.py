@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Numeric, event, exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -22,7 +23,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
 
-from promos.citus import delegated_issuing, has_citus
+from promos.citus import delegated_counting, delegated_issuing, has_citus
 from promos.datadir import make_default_directory
 from promos.errors import PromosError, Unavailable
 
@@ -266,8 +267,10 @@ class Database:
         # paths then take their forms that Citus runs on one shard (docs/deployment.md).
         # None until known: a start during an outage finds out at the first use.
         self.citus: bool | None = False if self.is_sqlite else None
-        # On Citus, whether ``promos citus distribute`` placed the issuing function.
+        # On Citus, whether ``promos citus distribute`` placed the issuing function, and the
+        # claims' and impressions' functions (``promos.offers.counting``).
         self.citus_delegated = False
+        self.citus_counting = False
 
     async def detect_engine(self) -> bool:
         """Find out what the database is (sets ``citus``); at start-up, and at the first use
@@ -276,6 +279,7 @@ class Database:
             async with self.connect() as conn:
                 citus = await has_citus(conn)
                 self.citus_delegated = citus and await delegated_issuing(conn)
+                self.citus_counting = citus and await delegated_counting(conn)
                 self.citus = citus
         return self.citus
 
@@ -455,18 +459,42 @@ class DriverReads:
         try:
             pool = self._pool if self._pool is not None else await self._open()
             async with pool.acquire() as conn, conn.transaction():
-
-                async def fetch(
-                    statement: Select[Any] | TextClause, params: Mapping[str, Any]
-                ) -> Sequence[Any]:
-                    sql, names = self._compile(statement)
-                    return await conn.fetch(sql, *[params[n] for n in names], record_class=Row)
-
-                yield fetch
+                yield self._fetcher(conn)
         except Exception as error:
             self._outages.raise_if_outage(error)
             raise
         self._outages.served()
+
+    @asynccontextmanager
+    async def transaction_checking(self, check: str) -> AsyncIterator[tuple[DriverFetch, bool]]:
+        """``transaction``, whose ``BEGIN`` goes in one round trip with ``check`` (a SELECT
+        without parameters, read in the transaction): a ``fetch``, and whether ``check``
+        found a row. asyncpg's own transactions send ``BEGIN`` alone."""
+        try:
+            pool = self._pool if self._pool is not None else await self._open()
+            async with pool.acquire() as conn:
+                try:
+                    # A simple query of two statements: its status is the last one's,
+                    # "SELECT <rows>".
+                    found = await conn.execute(f"BEGIN; {check}")
+                    yield self._fetcher(conn), found != "SELECT 0"
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _rolled_back(conn)
+                    raise
+        except Exception as error:
+            self._outages.raise_if_outage(error)
+            raise
+        self._outages.served()
+
+    def _fetcher(self, conn: asyncpg.Connection | PoolConnectionProxy) -> DriverFetch:
+        async def fetch(
+            statement: Select[Any] | TextClause, params: Mapping[str, Any]
+        ) -> Sequence[Any]:
+            sql, names = self._compile(statement)
+            return await conn.fetch(sql, *[params[n] for n in names], record_class=Row)
+
+        return fetch
 
     @property
     def connections(self) -> int:
@@ -478,6 +506,20 @@ class DriverReads:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+async def _rolled_back(conn: asyncpg.Connection | PoolConnectionProxy) -> None:
+    """End the transaction a failure left open; a connection that cannot is closed, so that
+    its pool never hands it out inside a transaction (its reset does nothing)."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    try:
+        await conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - the failure that brought it here is the one raised
+        conn.terminate()
+    except BaseException:  # cancelled meanwhile
+        conn.terminate()
+        raise
 
 
 class Row(asyncpg.Record):

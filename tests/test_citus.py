@@ -7,6 +7,7 @@ PostgreSQL variants then run on plain PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
@@ -28,7 +29,20 @@ from promos.codes.errors import CustomerLimitReached
 from promos.codes.issue import _TAKE_CITUS, _TAKE_DELEGATED, issue_codes_citus_lean
 from promos.codes.service import IssuedCode, IssueRequest, Rules
 from promos.db import Database
-from promos.offers.counting import _CLAIMS_CITUS, _IMPRESSIONS
+from promos.events import service as events_service
+from promos.events.outbox import postgresql_wanted_check
+from promos.events.tables import outbox
+from promos.events.types import OFFER_CLAIMED
+from promos.offers.counting import (
+    _CLAIMS_CITUS,
+    _CLAIMS_DELEGATED,
+    _IMPRESSIONS,
+    _IMPRESSIONS_DELEGATED,
+    ClaimAsk,
+    Counter,
+    SeenAsk,
+)
+from promos.offers.service import Offer
 from tests import _citus
 from tests.conftest import FakeClock
 from tests.factories.codes import CLIENT, add_client_codes, make_batch
@@ -227,6 +241,236 @@ async def test_impressions_run_on_the_games_shard(
     }
     async with database.begin() as conn:
         assert_one_shard(await plan(conn, _IMPRESSIONS, params), coordinator(citus_url))
+
+
+async def delegated_call(
+    database: Database, statement: TextClause, values: dict[str, Any], *, in_transaction: bool
+) -> tuple[list[asyncpg.Record], list[str]]:
+    """``statement``'s rows, sent as the app sends it, and what Citus logged meanwhile."""
+    compiled = statement.compile(dialect=database.engine.dialect)
+    names = compiled.positiontup or ()
+    conn = await asyncpg.connect(_citus.dsn(database.url), timeout=5)
+    messages: list[str] = []
+    conn.add_log_listener(lambda _, message: messages.append(message.message))
+    try:
+        await conn.execute("SET client_min_messages = debug1")
+        await conn.execute("SET citus.log_remote_commands = on")
+        if in_transaction:  # as the app sends it: BEGIN with the events' demand, read first
+            await conn.execute(f"BEGIN; {postgresql_wanted_check(OFFER_CLAIMED)}")
+            rows = await conn.fetch(str(compiled), *[values[n] for n in names])
+            await conn.execute("COMMIT")
+        else:
+            rows = await conn.fetch(str(compiled), *[values[n] for n in names])
+    finally:
+        await conn.close()
+    return rows, messages
+
+
+def sent_commands(messages: list[str]) -> list[str]:
+    """The first word of each command the coordinator sent a worker."""
+    return [m.removeprefix("issuing ").split(" ")[0] for m in messages if m.startswith("issuing ")]
+
+
+async def test_the_app_knows_at_start_up_that_claims_and_impressions_are_delegated(
+    database: Database,
+) -> None:
+    assert database.citus_counting
+
+
+async def test_a_claim_is_one_call_run_on_the_games_worker_and_committed_in_one_phase(
+    database: Database, clock: FakeClock
+) -> None:
+    await make_game(database, now=clock())
+    offer = await make_offer(database, now=clock())
+    values = {
+        **_counting_params(clock(), offer.game_id, offer.id),
+        "transactions": ["t-1"],
+        "versions": [offer.version],
+        "purchased": [int(clock().timestamp())],
+        "contents": [orjson.dumps({"gems": 5}).decode()],
+        "caps": [0],
+        "next_ats": [None],
+    }
+    rows, messages = await delegated_call(database, _CLAIMS_DELEGATED, values, in_transaction=True)
+    assert [row["counted"] for row in rows] == [True]
+    assert "pushing down the function call" in messages, messages
+    # the call itself, then a plain COMMIT: no step of a statement, no two-phase commit
+    assert sent_commands(messages) == ["BEGIN", "SELECT", "COMMIT"], messages
+
+
+async def test_an_impression_is_one_call_run_on_the_games_worker(
+    database: Database, clock: FakeClock
+) -> None:
+    await make_game(database, now=clock())
+    offer = await make_offer(database, now=clock())
+    values = {
+        **_counting_params(clock(), offer.game_id, offer.id),
+        "impressions": [uuid4()],
+        "caps": [0],
+        "next_ats": [None],
+    }
+    rows, messages = await delegated_call(
+        database, _IMPRESSIONS_DELEGATED, values, in_transaction=False
+    )
+    assert [row["counted"] for row in rows] == [True]
+    assert "pushing down the function call" in messages, messages
+    assert sent_commands(messages) == ["SELECT"], messages
+
+
+async def capped_offer(database: Database, clock: FakeClock, *, most: int) -> Offer:
+    await make_game(database, now=clock())
+    return await make_offer(
+        database,
+        now=clock(),
+        period={"every": "1h", "max": most},
+        frequency={"every": "1h", "max": most},
+    )
+
+
+async def player_counts(database: Database, offer: Offer) -> tuple[int, int, int, int]:
+    """Claims and impressions counted on the player rows, and their recorded rows."""
+    async with database.begin() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT coalesce(sum(claim_count), 0) FROM offer_players "
+                    "        WHERE game_id = :g) AS claims, "
+                    "       (SELECT count(*) FROM offer_claims WHERE game_id = :g) AS claimed, "
+                    "       (SELECT coalesce(sum(impression_count), 0) FROM offer_players "
+                    "        WHERE game_id = :g) AS seen, "
+                    "       (SELECT count(*) FROM offer_impressions WHERE game_id = :g) AS shown"
+                ),
+                {"g": offer.game_id},
+            )
+        ).one()
+    return int(row.claims), int(row.claimed), int(row.seen), int(row.shown)
+
+
+async def test_a_replayed_delegated_claim_answers_as_the_first_and_counts_nothing(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=5)
+    counter = Counter(database)
+    first = await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    clock.advance(minutes=1)
+    again = await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    assert (first.replayed, again.replayed) == (False, True)
+    assert (again.contents, again.next_at) == (first.contents, first.next_at)
+    assert await player_counts(database, offer) == (1, 1, 0, 0)
+
+
+async def test_a_delegated_claim_at_the_cap_answers_no_next_time(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=2)
+    counter = Counter(database)
+    answers = [await counter.claim(ClaimAsk(offer, "p1", f"t-{n}", 1, clock())) for n in (1, 2)]
+    assert answers[0].next_at == int(clock().timestamp()) + 3600
+    assert answers[1].next_at is None
+
+
+async def test_concurrent_delegated_claims_from_several_servers_are_each_counted_once(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=0)
+    asks = [ClaimAsk(offer, f"p{n % 3}", f"t-{n}", 1, clock()) for n in range(24)]
+    servers = [Counter(database, group_size=4, concurrency=2) for _ in range(3)]
+    answers = await asyncio.gather(*(s.claim(a) for s in servers for a in asks))
+    assert sum(not a.replayed for a in answers) == len(asks)
+    assert await player_counts(database, offer) == (24, 24, 0, 0)
+
+
+async def test_a_replayed_delegated_impression_answers_as_the_first_and_counts_nothing(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=5)
+    counter = Counter(database)
+    seen = uuid4()
+    first = await counter.see(SeenAsk(offer, "p1", seen, clock()))
+    clock.advance(minutes=1)
+    again = await counter.see(SeenAsk(offer, "p1", seen, clock()))
+    assert (first.replayed, again.replayed, again.next_at) == (False, True, first.next_at)
+    assert await player_counts(database, offer) == (0, 0, 1, 1)
+
+
+async def test_a_delegated_impression_at_the_cap_answers_no_next_time(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=2)
+    counter = Counter(database)
+    answers = [await counter.see(SeenAsk(offer, "p1", uuid4(), clock())) for _ in range(2)]
+    assert answers[0].next_at == int(clock().timestamp()) + 3600
+    assert answers[1].next_at is None
+
+
+async def test_concurrent_delegated_impressions_from_several_servers_are_each_counted_once(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=0)
+    asks = [SeenAsk(offer, f"p{n % 3}", uuid4(), clock()) for n in range(24)]
+    servers = [Counter(database, group_size=4, concurrency=2) for _ in range(3)]
+    answers = await asyncio.gather(*(s.see(a) for s in servers for a in asks))
+    assert sum(not a.replayed for a in answers) == len(asks)
+    assert await player_counts(database, offer) == (0, 0, 24, 24)
+
+
+async def test_without_the_functions_placed_claims_and_impressions_take_the_statements(
+    database: Database, clock: FakeClock
+) -> None:
+    """A database distributed before the functions (``Database.citus_counting`` False)."""
+    offer = await capped_offer(database, clock, most=0)
+    database.citus_counting = False
+    counter = Counter(database)
+    claimed = await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    seen = await counter.see(SeenAsk(offer, "p1", uuid4(), clock()))
+    assert (claimed.replayed, seen.replayed) == (False, False)
+    assert await player_counts(database, offer) == (1, 1, 1, 1)
+
+
+async def subscribe(database: Database, clock: FakeClock, event_type: str) -> None:
+    async with database.begin() as conn:
+        await events_service.create_subscription(
+            conn, url="http://127.0.0.1:9/hook", event_types=[event_type], secret="s", now=clock()
+        )
+
+
+async def outbox_types(database: Database) -> list[str]:
+    async with database.begin() as conn:
+        found = await conn.execute(select(outbox.c.event_type).order_by(outbox.c.id))
+        return list(found.scalars())
+
+
+async def test_a_delegated_issue_writes_its_events_when_a_subscription_wants_them(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=5)
+    await subscribe(database, clock, "code.issued")
+    asks = [IssueRequest(batch.id, CLIENT, c) for c in ("ann", "bob")]
+    await issue_codes_citus_lean(database, asks, [None, None], now=clock())
+    assert await outbox_types(database) == ["code.issued", "code.issued"]
+
+
+async def test_a_delegated_issue_writes_no_event_without_a_subscription_wanting_them(
+    database: Database, clock: FakeClock
+) -> None:
+    batch = await make_batch(database, now=clock(), codes=5)
+    await subscribe(database, clock, "offer.claimed")
+    found = await issue_codes_citus_lean(
+        database, [IssueRequest(batch.id, CLIENT, "ann")], [None], now=clock()
+    )
+    assert isinstance(found[0], IssuedCode)
+    assert await outbox_types(database) == []
+
+
+async def test_a_delegated_claim_writes_its_event_when_a_subscription_wants_it(
+    database: Database, clock: FakeClock
+) -> None:
+    offer = await capped_offer(database, clock, most=0)
+    await subscribe(database, clock, "offer.claimed")
+    counter = Counter(database)
+    await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))
+    await counter.claim(ClaimAsk(offer, "p1", "t-1", 1, clock()))  # a replay: no event
+    assert await outbox_types(database) == ["offer.claimed"]
 
 
 async def test_distributing_again_places_nothing(database: Database) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import text
 
 from promos.db import Database
 from promos.offers import service
@@ -61,3 +62,54 @@ async def test_driver_reads_use_at_most_their_size_of_connections(database_url):
 
 def test_sqlite_has_no_driver_reads(tmp_path):
     assert Database(f"sqlite+aiosqlite:///{tmp_path / 'promos.db'}").reads is None
+
+
+async def test_a_transaction_checking_tells_whether_its_check_found_a_row(database):
+    assert database.statements is not None
+    found = []
+    for check in ("SELECT 1 WHERE false", "SELECT 1"):
+        async with database.statements.transaction_checking(check) as (_, wanted):
+            found.append(wanted)
+    assert found == [False, True]
+
+
+async def test_a_transaction_checking_commits_its_statements(database, clock):
+    assert database.statements is not None
+    async with database.statements.transaction_checking("SELECT 1") as (fetch, _):
+        await fetch(
+            text(
+                "INSERT INTO games (id, name, metadata, revision, created_at, "
+                "updated_at) VALUES ('kept', 'Kept', '{}', 0, :now, :now)"
+            ),
+            {"now": clock()},
+        )
+    async with database.begin() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM games WHERE id = 'kept'")) == 1
+
+
+async def test_a_transaction_checking_that_fails_is_rolled_back_and_its_connection_reused(
+    database_url, clock
+):
+    database = Database(database_url, driver_statements=1)
+    assert database.statements is not None
+    try:
+        with pytest.raises(RuntimeError):
+            await _insert_then_fail(database, clock)
+        async with database.statements.transaction_checking("SELECT 1") as (fetch, _):
+            rows = await fetch(text("SELECT count(*) AS n FROM games WHERE id = 'gone'"), {})
+        assert rows[0].n == 0  # undone: not seen by the next transaction on that connection
+        assert database.statements.connections == 1
+    finally:
+        await database.dispose()
+
+
+async def _insert_then_fail(database, clock) -> None:
+    async with database.statements.transaction_checking("SELECT 1") as (fetch, _):
+        await fetch(
+            text(
+                "INSERT INTO games (id, name, metadata, revision, created_at, updated_at) "
+                "VALUES ('gone', 'Gone', '{}', 0, :now, :now)"
+            ),
+            {"now": clock()},
+        )
+        raise RuntimeError("the use case failed")

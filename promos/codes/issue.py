@@ -69,6 +69,7 @@ from promos.events.outbox import (
     emitting,
     event_time,
     postgresql_emit,
+    postgresql_wanted_check,
     wanted_cte,
 )
 from promos.events.types import CODE_ISSUED
@@ -192,6 +193,9 @@ async def issue_codes_lean(
     return await _served(requests, outcomes, serve=serve, connect=database.autocommit, now=now)
 
 
+_CODE_ISSUED_WANTED = postgresql_wanted_check(CODE_ISSUED)
+
+
 async def issue_codes_citus_lean(
     database: Database,
     requests: Sequence[IssueRequest],
@@ -214,10 +218,14 @@ async def issue_codes_citus_lean(
     async def serve(these: Sequence[IssueRequest], found: Outcomes) -> None:
         staged: Outcomes = [None] * len(these)
         written = 0
-        async with driver.transaction() as fetch:
+        # Whether a subscription wants the events is read with BEGIN, in the transaction, before
+        # the codes are issued: when none does, the events' statement is not sent (the issue
+        # is ordered before a subscription made meanwhile, as on PostgreSQL, where one
+        # statement reads the subscriptions and issues).
+        async with driver.transaction_checking(_CODE_ISSUED_WANTED) as (fetch, wanted):
             apart = await _serve_delegated(fetch, these, staged, now=now, hints=hints)
             handed = [issued_payload(o) for o in staged if isinstance(o, IssuedCode)]
-            if handed:
+            if handed and wanted:
                 written = len(await fetch(*postgresql_emit(CODE_ISSUED, handed, now=now)))
         emitted.count += written
         found[:] = staged

@@ -145,6 +145,15 @@ def wanted_cte(event_type: str, *, name: str) -> str:
     )
 
 
+def postgresql_wanted_check(event_type: str) -> str:
+    """PostgreSQL, without parameters: one (empty) row if an active subscription wants
+    ``event_type``, none otherwise (``DriverReads.transaction_checking`` sends it with BEGIN)."""
+    kind = _literal(event_type)
+    return (
+        f"SELECT FROM webhook_subscriptions AS s WHERE {_wanted('postgresql', 's', kind)} LIMIT 1"
+    )
+
+
 def emitting(
     event_type: str,
     *,

@@ -11,6 +11,11 @@ request as the replay it now is.
 SQLite: one writer at a time (``BEGIN IMMEDIATE``): the same steps as plain statements inside
 one transaction (``_claim_sqlite``, ``_see_sqlite``).
 
+Citus, where ``promos citus distribute`` placed its functions (``Database.citus_counting``):
+the same work as one call of a function delegated whole to the game's worker
+(``_CLAIMS_DELEGATED`` / ``_IMPRESSIONS_DELEGATED``, promos/citus.py); claims' events written
+after it on the coordinator, in the same transaction. Placed before them: ``_CLAIMS_CITUS``.
+
 A claim counted is an ``offer.claimed`` event when a webhook subscription wants that type:
 written by ``_CLAIMS`` itself (``_CLAIMS_LEAN`` while no subscription wants them), or in the
 SQLite transaction; a replay counts nothing and emits nothing. Impressions are not events.
@@ -25,6 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import orjson
 from sqlalchemy import BigInteger, Integer, String, Text, Uuid, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -33,8 +39,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from promos.batching import Batcher
-from promos.db import Database, UTCDateTime, insert_for
-from promos.events.outbox import Demand, emit_events, emitting, event_time, wanted_cte
+from promos.db import Database, Row, UTCDateTime, insert_for
+from promos.events.outbox import (
+    Demand,
+    emit_events,
+    emitting,
+    event_time,
+    postgresql_emit,
+    postgresql_wanted_check,
+    wanted_cte,
+)
 from promos.events.types import OFFER_CLAIMED
 from promos.observability import metrics
 from promos.offers.service import Offer
@@ -350,6 +364,45 @@ _IMPRESSIONS = text(
 )
 
 
+# Citus, where ``promos citus distribute`` placed them: a round's claims (impressions) as one
+# call of a function delegated whole to the worker holding the game's shard (promos/citus.py),
+# with ``_CLAIMS``' (``_IMPRESSIONS``') rules. The game is the first argument: Citus routes
+# the call by it.
+_CLAIMS_DELEGATED = text(
+    "SELECT r_n AS n, r_counted AS counted, r_next_at AS next_at, r_earlier AS earlier, "
+    "r_earlier_contents AS earlier_contents, r_earlier_next_at AS earlier_next_at "
+    "FROM promos_claim_offers(:game_id, :now, :players, :offers, :transactions, :versions, "
+    ":purchased, :contents, :caps, :next_ats)"
+).bindparams(
+    bindparam("game_id", type_=String()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("players", type_=ARRAY(Text())),
+    bindparam("offers", type_=ARRAY(Uuid())),
+    bindparam("transactions", type_=ARRAY(Text())),
+    bindparam("versions", type_=ARRAY(Integer())),
+    bindparam("purchased", type_=ARRAY(BigInteger())),
+    bindparam("contents", type_=ARRAY(Text())),
+    bindparam("caps", type_=ARRAY(Integer())),
+    bindparam("next_ats", type_=ARRAY(BigInteger())),
+)
+
+_CLAIMED_WANTED = postgresql_wanted_check(OFFER_CLAIMED)
+
+_IMPRESSIONS_DELEGATED = text(
+    "SELECT r_n AS n, r_counted AS counted, r_next_at AS next_at, r_earlier AS earlier, "
+    "r_earlier_next_at AS earlier_next_at "
+    "FROM promos_see_offers(:game_id, :now, :players, :offers, :impressions, :caps, :next_ats)"
+).bindparams(
+    bindparam("game_id", type_=String()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("players", type_=ARRAY(Text())),
+    bindparam("offers", type_=ARRAY(Uuid())),
+    bindparam("impressions", type_=ARRAY(Uuid())),
+    bindparam("caps", type_=ARRAY(Integer())),
+    bindparam("next_ats", type_=ARRAY(BigInteger())),
+)
+
+
 class Counter:
     """Claims and impressions of many concurrent requests, counted in few statements.
 
@@ -456,6 +509,8 @@ class Counter:
             "event_time": event_time(asks[0].now),
         }
         if await self._database.detect_engine():
+            if self._database.citus_counting:
+                return await self._claim_round_delegated(asks, params)
             return await self._claim_round_citus(asks, params)
         statement = _CLAIMS if self._claim_events.wanted else _CLAIMS_LEAN
         rows = await self._run(statement, params)
@@ -481,6 +536,29 @@ class Counter:
         self._emitted(len(events))
         return _claim_answers(asks, rows)
 
+    async def _claim_round_delegated(
+        self, asks: Sequence[ClaimAsk], params: dict[str, Any]
+    ) -> list[Claimed]:
+        """Citus, the function placed: its call on the game's worker, then the claims' events
+        on the coordinator, in one transaction on asyncpg itself (``Database.statements``:
+        custom plans, so that Citus sees the game and delegates the call)."""
+        driver = self._database.statements
+        if driver is None:
+            raise RuntimeError("Citus' delegated claims need PostgreSQL")
+        written = 0
+        # Whether a subscription wants the events: read with BEGIN, before the claims are
+        # counted (as for issuing, promos/codes/issue.py).
+        async with driver.transaction_checking(_CLAIMED_WANTED) as (fetch, wanted):
+            rows = sorted(await fetch(_CLAIMS_DELEGATED, params), key=lambda row: int(row.n))
+            counted = [a for a, row in zip(asks, rows, strict=True) if row.counted]
+            if counted and wanted:
+                payloads = [claimed_payload(a) for a in counted]
+                written = len(
+                    await fetch(*postgresql_emit(OFFER_CLAIMED, payloads, now=asks[0].now))
+                )
+        self._emitted(written)
+        return _claim_answers(asks, rows)
+
     async def _seen_round(self, game_id: str, asks: Sequence[SeenAsk]) -> list[Seen]:
         params = {
             "game_id": game_id,
@@ -491,11 +569,15 @@ class Counter:
             "caps": [a.offer.spec.frequency.max for a in asks],
             "next_ats": [a.offer.spec.frequency.next_time(a.now) for a in asks],
         }
+        if await self._database.detect_engine() and self._database.citus_counting:
+            rows = await self._run_delegated(_IMPRESSIONS_DELEGATED, params)
+        else:
+            rows = await self._run(_IMPRESSIONS, params)
         return [
             Seen(row.next_at, replayed=False)
             if row.counted
             else Seen(_earlier(row, row.earlier_next_at), replayed=True)
-            for row in await self._run(_IMPRESSIONS, params)
+            for row in rows
         ]
 
     def _emitted(self, events: int) -> None:
@@ -505,6 +587,14 @@ class Counter:
     async def _run(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
         async with self._database.autocommit() as conn:
             return list(await conn.execute(statement, params))
+
+    async def _run_delegated(self, statement: TextClause, params: dict[str, Any]) -> list[Any]:
+        """Citus: a delegated call as its own transaction, on asyncpg itself (custom plans)."""
+        driver = self._database.statements
+        if driver is None:
+            raise RuntimeError("Citus' delegated impressions need PostgreSQL")
+        rows = await driver.fetch(statement, params, record_class=Row)
+        return sorted(rows, key=lambda row: int(row.n))
 
 
 def _claim_answers(asks: Sequence[ClaimAsk], rows: Sequence[Any]) -> list[Claimed]:
@@ -570,6 +660,10 @@ async def _in_rounds(
     return [_found(answer) for answer in answers]
 
 
+# The unique key's violation, from SQLAlchemy or from asyncpg itself (Citus' delegated calls).
+_LOST_RACE = (IntegrityError, asyncpg.UniqueViolationError)
+
+
 async def _settled(
     run: Callable[[str, Sequence[A]], Awaitable[list[Answer]]], game_id: str, asks: Sequence[A]
 ) -> list[Answer]:
@@ -582,12 +676,12 @@ async def _settled(
     """
     try:
         return await run(game_id, asks)
-    except IntegrityError:
+    except _LOST_RACE:
         if len(asks) == 1:
             return await run(game_id, asks)  # it lost to a use now committed: a replay
     try:
         return await run(game_id, asks)
-    except IntegrityError:
+    except _LOST_RACE:
         half = len(asks) // 2
         return await _settled(run, game_id, asks[:half]) + await _settled(run, game_id, asks[half:])
 
