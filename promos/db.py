@@ -453,23 +453,11 @@ class DriverReads:
             return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DriverFetch]:
-        """One transaction on one of its connections: a ``fetch`` for its statements, committed
-        when the block ends, rolled back if it raises."""
-        try:
-            pool = self._pool if self._pool is not None else await self._open()
-            async with pool.acquire() as conn, conn.transaction():
-                yield self._fetcher(conn)
-        except Exception as error:
-            self._outages.raise_if_outage(error)
-            raise
-        self._outages.served()
-
-    @asynccontextmanager
     async def transaction_checking(self, check: str) -> AsyncIterator[tuple[DriverFetch, bool]]:
-        """``transaction``, whose ``BEGIN`` goes in one round trip with ``check`` (a SELECT
-        without parameters, read in the transaction): a ``fetch``, and whether ``check``
-        found a row. asyncpg's own transactions send ``BEGIN`` alone."""
+        """One transaction on one of its connections, committed when the block ends, rolled
+        back if it raises; its ``BEGIN`` goes in one round trip with ``check`` (a SELECT
+        without parameters, read in the transaction). Yields a ``fetch`` for its statements
+        and whether ``check`` found a row (asyncpg's own transactions send ``BEGIN`` alone)."""
         try:
             pool = self._pool if self._pool is not None else await self._open()
             async with pool.acquire() as conn:
