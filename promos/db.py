@@ -149,12 +149,19 @@ def outage_cause(error: BaseException) -> BaseException | None:
     return None
 
 
+# Errors that say the database is out of reach whatever their details: refused, reset,
+# unreachable, timed out (OSError, TimeoutError among them); no pooled connection free
+# within pool_timeout (SQLAlchemy's TimeoutError); and asyncpg's "cannot switch to state
+# ...; another operation is in progress" (InternalClientError), a connection the server
+# ended in the middle of an operation (a restart) and still pooled (asyncpg #1069): Promos
+# never shares a connection between tasks, so it is that, and the statement was not sent.
+_OUTAGE_ERRORS = (OSError, exc.TimeoutError, asyncpg.InternalClientError)
+
+
 def _says_outage(error: BaseException) -> bool:
-    if isinstance(error, OSError):  # refused, reset, unreachable, timed out (TimeoutError)
+    if isinstance(error, _OUTAGE_ERRORS):
         return True
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, exc.TimeoutError):  # no pooled connection free within pool_timeout
         return True
     if isinstance(error, asyncpg.PostgresError):
         return _postgres_says_outage(error)
@@ -414,9 +421,14 @@ class DriverReads:
         sql, names = self._compile(statement)
         try:
             pool = self._pool if self._pool is not None else await self._open()
-            rows = await pool.fetch(
-                sql, *[params[name] for name in names], record_class=record_class
-            )
+            async with pool.acquire() as conn:
+                try:
+                    rows = await conn.fetch(
+                        sql, *[params[name] for name in names], record_class=record_class
+                    )
+                except asyncpg.InternalClientError:
+                    conn.terminate()  # broken (``_says_outage``): the pool opens a new one
+                    raise
         except Exception as error:
             self._outages.raise_if_outage(error)
             raise

@@ -356,6 +356,16 @@ def test_a_citus_worker_lost_mid_transaction_is_an_outage():
     assert outage_cause(lost) is lost
 
 
+def test_a_connection_the_server_ended_mid_operation_is_an_outage():
+    # What asyncpg raises on a pooled connection that PostgreSQL's restart ended while an
+    # operation was in progress (seen under deploy/faults.py: a redeem answered 500).
+    broken = asyncpg.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+
+    assert outage_cause(broken) is broken
+
+
 def test_another_internal_error_is_not_an_outage():
     assert outage_cause(_internal_error("cache lookup failed for relation 16384")) is None
 
