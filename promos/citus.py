@@ -220,6 +220,39 @@ END
 $fn$;
 """
 
+
+def _counting(kind: str) -> str:
+    """PL/pgSQL of both functions: one claim (``kind`` "claim") or impression ("impression")
+    counted on the player's row of each fresh ask (an upsert, rows in (player, offer) order),
+    and ``counts`` set to each fresh ask's count after it, in the order of ``fresh``."""
+    claims, impressions = (1, 0) if kind == "claim" else (0, 1)
+    return f"""\
+        FOR got_player, got_offer, got_count IN EXECUTE
+            'INSERT INTO offer_players AS p (game_id, player_id, offer_id, claim_count, '
+            || 'impression_count, last_{kind}_at) VALUES '
+            || (SELECT string_agg(
+                    format('(%L, %L, %L, {claims}, {impressions}, $1)',
+                           p_game_id, p_players[k], p_offers[k]),
+                    ', ' ORDER BY p_players[k], p_offers[k])
+                FROM unnest(fresh) AS f(k))
+            || ' ON CONFLICT (game_id, player_id, offer_id) DO UPDATE'
+            || ' SET {kind}_count = p.{kind}_count + 1,'
+            || ' last_{kind}_at = GREATEST(p.last_{kind}_at, excluded.last_{kind}_at)'
+            || ' RETURNING p.player_id, p.offer_id, p.{kind}_count'
+            USING p_now
+        LOOP
+            got_players := got_players || got_player;
+            got_offers := got_offers || got_offer;
+            got_counts := got_counts || got_count;
+        END LOOP;
+        counts := ARRAY(
+            SELECT g.c FROM unnest(fresh) WITH ORDINALITY AS f(k, o)
+            JOIN unnest(got_players, got_offers, got_counts) AS g(player, offer, c)
+              ON g.player = p_players[f.k] AND g.offer = p_offers[f.k]
+            ORDER BY f.o
+        );"""  # noqa: S608 - names of this module, never input
+
+
 # Claims on Citus, delegated whole to the worker holding the game's shard: one call per round
 # (each transaction id and each (player, offer) once, as ``_in_rounds`` makes them) instead of
 # a statement Citus plans as 5 steps on the coordinator. The rules match ``_CLAIMS``
@@ -239,7 +272,7 @@ CLAIM_FUNCTION_SIGNATURE = (
     f"{CLAIM_FUNCTION}(character varying, timestamptz, text[], uuid[], text[], integer[], "
     "bigint[], text[], integer[], bigint[])"
 )
-_CLAIM_FUNCTION_SQL = """\
+_CLAIM_FUNCTION_SQL = f"""\
 CREATE OR REPLACE FUNCTION promos_claim_offers(
     p_game_id varchar, p_now timestamptz, p_players text[], p_offers uuid[],
     p_transactions text[], p_versions integer[], p_purchased bigint[], p_contents text[],
@@ -254,46 +287,24 @@ DECLARE
     old_contents text[];
     old_next_ats bigint[];
     fresh integer[];
-    got_players text[] := '{}';
-    got_offers uuid[] := '{}';
-    got_counts integer[] := '{}';
+    got_players text[] := '{{}}';
+    got_offers uuid[] := '{{}}';
+    got_counts integer[] := '{{}}';
     got_player text;
     got_offer uuid;
     got_count integer;
     counts integer[];
 BEGIN
-    SELECT coalesce(array_agg(c.transaction_id), '{}'),
-           coalesce(array_agg(CAST(c.contents AS text)), '{}'),
-           coalesce(array_agg(c.next_at), '{}')
+    SELECT coalesce(array_agg(c.transaction_id), '{{}}'),
+           coalesce(array_agg(CAST(c.contents AS text)), '{{}}'),
+           coalesce(array_agg(c.next_at), '{{}}')
       INTO old_ids, old_contents, old_next_ats
       FROM offer_claims AS c
       WHERE c.game_id = p_game_id AND c.transaction_id = ANY(p_transactions);
     fresh := ARRAY(SELECT a.n FROM generate_series(1, asked) AS a(n)
                    WHERE p_transactions[a.n] <> ALL(old_ids) ORDER BY a.n);
     IF cardinality(fresh) > 0 THEN
-        FOR got_player, got_offer, got_count IN EXECUTE
-            'INSERT INTO offer_players AS p (game_id, player_id, offer_id, claim_count, '
-            || 'last_claim_at, impression_count) VALUES '
-            || (SELECT string_agg(
-                    format('(%L, %L, %L, 1, $1, 0)', p_game_id, p_players[k], p_offers[k]),
-                    ', ' ORDER BY p_players[k], p_offers[k])
-                FROM unnest(fresh) AS f(k))
-            || ' ON CONFLICT (game_id, player_id, offer_id) DO UPDATE'
-            || ' SET claim_count = p.claim_count + 1,'
-            || ' last_claim_at = GREATEST(p.last_claim_at, excluded.last_claim_at)'
-            || ' RETURNING p.player_id, p.offer_id, p.claim_count'
-            USING p_now
-        LOOP
-            got_players := got_players || got_player;
-            got_offers := got_offers || got_offer;
-            got_counts := got_counts || got_count;
-        END LOOP;
-        counts := ARRAY(
-            SELECT g.c FROM unnest(fresh) WITH ORDINALITY AS f(k, o)
-            JOIN unnest(got_players, got_offers, got_counts) AS g(player, offer, c)
-              ON g.player = p_players[f.k] AND g.offer = p_offers[f.k]
-            ORDER BY f.o
-        );
+{_counting("claim")}
         EXECUTE
             'INSERT INTO offer_claims (game_id, transaction_id, player_id, offer_id, '
             || 'offer_version, purchased_at, claimed_at, contents, next_at) VALUES '
@@ -318,14 +329,14 @@ BEGIN
         ORDER BY a.n;
 END
 $fn$;
-"""
+"""  # noqa: S608 - names of this module, never input
 # Impressions on Citus, the same way (``_IMPRESSIONS``' rules): replays by impression id
 # answered from the first, the others counted on their player's row and recorded.
 SEE_FUNCTION = "promos_see_offers"
 SEE_FUNCTION_SIGNATURE = (
     f"{SEE_FUNCTION}(character varying, timestamptz, text[], uuid[], uuid[], integer[], bigint[])"
 )
-_SEE_FUNCTION_SQL = """\
+_SEE_FUNCTION_SQL = f"""\
 CREATE OR REPLACE FUNCTION promos_see_offers(
     p_game_id varchar, p_now timestamptz, p_players text[], p_offers uuid[],
     p_impressions uuid[], p_caps integer[], p_next_ats bigint[]
@@ -337,44 +348,22 @@ DECLARE
     old_ids uuid[];
     old_next_ats bigint[];
     fresh integer[];
-    got_players text[] := '{}';
-    got_offers uuid[] := '{}';
-    got_counts integer[] := '{}';
+    got_players text[] := '{{}}';
+    got_offers uuid[] := '{{}}';
+    got_counts integer[] := '{{}}';
     got_player text;
     got_offer uuid;
     got_count integer;
     counts integer[];
 BEGIN
-    SELECT coalesce(array_agg(i.impression_id), '{}'), coalesce(array_agg(i.next_at), '{}')
+    SELECT coalesce(array_agg(i.impression_id), '{{}}'), coalesce(array_agg(i.next_at), '{{}}')
       INTO old_ids, old_next_ats
       FROM offer_impressions AS i
       WHERE i.game_id = p_game_id AND i.impression_id = ANY(p_impressions);
     fresh := ARRAY(SELECT a.n FROM generate_series(1, asked) AS a(n)
                    WHERE p_impressions[a.n] <> ALL(old_ids) ORDER BY a.n);
     IF cardinality(fresh) > 0 THEN
-        FOR got_player, got_offer, got_count IN EXECUTE
-            'INSERT INTO offer_players AS p (game_id, player_id, offer_id, claim_count, '
-            || 'impression_count, last_impression_at) VALUES '
-            || (SELECT string_agg(
-                    format('(%L, %L, %L, 0, 1, $1)', p_game_id, p_players[k], p_offers[k]),
-                    ', ' ORDER BY p_players[k], p_offers[k])
-                FROM unnest(fresh) AS f(k))
-            || ' ON CONFLICT (game_id, player_id, offer_id) DO UPDATE'
-            || ' SET impression_count = p.impression_count + 1,'
-            || ' last_impression_at = GREATEST(p.last_impression_at, excluded.last_impression_at)'
-            || ' RETURNING p.player_id, p.offer_id, p.impression_count'
-            USING p_now
-        LOOP
-            got_players := got_players || got_player;
-            got_offers := got_offers || got_offer;
-            got_counts := got_counts || got_count;
-        END LOOP;
-        counts := ARRAY(
-            SELECT g.c FROM unnest(fresh) WITH ORDINALITY AS f(k, o)
-            JOIN unnest(got_players, got_offers, got_counts) AS g(player, offer, c)
-              ON g.player = p_players[f.k] AND g.offer = p_offers[f.k]
-            ORDER BY f.o
-        );
+{_counting("impression")}
         EXECUTE
             'INSERT INTO offer_impressions (game_id, impression_id, player_id, offer_id, '
             || 'seen_at, next_at) VALUES '
@@ -398,7 +387,7 @@ BEGIN
         ORDER BY a.n;
 END
 $fn$;
-"""
+"""  # noqa: S608 - names of this module, never input
 
 _HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
 _PLACED = text(
